@@ -1,0 +1,19 @@
+"""tfxfer: transfer learning for TensorFlow and Keras 3.
+
+Pretrained extractors (TF Hub or keras.applications) split into freezable blocks, a dense head per task, the three
+regimes of transfer, Keras Tuner search over freeze depth, and versioned exports that TF Serving loads as they are.
+"""
+
+from tfxfer.extractors import (
+    Block,
+    Extractor,
+    HubExtractor,
+    KerasExtractor,
+    application_names,
+    extract_archive,
+    handle_cache_folder,
+    load_extractor,
+)
+from tfxfer.hub_format import save_hub_format
+
+__version__ = "0.1.0"

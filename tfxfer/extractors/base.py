@@ -1,0 +1,139 @@
+"""The common face of every extractor: a Keras 3 layer with ordered, freezable blocks."""
+
+import keras
+import pandas as pd
+
+from tfxfer.extractors.blocks import _size
+
+
+class Extractor(keras.layers.Layer):
+    """A pretrained feature extractor as a Keras 3 layer whose blocks freeze independently.
+
+    Subclasses fill `blocks` (input side first) and implement `call`. Freezing works on Keras' own flags
+    (`layer.trainable` for Keras models, `variable.trainable` for restored SavedModel variables), so
+    `model.trainable_weights`, optimizers and checkpoints see exactly the unfrozen blocks. After changing what is
+    frozen, compile the model again (Keras builds its train step from the trainable weights at compile time).
+
+    BatchNorm: while any block is frozen, the extractor runs in inference mode, so the moving statistics of frozen
+    blocks never change (the Keras transfer-learning guide's advice; a TF Hub SavedModel has one `training` switch
+    for all its layers, so this is also the only safe choice there). With no block frozen, BatchNorm still runs in
+    inference mode unless the extractor was made with `train_batchnorm=True`: small fine-tuning sets give poor batch
+    statistics, and updating them would undo what pretraining learned.
+
+    Attributes:
+        source: Where the extractor came from (handle, path or application name).
+        input_kind: `"image"` (float32 `[batch, height, width, 3]`) or `"text"` (string `[batch]`).
+        image_size: `(height, width)` the extractor expects, for images; None for text.
+        value_range: `(low, high)` of the pixel values the extractor expects, for images; None for text.
+        blocks: The ordered list of `Block`s.
+        train_batchnorm: Whether BatchNorm may run in training mode when no block is frozen.
+    """
+
+    def __init__(self, *, source, input_kind, image_size=None, value_range=None, train_batchnorm=False, **kwargs):
+        super().__init__(**kwargs)
+        self.source = str(source)
+        self.input_kind = input_kind
+        self.image_size = tuple(image_size) if image_size else None
+        self.value_range = tuple(float(v) for v in value_range) if value_range else None
+        self.train_batchnorm = bool(train_batchnorm)
+        self.blocks = []
+
+    @property
+    def n_blocks(self):
+        """Number of blocks."""
+        return len(self.blocks)
+
+    def _set_block_trainable(self, block, trainable):
+        raise NotImplementedError
+
+    def _block_frozen(self, block):
+        raise NotImplementedError
+
+    def freeze(self, k="all"):
+        """Freezes the first `k` blocks and unfreezes the rest.
+
+        Args:
+            k: Number of leading blocks to freeze, from 0 (all train) to `n_blocks`; `"all"` or None for every block.
+
+        Returns:
+            The extractor itself.
+
+        Raises:
+            ValueError: `k` is not a whole number in `[0, n_blocks]`.
+
+        Example:
+            >>> extractor.freeze(3).frozen_blocks  # doctest: +SKIP
+            3
+        """
+        if k is None or k == "all":
+            k = self.n_blocks
+        if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= self.n_blocks:
+            raise ValueError(
+                f"freeze(k) takes a whole number of blocks from 0 to {self.n_blocks} (or 'all') for extractor "
+                f"{self.source!r}; got {k!r}. See extractor.describe() for its blocks."
+            )
+        # Keras' setter unfreezes every sublayer and variable; then the first k blocks are frozen again.
+        self.trainable = True
+        for index, block in enumerate(self.blocks):
+            self._set_block_trainable(block, index >= k)
+        return self
+
+    def unfreeze(self):
+        """Unfreezes every block (full fine-tuning). Returns the extractor."""
+        return self.freeze(0)
+
+    @property
+    def frozen_blocks(self):
+        """Number of leading blocks that are frozen."""
+        count = 0
+        for block in self.blocks:
+            if not self._block_frozen(block):
+                break
+            count += 1
+        return count
+
+    @property
+    def any_frozen(self):
+        """Whether any block is frozen."""
+        return any(self._block_frozen(block) for block in self.blocks)
+
+    def _batchnorm_training(self, training):
+        """The `training` flag the pretrained graph may see, given the Keras one."""
+        return bool(training) and self.train_batchnorm and not self.any_frozen
+
+    def describe(self):
+        """The blocks as a table.
+
+        Returns:
+            A pandas DataFrame, one row per block: `block` (index), `name`, `layers`, `variables`, `params`,
+            `trainable_params`, `frozen` and `output_shape`.
+
+        Example:
+            >>> print(tfxfer.load_extractor("MobileNetV2", weights=None).describe())  # doctest: +SKIP
+        """
+        rows = []
+        for index, block in enumerate(self.blocks):
+            frozen = self._block_frozen(block)
+            rows.append(
+                {
+                    "block": index,
+                    "name": block.name,
+                    "layers": len(block.layers),
+                    "variables": len(block.weights),
+                    "params": block.num_params,
+                    "trainable_params": 0 if frozen else sum(_size(w.shape) for w in block.learnable),
+                    "frozen": frozen,
+                    "output_shape": block.output_shape,
+                }
+            )
+        return pd.DataFrame(rows).set_index("block")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            source=self.source,
+            image_size=self.image_size,
+            value_range=self.value_range,
+            train_batchnorm=self.train_batchnorm,
+        )
+        return config

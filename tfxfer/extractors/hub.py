@@ -1,0 +1,286 @@
+"""TF Hub extractors: resolving handles with tensorflow_hub, and a Keras 3 layer over the restored SavedModel.
+
+`hub.KerasLayer` works with Keras 2 only (tensorflow/hub#903), so this module has its own layer. It relies on the
+Reusable SavedModel contract (https://www.tensorflow.org/hub/reusable_saved_models): the restored object has
+`__call__(inputs, training)`, `variables`, `trainable_variables` and `regularization_losses`. SavedModels exported
+by Keras (`model.export`, a `serve` endpoint) and plain ones with a `serving_default` signature load too, in
+inference mode only (they carry no training graph).
+"""
+
+import hashlib
+import logging
+import os
+import re
+
+import keras
+import tensorflow as tf
+import tensorflow_hub as hub
+
+from tfxfer.extractors.archive import extract_archive, is_archive
+from tfxfer.extractors.base import Extractor
+from tfxfer.extractors.blocks import Block, block_label, group_by_names
+
+log = logging.getLogger(__name__)
+
+#: Image sizes that TF Hub handles carry in their names (`mobilenet_v2_100_224`, `inception_v3_299`...).
+_NAMED_SIZES = {96, 128, 160, 192, 224, 240, 256, 260, 299, 300, 331, 380, 384, 456, 480, 512, 528, 600}
+
+#: The pixel range of TF Hub's common signature for images.
+HUB_IMAGE_VALUE_RANGE = (0.0, 1.0)
+
+_SOURCE_KINDS = (
+    "a TF Hub handle (https://tfhub.dev/... or https://www.kaggle.com/models/...), a SavedModel folder, a .tar.gz of "
+    "one, a gs:// path, or a keras.applications name such as 'MobileNetV2'"
+)
+
+
+def is_handle(source):
+    """Whether `source` is an http(s) handle that tensorflow_hub downloads and caches."""
+    return str(source).startswith(("http://", "https://"))
+
+
+def handle_cache_folder(handle):
+    """The folder where tensorflow_hub caches `handle`: `$TFHUB_CACHE_DIR/<sha1 of the handle>`.
+
+    Copying a model's SavedModel folder there makes the handle load with no network, which is how a machine
+    without internet access is prepared.
+
+    Example:
+        >>> handle_cache_folder("https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5")  # doctest: +SKIP
+        '/tmp/tfhub_modules/5f5e...'
+    """
+    cache_dir = hub.resolver.tfhub_cache_dir(use_temp=True)
+    return os.path.join(cache_dir, hashlib.sha1(str(handle).encode("utf8")).hexdigest())
+
+
+def resolve_source(source):
+    """Turns a handle, archive, GCS path or folder into the path of a SavedModel folder.
+
+    Handles and `gs://` archives go through `tensorflow_hub.resolve`, so TF Hub's cache (`TFHUB_CACHE_DIR`) and
+    download logic are the real ones; local archives are extracted safely (see `extract_archive`).
+
+    Args:
+        source: The extractor's source.
+
+    Returns:
+        The path of a folder holding `saved_model.pb`.
+
+    Raises:
+        OSError: A handle is neither cached nor downloadable.
+        FileNotFoundError: A path does not exist.
+        ValueError: A folder is not a SavedModel.
+    """
+    source = os.fspath(source)
+    if is_handle(source):
+        try:
+            path = hub.resolve(source)
+        except (OSError, ValueError, tf.errors.OpError) as error:
+            raise OSError(
+                f"Could not load TF Hub handle {source!r}: it is not in the cache and downloading failed ({error}). "
+                f"Without network access, copy the model's SavedModel folder to {handle_cache_folder(source)} "
+                "(TFHUB_CACHE_DIR/<sha1 of the handle>), or download it elsewhere and pass its local folder or "
+                ".tar.gz path instead of the handle."
+            ) from None
+    elif source.startswith("gs://"):
+        if not tf.io.gfile.exists(source):
+            raise FileNotFoundError(f"Extractor source {source!r} does not exist (or is not readable from here).")
+        path = hub.resolve(source)
+    elif is_archive(source) and os.path.isfile(source):
+        path = extract_archive(source)
+    else:
+        path = source
+    if not tf.io.gfile.exists(path):
+        raise FileNotFoundError(f"Extractor source {source!r} does not exist. Pass {_SOURCE_KINDS}.")
+    if not tf.io.gfile.exists(tf.io.gfile.join(path, "saved_model.pb")):
+        raise ValueError(
+            f"Extractor source {source!r} is not a SavedModel folder: it has no saved_model.pb. Pass the folder that "
+            "holds saved_model.pb and variables/ (or a .tar.gz of it)."
+        )
+    return path
+
+
+def load_saved_model(source):
+    """Resolves `source` and loads it with `tensorflow_hub.load`, registering TF Text ops when the model needs them."""
+    path = resolve_source(source)
+    try:
+        return hub.load(path)
+    except tf.errors.NotFoundError as error:
+        if "Op type not registered" not in str(error):
+            raise
+        try:
+            import tensorflow_text  # noqa: F401  (registers the ops BERT preprocessors use)
+        except ImportError:
+            raise ImportError(
+                f"{source!r} uses TensorFlow Text ops ({str(error).splitlines()[0]}). Install them with "
+                "pip install 'tfxfer[text]' (tensorflow-text matching your TensorFlow version)."
+            ) from None
+        return hub.load(path)
+
+
+def _endpoint(obj, source):
+    """The restored function to call, whether it takes `training`, and the spec of its input."""
+    call = getattr(obj, "__call__", None)
+    if isinstance(call, tf.types.experimental.PolymorphicFunction) and call.concrete_functions:
+        args = call.concrete_functions[0].structured_input_signature[0]
+        return call, True, args[0]
+    serve = getattr(obj, "serve", None)
+    if isinstance(serve, tf.types.experimental.PolymorphicFunction) and serve.concrete_functions:
+        return serve, False, serve.concrete_functions[0].structured_input_signature[0][0]
+    if "serving_default" in getattr(obj, "signatures", {}):
+        signature = obj.signatures["serving_default"]
+        (name, spec), = signature.structured_input_signature[1].items()
+        return (lambda x: signature(**{name: x})), False, spec
+    raise ValueError(
+        f"The SavedModel {source!r} has nothing to call: no __call__, no `serve` endpoint and no serving_default "
+        "signature. Export it as a TF Hub Reusable SavedModel (a tf.Module with a tf.function __call__) or with "
+        "keras' model.export()."
+    )
+
+
+def _size_from_name(source):
+    sizes = [int(m) for m in re.findall(r"(?<!\d)(\d{2,3})(?!\d)", str(source)) if int(m) in _NAMED_SIZES]
+    return (sizes[-1], sizes[-1]) if sizes else None
+
+
+def _scope(variable_name):
+    name = variable_name.split(":")[0]
+    return name.rsplit("/", 1)[0] if "/" in name else name
+
+
+class HubExtractor(Extractor):
+    """A TF Hub SavedModel as a Keras 3 layer with blocks derived from its variables' scopes.
+
+    The restored variables become this layer's weights (so `model.trainable_weights`, optimizers, `save_weights` and
+    checkpoints see them), the SavedModel's `regularization_losses` are added as layer losses, and the restored
+    function is called with `training=True` only when no block is frozen and `train_batchnorm` is set.
+
+    Blocks come from the variables' scope names in order of first appearance (`Conv1/...`, `block_3_expand/...`,
+    `encoder/layer_2/...`): a new block starts wherever the first number in the scope changes (see
+    `tfxfer.extractors.blocks`). A SavedModel whose names give no structure is one block.
+
+    Args:
+        source: A TF Hub handle, a SavedModel folder, a `.tar.gz` of one or a `gs://` path.
+        preprocessor: For BERT-style encoders, the matching preprocessing SavedModel (TF Hub's BERT layout: strings
+            in, a dict of `input_word_ids`, `input_mask`, `input_type_ids` out). Needs `import tensorflow_text`.
+        output_key: Which output to return when the SavedModel returns a dict (default `pooled_output`, else
+            `default`, else the only key).
+        image_size: `(height, width)` for image extractors; by default the SavedModel's own input shape, else the
+            size in the handle's name (`..._224`), else 224.
+        value_range: Pixel range the model expects; TF Hub image models take `[0, 1]`.
+        block_pattern: A regular expression whose first group is a scope's block key, to override the grouping.
+        train_batchnorm: Let BatchNorm run in training mode when no block is frozen.
+        **kwargs: Keras layer arguments (`name`, `dtype`, `trainable`).
+
+    Example:
+        >>> extractor = HubExtractor("https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5")  # doctest: +SKIP
+        >>> extractor.freeze(10).describe()  # doctest: +SKIP
+    """
+
+    def __init__(self, source, *, preprocessor=None, output_key=None, image_size=None, value_range=None,
+                 block_pattern=None, train_batchnorm=False, **kwargs):
+        restored = load_saved_model(source)
+        call_fn, takes_training, input_spec = _endpoint(restored, source)
+        preprocess_fn = None
+        if preprocessor is not None:
+            preprocess_fn, _, input_spec = _endpoint(load_saved_model(preprocessor), preprocessor)
+        if isinstance(input_spec, dict):
+            raise ValueError(
+                f"The SavedModel {source!r} takes a dict of tensors ({sorted(input_spec)}), as BERT-style encoders do. "
+                "Pass its text preprocessing SavedModel as preprocessor=... (TF Hub's *_preprocess models)."
+            )
+        if input_spec.dtype == tf.string:
+            input_kind, image_size, value_range = "text", None, None
+        elif input_spec.shape.rank == 4:
+            input_kind = "image"
+            static = tuple(input_spec.shape[1:3])
+            image_size = image_size or (static if None not in static else None) or _size_from_name(source)
+            if image_size is None:
+                image_size = (224, 224)
+                log.warning("%s does not state its image size; assuming 224x224. Pass image_size=(h, w) to change it.",
+                            source)
+            value_range = value_range or HUB_IMAGE_VALUE_RANGE
+        else:
+            raise ValueError(
+                f"The SavedModel {source!r} takes {input_spec}; tfxfer extractors take images [batch, height, width, 3] "
+                "or a batch of strings [batch]."
+            )
+        super().__init__(source=source, input_kind=input_kind, image_size=image_size, value_range=value_range,
+                         train_batchnorm=train_batchnorm, **kwargs)
+        self.preprocessor = None if preprocessor is None else os.fspath(preprocessor)
+        self.output_key = output_key
+        self.block_pattern = block_pattern
+        self._call_fn, self._takes_training, self._preprocess_fn = call_fn, takes_training, preprocess_fn
+        # The restored object owns the variables and functions; keep it alive with the layer.
+        self._restored = restored
+        self._regularization_losses = list(getattr(restored, "regularization_losses", []))
+        self._wrap_variables(restored)
+        self._build_at_init()
+
+    def _wrap_variables(self, restored):
+        trainable_ids = {id(v) for v in getattr(restored, "trainable_variables", [])}
+        restored_variables, seen = [], set()
+        for variable in getattr(restored, "variables", []):
+            if id(variable) not in seen:
+                seen.add(id(variable))
+                restored_variables.append(variable)
+        wrapped = []
+        for variable in restored_variables:
+            weight = keras.Variable(
+                initializer=variable,
+                trainable=id(variable) in trainable_ids,
+                dtype=variable.dtype,
+                shape=variable.shape,
+                name=variable.name.split(":")[0].replace("/", "_"),
+            )
+            self._track_variable(weight)
+            wrapped.append(weight)
+        scopes = [_scope(v.name) for v in restored_variables]
+        groups = group_by_names(scopes, self.block_pattern) if scopes else []
+        self.blocks = [
+            Block(
+                name=block_label(scopes[group[0]]),
+                weights=[wrapped[i] for i in group],
+                learnable=[wrapped[i] for i in group if id(restored_variables[i]) in trainable_ids],
+            )
+            for group in groups
+        ]
+        if len(self.blocks) == 1 and len(scopes) > 1:
+            log.info("%s: its variable names give no block structure, so it is one block.", self.source)
+
+    def _set_block_trainable(self, block, trainable):
+        for weight in block.learnable:
+            weight.trainable = trainable
+
+    def _block_frozen(self, block):
+        return not self.trainable or not any(weight.trainable for weight in block.learnable)
+
+    def call(self, inputs, training=None):
+        x = inputs
+        if self._preprocess_fn is not None:
+            x = self._preprocess_fn(x)
+        if self._takes_training:
+            outputs = self._call_fn(x, training=self._batchnorm_training(training))
+        else:
+            outputs = self._call_fn(x)
+        if isinstance(outputs, dict):
+            outputs = outputs[self._output_key(outputs)]
+        for loss in self._regularization_losses:
+            self.add_loss(loss())
+        return outputs
+
+    def _output_key(self, outputs):
+        if self.output_key is not None:
+            if self.output_key not in outputs:
+                raise ValueError(f"{self.source!r} has no output {self.output_key!r}; it has {sorted(outputs)}.")
+            return self.output_key
+        for key in ("pooled_output", "default"):
+            if key in outputs:
+                return key
+        if len(outputs) == 1:
+            return next(iter(outputs))
+        raise ValueError(f"{self.source!r} returns several outputs {sorted(outputs)}; choose one with output_key=.")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(preprocessor=self.preprocessor, output_key=self.output_key, block_pattern=self.block_pattern)
+        return config

@@ -1,0 +1,57 @@
+"""One entry point that turns any extractor source into an `Extractor`."""
+
+import os
+
+import keras
+
+from tfxfer.extractors.hub import HubExtractor
+from tfxfer.extractors.keras_model import KerasExtractor, build_application
+
+
+def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=None, image_size=None,
+                   value_range=None, granularity="stage", block_pattern=None, train_batchnorm=False, name=None):
+    """Loads a pretrained feature extractor as a Keras 3 layer with ordered, freezable blocks.
+
+    Args:
+        source: One of
+            - a TF Hub handle, `https://tfhub.dev/...` or `https://www.kaggle.com/models/...`, resolved and cached by
+              `tensorflow_hub` (`TFHUB_CACHE_DIR`);
+            - a local SavedModel folder (TF Hub's Reusable SavedModel format, or one written by `model.export`);
+            - a `.tar.gz`/`.tgz` of such a folder (TF Hub's compressed format), extracted safely;
+            - a `gs://` path;
+            - a `keras.applications` name such as `"MobileNetV2"`, `"EfficientNetB0"`, `"ResNet50"`;
+            - a functional `keras.Model` of your own.
+        weights: For applications: `"imagenet"`, a local weights file, or None.
+        preprocessor: For BERT-style TF Hub encoders, the matching preprocessing SavedModel.
+        output_key: For SavedModels that return a dict, the output to use (default `pooled_output`/`default`).
+        image_size: `(height, width)` the extractor takes; by default its own.
+        value_range: Pixel range the extractor takes; by default its own (`[0, 1]` for TF Hub, `[0, 255]` for
+            applications, which run their `preprocess_input` inside).
+        granularity: For Keras models, `"stage"` (named stages) or `"cut"` (every true cut) blocks.
+        block_pattern: A regular expression whose first group is a name's block key, to override the grouping.
+        train_batchnorm: Let BatchNorm run in training mode when no block is frozen (default: never).
+        name: The Keras layer name.
+
+    Returns:
+        An `Extractor`: `HubExtractor` or `KerasExtractor`.
+
+    Raises:
+        FileNotFoundError, ValueError, OSError: with the source named and what to do.
+
+    Example:
+        >>> extractor = tfxfer.load_extractor("MobileNetV2", weights=None)
+        >>> extractor.freeze(5).frozen_blocks
+        5
+    """
+    if isinstance(source, keras.Model):
+        return KerasExtractor(source, image_size=image_size, value_range=value_range, granularity=granularity,
+                              block_pattern=block_pattern, train_batchnorm=train_batchnorm, name=name)
+    source = os.fspath(source)
+    looks_like_path = "/" in source or os.sep in source or source.startswith(".") or os.path.exists(source)
+    if not looks_like_path and source[:1].isupper():
+        model = build_application(source, weights=weights, image_size=image_size)
+        return KerasExtractor(model, application=source, value_range=value_range, granularity=granularity,
+                              block_pattern=block_pattern, train_batchnorm=train_batchnorm, name=name)
+    return HubExtractor(source, preprocessor=preprocessor, output_key=output_key, image_size=image_size,
+                        value_range=value_range, block_pattern=block_pattern, train_batchnorm=train_batchnorm,
+                        name=name)
