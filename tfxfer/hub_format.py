@@ -11,8 +11,12 @@ def _regularization_losses(model):
             regularizer = getattr(layer, f"{attribute}_regularizer", None)
             weight = getattr(layer, attribute, None)
             if regularizer is not None and weight is not None:
-                losses.append(tf.function(lambda r=regularizer, w=weight: r(w), input_signature=[]))
+                losses.append(_loss_function(regularizer, weight))
     return losses
+
+
+def _loss_function(regularizer, weight):
+    return tf.function(lambda: regularizer(weight), input_signature=[])
 
 
 def save_hub_format(model, path):

@@ -7,7 +7,8 @@ Names give the structure. Pretrained models name their stages with a running num
 `encoder/layer_2/...`, `conv4_block1_1_conv`, `block2a_expand_conv`), so the default key of a name is the first
 integer in it, and a new block starts wherever that key changes along the input-to-output order. Names with no
 number (`embeddings/...`, `stem_conv`, `top_conv`) form blocks of their own between the numbered ones. A
-`block_pattern` regular expression overrides the default key: its first group is the key.
+`block_pattern` regular expression overrides the default key: its first group is the key, and a name that does not
+match belongs to the block before it.
 """
 
 import dataclasses
@@ -52,10 +53,11 @@ def name_key(name, block_pattern=None):
 
     Args:
         name: A variable scope (`block_3_expand/kernel`) or a layer name.
-        block_pattern: Optional regular expression; its first group is the key. Names that do not match get None.
+        block_pattern: Optional regular expression; its first group is the key.
 
     Returns:
-        The key: by default the first integer in the name, or None when the name holds no number.
+        The key: by default the first integer in the name, or None when the name holds no number. With a
+        `block_pattern`, the matched group, or None when the name does not match.
 
     Example:
         >>> name_key("encoder/layer_2/attention/kernel"), name_key("embeddings/word_embeddings")
@@ -66,6 +68,22 @@ def name_key(name, block_pattern=None):
         return match.group(1) if match else None
     match = _FIRST_NUMBER.search(name)
     return int(match.group(1)) if match else None
+
+
+def name_keys(names, block_pattern=None):
+    """The key of each name in order; with a `block_pattern`, a name that does not match takes its predecessor's.
+
+    Example:
+        >>> name_keys(["stem", "block_1_conv", "block_1_add", "pool"], r"^(stem|block_1)")
+        ['stem', 'block_1', 'block_1', 'block_1']
+    """
+    keys = []
+    for name in names:
+        key = name_key(name, block_pattern)
+        if key is None and block_pattern is not None and keys:
+            key = keys[-1]
+        keys.append(key)
+    return keys
 
 
 def block_label(name):
@@ -94,13 +112,11 @@ def group_by_names(names, block_pattern=None):
         [[0, 1], [2], [3]]
     """
     groups = []
-    previous = object()
-    for index, name in enumerate(names):
-        key = name_key(name, block_pattern)
-        if not groups or key != previous:
+    keys = name_keys(names, block_pattern)
+    for index, key in enumerate(keys):
+        if not groups or key != keys[index - 1]:
             groups.append([])
         groups[-1].append(index)
-        previous = key
     return groups
 
 

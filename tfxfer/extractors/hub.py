@@ -147,6 +147,7 @@ def _scope(variable_name):
     return name.rsplit("/", 1)[0] if "/" in name else name
 
 
+@keras.saving.register_keras_serializable(package="tfxfer")
 class HubExtractor(Extractor):
     """A TF Hub SavedModel as a Keras 3 layer with blocks derived from its variables' scopes.
 

@@ -6,7 +6,7 @@ import os
 import keras
 
 from tfxfer.extractors.base import Extractor
-from tfxfer.extractors.blocks import Block, block_label, name_key, true_cuts
+from tfxfer.extractors.blocks import Block, block_label, name_keys, true_cuts
 
 GRANULARITIES = ("stage", "cut")
 
@@ -29,7 +29,7 @@ def _application_module(name):
     raise ValueError(f"keras.applications has no preprocess_input for {name!r}.")
 
 
-def build_application(name, *, weights="imagenet", image_size=None):
+def build_application(name, *, weights="imagenet", image_size=None, **application_kwargs):
     """Builds a `keras.applications` model without its top, with pretrained or local weights.
 
     Args:
@@ -37,6 +37,7 @@ def build_application(name, *, weights="imagenet", image_size=None):
         weights: `"imagenet"` (downloaded by Keras into `~/.keras/models`), the path of a weights file
             (`.weights.h5` or a legacy `.h5`), or None for random weights.
         image_size: `(height, width)`; defaults to 224x224.
+        **application_kwargs: Further constructor arguments, such as `alpha=0.35` for MobileNets.
 
     Returns:
         The functional Keras model.
@@ -59,7 +60,8 @@ def build_application(name, *, weights="imagenet", image_size=None):
     if local and not os.path.isfile(weights):
         raise FileNotFoundError(f"Weights file {weights!r} for {name} does not exist.")
     try:
-        model = constructor(include_top=False, weights=None if local else weights, input_shape=(height, width, 3))
+        model = constructor(include_top=False, weights=None if local else weights, input_shape=(height, width, 3),
+                            **application_kwargs)
     except Exception as error:  # Keras raises bare Exceptions from its downloader.
         if weights != "imagenet":
             raise
@@ -69,7 +71,13 @@ def build_application(name, *, weights="imagenet", image_size=None):
             "~/.keras/models where Keras looks first."
         ) from None
     if local:
-        model.load_weights(weights)
+        try:
+            model.load_weights(weights)
+        except ValueError as error:
+            raise ValueError(
+                f"Weights file {weights!r} does not fit {name}({application_kwargs or ''}): {error}. Pass the "
+                "constructor arguments the weights were saved with, e.g. alpha=0.25 for a MobileNet 0.25."
+            ) from None
     return model
 
 
@@ -97,12 +105,10 @@ def split_blocks(model, granularity="stage", block_pattern=None):
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity must be one of {GRANULARITIES}; got {granularity!r}.")
     operations, cuts = true_cuts(model)
+    keys = name_keys([op.name for op in operations], block_pattern)
     segments, start = [], 0
     for cut in cuts:
-        keys_differ = cut + 1 >= len(operations) or (
-            name_key(operations[cut].name, block_pattern) != name_key(operations[cut + 1].name, block_pattern)
-        )
-        if granularity == "cut" or keys_differ:
+        if granularity == "cut" or cut + 1 >= len(operations) or keys[cut] != keys[cut + 1]:
             segments.append(operations[start : cut + 1])
             start = cut + 1
     groups, pending = [], []
@@ -133,6 +139,7 @@ def split_blocks(model, granularity="stage", block_pattern=None):
     return blocks
 
 
+@keras.saving.register_keras_serializable(package="tfxfer")
 class KerasExtractor(Extractor):
     """A functional Keras model (a `keras.applications` one, or your own) as an extractor with blocks at true cuts.
 

@@ -9,7 +9,8 @@ from tfxfer.extractors.keras_model import KerasExtractor, build_application
 
 
 def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=None, image_size=None,
-                   value_range=None, granularity="stage", block_pattern=None, train_batchnorm=False, name=None):
+                   value_range=None, granularity="stage", block_pattern=None, train_batchnorm=False, name=None,
+                   **application_kwargs):
     """Loads a pretrained feature extractor as a Keras 3 layer with ordered, freezable blocks.
 
     Args:
@@ -31,6 +32,7 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
         block_pattern: A regular expression whose first group is a name's block key, to override the grouping.
         train_batchnorm: Let BatchNorm run in training mode when no block is frozen (default: never).
         name: The Keras layer name.
+        **application_kwargs: Further arguments of a keras.applications constructor, e.g. `alpha=0.35`.
 
     Returns:
         An `Extractor`: `HubExtractor` or `KerasExtractor`.
@@ -49,7 +51,7 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
     source = os.fspath(source)
     looks_like_path = "/" in source or os.sep in source or source.startswith(".") or os.path.exists(source)
     if not looks_like_path and source[:1].isupper():
-        model = build_application(source, weights=weights, image_size=image_size)
+        model = build_application(source, weights=weights, image_size=image_size, **application_kwargs)
         return KerasExtractor(model, application=source, value_range=value_range, granularity=granularity,
                               block_pattern=block_pattern, train_batchnorm=train_batchnorm, name=name)
     return HubExtractor(source, preprocessor=preprocessor, output_key=output_key, image_size=image_size,
