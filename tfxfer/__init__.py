@@ -14,6 +14,8 @@ from tfxfer.extractors import (
     handle_cache_folder,
     load_extractor,
 )
+from tfxfer.heads import Head
 from tfxfer.hub_format import save_hub_format
+from tfxfer.regimes import REGIMES, TransferModel, build_model
 
 __version__ = "0.1.0"

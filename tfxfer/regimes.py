@@ -1,0 +1,245 @@
+"""The three regimes of transfer: deep feature extraction, mid-layer feature extraction, full fine-tuning."""
+
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfxfer.extractors import Extractor, load_extractor
+from tfxfer.heads import Head, loss_and_metrics
+
+REGIMES = ("feature-extraction", "mid-layer", "fine-tune")
+_ALIASES = {
+    "feature-extraction": "feature-extraction",
+    "deep-feature-extraction": "feature-extraction",
+    "mid-layer": "mid-layer",
+    "mid-layer-feature-extraction": "mid-layer",
+    "fine-tune": "fine-tune",
+    "fine-tuning": "fine-tune",
+    "finetune": "fine-tune",
+}
+
+
+def regime_name(regime):
+    """The canonical name of a regime (`feature_extraction`, `Fine-Tuning`... are accepted).
+
+    Example:
+        >>> regime_name("fine_tuning")
+        'fine-tune'
+    """
+    key = str(regime).lower().replace("_", "-")
+    if key not in _ALIASES:
+        raise ValueError(f"regime must be one of {REGIMES}; got {regime!r}.")
+    return _ALIASES[key]
+
+
+def build_model(extractor, task, head=None):
+    """The extractor under a dense head, as a functional Keras model (not compiled).
+
+    Args:
+        extractor: An `Extractor`.
+        task: The task (`tfxfer.data.Task` or any object with `task_type` and `num_outputs`).
+        head: A `Head`; by default a linear head with dropout 0.2.
+
+    Returns:
+        A `keras.Model` taking what the extractor takes (float images in its value range, or strings).
+    """
+    if extractor.input_kind == "text":
+        inputs = keras.Input(shape=(), dtype="string", name="text")
+    else:
+        inputs = keras.Input((*extractor.image_size, 3), name="image")
+    outputs = (head or Head())(extractor(inputs), task)
+    return keras.Model(inputs, outputs, name="transfer")
+
+
+def _fit_arguments(data, validation, task):
+    """Splits the accepted data forms into Keras `fit` arguments and the task."""
+    if hasattr(data, "train") and hasattr(data, "task"):
+        validation = data.validation if validation is None else validation
+        task = task or data.task
+        data = data.train
+    if task is None:
+        raise ValueError("fit needs a task: pass data from tfxfer.load_images/load_text, or task=tfxfer.data.Task(...).")
+    if isinstance(data, tuple):
+        kwargs = {"x": data[0], "y": data[1]}
+    else:
+        kwargs = {"x": data}
+    if validation is not None:
+        kwargs["validation_data"] = validation
+    return kwargs, task
+
+
+class TransferModel:
+    """A pretrained extractor and a dense head, trained in one of the three regimes of transfer.
+
+    - `"feature-extraction"` (deep feature extraction): every block frozen, only the head trains.
+    - `"mid-layer"`: the first `freeze_blocks` blocks frozen (default: half of them), the rest and the head train.
+    - `"fine-tune"`: the head first trains for `warmup_epochs` on the frozen extractor at `learning_rate`; then the
+      blocks after the first `freeze_blocks` (default: all) are unfrozen and the model is recompiled with a fresh
+      optimizer at `fine_tune_learning_rate`. The warm-up comes first because a random head sends large gradients
+      into the pretrained weights and wrecks them; 1e-5 with Adam is the Keras and TensorFlow guides' fine-tuning rate,
+      small enough that pretrained features move a little per step. BatchNorm stays in inference mode (see
+      `Extractor`) unless the extractor was loaded with `train_batchnorm=True`.
+
+    Training uses Keras' `fit` with early stopping on the validation loss (best weights restored), class weights
+    from the task for imbalanced multi-class data, and Keras progress bars. Everything is built and compiled inside
+    `strategy.scope()` (the strategy in scope by default), so MirroredStrategy and TPUStrategy work.
+
+    Args:
+        extractor: An extractor source for `tfxfer.load_extractor` (loaded afresh, inside the strategy's scope, at
+            each `fit`), or an `Extractor` (used as it is, and trained in place).
+        regime: `"feature-extraction"`, `"mid-layer"` or `"fine-tune"`.
+        freeze_blocks: Blocks kept frozen: for mid-layer, default `n_blocks // 2`; for fine-tune, during the
+            second phase, default 0.
+        head: A `Head`, default `Head()`.
+        learning_rate: Adam's learning rate for the head (and the unfrozen blocks of mid-layer), default 1e-3.
+        fine_tune_learning_rate: Adam's learning rate after unfreezing, default 1e-5.
+        warmup_epochs: Epochs of head training before fine-tuning, default 5.
+        epochs: Most epochs of the main phase (early stopping may end it sooner), default 20.
+        batch_size: Batch size for array inputs (datasets come batched), default 32.
+        patience: Epochs without improvement of the monitored loss before stopping; None turns early stopping off.
+        class_weight: `"auto"` (the task's class weights), a dict, or None.
+        strategy: A `tf.distribute.Strategy`; default the one in scope.
+        seed: Seeds Python, NumPy and TensorFlow at the start of `fit`, for reproducible runs.
+        extractor_options: Keyword arguments for `load_extractor` when `extractor` is a source.
+        verbose: Keras' verbosity for `fit`.
+
+    Attributes:
+        model_: The trained `keras.Model`.
+        extractor_: The `Extractor` inside it.
+        task_: The task it was trained for.
+        history_: Per-epoch metrics of both phases, one list per metric.
+        fine_tune_epoch_: The epoch index where fine-tuning began (fine-tune regime), else None.
+        learning_rates_: Learning rate of each phase, in order.
+        frozen_blocks_: Blocks frozen at the end of training.
+        trainable_params_: Scalars trained in the last phase.
+        fit_seconds_: Wall time of `fit`.
+
+    Example:
+        >>> data = tfxfer.load_images("hymenoptera_data", extractor=extractor)  # doctest: +SKIP
+        >>> model = tfxfer.TransferModel("MobileNetV2", regime="fine-tune").fit(data)  # doctest: +SKIP
+        >>> model.history_["val_accuracy"][-1]  # doctest: +SKIP
+    """
+
+    def __init__(self, extractor, *, regime="feature-extraction", freeze_blocks=None, head=None, learning_rate=1e-3,
+                 fine_tune_learning_rate=1e-5, warmup_epochs=5, epochs=20, batch_size=32, patience=3,
+                 class_weight="auto", strategy=None, seed=None, extractor_options=None, verbose="auto"):
+        self.extractor = extractor
+        self.regime = regime
+        self.freeze_blocks = freeze_blocks
+        self.head = head
+        self.learning_rate = learning_rate
+        self.fine_tune_learning_rate = fine_tune_learning_rate
+        self.warmup_epochs = warmup_epochs
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.patience = patience
+        self.class_weight = class_weight
+        self.strategy = strategy
+        self.seed = seed
+        self.extractor_options = extractor_options
+        self.verbose = verbose
+
+    def _check_arguments(self):
+        for name in ("learning_rate", "fine_tune_learning_rate"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive number; got {value!r}.")
+        for name in ("warmup_epochs", "epochs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < (0 if name == "warmup_epochs" else 1):
+                raise ValueError(f"{name} must be a whole number >= {0 if name == 'warmup_epochs' else 1}; "
+                                 f"got {value!r}.")
+
+    def _frozen_per_phase(self, regime, n_blocks):
+        """Blocks frozen in each training phase."""
+        k = self.freeze_blocks
+        if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= n_blocks):
+            raise ValueError(f"freeze_blocks must be a whole number from 0 to {n_blocks} (the extractor's blocks); "
+                             f"got {k!r}.")
+        if regime == "feature-extraction":
+            return [n_blocks]
+        if regime == "mid-layer":
+            return [n_blocks // 2 if k is None else k]
+        phases = [n_blocks] if self.warmup_epochs else []
+        return phases + [0 if k is None else k]
+
+    def _class_weight(self, task):
+        if self.class_weight == "auto":
+            weights = getattr(task, "class_weights", None)
+            return weights if task.task_type == "multiclass" and weights else None
+        return self.class_weight
+
+    def fit(self, data, validation=None, *, task=None, callbacks=None):
+        """Trains the model in the chosen regime.
+
+        Args:
+            data: What `tfxfer.load_images`/`load_text` returned (its train and validation splits and task are
+                used), a `tf.data.Dataset` of `(inputs, labels)` batches, or a tuple of arrays `(x, y)`.
+            validation: Validation data in the same forms, when `data` does not bring it.
+            task: The task, when `data` does not bring it.
+            callbacks: More Keras callbacks.
+
+        Returns:
+            self, fitted.
+
+        Raises:
+            ValueError: an argument is out of range (named, with its value).
+        """
+        regime = regime_name(self.regime)
+        self._check_arguments()
+        fit_kwargs, task = _fit_arguments(data, validation, task)
+        if isinstance(fit_kwargs["x"], np.ndarray):
+            fit_kwargs["batch_size"] = self.batch_size
+        if self.seed is not None:
+            keras.utils.set_random_seed(self.seed)
+        started = time.perf_counter()
+        strategy = self.strategy or tf.distribute.get_strategy()
+        with strategy.scope():
+            extractor = self.extractor
+            if not isinstance(extractor, Extractor):
+                extractor = load_extractor(extractor, **(self.extractor_options or {}))
+            phases = self._frozen_per_phase(regime, extractor.n_blocks)
+            extractor.freeze(phases[0])
+            model = build_model(extractor, task, self.head)
+        monitor = "val_loss" if "validation_data" in fit_kwargs else "loss"
+        history, rates, epoch = {}, [], 0
+        for index, frozen in enumerate(phases):
+            fine_tuning = regime == "fine-tune" and index == len(phases) - 1
+            rate = self.fine_tune_learning_rate if fine_tuning else self.learning_rate
+            with strategy.scope():
+                extractor.freeze(frozen)
+                loss, metrics, _ = loss_and_metrics(task)
+                model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=metrics)
+            if fine_tuning:
+                self.fine_tune_epoch_ = epoch
+            phase_epochs = self.warmup_epochs if regime == "fine-tune" and not fine_tuning else self.epochs
+            phase_callbacks = list(callbacks or [])
+            if self.patience is not None:
+                phase_callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=self.patience,
+                                                                     restore_best_weights=True))
+            result = model.fit(**fit_kwargs, epochs=epoch + phase_epochs, initial_epoch=epoch,
+                               callbacks=phase_callbacks, class_weight=self._class_weight(task), verbose=self.verbose)
+            for key, values in result.history.items():
+                history.setdefault(key, []).extend(values)
+            epoch += len(result.epoch)
+            rates.append(rate)
+        if regime != "fine-tune":
+            self.fine_tune_epoch_ = None
+        self.model_, self.extractor_, self.task_ = model, extractor, task
+        self.history_, self.learning_rates_ = history, rates
+        self.frozen_blocks_ = extractor.frozen_blocks
+        self.trainable_params_ = int(sum(np.prod(w.shape) for w in model.trainable_weights))
+        self.fit_seconds_ = time.perf_counter() - started
+        return self
+
+    def predict(self, inputs, batch_size=None):
+        """The model's outputs (class probabilities, label probabilities or regression values) for `inputs`."""
+        return self.model_.predict(inputs, batch_size=batch_size, verbose=0)
+
+    def evaluate(self, data):
+        """The loss and metrics on `data` (a dataset of `(inputs, labels)`, or a tuple of arrays), as a dict."""
+        if isinstance(data, tuple):
+            return self.model_.evaluate(data[0], data[1], batch_size=self.batch_size, verbose=0, return_dict=True)
+        return self.model_.evaluate(data, verbose=0, return_dict=True)
