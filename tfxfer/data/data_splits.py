@@ -1,0 +1,313 @@
+"""What the loaders return: a `tf.data` pipeline per split, the task, counts, and what was skipped."""
+
+import functools
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tfxfer.data.decoding import decode_image
+from tfxfer.data.errors import DataError, count_reasons
+from tfxfer.data.splits import SPLITS, TEST, TRAIN, VALIDATION, strata_for, stratified_split
+from tfxfer.data.tables import split_ids
+from tfxfer.data.task import class_weights, encode_labels
+
+
+class DataSplits:
+    """Train, validation and test data as batched, prefetched `tf.data` pipelines, with the task they pose.
+
+    Made by `load_images` and `load_text`. Each dataset yields `(inputs, labels)` batches: images as float32
+    `[batch, height, width, 3]` in `value_range`, texts as tf.string `[batch]`; labels as `task.label_encoding` says
+    (int32 `[batch]`, float32 `[batch, num_classes]`, or float32 `[batch]`/`[batch, targets]`).
+
+    The training pipeline reshuffles every epoch (seeded) and applies `augmentation` when there is one; validation
+    and test are in a fixed order and never augmented.
+
+    Attributes:
+        modality: `"image"` or `"text"`.
+        task: The `Task` (type, class names, number of outputs, label encoding, class weights).
+        counts: `{split: {class name: examples}}` (for multi-label, examples with that label; for regression, the
+            number of examples under each target name); `{}` for an empty split.
+        skipped: `Skipped` records of every file or row left out or not read, with the reason.
+        origins: `{split: where it came from}`, e.g. `"folder val/"` or `"20% of the source, stratified, seed 0"`.
+        image_size: `(height, width)` of the images, None for text.
+        value_range: `(low, high)` of the pixel values, None for text.
+        augmentation: The Keras layer applied to training batches, or None.
+        batch_size: Examples per batch.
+        cache: False, True (decoded images kept in memory), or the folder of an on-disk cache.
+        seed: The seed of splits, shuffling and augmentation.
+    """
+
+    def __init__(self, *, modality, task, examples, origins, skipped, batch_size, seed, image_size=None,
+                 value_range=None, interpolation="bilinear", augmentation=None, cache=False, shuffle_buffer=None):
+        self.modality = modality
+        self.task = task
+        self._examples = examples
+        self.origins = origins
+        self.skipped = list(skipped)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.image_size = image_size
+        self.value_range = value_range
+        self.interpolation = interpolation
+        self.augmentation = augmentation
+        self.cache = cache
+        self.shuffle_buffer = shuffle_buffer
+        self.counts = {split: _count(task, labels) for split, (_, labels) in examples.items()}
+
+    @property
+    def augmented(self):
+        """Whether random augmentation runs in the training pipeline (then its output differs every epoch, so work
+        downstream of it cannot be computed once and cached)."""
+        return self.augmentation is not None
+
+    @property
+    def sizes(self):
+        """`{split: number of examples}`."""
+        return {split: len(inputs) for split, (inputs, _) in self._examples.items()}
+
+    @functools.cached_property
+    def train(self):
+        """The training `tf.data.Dataset`, shuffled each epoch and augmented when `augmented`; None when empty."""
+        return self._batched("train")
+
+    @functools.cached_property
+    def validation(self):
+        """The validation `tf.data.Dataset` in a fixed order; None when empty."""
+        return self._batched("validation")
+
+    @functools.cached_property
+    def test(self):
+        """The test `tf.data.Dataset` in a fixed order; None when empty."""
+        return self._batched("test")
+
+    def examples(self, split):
+        """The raw examples of a split: what the pipelines read, before decoding.
+
+        Args:
+            split: `"train"`, `"validation"` or `"test"`.
+
+        Returns:
+            `(inputs, labels)`: a list of image file paths (str) or of texts, and the encoded labels (NumPy).
+
+        Example:
+            >>> paths, labels = data.examples("validation")  # doctest: +SKIP
+        """
+        inputs, labels = self._examples[_check_split(split)]
+        return list(inputs), labels.copy()
+
+    def unbatched(self, split):
+        """One split as decoded `(input, label)` pairs, unbatched, unshuffled, never augmented, never cached.
+
+        For work that reads each example once in a fixed order: computing features to cache, exporting, evaluation.
+
+        Args:
+            split: `"train"`, `"validation"` or `"test"`.
+
+        Returns:
+            A `tf.data.Dataset`, or None when the split is empty.
+        """
+        inputs, labels = self._examples[_check_split(split)]
+        if not inputs:
+            return None
+        dataset = tf.data.Dataset.from_tensor_slices((np.asarray(inputs, dtype=object), labels))
+        if self.modality == "image":
+            dataset = dataset.map(self._decode, num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset
+
+    def _decode(self, path, label):
+        return decode_image(tf.io.read_file(path), self.image_size, self.value_range, self.interpolation), label
+
+    def _batched(self, split):
+        inputs, labels = self._examples[split]
+        if not inputs:
+            return None
+        training = split == "train"
+        shuffle_buffer = min(self.shuffle_buffer or len(inputs), len(inputs))
+        dataset = tf.data.Dataset.from_tensor_slices((np.asarray(inputs, dtype=object), labels))
+        if self.modality == "image":
+            if training and not self.cache:
+                # Shuffling paths before decoding costs nothing; after a cache the buffer holds decoded images.
+                dataset = dataset.shuffle(shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
+            dataset = dataset.map(self._decode, num_parallel_calls=tf.data.AUTOTUNE)
+            if self.cache:
+                dataset = dataset.cache(self._cache_file(split))
+                if training:
+                    dataset = dataset.shuffle(shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
+        elif training:
+            dataset = dataset.shuffle(shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(self.batch_size, num_parallel_calls=tf.data.AUTOTUNE)
+        if training and self.augmentation is not None:
+            augmentation = self.augmentation
+            dataset = dataset.map(lambda x, y: (augmentation(x, training=True), y),
+                                  num_parallel_calls=tf.data.AUTOTUNE)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    def _cache_file(self, split):
+        """`""` (memory), or a file named by a fingerprint of the files and the decoding, so a changed data set or
+        size never reads a stale cache."""
+        if self.cache is True:
+            return ""
+        folder = Path(self.cache)
+        folder.mkdir(parents=True, exist_ok=True)
+        digest = hashlib.sha256(repr((self.image_size, self.value_range, self.interpolation)).encode())
+        inputs, labels = self._examples[split]
+        for path, label in zip(inputs, labels.tolist()):
+            status = os.stat(path)
+            digest.update(f"{path}\0{status.st_size}\0{status.st_mtime_ns}\0{label}\n".encode())
+        return str(folder / f"{split}-{digest.hexdigest()[:16]}")
+
+    def summary(self):
+        """A few lines for people: task, classes, split sizes and origins, skipped items by reason, pipeline."""
+        task = self.task
+        if self.modality == "image":
+            low, high = self.value_range
+            what = f"images {self.image_size[0]}x{self.image_size[1]} in [{low:g}, {high:g}]"
+        else:
+            what = "texts"
+        names = task.class_names if len(task.class_names) <= 10 else task.class_names[:10] + ["..."]
+        label = ("target" if task.task_type == "regression" else "class") + ("" if task.num_outputs == 1 else
+                                                                             ("s" if task.task_type == "regression"
+                                                                              else "es"))
+        lines = [f"DataSplits: {what}, {task.task_type}, {task.num_outputs} {label} {names}"]
+        for split in SPLITS:
+            size = self.sizes[split]
+            if not size:
+                lines.append(f"  {split}: none")
+                continue
+            counts = ", ".join(f"{name} {count}" for name, count in list(self.counts[split].items())[:10])
+            lines.append(f"  {split}: {size} ({counts}) from {self.origins[split]}")
+        reasons = count_reasons(self.skipped)
+        lines.append(f"  skipped: {len(self.skipped)}" + (f" ({', '.join(f'{r} {n}' for r, n in reasons.items())})"
+                                                            if reasons else ""))
+        cache = {False: "off", True: "in memory"}.get(self.cache, f"in {self.cache}")
+        if self.modality == "image":
+            lines.append(f"  batch {self.batch_size}, augmentation {'on' if self.augmented else 'off'}, cache {cache}")
+        else:
+            lines.append(f"  batch {self.batch_size}")
+        return "\n".join(lines)
+
+    def __repr__(self):
+        return self.summary()
+
+
+def _check_split(split):
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {SPLITS}; got {split!r}.")
+    return split
+
+
+def _count(task, labels):
+    if not len(labels):
+        return {}
+    if task.task_type == "multiclass":
+        counts = np.bincount(labels, minlength=task.num_outputs)
+    elif task.task_type == "multilabel":
+        counts = labels.sum(axis=0).astype(int)
+    else:
+        counts = [len(labels)] * task.num_outputs
+    return {name: int(count) for name, count in zip(task.class_names, counts)}
+
+
+def assemble(*, modality, task, inputs, labels, fixed, validation_split, test_split, seed, source, bad,
+             fixed_origins=None, **pipeline):
+    """Splits the examples where the source did not, checks that training covers every class, weighs the classes.
+
+    Args:
+        modality: `"image"` or `"text"`.
+        task: The `Task` (weights are filled here, from the training split).
+        inputs: Paths or texts, one per example.
+        labels: Encoded labels, one per example.
+        fixed: Split id per example from the source (folder or split column), or None where it has none.
+        fixed_origins: `{split id: description}` of the splits the source provides, for `origins`.
+        validation_split: Fraction carved from the unassigned examples when the source has no validation split.
+        test_split: Same for test.
+        seed: Seed of the split and the pipelines.
+        source: The data source, for messages and origins.
+        bad: The `BadInputs` policy (its `skipped` list goes into the result).
+        **pipeline: `DataSplits` pipeline arguments.
+
+    Returns:
+        A `DataSplits`.
+
+    Raises:
+        DataError: No examples are left, a class is missing from training, or has too few examples to split.
+    """
+    if not len(inputs):
+        raise DataError(f"{source}: no examples are left to load" + (
+            f" ({len(bad.skipped)} skipped: {count_reasons(bad.skipped)})" if bad.skipped else "") + ".")
+    fixed = np.asarray(fixed, dtype=object)
+    given = {split for split in fixed.tolist() if split is not None}
+    origins = {name: (fixed_origins or {}).get(split_id, f"the source's {name} split")
+               for split_id, name in enumerate(SPLITS)}
+    split = np.array([TRAIN if value is None else value for value in fixed.tolist()], dtype=np.int8)
+    carve = {VALIDATION: 0.0 if VALIDATION in given else validation_split,
+             TEST: 0.0 if TEST in given else test_split}
+    pool = np.flatnonzero([value is None for value in fixed.tolist()])
+    if len(pool) and (carve[VALIDATION] or carve[TEST]):
+        pool_labels = labels[pool]
+        strata = strata_for(task.task_type, pool_labels)
+        strict = task.class_names if task.task_type == "multiclass" else None
+        split[pool] = stratified_split(strata, carve[VALIDATION], carve[TEST], seed, class_names=strict,
+                                       source=source)
+        for split_id, fraction in carve.items():
+            if fraction:
+                origins[SPLITS[split_id]] = (f"{fraction:.0%} of the unsplit examples, stratified by "
+                                             f"{'target' if task.task_type == 'regression' else 'label'}, seed {seed}")
+    if not given:
+        origins["train"] = "the rest of the examples" if (carve[VALIDATION] or carve[TEST]) else "all examples"
+    train_labels = labels[split == TRAIN]
+    if task.task_type == "multiclass":
+        present = np.bincount(train_labels, minlength=task.num_outputs)
+        if not present.all():
+            missing = task.class_names[int(np.flatnonzero(present == 0)[0])]
+            raise DataError(
+                f"{source}: class {missing!r} has no training examples; add some, or leave it out of class_names."
+            )
+    class_weights(task, train_labels)
+    inputs = np.asarray(inputs, dtype=object)
+    examples = {name: (inputs[split == split_id].tolist(), labels[split == split_id])
+                for split_id, name in enumerate(SPLITS)}
+    return DataSplits(modality=modality, task=task, examples=examples, origins=origins, skipped=bad.skipped,
+                      seed=seed, **pipeline)
+
+
+def assemble_table(frame, inputs, keep, fixed, *, modality, label_columns, task, class_names, label_delimiter,
+                   split_column, source, bad, **options):
+    """Encodes the labels of the rows whose inputs passed their checks, then `assemble`s the splits.
+
+    Args:
+        frame: The table.
+        inputs: Path or text per row of `frame`.
+        keep: Boolean mask of the rows whose inputs (and split value) are good.
+        fixed: Split id (or None) per row of `frame`.
+        modality: `"image"` or `"text"`.
+        label_columns: The label columns.
+        task: Task type or None (inferred).
+        class_names: Caller's class names or None.
+        label_delimiter: Multi-label separator in strings.
+        split_column: The split column or None, for origins.
+        source: The file or "DataFrame".
+        bad: The `BadInputs` policy.
+        **options: Further `assemble` arguments (fractions, seed, pipeline options).
+
+    Returns:
+        A `DataSplits`.
+    """
+    frame = frame[keep]
+    inputs = [value for value, kept in zip(inputs, keep) if kept]
+    fixed = [split for split, kept in zip(fixed, keep) if kept]
+    task, labels, label_kept = encode_labels(frame, label_columns, task=task, class_names=class_names,
+                                             delimiter=label_delimiter, source=source, bad=bad)
+    fixed = [split for split, kept in zip(fixed, label_kept) if kept]
+    origins = {split: f"rows with {split_column} = {SPLITS[split]}" for split in set(fixed) if split is not None}
+    return assemble(modality=modality, task=task, inputs=[value for value, kept in zip(inputs, label_kept) if kept],
+                    labels=labels, fixed=fixed, source=source, bad=bad, fixed_origins=origins, **options)
+
+
+def check_batch_size(batch_size):
+    """Raises unless `batch_size` is a whole number >= 1."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number >= 1; got {batch_size!r}.")

@@ -1,0 +1,74 @@
+"""Bad input: a clear error that names the culprit, or a counted skip, never a silent drop."""
+
+import collections
+import dataclasses
+
+ON_BAD_CHOICES = ("error", "skip")
+
+
+class DataError(ValueError):
+    """A data source cannot be used as it is; the message names the file, row or column and says what to do."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Skipped:
+    """One file or row that the loader left out, and why.
+
+    Attributes:
+        source: The file, or the table and row (`"labels.csv, row 17"`), or the folder.
+        reason: A short fixed phrase to group by, e.g. `"not a decodable image"`, `"missing label"`.
+        detail: The specifics, e.g. the decoder's message or the offending value.
+    """
+
+    source: str
+    reason: str
+    detail: str = ""
+
+    def __str__(self):
+        return f"{self.source}: {self.reason}" + (f" ({self.detail})" if self.detail else "")
+
+
+class BadInputs:
+    """Applies the `on_bad` policy to bad files and rows, and keeps the list of what was skipped.
+
+    With `on_bad="error"` the first bad item raises `DataError`; with `"skip"` it is recorded and the caller leaves it
+    out. Some items (files with an extension the loader does not read, hidden files) are always listed and never an
+    error: they were never candidates, and listing them keeps the count of what was not read honest.
+
+    Attributes:
+        on_bad: `"error"` or `"skip"`.
+        skipped: The `Skipped` records, in the order they were found.
+    """
+
+    def __init__(self, on_bad):
+        if on_bad not in ON_BAD_CHOICES:
+            raise ValueError(f'on_bad must be "error" or "skip"; got {on_bad!r}.')
+        self.on_bad = on_bad
+        self.skipped = []
+
+    def report(self, source, reason, detail="", fix=""):
+        """Raises for the first bad item, or records it as skipped.
+
+        Args:
+            source: The file or row.
+            reason: Short fixed phrase (see `Skipped.reason`).
+            detail: Specifics for the message.
+            fix: What the user can do besides `on_bad="skip"`, e.g. `"remove it"`.
+
+        Raises:
+            DataError: When `on_bad` is `"error"`.
+        """
+        if self.on_bad == "error":
+            what = f"{reason} ({detail})" if detail else reason
+            fix = f"{fix} or " if fix else ""
+            raise DataError(f'{source}: {what}; {fix}pass on_bad="skip" to leave it out and count it.')
+        self.skipped.append(Skipped(str(source), reason, detail))
+
+    def note(self, source, reason, detail=""):
+        """Records an item that was never read (e.g. an unsupported extension), whatever the policy."""
+        self.skipped.append(Skipped(str(source), reason, detail))
+
+
+def count_reasons(skipped):
+    """Counts `Skipped` records by reason, most common first."""
+    return dict(collections.Counter(item.reason for item in skipped).most_common())

@@ -1,0 +1,109 @@
+"""Seeded, stratified train/validation/test splits that come out the same on every run and machine."""
+
+import hashlib
+import math
+
+import numpy as np
+
+from tfxfer.data.errors import DataError
+
+SPLITS = ("train", "validation", "test")
+TRAIN, VALIDATION, TEST = range(3)
+SPLIT_ALIASES = {"train": TRAIN, "training": TRAIN, "val": VALIDATION, "valid": VALIDATION,
+                 "validation": VALIDATION, "dev": VALIDATION, "test": TEST, "testing": TEST}
+
+
+def check_fractions(validation_split, test_split):
+    """Raises unless both fractions are in `[0, 1)` and leave some examples for training."""
+    for name, value in (("validation_split", validation_split), ("test_split", test_split)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+            raise ValueError(f"{name} must be a fraction in [0, 1); got {value!r}.")
+    if validation_split + test_split >= 1:
+        raise ValueError(
+            f"validation_split + test_split must leave examples for training; got {validation_split} + {test_split}."
+        )
+
+
+def _order(positions, seed):
+    """A seeded shuffle that depends only on the seed and positions: a hash, not a library's random stream."""
+    def key(position):
+        return hashlib.blake2b(f"{seed}:{position}".encode(), digest_size=8).digest()
+    return sorted(positions, key=key)
+
+
+def _share(size, fraction, at_least_one):
+    if fraction == 0:
+        return 0
+    share = math.floor(size * fraction + 0.5)
+    return max(share, 1) if at_least_one else share
+
+
+def strata_for(task_type, labels):
+    """Groups examples so that each split gets its share of every group.
+
+    Multi-class: the class. Multi-label: the example's rarest label (examples with none form a group), which keeps
+    rare labels in every split. Regression: the decile of the (first) target, fewer bins for small sets.
+
+    Args:
+        task_type: One of the task types.
+        labels: Encoded labels.
+
+    Returns:
+        An int array of group ids, one per example.
+    """
+    if task_type == "multiclass":
+        return np.asarray(labels)
+    if task_type == "multilabel":
+        positives = labels.sum(axis=0)
+        rarity = np.where(labels > 0, positives[None, :], np.inf)
+        return np.where(np.isfinite(rarity.min(axis=1)), rarity.argmin(axis=1), labels.shape[1])
+    targets = labels if labels.ndim == 1 else labels[:, 0]
+    bins = max(1, min(10, len(targets) // 10))
+    rank = np.argsort(np.argsort(targets, kind="stable"), kind="stable")
+    return rank * bins // max(len(targets), 1)
+
+
+def stratified_split(strata, validation_split, test_split, seed, *, class_names=None, source=""):
+    """Assigns each example to train, validation or test, group by group.
+
+    Within each group the examples are ordered by a hash of `(seed, position)`, and the first
+    `round(size * validation_split)` go to validation, the next `round(size * test_split)` to test, the rest to
+    training. The result depends only on the seed and the examples' order (sorted paths, or table rows), not on
+    library versions.
+
+    Args:
+        strata: Group id per example (see `strata_for`).
+        validation_split: Fraction for validation.
+        test_split: Fraction for test.
+        seed: Any integer.
+        class_names: For multi-class groups (one per class): the names, which also makes every class with enough
+            examples appear in each requested split, and a class with too few an error.
+        source: The data source, for messages.
+
+    Returns:
+        An int8 array of split ids (`TRAIN`, `VALIDATION`, `TEST`), one per example.
+
+    Raises:
+        DataError: A class has fewer examples than one per requested split.
+
+    Example:
+        >>> stratified_split(np.array([0, 0, 0, 0, 1, 1, 1, 1]), 0.25, 0.0, seed=0).tolist().count(VALIDATION)
+        2
+    """
+    split = np.full(len(strata), TRAIN, dtype=np.int8)
+    strict = class_names is not None
+    for group in np.unique(strata):
+        members = np.flatnonzero(strata == group)
+        n_validation = _share(len(members), validation_split, strict)
+        n_test = _share(len(members), test_split, strict)
+        if strict and len(members) - n_validation - n_test < 1:
+            needed = 1 + (validation_split > 0) + (test_split > 0)
+            raise DataError(
+                f"{source}: class {class_names[group]!r} has {len(members)} example(s); the split needs at least "
+                f"{needed} (one for training and one per validation/test split). Add examples of it, remove the "
+                "class, or lower validation_split/test_split to 0."
+            )
+        ordered = np.asarray(_order(members.tolist(), seed), dtype=np.int64)
+        split[ordered[:n_validation]] = VALIDATION
+        split[ordered[n_validation:n_validation + n_test]] = TEST
+    return split
