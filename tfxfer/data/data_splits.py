@@ -168,9 +168,8 @@ class DataSplits:
         else:
             what = "texts"
         names = task.class_names if len(task.class_names) <= 10 else task.class_names[:10] + ["..."]
-        label = ("target" if task.task_type == "regression" else "class") + ("" if task.num_outputs == 1 else
-                                                                             ("s" if task.task_type == "regression"
-                                                                              else "es"))
+        singular, plural = ("target", "targets") if task.task_type == "regression" else ("class", "classes")
+        label = singular if task.num_outputs == 1 else plural
         lines = [f"DataSplits: {what}, {task.task_type}, {task.num_outputs} {label} {names}"]
         for split in SPLITS:
             size = self.sizes[split]

@@ -31,11 +31,16 @@ def _order(positions, seed):
     return sorted(positions, key=key)
 
 
-def _share(size, fraction, at_least_one):
+def _quotas(sizes, fraction, at_least_one):
+    """Examples per group for one split: proportional, and summing to `round(total * fraction)` (largest remainders
+    get the rounding; ties go to the earlier group), or at least one per group when `at_least_one`."""
     if fraction == 0:
-        return 0
-    share = math.floor(size * fraction + 0.5)
-    return max(share, 1) if at_least_one else share
+        return np.zeros(len(sizes), dtype=np.int64)
+    exact = sizes * fraction
+    quotas = np.floor(exact).astype(np.int64)
+    missing = math.floor(sizes.sum() * fraction + 0.5) - quotas.sum()
+    quotas[np.argsort(-(exact - quotas), kind="stable")[:max(missing, 0)]] += 1
+    return np.maximum(quotas, 1) if at_least_one else quotas
 
 
 def strata_for(task_type, labels):
@@ -66,9 +71,9 @@ def strata_for(task_type, labels):
 def stratified_split(strata, validation_split, test_split, seed, *, class_names=None, source=""):
     """Assigns each example to train, validation or test, group by group.
 
-    Within each group the examples are ordered by a hash of `(seed, position)`, and the first
-    `round(size * validation_split)` go to validation, the next `round(size * test_split)` to test, the rest to
-    training. The result depends only on the seed and the examples' order (sorted paths, or table rows), not on
+    Each group gives validation and test their share of its examples (rounded so that the totals are
+    `round(n * fraction)`); within a group the examples are ordered by a hash of `(seed, position)`, and the first
+    go to validation, the next to test, the rest to training. The result depends only on the seed and the examples' order (sorted paths, or table rows), not on
     library versions.
 
     Args:
@@ -92,18 +97,18 @@ def stratified_split(strata, validation_split, test_split, seed, *, class_names=
     """
     split = np.full(len(strata), TRAIN, dtype=np.int8)
     strict = class_names is not None
-    for group in np.unique(strata):
-        members = np.flatnonzero(strata == group)
-        n_validation = _share(len(members), validation_split, strict)
-        n_test = _share(len(members), test_split, strict)
-        if strict and len(members) - n_validation - n_test < 1:
+    groups, sizes = np.unique(strata, return_counts=True)
+    n_validation = _quotas(sizes, validation_split, strict)
+    n_test = np.minimum(_quotas(sizes, test_split, strict), sizes - n_validation)
+    for group, size, to_validation, to_test in zip(groups, sizes, n_validation, n_test):
+        if strict and size - to_validation - to_test < 1:
             needed = 1 + (validation_split > 0) + (test_split > 0)
             raise DataError(
-                f"{source}: class {class_names[group]!r} has {len(members)} example(s); the split needs at least "
+                f"{source}: class {class_names[group]!r} has {size} example(s); the split needs at least "
                 f"{needed} (one for training and one per validation/test split). Add examples of it, remove the "
                 "class, or lower validation_split/test_split to 0."
             )
-        ordered = np.asarray(_order(members.tolist(), seed), dtype=np.int64)
-        split[ordered[:n_validation]] = VALIDATION
-        split[ordered[n_validation:n_validation + n_test]] = TEST
+        ordered = np.asarray(_order(np.flatnonzero(strata == group).tolist(), seed), dtype=np.int64)
+        split[ordered[:to_validation]] = VALIDATION
+        split[ordered[to_validation:to_validation + to_test]] = TEST
     return split

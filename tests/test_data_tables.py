@@ -1,0 +1,75 @@
+"""Reading CSV/TSV files: exact rows despite quotes and odd line breaks, strict encodings, unambiguous columns."""
+
+import pandas as pd
+import pytest
+
+from tfxfer.data import DataError, read_table
+from tfxfer.data.tables import load_frame
+
+
+def test_tsv_quotes_are_ordinary_characters(tmp_path):
+    path = tmp_path / "sms.tsv"
+    path.write_text('ham\tHe said "see you\nspam\tWIN "big" now\nham\tok"\n', encoding="utf-8")
+    frame = read_table(path, column_names=["label", "text"])
+    assert frame["text"].tolist() == ['He said "see you', 'WIN "big" now', 'ok"']
+
+
+def test_u0085_and_u2028_do_not_split_rows(tmp_path):
+    path = tmp_path / "imdb.txt"
+    path.write_text("A film\u0085with a break   \t1\nAnother\u2028one\t0\n", encoding="utf-8")
+    frame = read_table(path, column_names=["text", "label"])
+    assert len(frame) == 2
+    assert frame["text"].tolist() == ["A film\u0085with a break   ", "Another\u2028one"]
+
+
+def test_crlf_line_endings_leave_no_carriage_return(tmp_path):
+    path = tmp_path / "crlf.tsv"
+    path.write_bytes(b"text\tlabel\r\nfirst\ta\r\nsecond\tb\r\n")
+    frame = read_table(path)
+    assert frame["label"].tolist() == ["a", "b"]
+
+
+def test_csv_keeps_standard_quoting_and_na_like_text(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text('text,label\n"one, with comma",a\nNA,b\nnull,a\n007,b\n', encoding="utf-8")
+    frame = read_table(path, text_columns=["text"])
+    assert frame["text"].tolist() == ["one, with comma", "NA", "null", "007"]
+
+
+def test_utf8_byte_order_mark_is_dropped(tmp_path):
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufefftext,label\nhi,a\n".encode("utf-8"))
+    assert list(read_table(path).columns) == ["text", "label"]
+
+
+def test_bad_encoding_names_file_byte_offset_and_line(tmp_path):
+    path = tmp_path / "latin.csv"
+    path.write_bytes("text,label\nok,a\ncaf\u00e9,b\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin\.csv: byte offset 19 \(line 3\) is not valid utf-8.*0xe9.*encoding="):
+        read_table(path)
+    assert read_table(path, encoding="latin-1")["text"].tolist() == ["ok", "caf\u00e9"]
+
+
+def test_duplicate_column_names_are_an_error(tmp_path):
+    path = tmp_path / "dup.csv"
+    path.write_text("text,label,label\nhi,a,b\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"dup\.csv: column name 'label' appears more than once"):
+        read_table(path)
+    frame = pd.DataFrame([["hi", "a", "b"]], columns=["text", "label", "label"])
+    with pytest.raises(DataError, match=r"DataFrame: column name 'label' appears more than once"):
+        load_frame(frame, sep=None, column_names=None, encoding="utf-8", text_columns=[])
+
+
+def test_malformed_row_names_the_line(tmp_path):
+    path = tmp_path / "ragged.tsv"
+    path.write_text("text\tlabel\na\tb\nc\td\te\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"ragged\.tsv: .*line 3.*separator"):
+        read_table(path)
+
+
+def test_missing_and_empty_files(tmp_path):
+    with pytest.raises(DataError, match=r"nothere\.csv does not exist"):
+        read_table(tmp_path / "nothere.csv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(DataError, match=r"empty\.csv is empty"):
+        read_table(tmp_path / "empty.csv")

@@ -1,0 +1,113 @@
+"""The task and label encoding, inferred from the labels where unambiguous and settable always."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tfxfer.data import DataError, load_text
+
+
+def _labels(dataset):
+    return np.concatenate([labels.numpy() for _, labels in dataset])
+
+
+def test_string_labels_are_multiclass_sorted_with_balanced_weights():
+    frame = pd.DataFrame({"text": [f"t{i}" for i in range(10)], "label": ["spam"] * 2 + ["ham"] * 8})
+    data = load_text(frame, validation_split=0)
+    task = data.task
+    assert (task.task_type, task.class_names, task.num_outputs, task.label_encoding) == (
+        "multiclass", ["ham", "spam"], 2, "sparse")
+    assert task.class_weights == pytest.approx({0: 10 / (2 * 8), 1: 10 / (2 * 2)})
+    labels = _labels(data.train)
+    assert labels.dtype == np.int32 and sorted(labels.tolist()) == [0] * 8 + [1] * 2
+
+
+def test_integer_labels_sort_numerically():
+    frame = pd.DataFrame({"text": list("abcdef"), "label": [10, 2, 10, 2, 1, 1]})
+    assert load_text(frame, validation_split=0).task.class_names == ["1", "2", "10"]
+
+
+def test_caller_class_names_set_the_order():
+    frame = pd.DataFrame({"text": list("abcd"), "label": ["x", "y", "x", "y"]})
+    data = load_text(frame, class_names=["y", "x"], validation_split=0, batch_size=4)
+    assert data.task.class_names == ["y", "x"]
+    assert sorted(_labels(data.train).tolist()) == [0, 0, 1, 1]
+
+
+def test_multilabel_from_delimited_strings_in_a_csv(tmp_path):
+    path = tmp_path / "tags.csv"
+    path.write_text("text,tags\none,cat|dog\ntwo,dog\nthree,bird | cat\nfour,bird\n", encoding="utf-8")
+    data = load_text(path, label_column="tags", validation_split=0, batch_size=8)
+    task = data.task
+    assert (task.task_type, task.class_names, task.label_encoding) == ("multilabel", ["bird", "cat", "dog"],
+                                                                       "multi_hot")
+    texts, labels = next(iter(data.unbatched("train").batch(8)))
+    by_text = dict(zip([t.decode() for t in texts.numpy()], labels.numpy().tolist()))
+    assert by_text == {"one": [0, 1, 1], "two": [0, 0, 1], "three": [1, 1, 0], "four": [1, 0, 0]}
+    assert labels.dtype == np.float32
+    assert task.class_weights is None and task.positive_weights == pytest.approx({0: 1.0, 1: 1.0, 2: 1.0})
+    assert data.counts["train"] == {"bird": 2, "cat": 2, "dog": 2}
+
+
+def test_multilabel_from_a_dataframe_list_column_and_from_01_columns():
+    frame = pd.DataFrame({"text": ["a", "b", "c"], "tags": [["x", "y"], [], ["y"]]})
+    data = load_text(frame, label_column="tags", validation_split=0)
+    assert data.task.task_type == "multilabel" and data.task.class_names == ["x", "y"]
+    assert data.examples("train")[1].tolist() == [[1, 1], [0, 0], [0, 1]]
+
+    frame = pd.DataFrame({"text": ["a", "b", "c"], "toxic": [1, 0, 1], "insult": [0, 0, 1]})
+    data = load_text(frame, label_column=["toxic", "insult"], validation_split=0)
+    assert data.task.task_type == "multilabel"
+    assert data.task.class_names == ["toxic", "insult"]
+    assert data.examples("train")[1].tolist() == [[1, 0], [0, 0], [1, 1]]
+
+
+def test_regression_from_a_csv_and_from_a_dataframe(tmp_path):
+    path = tmp_path / "scores.tsv"
+    rows = "".join(f"sentence {i}\t{i * 0.25}\n" for i in range(20))
+    path.write_text("text\tscore\n" + rows, encoding="utf-8")
+    data = load_text(path, label_column="score", validation_split=0.25)
+    task = data.task
+    assert (task.task_type, task.class_names, task.num_outputs, task.label_encoding) == (
+        "regression", ["score"], 1, "float")
+    assert task.class_weights is None
+    assert data.sizes == {"train": 15, "validation": 5, "test": 0}
+    labels = _labels(data.validation)
+    assert labels.dtype == np.float32 and labels.shape == (5,)
+
+    frame = pd.DataFrame({"text": list("abcd"), "valence": [0.5, 1.5, 2.0, 3.5], "arousal": [1, 2, 3, 4]})
+    data = load_text(frame, label_column=["valence", "arousal"], validation_split=0, batch_size=4)
+    assert data.task.task_type == "regression" and data.task.num_outputs == 2
+    assert next(iter(data.train))[1].shape == (4, 2)
+
+
+def test_task_can_always_be_set():
+    frame = pd.DataFrame({"text": list("abcd"), "label": [1, 2, 3, 4]})
+    data = load_text(frame, task="regression", validation_split=0)
+    assert data.task.task_type == "regression"
+    assert sorted(data.examples("train")[1].tolist()) == [1.0, 2.0, 3.0, 4.0]
+
+
+def test_whole_floats_are_ambiguous_and_ask_for_task():
+    frame = pd.DataFrame({"text": list("abcd"), "label": [0.0, 1.0, 1.0, 0.0]})
+    with pytest.raises(DataError, match=r"whole numbers stored as floats.*task='multiclass' or task='regression'"):
+        load_text(frame)
+    assert load_text(frame, task="multiclass", validation_split=0).task.class_names == ["0", "1"]
+
+
+def test_mixed_label_columns_are_named():
+    frame = pd.DataFrame({"text": list("ab"), "a": [1, 0], "b": ["x", 1]})
+    with pytest.raises(DataError, match=r"column 'b' holds 'x' \(DataFrame, row 0\)"):
+        load_text(frame, label_column=["a", "b"])
+
+
+def test_single_class_is_an_error():
+    frame = pd.DataFrame({"text": list("abc"), "label": ["only"] * 3})
+    with pytest.raises(DataError, match=r"found 1 class \(\['only'\]\) in 'label'.*at least two"):
+        load_text(frame)
+
+
+def test_class_names_for_regression_is_rejected():
+    frame = pd.DataFrame({"text": list("ab"), "score": [0.5, 1.5]})
+    with pytest.raises(ValueError, match="class_names does not apply to regression"):
+        load_text(frame, label_column="score", class_names=["a"])
