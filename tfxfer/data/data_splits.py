@@ -239,24 +239,25 @@ def assemble(*, modality, task, inputs, labels, fixed, validation_split, test_sp
             f" ({len(bad.skipped)} skipped: {count_reasons(bad.skipped)})" if bad.skipped else "") + ".")
     fixed = np.asarray(fixed, dtype=object)
     given = {split for split in fixed.tolist() if split is not None}
-    origins = {name: (fixed_origins or {}).get(split_id, f"the source's {name} split")
+    fixed_origins = fixed_origins or {}
+    origins = {name: fixed_origins.get(split_id, "all examples" if split_id == TRAIN else "")
                for split_id, name in enumerate(SPLITS)}
     split = np.array([TRAIN if value is None else value for value in fixed.tolist()], dtype=np.int8)
     carve = {VALIDATION: 0.0 if VALIDATION in given else validation_split,
              TEST: 0.0 if TEST in given else test_split}
-    pool = np.flatnonzero([value is None for value in fixed.tolist()])
+    # The source's training examples, or all when it has no splits, give what it lacks of validation and test.
+    pool = np.flatnonzero(split == TRAIN)
     if len(pool) and (carve[VALIDATION] or carve[TEST]):
-        pool_labels = labels[pool]
-        strata = strata_for(task.task_type, pool_labels)
+        strata = strata_for(task.task_type, labels[pool])
         strict = task.class_names if task.task_type == "multiclass" else None
         split[pool] = stratified_split(strata, carve[VALIDATION], carve[TEST], seed, class_names=strict,
                                        source=source)
-        for split_id, fraction in carve.items():
-            if fraction:
-                origins[SPLITS[split_id]] = (f"{fraction:.0%} of the unsplit examples, stratified by "
-                                             f"{'target' if task.task_type == 'regression' else 'label'}, seed {seed}")
-    if not given:
-        origins["train"] = "the rest of the examples" if (carve[VALIDATION] or carve[TEST]) else "all examples"
+        carved = [SPLITS[split_id] for split_id, fraction in carve.items() if fraction]
+        for name in carved:
+            fraction = carve[SPLITS.index(name)]
+            origins[name] = (f"{fraction:.0%} of {origins['train']}, stratified by "
+                             f"{'target' if task.task_type == 'regression' else 'label'}, seed {seed}")
+        origins["train"] = f"{origins['train']} less {' and '.join(carved)}"
     train_labels = labels[split == TRAIN]
     if task.task_type == "multiclass":
         present = np.bincount(train_labels, minlength=task.num_outputs)
