@@ -1,0 +1,77 @@
+"""Texts from CSV/TSV files, DataFrames and class folders of .txt files, as batches of strings."""
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tfxfer.data import load_text
+
+
+def test_batches_are_strings_and_labels(tmp_path):
+    frame = pd.DataFrame({"text": [f"message {i}" for i in range(10)], "label": ["ham", "spam"] * 5})
+    data = load_text(frame, batch_size=4, validation_split=0.2)
+    texts, labels = next(iter(data.train))
+    assert texts.dtype == tf.string and texts.shape == (4,) and labels.dtype == tf.int32
+    assert data.sizes == {"train": 8, "validation": 2, "test": 0}
+    assert data.image_size is None and "texts, multiclass, 2 classes ['ham', 'spam']" in data.summary()
+
+
+def test_texts_reach_the_pipeline_unchanged():
+    texts = ["  leading spaces", "trailing\u0085nel   ", "tab\tinside", "quote \"unbalanced"]
+    data = load_text(pd.DataFrame({"text": texts, "label": [0, 1, 0, 1]}), validation_split=0)
+    got = [t.decode() for t, _ in data.unbatched("train").as_numpy_iterator()]
+    assert got == texts
+
+
+def test_training_order_is_reshuffled_each_epoch_and_seeded():
+    frame = pd.DataFrame({"text": [str(i) for i in range(40)], "label": [0, 1] * 20})
+
+    def epochs(seed):
+        data = load_text(frame, validation_split=0, batch_size=40, seed=seed)
+        return [next(iter(data.train))[0].numpy().tolist() for _ in range(2)]
+
+    first, second = epochs(seed=5)
+    assert first != second and sorted(first) == sorted(second)
+    assert epochs(seed=5) == [first, second]
+
+
+def test_validation_order_is_fixed():
+    frame = pd.DataFrame({"text": [str(i) for i in range(20)], "label": [0, 1] * 10})
+    data = load_text(frame, validation_split=0.5, batch_size=20)
+    once, again = (next(iter(data.validation))[0].numpy().tolist() for _ in range(2))
+    assert once == again == [t.encode() for t in data.examples("validation")[0]]
+
+
+def test_sentence_pairs_are_joined_with_the_separator():
+    frame = pd.DataFrame({"s1": ["A plane takes off.", "A man sings."], "s2": ["A jet departs.", "A cat sleeps."],
+                          "score": [4.8, 0.2]})
+    data = load_text(frame, text_column=["s1", "s2"], label_column="score", text_separator=" [SEP] ",
+                     validation_split=0)
+    assert data.examples("train")[0] == ["A plane takes off. [SEP] A jet departs.", "A man sings. [SEP] A cat sleeps."]
+    assert data.task.task_type == "regression"
+
+
+def test_class_folders_of_txt_files(tmp_path):
+    for split, counts in (("train", {"neg": 3, "pos": 4}), ("test", {"neg": 1, "pos": 1})):
+        for name, count in counts.items():
+            folder = tmp_path / "reviews" / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                (folder / f"{i}.txt").write_text(f"{name} review {i}\nsecond line", encoding="utf-8")
+    (tmp_path / "reviews" / "train" / "pos" / "urls.csv").write_text("not read")
+    data = load_text(tmp_path / "reviews", validation_split=0)
+    assert data.task.class_names == ["neg", "pos"]
+    assert data.sizes == {"train": 7, "validation": 0, "test": 2}
+    assert data.origins["test"] == "folder test/"
+    assert "neg review 0\nsecond line" in data.examples("train")[0]
+    assert [item.reason for item in data.skipped] == ["unsupported extension"]
+
+
+def test_csv_labels_and_split_column(tmp_path):
+    path = tmp_path / "data.csv"
+    path.write_text("text,label,split\n" + "".join(
+        f"text {i},{'ab'[i % 2]},{['train', 'train', 'test'][i % 3]}\n" for i in range(12)), encoding="utf-8")
+    data = load_text(path, split_column="split", validation_split=0.25)
+    assert data.sizes == {"train": 6, "validation": 2, "test": 4}
+    assert data.origins["test"] == "rows with split = test"
+    assert np.all(data.examples("validation")[1] == [0, 1])
