@@ -187,11 +187,12 @@ def test_non_finite_targets_in_a_dataframe():
 def test_missing_columns_list_the_columns(tmp_path):
     path = tmp_path / "sms.tsv"
     path.write_text("ham\tHello there\nspam\tWin now\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"sms\.tsv: text_column/label_column/split_column='text' is not a column; "
+    with pytest.raises(DataError, match=r"sms\.tsv: text_column='text' is not a column; "
                                         r"the columns are \['ham', 'Hello there'\]\. .*column_names="):
         load_text(path)
     frame = pd.DataFrame({"image": ["a.png"], "label": ["x"]})
-    with pytest.raises(DataError, match=r"DataFrame: .*'path' is not a column; the columns are \['image', 'label'\]"):
+    with pytest.raises(DataError, match=r"DataFrame: path_column='path' is not a column; the columns are "
+                                        r"\['image', 'label'\]\.$"):
         load_images(frame, **UNIT)
 
 

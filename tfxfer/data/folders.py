@@ -14,7 +14,7 @@ def _is_hidden(name):
 
 
 def _split_folders(root):
-    """`{split id: folder}`: the split subfolders when `root` has a `train/` and only split names, else `{None: root}`."""
+    """`{split id: folder}` when `root` holds `train/` and only split folders, else `{None: root}`."""
     folders = sorted(entry for entry in root.iterdir() if entry.is_dir() and not _is_hidden(entry.name))
     names = {folder.name for folder in folders}
     if "train" not in names or not names <= set(SPLIT_FOLDERS):

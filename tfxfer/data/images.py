@@ -181,8 +181,8 @@ def load_images(source, *, extractor=None, image_size=None, value_range=None, pa
     frame, source_name, folder = load_frame(source, sep=sep, column_names=column_names, encoding=encoding,
                                             text_columns=[path_column])
     label_columns = as_column_list(label_column, "label_column")
-    require_columns(frame, [path_column] + label_columns + ([split_column] if split_column else []), source_name,
-                    "path_column/label_column/split_column")
+    require_columns(frame, {"path_column": [path_column], "label_column": label_columns,
+                            "split_column": [split_column] if split_column else []}, source_name)
     fixed, keep = split_ids(frame, split_column, source_name, bad)
     base = Path(base_dir) if base_dir is not None else folder
     paths = []

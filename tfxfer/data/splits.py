@@ -73,8 +73,8 @@ def stratified_split(strata, validation_split, test_split, seed, *, class_names=
 
     Each group gives validation and test their share of its examples (rounded so that the totals are
     `round(n * fraction)`); within a group the examples are ordered by a hash of `(seed, position)`, and the first
-    go to validation, the next to test, the rest to training. The result depends only on the seed and the examples' order (sorted paths, or table rows), not on
-    library versions.
+    go to validation, the next to test, the rest to training. The result depends only on the seed and the examples'
+    order (sorted paths, or table rows), not on library versions.
 
     Args:
         strata: Group id per example (see `strata_for`).

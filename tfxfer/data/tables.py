@@ -2,7 +2,6 @@
 
 import csv
 import io
-import os
 from pathlib import Path
 
 import numpy as np
@@ -143,27 +142,23 @@ def check_unique_columns(names, source):
         seen.add(name)
 
 
-def require_columns(frame, columns, source, argument):
+def require_columns(frame, columns, source):
     """Raises when a column the caller named is not in the table.
 
     Args:
         frame: The table.
-        columns: Column names the caller passed.
+        columns: `{argument: [column names]}`, e.g. `{"label_column": ["label"]}`.
         source: The file or "DataFrame", for the message.
-        argument: The argument that named them, e.g. `"label_column"`.
 
     Raises:
-        DataError: Naming the missing column and listing the ones that exist.
+        DataError: Naming the argument and the missing column, and listing the columns that exist.
     """
     available = list(frame.columns)
-    for column in columns:
-        if column not in available:
-            hint = ""
-            if isinstance(source, os.PathLike) or isinstance(source, str) and source != "DataFrame":
-                hint = " If the file has no header row, pass column_names=[...]."
-            raise DataError(
-                f"{source}: {argument}={column!r} is not a column; the columns are {available}.{hint}"
-            )
+    for argument, names in columns.items():
+        for name in names:
+            if name not in available:
+                hint = "" if source == "DataFrame" else " If the file has no header row, pass column_names=[...]."
+                raise DataError(f"{source}: {argument}={name!r} is not a column; the columns are {available}.{hint}")
 
 
 def as_column_list(columns, argument):

@@ -109,8 +109,8 @@ def load_text(source, *, text_column="text", label_column="label", task=None, cl
     label_columns = as_column_list(label_column, "label_column")
     frame, source_name, _ = load_frame(source, sep=sep, column_names=column_names, encoding=encoding,
                                        text_columns=text_columns)
-    require_columns(frame, text_columns + label_columns + ([split_column] if split_column else []), source_name,
-                    "text_column/label_column/split_column")
+    require_columns(frame, {"text_column": text_columns, "label_column": label_columns,
+                            "split_column": [split_column] if split_column else []}, source_name)
     fixed, keep = split_ids(frame, split_column, source_name, bad)
     texts = []
     for position, index in enumerate(frame.index):
