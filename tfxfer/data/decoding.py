@@ -30,8 +30,9 @@ def decode_image(contents, image_size, value_range, interpolation="bilinear"):
 
     Example:
         >>> png = tf.io.encode_png(tf.fill([4, 6, 3], tf.constant(255, tf.uint8)))
-        >>> decode_image(png, (2, 3), (0.0, 1.0)).numpy().max()
-        1.0
+        >>> image = decode_image(png, (2, 3), (0.0, 1.0))
+        >>> image.shape, float(image.numpy().max())
+        (TensorShape([2, 3, 3]), 1.0)
     """
     image = tf.io.decode_image(contents, channels=3, expand_animations=False)
     image = tf.cast(tf.image.resize(image, image_size, method=interpolation), tf.float32)

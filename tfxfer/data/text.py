@@ -72,9 +72,16 @@ def load_text(source, *, text_column="text", label_column="label", task=None, cl
         ValueError: An argument out of range.
 
     Example:
-        >>> data = load_text("SMSSpamCollection", sep="\\t", column_names=["label", "text"])  # doctest: +SKIP
-        >>> data.task.class_names  # doctest: +SKIP
-        ['ham', 'spam']
+        >>> import pandas as pd
+        >>> frame = pd.DataFrame({"text": ["win a prize", "see you at 5", "free entry", "ok, lunch?"],
+        ...                       "label": ["spam", "ham", "spam", "ham"]})
+        >>> data = load_text(frame, validation_split=0.5)
+        >>> data.task.class_names, data.sizes["validation"]
+        (['ham', 'spam'], 2)
+
+        The SMS Spam Collection, tab-separated without a header:
+
+        >>> load_text("SMSSpamCollection", sep="\\t", column_names=["label", "text"])  # doctest: +SKIP
     """
     check_task_argument(task)
     check_fractions(validation_split, test_split)
