@@ -9,7 +9,7 @@ import pytest
 import tensorflow as tf
 from data_helpers import COLOURS, class_folders, write_image
 
-from tfxfer.data import DataError, decode_image, load_images
+from tfxfer.data import decode_image, load_images
 
 UNIT = dict(image_size=(8, 8), value_range=(0.0, 1.0))
 

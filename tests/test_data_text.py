@@ -2,6 +2,7 @@
 
 import numpy as np
 import pandas as pd
+import pytest
 import tensorflow as tf
 
 from tfxfer.data import load_text
@@ -59,7 +60,8 @@ def test_class_folders_of_txt_files(tmp_path):
             for i in range(count):
                 (folder / f"{i}.txt").write_text(f"{name} review {i}\nsecond line", encoding="utf-8")
     (tmp_path / "reviews" / "train" / "pos" / "urls.csv").write_text("not read")
-    data = load_text(tmp_path / "reviews", validation_split=0)
+    with pytest.warns(UserWarning, match=r"1 file or row left out or not read \(unsupported extension 1\)"):
+        data = load_text(tmp_path / "reviews", validation_split=0)
     assert data.task.class_names == ["neg", "pos"]
     assert data.sizes == {"train": 7, "validation": 0, "test": 2}
     assert data.origins["test"] == "folder test/"

@@ -3,6 +3,7 @@
 import functools
 import hashlib
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +12,6 @@ import tensorflow as tf
 from tfxfer.data.decoding import decode_image
 from tfxfer.data.errors import DataError, count_reasons
 from tfxfer.data.splits import SPLITS, TEST, TRAIN, VALIDATION, strata_for, stratified_split
-from tfxfer.data.tables import split_ids
 from tfxfer.data.task import class_weights, encode_labels
 
 
@@ -31,7 +31,8 @@ class DataSplits:
         counts: `{split: {class name: examples}}` (for multi-label, examples with that label; for regression, the
             number of examples under each target name); `{}` for an empty split.
         skipped: `Skipped` records of every file or row left out or not read, with the reason.
-        origins: `{split: where it came from}`, e.g. `"folder val/"` or `"20% of the source, stratified, seed 0"`.
+        origins: `{split: where it came from}`, e.g. `"folder val/"` or
+            `"20% of all examples, stratified by label, seed 0"`.
         image_size: `(height, width)` of the images, None for text.
         value_range: `(low, high)` of the pixel values, None for text.
         augmentation: The Keras layer applied to training batches, or None.
@@ -267,6 +268,11 @@ def assemble(*, modality, task, inputs, labels, fixed, validation_split, test_sp
                 f"{source}: class {missing!r} has no training examples; add some, or leave it out of class_names."
             )
     class_weights(task, train_labels)
+    if bad.skipped:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in count_reasons(bad.skipped).items())
+        what = "file or row" if len(bad.skipped) == 1 else "files or rows"
+        warnings.warn(f"{source}: {len(bad.skipped)} {what} left out or not read ({reasons}); the list is in "
+                      ".skipped of the result.", stacklevel=3)
     inputs = np.asarray(inputs, dtype=object)
     examples = {name: (inputs[split == split_id].tolist(), labels[split == split_id])
                 for split_id, name in enumerate(SPLITS)}

@@ -9,7 +9,7 @@ import pandas as pd
 
 from tfxfer.data.data_splits import assemble, assemble_table, check_batch_size
 from tfxfer.data.decoding import IMAGE_EXTENSIONS, find_undecodable
-from tfxfer.data.errors import BadInputs, DataError
+from tfxfer.data.errors import BadInputs
 from tfxfer.data.folders import scan_class_folders
 from tfxfer.data.splits import check_fractions
 from tfxfer.data.tables import as_column_list, load_frame, require_columns, row_source, split_ids

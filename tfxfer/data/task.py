@@ -47,7 +47,8 @@ def check_task_argument(task):
         raise ValueError(f"task must be one of {TASK_TYPES} or None (inferred); got {task!r}.")
 
 
-def _is_missing(value):
+def is_missing(value):
+    """Whether a cell is empty: None, NaN (any float type), pandas' NA or NaT."""
     if value is None or value is pd.NA or value is pd.NaT:
         return True
     return isinstance(value, (float, np.floating)) and math.isnan(value)
@@ -113,7 +114,7 @@ def infer_task_type(frame, label_columns, delimiter, source):
     """
     columns = [frame[name] for name in label_columns]
     if len(columns) > 1:
-        present = [column[~column.map(_is_missing)] for column in columns]
+        present = [column[~column.map(is_missing)] for column in columns]
         if all(column.map(lambda value: _binary(value) is not None).all() for column in present):
             return "multilabel"
         if all(column.map(_is_number).all() for column in present):
@@ -126,7 +127,7 @@ def infer_task_type(frame, label_columns, delimiter, source):
                     f"column {name!r} holds {bad.iloc[0]!r} ({row_source(source, bad.index[0])})."
                 )
     column = columns[0]
-    values = column[~column.map(_is_missing)]
+    values = column[~column.map(is_missing)]
     if values.map(_is_list_like).any():
         return "multilabel"
     if pd.api.types.is_bool_dtype(values) or pd.api.types.is_integer_dtype(values):
@@ -192,7 +193,7 @@ def _encode_multiclass(frame, label_columns, class_names, delimiter, source, bad
     keys = []
     keep = np.ones(len(frame), dtype=bool)
     for position, (index, value) in enumerate(column.items()):
-        key = None if _is_missing(value) else _class_key(value)
+        key = None if is_missing(value) else _class_key(value)
         if not key:
             _missing_label(bad, source, index, column_name)
             keep[position] = False
@@ -224,7 +225,7 @@ def _encode_multilabel(frame, label_columns, class_names, delimiter, source, bad
     for position, (index, value) in enumerate(frame[column_name].items()):
         if _is_list_like(value):
             tokens = [_class_key(item) for item in value]
-        elif _is_missing(value) or not str(value).strip():
+        elif is_missing(value) or not str(value).strip():
             _missing_label(bad, source, index, column_name)
             keep[position] = False
             row_labels.append(None)
@@ -269,7 +270,7 @@ def _encode_multilabel_columns(frame, label_columns, class_names, source, bad):
         vector = np.zeros(len(order), dtype=np.float32)
         for slot, name in enumerate(order):
             value = frame.at[index, by_name[name]]
-            if _is_missing(value):
+            if is_missing(value):
                 _missing_label(bad, source, index, by_name[name])
                 keep[position] = False
                 break
@@ -294,7 +295,7 @@ def _encode_regression(frame, label_columns, class_names, delimiter, source, bad
         for position, (index, value) in enumerate(column.items()):
             if not keep[position]:
                 continue
-            if _is_missing(value) or (isinstance(value, str) and not value.strip()):
+            if is_missing(value) or (isinstance(value, str) and not value.strip()):
                 bad.report(row_source(source, index), "missing target", f"column {name!r} is empty",
                            "fill it in, drop the row,")
             elif math.isnan(numbers_[position]):

@@ -11,14 +11,14 @@ from tfxfer.data.folders import scan_class_folders
 from tfxfer.data.splits import check_fractions
 from tfxfer.data.tables import (as_column_list, codec_for, describe_decode_error, load_frame, require_columns,
                                 row_source, split_ids)
-from tfxfer.data.task import Task, check_task_argument
+from tfxfer.data.task import Task, check_task_argument, is_missing
 
 TEXT_EXTENSIONS = (".txt",)
 
 
 def _text_value(value, encoding):
     """A cell as text, or None when it is missing or blank."""
-    if value is None or isinstance(value, float) and np.isnan(value) or value is pd.NA:
+    if is_missing(value):
         return None
     if isinstance(value, bytes):
         value = value.decode(encoding)
