@@ -77,3 +77,9 @@ def test_csv_labels_and_split_column(tmp_path):
     assert data.sizes == {"train": 6, "validation": 2, "test": 4}
     assert data.origins["test"] == "rows with split = test"
     assert np.all(data.examples("validation")[1] == [0, 1])
+
+
+def test_dataframe_with_a_repeated_index():
+    frame = pd.concat([pd.DataFrame({"text": ["a", "b"], "label": ["x", "y"]})] * 2)
+    data = load_text(frame, validation_split=0)
+    assert data.examples("train")[0] == ["a", "b", "a", "b"]

@@ -264,12 +264,13 @@ def _encode_multilabel_columns(frame, label_columns, class_names, source, bad):
         )
     order = [str(name) for name in (class_names or label_columns)]
     by_name = {str(name): name for name in label_columns}
+    columns = [frame[by_name[name]].tolist() for name in order]
     keep = np.ones(len(frame), dtype=bool)
     labels = []
     for position, index in enumerate(frame.index):
         vector = np.zeros(len(order), dtype=np.float32)
         for slot, name in enumerate(order):
-            value = frame.at[index, by_name[name]]
+            value = columns[slot][position]
             if is_missing(value):
                 _missing_label(bad, source, index, by_name[name])
                 keep[position] = False

@@ -119,11 +119,12 @@ def load_text(source, *, text_column="text", label_column="label", task=None, cl
     require_columns(frame, {"text_column": text_columns, "label_column": label_columns,
                             "split_column": [split_column] if split_column else []}, source_name)
     fixed, keep = split_ids(frame, split_column, source_name, bad)
+    columns = {column: frame[column].tolist() for column in text_columns}
     texts = []
     for position, index in enumerate(frame.index):
         parts = []
         for column in text_columns if keep[position] else ():
-            part = _text_value(frame.at[index, column], encoding)
+            part = _text_value(columns[column][position], encoding)
             if part is None:
                 bad.report(row_source(source_name, index), "missing or empty text", f"column {column!r} is empty",
                            "fill it in, drop the row,")
