@@ -192,3 +192,16 @@ def test_decode_image_on_bytes():
     png = tf.io.encode_png(tf.fill([4, 6, 3], tf.constant(255, tf.uint8)))
     image = decode_image(png, (2, 3), (-1.0, 1.0))
     assert image.shape == (2, 3, 3) and np.allclose(image.numpy(), 1.0)
+
+
+def test_non_ascii_file_names(tmp_path):
+    write_image(tmp_path / "fotos" / "caf\u00e9" / "cr\u00e8me br\u00fbl\u00e9e.png", COLOURS[0])
+    write_image(tmp_path / "fotos" / "\u732b" / "\u5199\u771f.jpg", COLOURS[1])
+    data = load_images(tmp_path / "fotos", validation_split=0, **UNIT)
+    assert data.task.class_names == ["caf\u00e9", "\u732b"]
+    assert _all(data.unbatched("train").batch(2))[0].shape == (2, 8, 8, 3)
+
+
+def test_source_must_be_a_path_or_a_dataframe():
+    with pytest.raises(ValueError, match="source must be a folder, a CSV/TSV path or a pandas DataFrame; got list"):
+        load_images(["a.png"], **UNIT)

@@ -12,7 +12,7 @@ from tfxfer.data.decoding import IMAGE_EXTENSIONS, find_undecodable
 from tfxfer.data.errors import BadInputs
 from tfxfer.data.folders import scan_class_folders
 from tfxfer.data.splits import check_fractions
-from tfxfer.data.tables import as_column_list, load_frame, require_columns, row_source, split_ids
+from tfxfer.data.tables import as_column_list, is_folder, load_frame, require_columns, row_source, split_ids
 from tfxfer.data.task import Task, check_task_argument
 
 
@@ -160,7 +160,7 @@ def load_images(source, *, extractor=None, image_size=None, value_range=None, pa
     pipeline = dict(batch_size=batch_size, image_size=image_size, value_range=value_range,
                     interpolation=interpolation, augmentation=_augmentation(augment, value_range, seed),
                     cache=_check_cache(cache), shuffle_buffer=shuffle_buffer)
-    if not isinstance(source, pd.DataFrame) and Path(source).is_dir():
+    if is_folder(source):
         if task not in (None, "multiclass"):
             raise ValueError(f"A folder of class subfolders is a multi-class source; got task={task!r}.")
         names, found, split_folders = scan_class_folders(source, IMAGE_EXTENSIONS, class_names, bad)

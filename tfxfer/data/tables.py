@@ -2,6 +2,7 @@
 
 import csv
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -173,6 +174,19 @@ def as_column_list(columns, argument):
 def row_source(source, index):
     """How messages name a row: the file (or "DataFrame") and the row's index label."""
     return f"{source}, row {index}"
+
+
+def is_folder(source):
+    """Whether a loader's `source` is a folder (else a table file or a DataFrame).
+
+    Raises:
+        ValueError: `source` is neither a path nor a DataFrame.
+    """
+    if isinstance(source, pd.DataFrame):
+        return False
+    if not isinstance(source, (str, os.PathLike)):
+        raise ValueError(f"source must be a folder, a CSV/TSV path or a pandas DataFrame; got {type(source).__name__}.")
+    return Path(source).is_dir()
 
 
 def load_frame(source, *, sep, column_names, encoding, text_columns):

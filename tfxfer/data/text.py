@@ -1,16 +1,14 @@
 """Texts from CSV/TSV files, DataFrames and class folders of `.txt` files, as `tf.data` pipelines of strings."""
 
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from tfxfer.data.data_splits import assemble, assemble_table, check_batch_size
 from tfxfer.data.errors import BadInputs
 from tfxfer.data.folders import scan_class_folders
 from tfxfer.data.splits import check_fractions
-from tfxfer.data.tables import (as_column_list, codec_for, describe_decode_error, load_frame, require_columns,
-                                row_source, split_ids)
+from tfxfer.data.tables import (as_column_list, codec_for, describe_decode_error, is_folder, load_frame,
+                                require_columns, row_source, split_ids)
 from tfxfer.data.task import Task, check_task_argument, is_missing
 
 TEXT_EXTENSIONS = (".txt",)
@@ -88,7 +86,7 @@ def load_text(source, *, text_column="text", label_column="label", task=None, cl
     check_batch_size(batch_size)
     bad = BadInputs(on_bad)
     pipeline = dict(batch_size=batch_size, shuffle_buffer=shuffle_buffer)
-    if not isinstance(source, pd.DataFrame) and Path(source).is_dir():
+    if is_folder(source):
         if task not in (None, "multiclass"):
             raise ValueError(f"A folder of class subfolders is a multi-class source; got task={task!r}.")
         names, found, split_folders = scan_class_folders(source, TEXT_EXTENSIONS, class_names, bad)
