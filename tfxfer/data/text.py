@@ -1,6 +1,5 @@
 """Texts from CSV/TSV files, DataFrames and class folders of `.txt` files, as `tf.data` pipelines of strings."""
 
-
 import numpy as np
 
 from tfxfer.data.data_splits import assemble, assemble_table, check_batch_size
