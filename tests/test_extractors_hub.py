@@ -72,6 +72,9 @@ def test_regularization_losses_are_added(tiny_hub_model, images):
     extractor = tfxfer.load_extractor(tiny_hub_model)
     extractor(images[0])
     assert len(extractor.losses) == 1 and float(extractor.losses[0]) > 0
+    extractor.freeze("all")
+    extractor(images[0])
+    assert extractor.losses == []  # like Keras, which counts regularizers of trainable weights only
 
 
 def test_save_and_load_weights_round_trip(tiny_hub_model, tmp_path, images):

@@ -14,6 +14,9 @@ from tfxfer.extractors import (
     handle_cache_folder,
     load_extractor,
 )
+from tfxfer.cache import FeatureCache
+from tfxfer.data import DataError, DataSplits, Task, load_images, load_text
+from tfxfer.export import export
 from tfxfer.heads import Head
 from tfxfer.hub_format import save_hub_format
 from tfxfer.regimes import REGIMES, TransferModel, build_model

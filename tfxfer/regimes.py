@@ -1,13 +1,17 @@
 """The three regimes of transfer: deep feature extraction, mid-layer feature extraction, full fine-tuning."""
 
+import logging
 import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+from tfxfer.cache import FeatureCache, cache_refusal, cached_dataset
 from tfxfer.extractors import Extractor, load_extractor
 from tfxfer.heads import Head, loss_and_metrics
+
+log = logging.getLogger(__name__)
 
 REGIMES = ("feature-extraction", "mid-layer", "fine-tune")
 _ALIASES = {
@@ -37,6 +41,9 @@ def regime_name(regime):
 def build_model(extractor, task, head=None):
     """The extractor under a dense head, as a functional Keras model (not compiled).
 
+    The head is a nested model named `"head"` (`model.get_layer("head")`), so the same head can also train on cached
+    activations (see `tfxfer.cache`) and stay part of this model.
+
     Args:
         extractor: An `Extractor`.
         task: The task (`tfxfer.data.Task` or any object with `task_type` and `num_outputs`).
@@ -49,8 +56,17 @@ def build_model(extractor, task, head=None):
         inputs = keras.Input(shape=(), dtype="string", name="text")
     else:
         inputs = keras.Input((*extractor.image_size, 3), name="image")
-    outputs = (head or Head())(extractor(inputs), task)
-    return keras.Model(inputs, outputs, name="transfer")
+    features = extractor(inputs)
+    head_inputs = keras.Input(features.shape[1:], name="features")
+    head_model = keras.Model(head_inputs, (head or Head())(head_inputs, task), name="head")
+    return keras.Model(inputs, head_model(features), name="transfer")
+
+
+def _cached_trainer(extractor, model, k, feature_shape):
+    """A model over the activations after `k` blocks: the rest of the extractor and the head, weights shared."""
+    inputs = keras.Input(feature_shape, name=f"block_{k}_activations")
+    outputs = model.get_layer("head")(extractor.suffix(k)(inputs))
+    return keras.Model(inputs, outputs, name=f"transfer_from_block_{k}")
 
 
 def _fit_arguments(data, validation, task):
@@ -100,6 +116,10 @@ class TransferModel:
         batch_size: Batch size for array inputs (datasets come batched), default 32.
         patience: Epochs without improvement of the monitored loss before stopping; None turns early stopping off.
         class_weight: `"auto"` (the task's class weights), a dict, or None.
+        cache: Train on cached activations where the frozen blocks allow it (see `tfxfer.cache`): True (a cache for
+            this fit), a `FeatureCache` (shared, e.g. across a search), or False (always end to end). Caching needs
+            data from `tfxfer.load_images`/`load_text` without augmentation; otherwise training runs end to end and
+            the reason is logged.
         strategy: A `tf.distribute.Strategy`; default the one in scope.
         seed: Seeds Python, NumPy and TensorFlow at the start of `fit`, for reproducible runs.
         extractor_options: Keyword arguments for `load_extractor` when `extractor` is a source.
@@ -112,6 +132,7 @@ class TransferModel:
         history_: Per-epoch metrics of both phases, one list per metric.
         fine_tune_epoch_: The epoch index where fine-tuning began (fine-tune regime), else None.
         learning_rates_: Learning rate of each phase, in order.
+        cached_phases_: For each phase, whether it trained on cached activations.
         frozen_blocks_: Blocks frozen at the end of training.
         trainable_params_: Scalars trained in the last phase.
         fit_seconds_: Wall time of `fit`.
@@ -124,7 +145,7 @@ class TransferModel:
 
     def __init__(self, extractor, *, regime="feature-extraction", freeze_blocks=None, head=None, learning_rate=1e-3,
                  fine_tune_learning_rate=1e-5, warmup_epochs=5, epochs=20, batch_size=32, patience=3,
-                 class_weight="auto", strategy=None, seed=None, extractor_options=None, verbose="auto"):
+                 class_weight="auto", cache=True, strategy=None, seed=None, extractor_options=None, verbose="auto"):
         self.extractor = extractor
         self.regime = regime
         self.freeze_blocks = freeze_blocks
@@ -136,6 +157,7 @@ class TransferModel:
         self.batch_size = batch_size
         self.patience = patience
         self.class_weight = class_weight
+        self.cache = cache
         self.strategy = strategy
         self.seed = seed
         self.extractor_options = extractor_options
@@ -189,12 +211,15 @@ class TransferModel:
         """
         regime = regime_name(self.regime)
         self._check_arguments()
+        if self.seed is not None:
+            # Before the pipelines are made: tf.data shuffles take the global seed at creation.
+            keras.utils.set_random_seed(self.seed)
+        splits = data if hasattr(data, "unbatched") and validation is None else None
         fit_kwargs, task = _fit_arguments(data, validation, task)
         if isinstance(fit_kwargs["x"], np.ndarray):
             fit_kwargs["batch_size"] = self.batch_size
-        if self.seed is not None:
-            keras.utils.set_random_seed(self.seed)
         started = time.perf_counter()
+        cache = self._feature_cache()
         strategy = self.strategy or tf.distribute.get_strategy()
         with strategy.scope():
             extractor = self.extractor
@@ -204,14 +229,20 @@ class TransferModel:
             extractor.freeze(phases[0])
             model = build_model(extractor, task, self.head)
         monitor = "val_loss" if "validation_data" in fit_kwargs else "loss"
-        history, rates, epoch = {}, [], 0
+        history, rates, cached, epoch = {}, [], [], 0
         for index, frozen in enumerate(phases):
             fine_tuning = regime == "fine-tune" and index == len(phases) - 1
             rate = self.fine_tune_learning_rate if fine_tuning else self.learning_rate
             with strategy.scope():
                 extractor.freeze(frozen)
+                trainer, trainer_kwargs = model, fit_kwargs
+                reason = "caching is off" if cache is None else cache_refusal(extractor, splits or data, frozen)
+                if reason is None:
+                    trainer, trainer_kwargs = self._on_cache(extractor, model, frozen, splits, cache)
+                elif frozen:
+                    log.info("Training end to end with %d frozen blocks: %s.", frozen, reason)
                 loss, metrics, _ = loss_and_metrics(task)
-                model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=metrics)
+                trainer.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=metrics)
             if fine_tuning:
                 self.fine_tune_epoch_ = epoch
             phase_epochs = self.warmup_epochs if regime == "fine-tune" and not fine_tuning else self.epochs
@@ -219,20 +250,40 @@ class TransferModel:
             if self.patience is not None:
                 phase_callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=self.patience,
                                                                      restore_best_weights=True))
-            result = model.fit(**fit_kwargs, epochs=epoch + phase_epochs, initial_epoch=epoch,
-                               callbacks=phase_callbacks, class_weight=self._class_weight(task), verbose=self.verbose)
+            result = trainer.fit(**trainer_kwargs, epochs=epoch + phase_epochs, initial_epoch=epoch,
+                                 callbacks=phase_callbacks, class_weight=self._class_weight(task),
+                                 verbose=self.verbose)
             for key, values in result.history.items():
                 history.setdefault(key, []).extend(values)
             epoch += len(result.epoch)
             rates.append(rate)
+            cached.append(reason is None)
         if regime != "fine-tune":
             self.fine_tune_epoch_ = None
+        with strategy.scope():
+            loss, metrics, _ = loss_and_metrics(task)
+            model.compile(optimizer=trainer.optimizer if trainer is model else keras.optimizers.Adam(rates[-1]),
+                          loss=loss, metrics=metrics)
         self.model_, self.extractor_, self.task_ = model, extractor, task
-        self.history_, self.learning_rates_ = history, rates
+        self.history_, self.learning_rates_, self.cached_phases_ = history, rates, cached
         self.frozen_blocks_ = extractor.frozen_blocks
         self.trainable_params_ = int(sum(np.prod(w.shape) for w in model.trainable_weights))
         self.fit_seconds_ = time.perf_counter() - started
         return self
+
+    def _feature_cache(self):
+        if isinstance(self.cache, FeatureCache):
+            return self.cache
+        return FeatureCache(progress=self.verbose not in (0, "0")) if self.cache else None
+
+    def _on_cache(self, extractor, model, k, splits, cache):
+        """The trainer over cached activations after `k` blocks, and its `fit` arguments."""
+        train = cache.features(extractor, splits, k, "train")
+        kwargs = {"x": cached_dataset(*train, batch_size=splits.batch_size, shuffle_seed=splits.seed)}
+        validation = cache.features(extractor, splits, k, "validation")
+        if validation is not None:
+            kwargs["validation_data"] = cached_dataset(*validation, batch_size=splits.batch_size)
+        return _cached_trainer(extractor, model, k, train[0].shape[1:]), kwargs
 
     def predict(self, inputs, batch_size=None):
         """The model's outputs (class probabilities, label probabilities or regression values) for `inputs`."""

@@ -1,6 +1,9 @@
 """The common face of every extractor: a Keras 3 layer with ordered, freezable blocks."""
 
+import hashlib
+
 import keras
+import numpy as np
 import pandas as pd
 
 from tfxfer.extractors.blocks import _size
@@ -100,6 +103,52 @@ class Extractor(keras.layers.Layer):
     def _batchnorm_training(self, training):
         """The `training` flag the pretrained graph may see, given the Keras one."""
         return bool(training) and self.train_batchnorm and not self.any_frozen
+
+    @property
+    def cache_cuts(self):
+        """The numbers of frozen blocks k whose output can be computed apart from the rest (see `prefix`)."""
+        return [self.n_blocks]
+
+    def prefix(self, k):
+        """A function from the extractor's inputs to the activations after its first `k` blocks, in inference mode.
+
+        While those blocks are frozen (and nothing random runs before them), its output for an input never changes,
+        so it can be computed once and cached.
+
+        Raises:
+            ValueError: `k` is not in `cache_cuts`.
+        """
+        self._check_cut(k)
+        return lambda inputs: self(inputs, training=False)
+
+    def suffix(self, k):
+        """A Keras layer that runs blocks `k..n_blocks-1` on the activations `prefix(k)` returns.
+
+        It shares this extractor's weights, so training it trains the extractor; BatchNorm runs as it would in
+        the whole extractor.
+        """
+        self._check_cut(k)
+        return keras.layers.Identity(name=f"{self.name}_after_{k}")
+
+    def _check_cut(self, k):
+        if k not in self.cache_cuts:
+            raise ValueError(
+                f"{self.source!r} cannot be cut after {k} blocks; it can after {self.cache_cuts}. TF Hub SavedModels "
+                "are one opaque function, so only their whole output (every block frozen) can be cached."
+            )
+
+    def fingerprint(self, k):
+        """A digest of what `prefix(k)` computes: the source, input conventions, the cut, and the prefix's weights.
+
+        A cache keyed by it is never reused after the extractor, its input size or range, or any weight before the
+        cut changes.
+        """
+        digest = hashlib.sha256(repr((type(self).__name__, self.source, self.image_size, self.value_range, k,
+                                      [b.name for b in self.blocks[:k]])).encode())
+        for block in self.blocks[:k]:
+            for weight in block.weights:
+                digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
+        return digest.hexdigest()
 
     def describe(self):
         """The blocks as a table.

@@ -152,7 +152,8 @@ class HubExtractor(Extractor):
     """A TF Hub SavedModel as a Keras 3 layer with blocks derived from its variables' scopes.
 
     The restored variables become this layer's weights (so `model.trainable_weights`, optimizers, `save_weights` and
-    checkpoints see them), the SavedModel's `regularization_losses` are added as layer losses, and the restored
+    checkpoints see them), the SavedModel's `regularization_losses` are added as layer losses while any block trains
+    (Keras, too, counts only the regularizers of trainable weights), and the restored
     function is called with `training=True` only when no block is frozen and `train_batchnorm` is set.
 
     Blocks come from the variables' scope names in order of first appearance (`Conv1/...`, `block_3_expand/...`,
@@ -265,8 +266,11 @@ class HubExtractor(Extractor):
             outputs = self._call_fn(x)
         if isinstance(outputs, dict):
             outputs = outputs[self._output_key(outputs)]
-        for loss in self._regularization_losses:
-            self.add_loss(loss())
+        # As Keras counts regularizers of trainable weights only, a fully frozen extractor adds none (the restored
+        # losses cannot be traced to blocks, so with any block trainable all of them count).
+        if self.frozen_blocks < self.n_blocks:
+            for loss in self._regularization_losses:
+                self.add_loss(loss())
         return outputs
 
     def _output_key(self, outputs):

@@ -4,6 +4,7 @@ import inspect
 import os
 
 import keras
+from keras.src.ops.function import Function
 
 from tfxfer.extractors.base import Extractor
 from tfxfer.extractors.blocks import Block, block_label, name_keys, true_cuts
@@ -139,6 +140,18 @@ def split_blocks(model, granularity="stage", block_pattern=None):
     return blocks
 
 
+class _Suffix(keras.layers.Layer):
+    """The blocks after a cut, run with the `training` flag the whole extractor would give them."""
+
+    def __init__(self, model, batchnorm_training, **kwargs):
+        super().__init__(**kwargs)
+        self.model = model
+        self._batchnorm_training = batchnorm_training
+
+    def call(self, inputs, training=None):
+        return self.model(inputs, training=self._batchnorm_training(training))
+
+
 @keras.saving.register_keras_serializable(package="tfxfer")
 class KerasExtractor(Extractor):
     """A functional Keras model (a `keras.applications` one, or your own) as an extractor with blocks at true cuts.
@@ -199,6 +212,30 @@ class KerasExtractor(Extractor):
     def call(self, inputs, training=None):
         x = inputs if self._preprocess_input is None else self._preprocess_input(inputs)
         return self.model(x, training=self._batchnorm_training(training))
+
+    @property
+    def cache_cuts(self):
+        return list(range(1, self.n_blocks + 1))
+
+    def _preprocessed(self, inputs):
+        return inputs if self._preprocess_input is None else self._preprocess_input(inputs)
+
+    def prefix(self, k):
+        self._check_cut(k)
+        cut = self.blocks[k - 1].layers[-1]._inbound_nodes[0].output_tensors[0]
+        head_cut = keras.Model(self.model.inputs, cut)
+        return lambda inputs: head_cut(self._preprocessed(inputs), training=False)
+
+    def suffix(self, k):
+        self._check_cut(k)
+        if k == self.n_blocks:
+            return super().suffix(k)
+        cut = self.blocks[k - 1].layers[-1]._inbound_nodes[0].output_tensors[0]
+        inputs = keras.Input(cut.shape[1:])
+        # Calling the original layers on a new input builds a graph over shared layers (and so shared weights).
+        graph = Function(inputs=cut, outputs=self.model.outputs[0])
+        outputs = graph._run_through_graph(inputs, operation_fn=lambda op: op)
+        return _Suffix(keras.Model(inputs, outputs), self._batchnorm_training, name=f"{self.name}_after_{k}")
 
     def compute_output_shape(self, input_shape):
         return tuple(input_shape[:1]) + tuple(self.model.outputs[0].shape[1:])

@@ -1,0 +1,197 @@
+"""Frozen work computed once: the activations at a block boundary, cached per data split, extractor and cut.
+
+While the first k blocks of an extractor are frozen, and no random augmentation runs before them, their output for
+an input never changes. `FeatureCache` computes it once per (split, extractor prefix, k) and hands it out as arrays;
+the blocks after the cut and the head then train on those arrays instead of on images. Deep feature extraction
+caches the extractor's output (every trial of a search then trains only a head, in seconds); for Keras extractors
+any block boundary is a true cut and can be cached; a TF Hub SavedModel is one opaque function, so only its whole
+output can.
+
+Keys cover everything the activations depend on: the split's examples (paths with size and modification time, or
+the texts), labels, image size, value range and resize method, the extractor's source, the cut, and the bytes of
+every weight before the cut. A changed data set, extractor or cut never reads a stale cache.
+"""
+
+import hashlib
+import logging
+import os
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+log = logging.getLogger(__name__)
+
+#: Caches larger than this are written to disk (when the cache has a folder) and memory-mapped.
+MEMORY_LIMIT_BYTES = 2 * 1024**3
+
+
+def cache_refusal(extractor, data, k):
+    """Why the activations after `k` frozen blocks cannot be cached for `data`, or None when they can."""
+    if k not in extractor.cache_cuts:
+        return (f"{extractor.source!r} can only be cached after blocks {extractor.cache_cuts}; {k} frozen blocks "
+                "train end to end")
+    if not hasattr(data, "unbatched"):
+        return "the data is a bare dataset or arrays (load it with tfxfer.load_images/load_text to cache features)"
+    if getattr(data, "augmented", False):
+        return ("random augmentation runs before the extractor, so its output changes every epoch; load the data "
+                "with augment=False to cache (the usual trade: augmentation helps small sets, caching makes a "
+                "search over freeze depth affordable)")
+    return None
+
+
+def data_fingerprint(data, split):
+    """A digest of one split's examples, labels and decoding."""
+    inputs, labels = data.examples(split)
+    digest = hashlib.sha256(repr((data.modality, data.image_size, data.value_range,
+                                  getattr(data, "interpolation", None), split)).encode())
+    digest.update(np.ascontiguousarray(labels).tobytes())
+    for item in inputs:
+        if data.modality == "image":
+            status = os.stat(item)
+            item = f"{item}\0{status.st_size}\0{status.st_mtime_ns}"
+        digest.update(f"{item}\n".encode("utf-8", "surrogatepass"))
+    return digest.hexdigest()
+
+
+class FeatureCache:
+    """Activations at block boundaries, in memory and optionally on disk, shared by every model that asks.
+
+    Args:
+        directory: A folder for caches on disk: they outlive the process (a resumed or distributed search reuses
+            them) and let caches larger than memory stream from memory-mapped files. None keeps them in memory.
+        memory_limit_bytes: Caches larger than this are not kept in memory (they need a `directory`).
+        progress: Show a progress bar while computing.
+
+    Attributes:
+        hits: How many requests were answered from the cache.
+        misses: How many requests computed activations.
+
+    Example:
+        >>> cache = FeatureCache()
+        >>> features, labels = cache.features(extractor, data, extractor.n_blocks, "train")  # doctest: +SKIP
+    """
+
+    def __init__(self, directory=None, memory_limit_bytes=MEMORY_LIMIT_BYTES, progress=True):
+        self.directory = None if directory is None else Path(directory)
+        self.memory_limit_bytes = memory_limit_bytes
+        self.progress = progress
+        self.hits = 0
+        self.misses = 0
+        self._memory = {}
+
+    def key(self, extractor, data, k, split):
+        """The cache key of one split's activations after `k` blocks."""
+        return hashlib.sha256(f"{extractor.fingerprint(k)}|{data_fingerprint(data, split)}".encode()).hexdigest()[:32]
+
+    def features(self, extractor, data, k, split):
+        """The activations after the first `k` blocks for one split, and its labels.
+
+        Args:
+            extractor: The `Extractor` (its first `k` blocks must stay frozen while the result is used).
+            data: A `DataSplits` from `tfxfer.load_images`/`load_text`.
+            k: Frozen blocks; one of `extractor.cache_cuts`.
+            split: `"train"`, `"validation"` or `"test"`.
+
+        Returns:
+            `(features, labels)` as NumPy arrays (features may be memory-mapped), in the split's example order;
+            None when the split is empty.
+
+        Raises:
+            ValueError: the activations cannot be cached (see `cache_refusal`).
+        """
+        reason = cache_refusal(extractor, data, k)
+        if reason:
+            raise ValueError(f"Cannot cache features: {reason}.")
+        if not data.sizes.get(split):
+            return None
+        key = self.key(extractor, data, k, split)
+        if key in self._memory:
+            self.hits += 1
+            return self._memory[key]
+        stored = self._load(key)
+        if stored is None:
+            self.misses += 1
+            stored = self._compute(extractor, data, k, split, key)
+        else:
+            self.hits += 1
+        if stored[0].nbytes <= self.memory_limit_bytes:
+            self._memory[key] = stored
+        return stored
+
+    def _paths(self, key):
+        folder = self.directory / key
+        return folder, folder / "features.npy", folder / "labels.npy"
+
+    def _load(self, key):
+        if self.directory is None:
+            return None
+        folder, features, labels = self._paths(key)
+        if not (features.is_file() and labels.is_file()):
+            return None
+        return np.load(features, mmap_mode="r"), np.load(labels)
+
+    def _compute(self, extractor, data, k, split, key):
+        prefix = tf.function(extractor.prefix(k))
+        dataset = data.unbatched(split).batch(data.batch_size).prefetch(tf.data.AUTOTUNE)
+        total = data.sizes[split]
+        bar = keras.utils.Progbar(total, unit_name="example") if self.progress else None
+        if bar is not None:
+            print(f"Caching activations after block {k} of {extractor.n_blocks} ({split}, {total} examples)")
+        features, labels, done = None, [], 0
+        writer = None
+        for inputs, batch_labels in dataset:
+            output = prefix(inputs).numpy()
+            if features is None:
+                shape = (total, *output.shape[1:])
+                if self.directory is not None and np.prod(shape) * output.itemsize > self.memory_limit_bytes:
+                    folder, path, _ = self._paths(key)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    writer = np.lib.format.open_memmap(f"{path}.partial.npy", "w+", output.dtype, shape)
+                    features = writer
+                else:
+                    features = np.empty(shape, output.dtype)
+            features[done : done + len(output)] = output
+            labels.append(batch_labels.numpy())
+            done += len(output)
+            if bar is not None:
+                bar.update(done)
+        labels = np.concatenate(labels)
+        if self.directory is not None:
+            folder, path, labels_path = self._paths(key)
+            folder.mkdir(parents=True, exist_ok=True)
+            if writer is not None:
+                writer.flush()
+                del writer
+                os.replace(f"{path}.partial.npy", path)
+                features = np.load(path, mmap_mode="r")
+            else:
+                np.save(f"{path}.partial.npy", features)
+                os.replace(f"{path}.partial.npy", path)
+            np.save(f"{labels_path}.partial.npy", labels)
+            os.replace(f"{labels_path}.partial.npy", labels_path)
+        return features, labels
+
+
+def cached_dataset(features, labels, *, batch_size, shuffle_seed=None):
+    """A batched `tf.data.Dataset` over cached activations, shuffled each epoch the way `DataSplits.train` is."""
+    if isinstance(features, np.memmap):
+        # Larger than memory: gather each batch from the memory-mapped file instead of embedding it in the graph.
+        count = len(labels)
+        dataset = tf.data.Dataset.range(count)
+        if shuffle_seed is not None:
+            dataset = dataset.shuffle(count, seed=shuffle_seed, reshuffle_each_iteration=True)
+        gather = lambda index: (features[index], labels[index])  # noqa: E731
+        dataset = dataset.batch(batch_size).map(
+            lambda index: tf.numpy_function(gather, [index], [tf.as_dtype(features.dtype), tf.as_dtype(labels.dtype)]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+        shape = (None, *features.shape[1:])
+        dataset = dataset.map(lambda x, y: (tf.ensure_shape(x, shape), tf.ensure_shape(y, (None, *labels.shape[1:]))))
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices((features, labels))
+        if shuffle_seed is not None:
+            dataset = dataset.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size)
+    return dataset.prefetch(tf.data.AUTOTUNE)
