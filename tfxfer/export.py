@@ -302,6 +302,9 @@ def _serving_module(model, spec, metadata_json):
     """The tf.Module to save, tracking the model, and its signatures."""
     module = tf.Module()
     module.model = model
+    # The raw tf.Variables too: TF1-style loaders (saved_model_cli run, TF Serving's session bundle) restore only
+    # variables reached as tf.Variable objects; through Keras' wrappers they stay uninitialised.
+    module.model_variables = [variable.value for variable in model.variables]
     class_names = spec["class_names"]
     task_type = spec["task_type"]
 
