@@ -244,15 +244,15 @@ def assert_saved_model_cli_shows(path, input_kind, task_type):
             assert shown[key][side] == {name: dtypes[text.split()[0]] for name, text in documented[side].items()}
 
 
-def saved_model_cli_classes(path, jpeg, tmp_path):
-    """The `classes` output of `saved_model_cli run` on one image file."""
+def saved_model_cli_classes(path, files, tmp_path):
+    """The `classes` output of `saved_model_cli run` on image files, one list of names per file."""
     inputs = tmp_path / "image_bytes.npy"
-    np.save(inputs, np.array([Path(jpeg).read_bytes()], dtype=object), allow_pickle=True)
+    np.save(inputs, np.array([Path(f).read_bytes() for f in files], dtype=object), allow_pickle=True)
     text = saved_model_cli("run", "--dir", str(path), "--tag_set", "serve", "--signature_def", "serving_default",
                            "--inputs", f"image_bytes={inputs}")
     match = re.search(r"Result for output key classes:\s*\n(\[\[.*?\]\])", text, re.S)
     assert match, text
-    return re.findall(r"b'([^']*)'", match.group(1))
+    return [re.findall(r"b'([^']*)'", row) for row in match.group(1).split("]")[:-2]]
 
 
 @pytest.mark.slow
@@ -262,7 +262,7 @@ def test_saved_model_cli_shows_the_signatures_and_runs_on_a_jpeg(tiny_exports, t
     assert_saved_model_cli_shows(tiny_exports["text"]["path"], "text", "multiclass")
     jpeg = case["files"][0]
     assert jpeg.endswith(".jpeg")
-    assert saved_model_cli_classes(case["path"], jpeg, tmp_path)[0] == CLASSES[int(case["expected"][0].argmax())]
+    assert saved_model_cli_classes(case["path"], [jpeg], tmp_path)[0][0] == CLASSES[int(case["expected"][0].argmax())]
 
 
 def test_exporting_twice_gives_version_2_and_leaves_version_1_unchanged(tiny_exports, tmp_path):
