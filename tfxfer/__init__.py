@@ -20,5 +20,6 @@ from tfxfer.export import export
 from tfxfer.heads import Head
 from tfxfer.hub_format import save_hub_format
 from tfxfer.regimes import REGIMES, TransferModel, build_model
+from tfxfer.tuning import SearchSpace, TransferHyperModel, TransferSearch, pick_strategy, search_results
 
 __version__ = "0.1.0"

@@ -133,7 +133,7 @@ class FeatureCache:
         return np.load(features, mmap_mode="r"), np.load(labels)
 
     def _compute(self, extractor, data, k, split, key):
-        prefix = tf.function(extractor.prefix(k))
+        prefix = extractor.prefix(k)
         dataset = data.unbatched(split).batch(data.batch_size).prefetch(tf.data.AUTOTUNE)
         total = data.sizes[split]
         bar = keras.utils.Progbar(total, unit_name="example") if self.progress else None

@@ -86,6 +86,63 @@ def _fit_arguments(data, validation, task):
     return kwargs, task
 
 
+class _OnModel(keras.callbacks.Callback):
+    """Hands a callback the whole model while another model (over cached activations, same weights) trains."""
+
+    def __init__(self, callback, model):
+        super().__init__()
+        self.callback = callback
+        self.callback.set_model(model)
+
+    def set_model(self, model):
+        """Keeps the whole model."""
+
+    def set_params(self, params):
+        self.callback.set_params(params)
+
+    def on_train_begin(self, *args, **kwargs):
+        self.callback.on_train_begin(*args, **kwargs)
+
+    def on_train_end(self, *args, **kwargs):
+        self.callback.on_train_end(*args, **kwargs)
+
+    def on_epoch_begin(self, *args, **kwargs):
+        self.callback.on_epoch_begin(*args, **kwargs)
+
+    def on_epoch_end(self, *args, **kwargs):
+        self.callback.on_epoch_end(*args, **kwargs)
+
+    def on_train_batch_begin(self, *args, **kwargs):
+        self.callback.on_train_batch_begin(*args, **kwargs)
+
+    def on_train_batch_end(self, *args, **kwargs):
+        self.callback.on_train_batch_end(*args, **kwargs)
+
+    def on_test_begin(self, *args, **kwargs):
+        self.callback.on_test_begin(*args, **kwargs)
+
+    def on_test_end(self, *args, **kwargs):
+        self.callback.on_test_end(*args, **kwargs)
+
+    def on_test_batch_begin(self, *args, **kwargs):
+        self.callback.on_test_batch_begin(*args, **kwargs)
+
+    def on_test_batch_end(self, *args, **kwargs):
+        self.callback.on_test_batch_end(*args, **kwargs)
+
+    def on_predict_begin(self, *args, **kwargs):
+        self.callback.on_predict_begin(*args, **kwargs)
+
+    def on_predict_end(self, *args, **kwargs):
+        self.callback.on_predict_end(*args, **kwargs)
+
+    def on_predict_batch_begin(self, *args, **kwargs):
+        self.callback.on_predict_batch_begin(*args, **kwargs)
+
+    def on_predict_batch_end(self, *args, **kwargs):
+        self.callback.on_predict_batch_end(*args, **kwargs)
+
+
 class TransferModel:
     """A pretrained extractor and a dense head, trained in one of the three regimes of transfer.
 
@@ -209,31 +266,64 @@ class TransferModel:
         Raises:
             ValueError: an argument is out of range (named, with its value).
         """
-        regime = regime_name(self.regime)
-        self._check_arguments()
         if self.seed is not None:
             # Before the pipelines are made: tf.data shuffles take the global seed at creation.
             keras.utils.set_random_seed(self.seed)
-        splits = data if hasattr(data, "unbatched") and validation is None else None
-        fit_kwargs, task = _fit_arguments(data, validation, task)
-        if isinstance(fit_kwargs["x"], np.ndarray):
-            fit_kwargs["batch_size"] = self.batch_size
-        started = time.perf_counter()
-        cache = self._feature_cache()
-        strategy = self.strategy or tf.distribute.get_strategy()
-        with strategy.scope():
+        _, task = _fit_arguments(data, validation, task)
+        self.build(task)
+        return self.train(data, validation, callbacks=callbacks)
+
+    def build(self, task):
+        """Loads the extractor and builds the model for `task` inside the strategy's scope; `fit` calls it.
+
+        Returns:
+            The compiled `keras.Model` (also in `model_`), with the blocks of the first phase frozen.
+        """
+        regime = regime_name(self.regime)
+        self._check_arguments()
+        self._started = time.perf_counter()
+        with self._scope():
             extractor = self.extractor
             if not isinstance(extractor, Extractor):
                 extractor = load_extractor(extractor, **(self.extractor_options or {}))
-            phases = self._frozen_per_phase(regime, extractor.n_blocks)
-            extractor.freeze(phases[0])
+            self._phases = self._frozen_per_phase(regime, extractor.n_blocks)
+            extractor.freeze(self._phases[0])
             model = build_model(extractor, task, self.head)
+            self._compile(model, task, self.learning_rate)
+        self.model_, self.extractor_, self.task_ = model, extractor, task
+        return model
+
+    def _scope(self):
+        return (self.strategy or tf.distribute.get_strategy()).scope()
+
+    def _compile(self, model, task, rate):
+        loss, metrics, _ = loss_and_metrics(task)
+        model.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=metrics)
+
+    def train(self, data, validation=None, *, callbacks=None):
+        """Trains the model that `build` made, phase by phase; `fit` is `build` then `train`.
+
+        Callbacks see the whole model (`model_`) even while a phase trains on cached activations.
+
+        Returns:
+            self, fitted.
+        """
+        regime = regime_name(self.regime)
+        model, extractor = self.model_, self.extractor_
+        splits = data if hasattr(data, "unbatched") and validation is None else None
+        fit_kwargs, task = _fit_arguments(data, validation, self.task_)
+        if isinstance(fit_kwargs["x"], np.ndarray):
+            fit_kwargs["batch_size"] = self.batch_size
+        else:
+            fit_kwargs["shuffle"] = False  # Datasets come shuffled (the training split reshuffles every epoch).
+        cache = self._feature_cache()
         monitor = "val_loss" if "validation_data" in fit_kwargs else "loss"
         history, rates, cached, epoch = {}, [], [], 0
-        for index, frozen in enumerate(phases):
-            fine_tuning = regime == "fine-tune" and index == len(phases) - 1
+        self.fine_tune_epoch_ = None
+        for index, frozen in enumerate(self._phases):
+            fine_tuning = regime == "fine-tune" and index == len(self._phases) - 1
             rate = self.fine_tune_learning_rate if fine_tuning else self.learning_rate
-            with strategy.scope():
+            with self._scope():
                 extractor.freeze(frozen)
                 trainer, trainer_kwargs = model, fit_kwargs
                 reason = "caching is off" if cache is None else cache_refusal(extractor, splits or data, frozen)
@@ -241,12 +331,11 @@ class TransferModel:
                     trainer, trainer_kwargs = self._on_cache(extractor, model, frozen, splits, cache)
                 elif frozen:
                     log.info("Training end to end with %d frozen blocks: %s.", frozen, reason)
-                loss, metrics, _ = loss_and_metrics(task)
-                trainer.compile(optimizer=keras.optimizers.Adam(rate), loss=loss, metrics=metrics)
+                self._compile(trainer, task, rate)
             if fine_tuning:
                 self.fine_tune_epoch_ = epoch
             phase_epochs = self.warmup_epochs if regime == "fine-tune" and not fine_tuning else self.epochs
-            phase_callbacks = list(callbacks or [])
+            phase_callbacks = [c if trainer is model else _OnModel(c, model) for c in callbacks or []]
             if self.patience is not None:
                 phase_callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=self.patience,
                                                                      restore_best_weights=True))
@@ -258,17 +347,13 @@ class TransferModel:
             epoch += len(result.epoch)
             rates.append(rate)
             cached.append(reason is None)
-        if regime != "fine-tune":
-            self.fine_tune_epoch_ = None
-        with strategy.scope():
-            loss, metrics, _ = loss_and_metrics(task)
-            model.compile(optimizer=trainer.optimizer if trainer is model else keras.optimizers.Adam(rates[-1]),
-                          loss=loss, metrics=metrics)
-        self.model_, self.extractor_, self.task_ = model, extractor, task
+        if trainer is not model:
+            with self._scope():
+                self._compile(model, task, rates[-1])
         self.history_, self.learning_rates_, self.cached_phases_ = history, rates, cached
         self.frozen_blocks_ = extractor.frozen_blocks
         self.trainable_params_ = int(sum(np.prod(w.shape) for w in model.trainable_weights))
-        self.fit_seconds_ = time.perf_counter() - started
+        self.fit_seconds_ = time.perf_counter() - self._started
         return self
 
     def _feature_cache(self):
@@ -279,7 +364,7 @@ class TransferModel:
     def _on_cache(self, extractor, model, k, splits, cache):
         """The trainer over cached activations after `k` blocks, and its `fit` arguments."""
         train = cache.features(extractor, splits, k, "train")
-        kwargs = {"x": cached_dataset(*train, batch_size=splits.batch_size, shuffle_seed=splits.seed)}
+        kwargs = {"x": cached_dataset(*train, batch_size=splits.batch_size, shuffle_seed=splits.seed), "shuffle": False}
         validation = cache.features(extractor, splits, k, "validation")
         if validation is not None:
             kwargs["validation_data"] = cached_dataset(*validation, batch_size=splits.batch_size)

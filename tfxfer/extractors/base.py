@@ -5,6 +5,7 @@ import hashlib
 import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 
 from tfxfer.extractors.blocks import _size
 
@@ -40,6 +41,7 @@ class Extractor(keras.layers.Layer):
         self.value_range = tuple(float(v) for v in value_range) if value_range else None
         self.train_batchnorm = bool(train_batchnorm)
         self.blocks = []
+        self._prefixes = {}
 
     @property
     def n_blocks(self):
@@ -119,6 +121,11 @@ class Extractor(keras.layers.Layer):
             ValueError: `k` is not in `cache_cuts`.
         """
         self._check_cut(k)
+        if k not in self._prefixes:
+            self._prefixes[k] = tf.function(self._prefix_function(k), reduce_retracing=True)
+        return self._prefixes[k]
+
+    def _prefix_function(self, k):
         return lambda inputs: self(inputs, training=False)
 
     def suffix(self, k):

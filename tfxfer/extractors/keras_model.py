@@ -220,8 +220,7 @@ class KerasExtractor(Extractor):
     def _preprocessed(self, inputs):
         return inputs if self._preprocess_input is None else self._preprocess_input(inputs)
 
-    def prefix(self, k):
-        self._check_cut(k)
+    def _prefix_function(self, k):
         cut = self.blocks[k - 1].layers[-1]._inbound_nodes[0].output_tensors[0]
         head_cut = keras.Model(self.model.inputs, cut)
         return lambda inputs: head_cut(self._preprocessed(inputs), training=False)
