@@ -108,8 +108,10 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
 
     The version is one more than the highest present. The SavedModel is written to a temporary folder beside the
     versions and renamed into place, so a version appears whole or not at all, an existing version is never
-    touched, and exports running at the same time (threads or processes, on one machine or a shared file system)
-    get different versions. Temporary folders left by killed exports on this machine are removed by later exports.
+    touched, and exports running at the same time (threads or processes) get different versions. This relies on
+    POSIX rename semantics (renaming a folder onto a non-empty one fails), as local Linux file systems give; `root`
+    must be a local path, not `gs://`. Temporary folders left by killed exports on this machine are removed by
+    later exports.
 
     The signatures, input names and output keys are described in this module's docstring and `signature_table`.
     Exports of BERT-style text models (a TF Hub preprocessor) use TensorFlow Text ops: clients `import
@@ -180,7 +182,7 @@ def _pieces(model, extractor, task_type, class_names):
                             f"{fitted}.")
         fitted = model
         model = fitted.model_
-        extractor = extractor or fitted.extractor_
+        extractor = extractor if extractor is not None else fitted.extractor_
         task_type = task_type or fitted.task_.task_type
         class_names = class_names if class_names is not None else list(fitted.task_.class_names)
         training = {"history": getattr(fitted, "history_", None)}
