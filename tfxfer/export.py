@@ -186,8 +186,8 @@ def _pieces(model, extractor, task_type, class_names):
         task_type = task_type or fitted.task_.task_type
         class_names = class_names if class_names is not None else list(fitted.task_.class_names)
         training = {"history": getattr(fitted, "history_", None)}
-        for attribute in ("regime", "frozen_blocks_", "fine_tune_epoch_", "learning_rates_", "trainable_params_",
-                          "fit_seconds_"):
+        for attribute in ("regime", "frozen_blocks_", "fine_tune_epoch_", "learning_rates_", "cached_phases_",
+                          "trainable_params_", "fit_seconds_"):
             if hasattr(fitted, attribute):
                 training[attribute.rstrip("_")] = getattr(fitted, attribute)
     if extractor is None:
