@@ -1,18 +1,31 @@
-"""The `tfxfer` command line, run as a real subprocess."""
+"""The `tfxfer` command line, every command run as a real subprocess on tiny data."""
 
 import json
 import subprocess
 import sys
 
+import pytest
 
-def tfxfer(*args):
-    return subprocess.run([sys.executable, "-m", "tfxfer.cli", *args], capture_output=True, text=True, timeout=300)
+from test_cache import noise_folders
+
+
+def tfxfer(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "tfxfer.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=300, cwd=cwd)
+
+
+def records(result):
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture
+def images(tmp_path):
+    return noise_folders(tmp_path / "images", per_class=6)
 
 
 def test_inspect_prints_blocks_as_json(tiny_hub_model):
-    result = tfxfer("inspect", str(tiny_hub_model), "--json")
-    assert result.returncode == 0, result.stderr
-    rows = json.loads(result.stdout)
+    rows = records(tfxfer("inspect", tiny_hub_model, "--json"))
     assert [row["name"] for row in rows] == ["stem_conv", "block_1", "block_2", "block_3"]
 
 
@@ -22,13 +35,46 @@ def test_inspect_application_without_weights():
     assert "19 blocks" in result.stdout and "block_16" in result.stdout
 
 
-def test_bad_source_is_one_line_on_stderr_with_exit_1(tmp_path):
-    result = tfxfer("inspect", str(tmp_path / "missing"))
-    assert result.returncode == 1
+def test_train_then_predict_with_the_export(tiny_hub_model, images, tmp_path):
+    rows = records(tfxfer("train", images, "--extractor", tiny_hub_model, "--regime", "mid-layer", "--freeze", "2",
+                          "--epochs", "2", "--export", "noise", "--root", tmp_path / "exports", "--json"))
+    assert rows[0]["frozen_blocks"] == 2 and rows[0]["export"].endswith("noise/1") and "val_accuracy" in rows[0]
+    picture = sorted((images / "bees").iterdir())[0]
+    predictions = records(tfxfer("predict", tmp_path / "exports" / "noise", picture, "--json"))
+    assert len(predictions) == 1 and predictions[0]["class"] in {"ants", "bees", "wasps"}
+
+
+def test_tune_resumes_and_export_retrains_the_best(tiny_hub_model, images, tmp_path):
+    search = tmp_path / "runs" / "noise"
+    tune = ["tune", images, "--extractor", tiny_hub_model, "--trials", "3", "--epochs", "2", "--dir", search, "--json"]
+    first = records(tfxfer(*tune))
+    assert len(first) == 3 and {row["status"] for row in first} == {"COMPLETED"}
+    again = records(tfxfer(*tune))
+    assert sorted(row["trial_id"] for row in again) == sorted(row["trial_id"] for row in first)
+    result = tfxfer("export", images, "--search", search, "--name", "best", "--root", tmp_path / "exports")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1].endswith("best/1")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["frobnicate"], "invalid choice"),
+    (["train", "data"], "the following arguments are required: --extractor"),
+    (["train", "data", "--extractor", "x", "--regime", "sideways"], "invalid choice: 'sideways'"),
+    (["tune", "data", "--extractor", "x", "--chief", "h:1", "--worker", "h:1"], "not allowed with argument"),
+])
+def test_bad_usage_exits_2(args, message):
+    result = tfxfer(*args)
+    assert result.returncode == 2 and message in result.stderr
+
+
+def test_failure_is_one_line_on_stderr_with_exit_1(tmp_path, tiny_hub_model):
+    result = tfxfer("train", tmp_path / "missing", "--extractor", tiny_hub_model)
     errors = [line for line in result.stderr.splitlines() if line.startswith("tfxfer")]
-    assert len(errors) == 1 and "missing" in errors[0] and "Traceback" not in result.stderr
+    assert result.returncode == 1 and len(errors) == 1 and "missing" in errors[0]
+    assert "Traceback" not in result.stderr
 
 
-def test_unknown_command_is_usage_error_exit_2():
-    result = tfxfer("frobnicate")
-    assert result.returncode == 2 and "invalid choice" in result.stderr
+def test_help_has_examples_and_library_defaults():
+    result = tfxfer("tune", "--help")
+    assert result.returncode == 0 and "examples:" in result.stdout and "--worker 127.0.0.1:8470" in result.stdout
+    assert "(default: 10)" in result.stdout  # TransferSearch's max_trials

@@ -16,9 +16,10 @@ from tfxfer.extractors import (
 )
 from tfxfer.cache import FeatureCache
 from tfxfer.data import DataError, DataSplits, Task, load_images, load_text
-from tfxfer.export import export
+from tfxfer.export import export, write_models_config
 from tfxfer.heads import Head
 from tfxfer.hub_format import save_hub_format
+from tfxfer.serving import ExportedModel, load_exported
 from tfxfer.regimes import REGIMES, TransferModel, build_model
 from tfxfer.tuning import SearchSpace, TransferHyperModel, TransferSearch, pick_strategy, search_results
 
