@@ -41,7 +41,8 @@ class Extractor(keras.layers.Layer):
         self.value_range = tuple(float(v) for v in value_range) if value_range else None
         self.train_batchnorm = bool(train_batchnorm)
         self.blocks = []
-        self._prefixes = {}
+        # Untracked on purpose: a SavedModel of a model holding this layer cannot store a dict of functions.
+        object.__setattr__(self, "_prefixes", {})
 
     @property
     def n_blocks(self):

@@ -182,9 +182,10 @@ class HubExtractor(Extractor):
                  block_pattern=None, train_batchnorm=False, **kwargs):
         restored = load_saved_model(source)
         call_fn, takes_training, input_spec = _endpoint(restored, source)
-        preprocess_fn = None
+        preprocess_fn = restored_preprocessor = None
         if preprocessor is not None:
-            preprocess_fn, _, input_spec = _endpoint(load_saved_model(preprocessor), preprocessor)
+            restored_preprocessor = load_saved_model(preprocessor)
+            preprocess_fn, _, input_spec = _endpoint(restored_preprocessor, preprocessor)
         if isinstance(input_spec, dict):
             raise ValueError(
                 f"The SavedModel {source!r} takes a dict of tensors ({sorted(input_spec)}), as BERT-style encoders do. "
@@ -214,6 +215,8 @@ class HubExtractor(Extractor):
         self._call_fn, self._takes_training, self._preprocess_fn = call_fn, takes_training, preprocess_fn
         # The restored object owns the variables and functions; keep it alive with the layer.
         self._restored = restored
+        # It owns the preprocessor's resources (vocabulary tables), which an export must be able to reach.
+        self._restored_preprocessor = restored_preprocessor
         self._regularization_losses = list(getattr(restored, "regularization_losses", []))
         self._wrap_variables(restored)
         self._build_at_init()
