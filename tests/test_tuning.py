@@ -82,7 +82,8 @@ from tfxfer.tuning import SearchSpace, TransferSearch
 data = tfxfer.load_images({images!r}, image_size=(16, 16), value_range=(0, 1), batch_size=8, validation_split=0.25,
                           seed=3)
 search = TransferSearch(tiny_cnn(), max_trials={trials}, epochs={epochs}, directory={runs!r}, project_name="p",
-                        space=SearchSpace(frozen_blocks=[1, 2, 3, 4], warmup_epochs=1), patience=None, verbose=0)
+                        space=SearchSpace(frozen_blocks=[1, 2, 3, 4], warmup_epochs=1), patience=None,
+                        worker_timeout=6, verbose=0)
 table = search.search(data)
 print("TRIALS", len(table), sorted(table.status))
 """
@@ -131,9 +132,7 @@ def _free_port():
         return sock.getsockname()[1]
 
 
-def test_chief_and_two_workers_complete_every_trial_once(tmp_path):
-    script = _script(tmp_path, trials=6, epochs=2)
-    port = _free_port()
+def _start_chief_and_workers(script, port):
     processes = {}
     for tuner_id in ("chief", "tuner0", "tuner1"):
         env = {**os.environ, "KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": "127.0.0.1",
@@ -142,12 +141,29 @@ def test_chief_and_two_workers_complete_every_trial_once(tmp_path):
                                                stderr=subprocess.PIPE, text=True)
         if tuner_id == "chief":
             time.sleep(3)
-    outputs = {}
+    return processes
+
+
+def test_chief_and_two_workers_complete_every_trial_once(tmp_path):
+    processes = _start_chief_and_workers(_script(tmp_path, trials=6, epochs=2), _free_port())
     for tuner_id, process in processes.items():
-        outputs[tuner_id] = process.communicate(timeout=400)
-        assert process.returncode == 0, (tuner_id, outputs[tuner_id][1][-3000:])
+        _, stderr = process.communicate(timeout=400)
+        assert process.returncode == 0, (tuner_id, stderr[-3000:])
     project = tmp_path / "runs" / "p"
     assert len(_completed(project)) == 6
     trials = [json.loads(p.read_text()) for p in project.glob("trial_*/trial.json")]
     assert len({t["trial_id"] for t in trials}) == 6
     assert (project / "tuner0.json").exists() and (project / "tuner1.json").exists()
+
+
+def test_search_finishes_when_a_worker_is_killed_mid_trial(tmp_path):
+    processes = _start_chief_and_workers(_script(tmp_path, trials=6, epochs=4), _free_port())
+    project = tmp_path / "runs" / "p"
+    deadline = time.monotonic() + 120
+    while not _completed(project) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    processes.pop("tuner1").send_signal(signal.SIGKILL)
+    for tuner_id, process in processes.items():
+        _, stderr = process.communicate(timeout=400)
+        assert process.returncode == 0, (tuner_id, stderr[-3000:])
+    assert len(_completed(project)) == 6, "the killed worker's trial was not run by the other worker"

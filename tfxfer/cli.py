@@ -126,7 +126,8 @@ def _tune(args):
     search = tfxfer.TransferSearch(extractor, space=_space(args), tuner=args.tuner, max_trials=args.trials,
                                    epochs=args.epochs, patience=args.patience, directory=directory or ".",
                                    project_name=project, overwrite=args.overwrite, seed=args.seed,
-                                   cache=not args.no_cache, verbose=0 if (args.quiet or args.json) else 1)
+                                   cache=not args.no_cache, worker_timeout=args.worker_timeout,
+                                   verbose=0 if (args.quiet or args.json) else 1)
     table = search.search(data)
     _print_table(table, args)
     if args.export and os.environ.get("KERASTUNER_TUNER_ID", "chief").startswith("chief"):
@@ -286,6 +287,9 @@ def build_parser():
     role.add_argument("--chief", metavar="HOST:PORT", help="run the search's oracle here for workers to join")
     role.add_argument("--worker", metavar="HOST:PORT", help="run trials for the chief at HOST:PORT")
     tune.add_argument("--worker-id", type=int, default=0, help="this worker's number (default: %(default)s)")
+    tune.add_argument("--worker-timeout", type=float, default=search["worker_timeout"],
+                      help="chief: seconds without a report before a worker's trial goes to another "
+                           "(default: %(default)s)")
     _export_flags(tune)
 
     export = _command(commands, "export", "retrain a search's best trial and export it for TF Serving", _export)

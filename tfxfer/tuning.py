@@ -21,11 +21,13 @@ import time
 import keras_tuner as kt
 import numpy as np
 import pandas as pd
+from keras_tuner.src.distribute.utils import is_chief_oracle
 
 from tfxfer.cache import FeatureCache
 from tfxfer.extractors import Extractor, load_extractor
 from tfxfer.heads import Head, loss_and_metrics
 from tfxfer.regimes import TransferModel
+from tfxfer.watchdog import Watchdog
 
 #: What tfxfer adds to Keras Tuner's project folder: the objective's direction, the extractor and the space.
 SEARCH_FILE = "tfxfer_search.json"
@@ -216,6 +218,8 @@ class TransferSearch:
         cache: Share cached activations across trials (True) or train every trial end to end (False).
         strategy: A `tf.distribute.Strategy`, e.g. from `tfxfer.pick_strategy()`.
         extractor_options: Keyword arguments of `load_extractor`.
+        worker_timeout: On a distributed search's chief: seconds without a report from a worker (reports come
+            after every epoch) after which its trial goes to another worker; None never gives up on a worker.
         verbose: Keras Tuner's and Keras' verbosity.
         **tuner_options: More arguments of the Keras Tuner class (e.g. `num_initial_points`, `factor`).
 
@@ -227,7 +231,7 @@ class TransferSearch:
 
     def __init__(self, extractor, *, space=None, tuner="random", max_trials=10, objective=None, epochs=20, patience=3,
                  directory="tfxfer_search", project_name="search", overwrite=False, seed=0, cache=True,
-                 strategy=None, extractor_options=None, verbose=1, **tuner_options):
+                 strategy=None, extractor_options=None, worker_timeout=1800, verbose=1, **tuner_options):
         if tuner not in TUNERS:
             raise ValueError(f"tuner must be one of {sorted(TUNERS)}; got {tuner!r}.")
         if not isinstance(max_trials, int) or max_trials < 1:
@@ -246,6 +250,7 @@ class TransferSearch:
         self.cache = cache
         self.strategy = strategy
         self.extractor_options = extractor_options
+        self.worker_timeout = worker_timeout
         self.verbose = verbose
         self.tuner_options = tuner_options
 
@@ -271,11 +276,12 @@ class TransferSearch:
         self.tuner_ = TUNERS[self.tuner](hypermodel, **options)
         return self.tuner_
 
-    def search(self, data):
+    def search(self, data, callbacks=None):
         """Runs (or resumes) the search on `data` and returns its results table.
 
         Args:
             data: A `DataSplits` with a validation split.
+            callbacks: Keras callbacks for every trial's training (they see the whole model).
 
         Returns:
             A DataFrame, one row per trial, best first (see `search_results`).
@@ -290,7 +296,9 @@ class TransferSearch:
             "extractor": getattr(self.hypermodel_.extractor, "source", str(self.extractor)),
             "n_blocks": self.hypermodel_.extractor.n_blocks, "space": dataclasses.asdict(self.space)})
         started = time.perf_counter()
-        tuner.search(verbose=self.verbose)
+        if is_chief_oracle() and self.worker_timeout:
+            Watchdog(tuner.oracle, self.worker_timeout).start()
+        tuner.search(callbacks=callbacks or [], verbose=self.verbose)
         self.search_seconds_ = time.perf_counter() - started
         self.best_hyperparameters_ = self._best_values(tuner)
         return self.results()
