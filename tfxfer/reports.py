@@ -248,14 +248,16 @@ def _label_scores_axes(figure, labels, predictions, class_names, split, threshol
     ax = figure.subplots()
     positions = np.arange(len(class_names))
     for offset, values, name in ((-0.27, precision, "precision"), (0.0, recall, "recall"), (0.27, f1, "F1")):
-        ax.barh(positions + offset, values, height=0.26, label=name)
+        bars = ax.barh(positions + offset, values, height=0.26, label=name)
+        # Written values, so that a score of 0 reads as 0 rather than as a missing bar.
+        ax.bar_label(bars, fmt="%.2f", padding=2, fontsize="x-small")
     ax.set_yticks(positions, [f"{name} ({count})" for name, count in zip(class_names, truth.sum(axis=0))])
     ax.invert_yaxis()
-    ax.set_xlim(0, 1.0)
+    ax.set_xlim(0, 1.1)
     ax.set_xlabel(f"score at threshold {threshold:g}")
     ax.set_ylabel("label (examples with it)")
     ax.grid(axis="x", alpha=0.3)
-    ax.legend(fontsize="small", loc="lower right")
+    figure.legend(loc="outside lower center", ncols=3, fontsize="small", frameon=False)
     ax.set_title(f"Per-label scores, {split} ({len(labels)} examples)", fontsize="medium")
     return np.stack([precision, recall, f1], axis=1)
 
