@@ -159,7 +159,7 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
     temporary = model_folder / f"{TEMPORARY_PREFIX}{_host()}-{os.getpid()}-{uuid.uuid4().hex}"
     try:
         module, signatures = _serving_module(model, spec, json.dumps(metadata, sort_keys=True))
-        _save(module, temporary, signatures)
+        tf.saved_model.save(module, str(temporary), signatures=signatures)
         (temporary / METADATA_FILE).parent.mkdir()
         (temporary / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
         _sync_tree(temporary)
@@ -357,19 +357,6 @@ def _serving_module(model, spec, metadata_json):
 
     signatures["metadata"] = metadata
     return module, signatures
-
-
-def _save(module, path, signatures):
-    try:
-        tf.saved_model.save(module, str(path), signatures=signatures)
-    except AssertionError as error:
-        if "untracked" not in str(error):
-            raise
-        raise ValueError(
-            "The model uses a TensorFlow resource (a lookup table or file) that no tracked object owns, so it cannot "
-            "be saved; this happens when an extractor keeps only the functions of a SavedModel it loaded (e.g. a "
-            f"text preprocessor) and not the loaded object. TensorFlow says: {str(error).splitlines()[0]}"
-        ) from None
 
 
 def _sync_tree(folder):
