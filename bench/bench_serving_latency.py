@@ -65,7 +65,8 @@ def time_interleaved(calls, rounds, warmup):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--extractor", default=str(DEFAULT_EXTRACTOR), help="extractor source (default: %(default)s)")
-    parser.add_argument("--weights", default=None, help="weights file for a keras.applications extractor")
+    parser.add_argument("--weights", default=None,
+                        help="weights file for a keras.applications extractor (default: random weights)")
     parser.add_argument("--image", default=str(DEFAULT_IMAGE), help="the JPEG of the request (default: %(default)s)")
     parser.add_argument("--rounds", type=int, default=200, help="timed calls per variant (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=20, help="untimed calls per variant first (default: %(default)s)")
@@ -95,8 +96,9 @@ def main(argv=None):
 
     print(f"model: {extractor.source} -> Dense(2, softmax); image {args.image} ({len(jpeg)} bytes, "
           f"{pixels.shape[1]}x{pixels.shape[2]}) -> {extractor.image_size}")
-    print(f"machine: {platform.platform()}, {os.cpu_count()} CPU cores, GPUs: {len(tf.config.list_physical_devices('GPU'))}"
-          f", TensorFlow {tf.__version__}, Keras {keras.__version__}")
+    gpus = len(tf.config.list_physical_devices("GPU"))
+    print(f"machine: {platform.platform()}, {os.cpu_count()} CPU cores, GPUs: {gpus}, TensorFlow {tf.__version__}, "
+          f"Keras {keras.__version__}")
     print(f"rounds: {args.rounds} timed calls per variant after {args.warmup} warm-up calls, interleaved")
     print(f"max |serving_default scores - bare model scores| = {np.abs(served - expected).max():.2e}")
     print()
@@ -107,8 +109,9 @@ def main(argv=None):
     served_times = times["serving_default (JPEG bytes)"]
     for baseline in ("bare model, tf.function (decoded tensor)", "bare model, Keras eager call (decoded tensor)"):
         base = times[baseline]
-        print(f"\nratio serving_default / {baseline}: p50 {np.percentile(served_times, 50) / np.percentile(base, 50):.2f}"
-              f", p95 {np.percentile(served_times, 95) / np.percentile(base, 95):.2f}")
+        p50 = np.percentile(served_times, 50) / np.percentile(base, 50)
+        p95 = np.percentile(served_times, 95) / np.percentile(base, 95)
+        print(f"\nratio serving_default / {baseline}: p50 {p50:.2f}, p95 {p95:.2f}")
 
 
 if __name__ == "__main__":

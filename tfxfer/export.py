@@ -304,8 +304,9 @@ def _serving_module(model, spec, metadata_json):
     """The tf.Module to save, tracking the model, and its signatures."""
     module = tf.Module()
     module.model = model
-    # The raw tf.Variables too: TF1-style loaders (saved_model_cli run, TF Serving's session bundle) restore only
-    # variables reached as tf.Variable objects; through Keras' wrappers they stay uninitialised.
+    # The raw tf.Variables too: loaders that restore through a Session (saved_model_cli run; TF Serving's C++ loader
+    # works the same way) restore only variables reached as tf.Variable objects; through Keras' wrappers they stay
+    # uninitialised ("Could not find variable dense/bias").
     module.model_variables = [variable.value for variable in model.variables]
     class_names = spec["class_names"]
     task_type = spec["task_type"]
@@ -323,7 +324,8 @@ def _serving_module(model, spec, metadata_json):
         return result
 
     constants = {"class_names": tf.constant(class_names), "task_type": tf.constant(task_type),
-                 "input_kind": tf.constant(spec["input_kind"]), "extractor_source": tf.constant(spec["extractor_source"]),
+                 "input_kind": tf.constant(spec["input_kind"]),
+                 "extractor_source": tf.constant(spec["extractor_source"]),
                  "threshold": tf.constant(spec["threshold"] or 0.0, tf.float32),
                  "metadata_json": tf.constant(metadata_json)}
     if spec["input_kind"] == "text":
