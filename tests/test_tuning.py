@@ -45,6 +45,8 @@ def test_search_table_has_a_row_per_trial_and_every_hyperparameter(data, tmp_pat
     cache = search.hypermodel_.cache
     # Activations after 4 (every warm-up and feature-extraction trial) and after 2 blocks: computed once per split.
     assert cache.misses <= 4 and cache.hits >= 5
+    extractor = search.hypermodel_.extractor
+    assert len(extractor._outbound_nodes) <= 2, "earlier trials' models are still attached to the extractor"
     best = search.best_model(data)
     assert best.frozen_blocks_ == search.best_hyperparameters_["frozen_blocks"]
 

@@ -151,10 +151,12 @@ class TransferHyperModel(kt.HyperModel):
                 extractor, **(extractor_options or {}))
         self.space.check(self.extractor.n_blocks)
         self._pretrained = [w.numpy() for w in self.extractor.weights]
+        self.extractor.mark_graphs()
         self._trial = None
 
     def build(self, hp):
         values = self.space.sample(hp, self.extractor.n_blocks)
+        self.extractor.release_models()  # the previous trial's model, so memory stays flat over a search
         for weight, value in zip(self.extractor.weights, self._pretrained):
             weight.assign(value)
         n_blocks, frozen = self.extractor.n_blocks, values["frozen_blocks"]

@@ -138,6 +138,26 @@ class Extractor(keras.layers.Layer):
         self._check_cut(k)
         return keras.layers.Identity(name=f"{self.name}_after_{k}")
 
+    def _graph_layers(self):
+        """The layers whose Keras graph nodes `release_models` trims: this one and any it wraps."""
+        return [self]
+
+    def mark_graphs(self):
+        """Remembers how many graph nodes this extractor's layers have now, for `release_models`."""
+        counts = [(layer, len(layer._inbound_nodes), len(layer._outbound_nodes)) for layer in self._graph_layers()]
+        object.__setattr__(self, "_node_counts", counts)  # untracked: it holds this layer itself
+
+    def release_models(self):
+        """Forgets the Keras models built on this extractor since `mark_graphs`, so that memory can be freed.
+
+        Every model built on a layer leaves graph nodes on it, and those nodes keep the model (its optimizer and
+        compiled functions) alive. A search builds a model per trial on one extractor; this keeps its memory flat.
+        Models built since the mark must not be used afterwards.
+        """
+        for layer, inbound, outbound in self._node_counts:
+            del layer._inbound_nodes[inbound:]
+            del layer._outbound_nodes[outbound:]
+
     def _check_cut(self, k):
         if k not in self.cache_cuts:
             raise ValueError(

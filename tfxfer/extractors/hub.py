@@ -99,6 +99,14 @@ def resolve_source(source):
     return path
 
 
+def _register_text_ops():
+    """BERT preprocessors call TF Text ops, which must be registered before a model using them is traced."""
+    try:
+        import tensorflow_text  # noqa: F401
+    except ImportError:
+        pass  # load_saved_model says what to install if the SavedModel needs them.
+
+
 def load_saved_model(source):
     """Resolves `source` and loads it with `tensorflow_hub.load`, registering TF Text ops when the model needs them."""
     path = resolve_source(source)
@@ -184,6 +192,7 @@ class HubExtractor(Extractor):
         call_fn, takes_training, input_spec = _endpoint(restored, source)
         preprocess_fn = restored_preprocessor = None
         if preprocessor is not None:
+            _register_text_ops()
             restored_preprocessor = load_saved_model(preprocessor)
             preprocess_fn, _, input_spec = _endpoint(restored_preprocessor, preprocessor)
         if isinstance(input_spec, dict):

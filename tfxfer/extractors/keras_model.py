@@ -217,6 +217,9 @@ class KerasExtractor(Extractor):
     def cache_cuts(self):
         return list(range(1, self.n_blocks + 1))
 
+    def _graph_layers(self):
+        return [self, self.model, *self.model.layers]
+
     def _preprocessed(self, inputs):
         return inputs if self._preprocess_input is None else self._preprocess_input(inputs)
 
