@@ -39,8 +39,8 @@ LISTED_SKIPS = 20
 _TRAIN_COLOR, _VALIDATION_COLOR, _MARKER_COLOR = "#1f77b4", "#d62728", "0.35"
 
 
-class _InlineFigure(Figure):
-    """A Figure that Jupyter displays as a PNG on its own, with no pyplot or inline backend set up."""
+class ReportFigure(Figure):
+    """A matplotlib `Figure` that Jupyter displays as a PNG by itself, with no pyplot or inline backend set up."""
 
     def _repr_png_(self):
         buffer = io.BytesIO()
@@ -49,7 +49,7 @@ class _InlineFigure(Figure):
 
 
 def _figure(width, height):
-    return _InlineFigure(figsize=(width, height), dpi=DPI, layout="constrained")
+    return ReportFigure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
 def _save(figure, path):
@@ -78,14 +78,15 @@ def plot_history(fitted, path=None):
         path: Where to save the figure as a PNG; None to only return it.
 
     Returns:
-        A `matplotlib.figure.Figure` with one panel per curve (loss first), 4.6 x 3.8 inches each at `DPI`.
+        A `ReportFigure` (a `matplotlib.figure.Figure`) with one panel per curve (loss first), 4.6 x 3.8 inches
+        each at `DPI`.
 
     Raises:
         ValueError: `fitted` has no per-epoch history (it was not fitted).
 
     Example:
         >>> tfxfer.plot_history(fitted, "run/history.png")  # doctest: +SKIP
-        <Figure size 920x380 with 2 Axes>
+        <ReportFigure size 920x380 with 2 Axes>
     """
     history = getattr(fitted, "history_", None) or {}
     if not history.get("loss"):
@@ -151,14 +152,14 @@ def plot_search(table, path=None):
         path: Where to save the figure as a PNG; None to only return it.
 
     Returns:
-        A `matplotlib.figure.Figure`, 7 x 4.4 inches at `DPI`.
+        A `ReportFigure` (a `matplotlib.figure.Figure`), 7 x 4.4 inches at `DPI`.
 
     Raises:
         ValueError: A needed column is missing, or no trial has a score yet.
 
     Example:
         >>> tfxfer.plot_search(tfxfer.search_results("runs", "ants"), "runs/search.png")  # doctest: +SKIP
-        <Figure size 700x440 with 2 Axes>
+        <ReportFigure size 700x440 with 2 Axes>
     """
     missing = [c for c in ("frozen_blocks", "learning_rate", "score") if c not in getattr(table, "columns", ())]
     if missing:
@@ -191,6 +192,9 @@ def plot_search(table, path=None):
                               markeredgecolor="black", label="best trial")],
               fontsize="small", loc="best")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    # Room for the sideways spread and for the best trial's ring.
+    ax.set_xlim(frozen.min() - 0.8, frozen.max() + 0.8)
+    ax.margins(y=0.12)
     ax.set_xlabel("frozen blocks (input side first)")
     ax.set_ylabel(objective)
     ax.grid(alpha=0.3)
@@ -297,7 +301,7 @@ def plot_confusion(fitted, data, split="validation", path=None, *, threshold=0.5
         threshold: Multilabel: a score above it predicts the label.
 
     Returns:
-        A `matplotlib.figure.Figure`.
+        A `ReportFigure` (a `matplotlib.figure.Figure`).
 
     Raises:
         ValueError: The split is empty (the message lists the splits that are not).
@@ -305,7 +309,7 @@ def plot_confusion(fitted, data, split="validation", path=None, *, threshold=0.5
 
     Example:
         >>> tfxfer.plot_confusion(fitted, data, "test", "run/confusion.png")  # doctest: +SKIP
-        <Figure size 460x400 with 2 Axes>
+        <ReportFigure size 460x400 with 2 Axes>
     """
     inputs, labels = _split_inputs(data, split)
     predictions = np.asarray(fitted.predict(inputs)).reshape(len(labels), -1)
@@ -422,7 +426,8 @@ def _metrics_section(fitted, data):
 def _search_section(table, plot):
     columns = [c for c in ("trial_id", "status", "frozen_blocks", "learning_rate", "fine_tune_learning_rate",
                            "hidden_units", "dropout", "l2", "score", "epochs", "seconds") if c in table]
-    return ["## Search", "", f"{len(table)} trials, best first (the first ten):", "",
+    shown = "best first" + (", the first ten" if len(table) > 10 else "")
+    return ["## Search", "", f"{len(table)} trials, {shown}:", "",
             markdown_table(table[columns].head(10)), "", f"![Search results]({plot})", ""]
 
 
