@@ -1,10 +1,13 @@
 """Safe extraction of TF Hub's compressed format (a `.tar.gz` of a SavedModel folder)."""
 
+import gzip
 import hashlib
+import lzma
 import os
 import posixpath
 import shutil
 import tarfile
+import zlib
 
 import tensorflow as tf
 
@@ -12,6 +15,9 @@ ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
 #: Largest total size an archive may unpack to. A SavedModel of a large BERT is about 1.5 GB.
 MAX_UNPACKED_BYTES = 8 * 1024**3
+
+#: What reading a cut or damaged compressed tar raises, from tarfile and the decompressors under it.
+_DAMAGED = (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError)
 
 
 def is_archive(path):
@@ -61,7 +67,8 @@ def extract_archive(archive, cache_dir=None, max_bytes=MAX_UNPACKED_BYTES):
         The path of the extracted SavedModel folder.
 
     Raises:
-        ValueError: The archive is unreadable or holds a member that is refused.
+        ValueError: The archive is unreadable, cut short or damaged, or holds a member that is refused.
+        OSError: The cache folder cannot take the extracted files (full or read-only); nothing is left there.
 
     Example:
         >>> path = extract_archive("mobilenet.tar.gz")  # doctest: +SKIP
@@ -77,19 +84,35 @@ def extract_archive(archive, cache_dir=None, max_bytes=MAX_UNPACKED_BYTES):
         return _saved_model_root(target)
     try:
         tar = tarfile.open(archive, "r:*")
-    except (tarfile.TarError, OSError) as error:
-        raise ValueError(f"{archive} is not a readable tar archive ({error}); pass a SavedModel folder instead.") from None
+    except (*_DAMAGED, OSError) as error:
+        reason = " ".join(str(error).split())  # tarfile lists each method tried on a line of its own.
+        raise ValueError(f"{archive} is not a readable tar archive ({reason}); pass a SavedModel folder instead.") \
+            from None
+    partial = f"{target}.partial.{os.getpid()}"
     with tar:
-        members = tar.getmembers()
-        total = 0
-        for member in members:
-            _check_member(archive, member)
-            total += member.size
-            if total > max_bytes:
-                raise _refuse(archive, member, f"takes the unpacked size past the limit of {max_bytes} bytes")
-        os.makedirs(cache_dir, exist_ok=True)
-        partial = f"{target}.partial.{os.getpid()}"
-        tar.extractall(partial, members=members, filter="data")
+        try:
+            members = tar.getmembers()
+            total = 0
+            for member in members:
+                _check_member(archive, member)
+                total += member.size
+                if total > max_bytes:
+                    raise _refuse(archive, member, f"takes the unpacked size past the limit of {max_bytes} bytes")
+            os.makedirs(cache_dir, exist_ok=True)
+            tar.extractall(partial, members=members, filter="data")
+        except _DAMAGED as error:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise ValueError(
+                f"{archive} is cut short or damaged ({type(error).__name__}: {error}); download it again, or pass the "
+                "SavedModel folder instead."
+            ) from None
+        except OSError as error:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise OSError(error.errno, f"Could not extract {archive} into {cache_dir} ({error.strerror}); free space "
+                                       "there or set TFHUB_CACHE_DIR to another folder.") from None
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
     try:
         os.replace(partial, target)
     except OSError:  # Another process finished extracting the same archive first.
