@@ -12,6 +12,7 @@ import tensorflow as tf
 from tfxfer.data.decoding import decode_image
 from tfxfer.data.errors import DataError, count_reasons
 from tfxfer.data.splits import SPLITS, TEST, TRAIN, VALIDATION, strata_for, stratified_split
+from tfxfer.data.tables import row_source
 from tfxfer.data.task import class_weights, encode_labels
 
 
@@ -280,9 +281,39 @@ def assemble(*, modality, task, inputs, labels, fixed, validation_split, test_sp
                       seed=seed, **pipeline)
 
 
+def _not_duplicated_across_splits(modality, inputs, fixed, names, source, bad):
+    """Reports every row whose example is also in an earlier split of the source; returns the mask of the others.
+
+    A text, or an image file (after resolving links and `..`), in a train row and a test row would score the model on
+    what it trained on. The copy in the earliest split (train, then validation, then test) stays; the later ones are
+    the bad input.
+    """
+    keep = np.ones(len(inputs), dtype=bool)
+    split_of = [TRAIN if split is None else split for split in fixed]
+    if len(set(split_of)) < 2:
+        return keep
+    first = {}
+    for position in sorted(range(len(inputs)), key=lambda position: (split_of[position], position)):
+        key = os.path.realpath(inputs[position]) if modality == "image" else inputs[position]
+        if key not in first:
+            first[key] = position
+            continue
+        other = first[key]
+        if split_of[other] == split_of[position]:
+            continue
+        bad.report(names[position], "duplicate across splits",
+                   f"same {'file' if modality == 'image' else 'text'} as {names[other].removeprefix(f'{source}, ')}, "
+                   f"which is in {SPLITS[split_of[other]]}; this one is in {SPLITS[split_of[position]]}",
+                   "remove one of them,")
+        keep[position] = False
+    return keep
+
+
 def assemble_table(frame, inputs, keep, fixed, *, modality, label_columns, task, class_names, label_delimiter,
                    split_column, source, bad, **options):
     """Encodes the labels of the rows whose inputs passed their checks, then `assemble`s the splits.
+
+    A row whose text or image file is also in a row of an earlier split (split column) is bad input (`on_bad`).
 
     Args:
         frame: The table.
@@ -308,9 +339,14 @@ def assemble_table(frame, inputs, keep, fixed, *, modality, label_columns, task,
     task, labels, label_kept = encode_labels(frame, label_columns, task=task, class_names=class_names,
                                              delimiter=label_delimiter, source=source, bad=bad)
     fixed = [split for split, kept in zip(fixed, label_kept) if kept]
+    inputs = [value for value, kept in zip(inputs, label_kept) if kept]
+    names = [row_source(source, index) for index, kept in zip(frame.index, label_kept) if kept]
+    unique = _not_duplicated_across_splits(modality, inputs, fixed, names, source, bad)
+    inputs = [value for value, kept in zip(inputs, unique) if kept]
+    fixed = [split for split, kept in zip(fixed, unique) if kept]
     origins = {split: f"rows with {split_column} = {SPLITS[split]}" for split in set(fixed) if split is not None}
-    return assemble(modality=modality, task=task, inputs=[value for value, kept in zip(inputs, label_kept) if kept],
-                    labels=labels, fixed=fixed, source=source, bad=bad, fixed_origins=origins, **options)
+    return assemble(modality=modality, task=task, inputs=inputs, labels=labels[unique], fixed=fixed, source=source,
+                    bad=bad, fixed_origins=origins, **options)
 
 
 def check_batch_size(batch_size):
