@@ -143,6 +143,8 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
     Raises:
         ValueError: The name, task type, class names, threshold or model do not fit (the message says which).
         TypeError: `model` is neither a Keras model nor a fitted TransferModel.
+        OSError: `<root>/<name>` cannot be written (full, read-only, not a folder): the message names it and the
+            reason. Nothing of the failed export is left, and the versions already there are unchanged.
 
     Example:
         >>> path = tfxfer.export(fitted, "ants_bees", "saved_models")  # doctest: +SKIP
@@ -154,7 +156,10 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
     spec = _serving_spec(model, extractor, task_type, class_names, threshold, data_summary, interpolation)
     metadata = _metadata(spec, training, metrics, data_summary)
     model_folder = Path(root) / name
-    model_folder.mkdir(parents=True, exist_ok=True)
+    try:
+        model_folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise _write_failure(error, model_folder) from None
     remove_stale_temporaries(model_folder)
     temporary = model_folder / f"{TEMPORARY_PREFIX}{_host()}-{os.getpid()}-{uuid.uuid4().hex}"
     try:
@@ -164,12 +169,38 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
         (temporary / METADATA_FILE).write_text(json.dumps(metadata, indent=2, sort_keys=True) + "\n")
         _sync_tree(temporary)
         version = _claim_version(temporary, model_folder)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(temporary, ignore_errors=True)
-        raise
+        failure = _write_failure(error, model_folder)
+        if failure is None:
+            raise
+        raise failure from None
     if models_config:
         write_models_config(root)
     return model_folder / str(version)
+
+
+#: File-system failures that TensorFlow's file writers raise as `tf.errors`, and the errno each stands for.
+_TF_WRITE_ERRORS = ((tf.errors.ResourceExhaustedError, errno.ENOSPC), (tf.errors.PermissionDeniedError, errno.EACCES),
+                    (tf.errors.FailedPreconditionError, errno.ENOTDIR))
+
+
+def _write_failure(error, model_folder):
+    """An OSError naming `model_folder` and why it could not be written, or None when `error` is something else.
+
+    TensorFlow's writers report a full or read-only disk as `tf.errors` whose message starts with the file's path;
+    only those (and Python's OSErrors) are file-system failures.
+    """
+    if isinstance(error, OSError):
+        number, reason = error.errno, error.strerror or str(error)
+    else:
+        number = next((number for kind, number in _TF_WRITE_ERRORS if isinstance(error, kind)), None)
+        if number is None or str(model_folder) not in str(error):
+            return None
+        reason = re.sub(r"\s*\[Op:\w+\]$", "", str(error).splitlines()[0].rsplit("; ", 1)[-1])
+        number = errno.EROFS if "read-only" in reason.lower() else number
+    return OSError(number, f"Could not write an export in {model_folder} ({reason}); free space there or pass a "
+                           "writable root=. The versions already there are unchanged")
 
 
 def _pieces(model, extractor, task_type, class_names):
