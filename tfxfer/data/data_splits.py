@@ -3,6 +3,7 @@
 import functools
 import hashlib
 import os
+import shutil
 import warnings
 from pathlib import Path
 
@@ -14,6 +15,9 @@ from tfxfer.data.errors import DataError, count_reasons
 from tfxfer.data.splits import SPLITS, TEST, TRAIN, VALIDATION, strata_for, stratified_split
 from tfxfer.data.tables import row_source
 from tfxfer.data.task import class_weights, encode_labels
+
+
+_CACHE_CHOICES = "pass another cache folder, cache=True (in memory) or cache=False."
 
 
 class DataSplits:
@@ -149,17 +153,47 @@ class DataSplits:
 
     def _cache_file(self, split):
         """`""` (memory), or a file named by a fingerprint of the files and the decoding, so a changed data set or
-        size never reads a stale cache."""
+        size never reads a stale cache.
+
+        Raises:
+            DataError: The cache folder cannot be written, or has no room for the decoded images of the splits not
+                cached yet (TensorFlow would otherwise fail in the middle of an epoch, from deep inside `fit`).
+        """
         if self.cache is True:
             return ""
         folder = Path(self.cache)
-        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise DataError(f"cache folder {folder} cannot be created ({error.strerror}); {_CACHE_CHOICES}") from None
+        path = self._cache_path(folder, split)
+        if not os.path.exists(f"{path}.index"):
+            self._check_room(folder)
+        return path
+
+    def _cache_path(self, folder, split):
         digest = hashlib.sha256(repr((self.image_size, self.value_range, self.interpolation)).encode())
         inputs, labels = self._examples[split]
         for path, label in zip(inputs, labels.tolist()):
             status = os.stat(path)
             digest.update(f"{path}\0{status.st_size}\0{status.st_mtime_ns}\0{label}\n".encode())
         return str(folder / f"{split}-{digest.hexdigest()[:16]}")
+
+    def _check_room(self, folder):
+        """Raises unless `folder` is writable and has room for every split whose cache is not complete there."""
+        if not os.access(folder, os.W_OK):
+            raise DataError(f"cache folder {folder} is not writable; {_CACHE_CHOICES}")
+        height, width = self.image_size
+        pending = {split: size for split, size in self.sizes.items()
+                   if size and not os.path.exists(f"{self._cache_path(folder, split)}.index")}
+        needed = sum(pending.values()) * height * width * 3 * 4
+        free = shutil.disk_usage(folder).free
+        if free < needed:
+            splits = " + ".join(f"{size} {split}" for split, size in pending.items())
+            raise DataError(
+                f"cache folder {folder} has {free:,} bytes free, but the decoded images need about {needed:,} "
+                f"({splits} images of {height}x{width}x3 float32); free space there or {_CACHE_CHOICES}"
+            )
 
     def summary(self):
         """A few lines for people: task, classes, split sizes and origins, skipped items by reason, pipeline."""

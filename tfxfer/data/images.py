@@ -131,7 +131,8 @@ def load_images(source, *, extractor=None, image_size=None, value_range=None, pa
         batch_size: Examples per batch.
         augment: False (default), True for `default_augmentation`, or a Keras layer to apply to training batches.
         cache: False (default), True to keep decoded images in memory after the first epoch (`n * h * w * 12` bytes),
-            or a folder for an on-disk cache named by a fingerprint of the files and size.
+            or a folder for an on-disk cache named by a fingerprint of the files and size (for data larger than
+            memory; a folder that is not writable or has no room for it is a `DataError` when a pipeline is made).
         shuffle_buffer: Examples in the training shuffle buffer; by default the whole training split.
         interpolation: `tf.image.resize` method.
         sep: CSV/TSV field separator (see `read_table`).
