@@ -232,15 +232,14 @@ def _confusion_axes(figure, labels, predictions, class_names, split):
         for (row, column), count in np.ndenumerate(counts):
             ax.text(column, row, str(count), ha="center", va="center", fontsize="medium" if n <= 10 else "x-small",
                     color="white" if fractions[row, column] > 0.5 else "black")
-    ax.set_xticks(range(n), class_names, rotation=45 if max(map(len, class_names)) > 4 else 0, ha="right"
-                  if max(map(len, class_names)) > 4 else "center")
+    slanted = max(map(len, class_names)) > 4  # long names would run into each other under the columns
+    ax.set_xticks(range(n), class_names, rotation=45 if slanted else 0, ha="right" if slanted else "center")
     ax.set_yticks(range(n), class_names)
     ax.set_xlabel("predicted class")
     ax.set_ylabel("true class")
     figure.colorbar(image, ax=ax, shrink=0.8).set_label("fraction of the true class")
     accuracy = float((predicted == labels).mean())
     ax.set_title(f"Confusion matrix, {split}: accuracy {accuracy:.3f} ({len(labels)} examples)", fontsize="medium")
-    return counts
 
 
 def _label_scores_axes(figure, labels, predictions, class_names, split, threshold):
@@ -263,7 +262,6 @@ def _label_scores_axes(figure, labels, predictions, class_names, split, threshol
     ax.grid(axis="x", alpha=0.3)
     figure.legend(loc="outside lower center", ncols=3, fontsize="small", frameon=False)
     ax.set_title(f"Per-label scores, {split} ({len(labels)} examples)", fontsize="medium")
-    return np.stack([precision, recall, f1], axis=1)
 
 
 def _regression_axes(figure, labels, predictions, class_names, split):
