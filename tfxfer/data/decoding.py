@@ -37,8 +37,11 @@ def decode_image(contents, image_size, value_range, interpolation="bilinear"):
     image = tf.io.decode_image(contents, channels=3, expand_animations=False)
     image = tf.cast(tf.image.resize(image, image_size, method=interpolation), tf.float32)
     low, high = (float(value) for value in value_range)
-    if (low, high) != (0.0, 255.0):
-        image = image * ((high - low) / 255.0) + low
+    # Each elementwise op is a pass over the image, so the common ranges [0, 255] and [0, x] skip what they can.
+    if high - low != 255.0:
+        image = image * ((high - low) / 255.0)
+    if low != 0.0:
+        image = image + low
     image.set_shape((image_size[0], image_size[1], 3))
     return image
 
