@@ -140,16 +140,12 @@ class FeatureCache:
         if bar is not None:
             print(f"Caching activations after block {k} of {extractor.n_blocks} ({split}, {total} examples)")
         features, labels, done = None, [], 0
-        writer = None
         for inputs, batch_labels in dataset:
             output = prefix(inputs).numpy()
             if features is None:
                 shape = (total, *output.shape[1:])
                 if self.directory is not None and np.prod(shape) * output.itemsize > self.memory_limit_bytes:
-                    folder, path, _ = self._paths(key)
-                    folder.mkdir(parents=True, exist_ok=True)
-                    writer = np.lib.format.open_memmap(f"{path}.partial.npy", "w+", output.dtype, shape)
-                    features = writer
+                    features = self._disk_array(key, shape, output.dtype)
                 else:
                     features = np.empty(shape, output.dtype)
             features[done : done + len(output)] = output
@@ -159,19 +155,45 @@ class FeatureCache:
                 bar.update(done)
         labels = np.concatenate(labels)
         if self.directory is not None:
-            folder, path, labels_path = self._paths(key)
+            features = self._store(key, features, labels)
+        return features, labels
+
+    def _disk_array(self, key, shape, dtype):
+        """A memory-mapped array in the cache folder, its disk space reserved up front.
+
+        A memory-mapped file is sparse: without the reservation, the first page that finds a full disk kills the
+        process with SIGBUS instead of raising an error.
+        """
+        folder, path, _ = self._paths(key)
+        size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        try:
             folder.mkdir(parents=True, exist_ok=True)
-            if writer is not None:
-                writer.flush()
-                del writer
+            array = np.lib.format.open_memmap(f"{path}.partial.npy", "w+", dtype, shape)
+            with open(f"{path}.partial.npy", "r+b") as file:
+                os.posix_fallocate(file.fileno(), 0, os.path.getsize(f"{path}.partial.npy"))
+        except OSError as error:
+            raise OSError(f"Cannot write the feature cache in {self.directory}: {error.strerror or error}. It needs "
+                          f"{size} bytes; free some space or give FeatureCache another directory.") from None
+        return array
+
+    def _store(self, key, features, labels):
+        """Writes the arrays into the cache folder (atomically, by rename) and returns the features to use."""
+        folder, path, labels_path = self._paths(key)
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            if isinstance(features, np.memmap):
+                features.flush()
                 os.replace(f"{path}.partial.npy", path)
-                features = np.load(path, mmap_mode="r")
             else:
                 np.save(f"{path}.partial.npy", features)
                 os.replace(f"{path}.partial.npy", path)
             np.save(f"{labels_path}.partial.npy", labels)
             os.replace(f"{labels_path}.partial.npy", labels_path)
-        return features, labels
+        except OSError as error:
+            raise OSError(f"Cannot write the feature cache in {self.directory}: {error.strerror or error}. It needs "
+                          f"{features.nbytes + labels.nbytes} bytes; free some space or give FeatureCache another "
+                          "directory.") from None
+        return np.load(path, mmap_mode="r") if isinstance(features, np.memmap) else features
 
 
 def cached_dataset(features, labels, *, batch_size, shuffle_seed=None):

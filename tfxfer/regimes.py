@@ -57,9 +57,50 @@ def build_model(extractor, task, head=None):
     else:
         inputs = keras.Input((*extractor.image_size, 3), name="image")
     features = extractor(inputs)
+    if len(features.shape) not in (2, 3, 4):
+        raise ValueError(f"{extractor.source!r} outputs shape {tuple(features.shape)}; a head takes features "
+                         "[batch, d], a sequence [batch, t, d] or a feature map [batch, h, w, d]. For a SavedModel "
+                         "that returns a dict, choose the output with output_key=.")
     head_inputs = keras.Input(features.shape[1:], name="features")
     head_model = keras.Model(head_inputs, (head or Head())(head_inputs, task), name="head")
     return keras.Model(inputs, head_model(features), name="transfer")
+
+
+def check_data_fits(extractor, inputs, labels, task):
+    """Raises a clear error when data does not fit the extractor or the head.
+
+    Args:
+        extractor: The `Extractor`.
+        inputs: A `DataSplits`, a `tf.data.Dataset` of `(inputs, labels)` batches, or an array of inputs.
+        labels: The labels when `inputs` is an array, else None.
+        task: The task the head is built for.
+    """
+    if hasattr(inputs, "modality"):  # DataSplits: what it was loaded as
+        shape = (None, *inputs.image_size, 3) if inputs.modality == "image" else (None,)
+        dtype = tf.float32 if inputs.modality == "image" else tf.string
+    elif isinstance(inputs, tf.data.Dataset):
+        spec = inputs.element_spec[0]
+        shape, dtype = tuple(spec.shape), spec.dtype
+    else:
+        inputs = np.asarray(inputs)
+        shape, dtype = inputs.shape, tf.as_dtype(tf.string if inputs.dtype.kind in "OUS" else inputs.dtype)
+    if extractor.input_kind == "text" and dtype != tf.string:
+        raise ValueError(f"{extractor.source!r} is a text extractor, but the data holds {dtype.name} of shape "
+                         f"{shape}, not text. Load texts with tfxfer.load_text, or use an image extractor.")
+    if extractor.input_kind == "image":
+        if dtype == tf.string:
+            raise ValueError(f"{extractor.source!r} is an image extractor, but the data holds text. Load images "
+                             "with tfxfer.load_images, or use a text extractor.")
+        if len(shape) != 4 or shape[-1] != 3 or (None not in shape[1:3] and tuple(shape[1:3]) != extractor.image_size):
+            raise ValueError(f"The data's images are of size {tuple(shape[1:3])} (shape {shape}), but "
+                             f"{extractor.source!r} takes images of size {extractor.image_size} with 3 channels. Load "
+                             "them with load_images(..., extractor=extractor).")
+    if labels is not None and task.task_type == "multiclass":
+        labels = np.asarray(labels)
+        bad = np.flatnonzero((labels < 0) | (labels >= task.num_outputs) | (labels != np.round(labels)))
+        if bad.size:
+            raise ValueError(f"label {labels[bad[0]]!r} at row {bad[0]} is not a class index of the head's "
+                             f"{task.num_outputs} classes {task.class_names} (0 to {task.num_outputs - 1}).")
 
 
 def _cached_trainer(extractor, model, k, feature_shape):
@@ -316,6 +357,7 @@ class TransferModel:
             fit_kwargs["batch_size"] = self.batch_size
         else:
             fit_kwargs["shuffle"] = False  # Datasets come shuffled (the training split reshuffles every epoch).
+        check_data_fits(extractor, splits or fit_kwargs["x"], fit_kwargs.get("y"), task)
         cache = self._feature_cache()
         monitor = "val_loss" if "validation_data" in fit_kwargs else "loss"
         history, rates, cached, epoch = {}, [], [], 0

@@ -275,7 +275,16 @@ class TransferSearch:
         else:
             options["max_trials"] = self.max_trials
         self.hypermodel_ = hypermodel
-        self.tuner_ = TUNERS[self.tuner](hypermodel, **options)
+        try:
+            self.tuner_ = TUNERS[self.tuner](hypermodel, **options)
+        except json.JSONDecodeError:
+            damaged = [path for path in glob.glob(os.path.join(self.project_dir, "*.json")) +
+                       glob.glob(os.path.join(self.project_dir, "trial_*", "trial.json")) if not _readable_json(path)]
+            raise ValueError(
+                f"Cannot resume the search in {self.project_dir}: {', '.join(damaged) or 'its state'} is damaged "
+                "(a process was killed while Keras Tuner wrote it). Restore the file, or start afresh with "
+                "overwrite=True (tfxfer tune --overwrite), which deletes the earlier trials."
+            ) from None
         return self.tuner_
 
     def search(self, data, callbacks=None):
@@ -339,6 +348,14 @@ def _write_json(path, value):
     with open(f"{path}.partial", "w") as file:
         json.dump(value, file, indent=2)
     os.replace(f"{path}.partial", path)
+
+
+def _readable_json(path):
+    try:
+        _read_json(path)
+        return True
+    except ValueError:
+        return False
 
 
 def _read_json(path):

@@ -7,9 +7,9 @@ import os
 import posixpath
 import shutil
 import tarfile
+import tempfile
 import zlib
 
-import tensorflow as tf
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
 
@@ -77,8 +77,7 @@ def extract_archive(archive, cache_dir=None, max_bytes=MAX_UNPACKED_BYTES):
     stat = os.stat(archive)
     key = hashlib.sha1(f"{archive}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()
     if cache_dir is None:
-        cache_dir = os.environ.get("TFHUB_CACHE_DIR") or os.path.join(tf.compat.v1.gfile.GetTempDir() or "/tmp",
-                                                                      "tfhub_modules")
+        cache_dir = os.environ.get("TFHUB_CACHE_DIR") or os.path.join(tempfile.gettempdir(), "tfhub_modules")
     target = os.path.join(cache_dir, f"archive_{key}")
     if os.path.isdir(target):
         return _saved_model_root(target)
