@@ -76,17 +76,21 @@ def main():
     table.to_csv(Path(args.out).with_suffix(".trials.csv"), index=False)
     print(table.to_string(), flush=True)
     results["search_over_recipe"] = seconds / recipe["seconds"]
+    print("search seconds:", seconds, "ratio to the recipe:", results["search_over_recipe"], flush=True)
     cached_epoch, end_to_end_epoch = epoch_seconds(True), epoch_seconds(False)
     results["epoch_seconds"] = {"head_from_cache": cached_epoch, "end_to_end_frozen": end_to_end_epoch,
                                 "speedup": end_to_end_epoch / cached_epoch}
     print("epoch seconds:", results["epoch_seconds"], flush=True)
     if args.uncached_trials:
         uncached, useconds = search(args.uncached_trials, False, folder / "uncached", extractor())
-        same = table.set_index("trial_id").loc[uncached.trial_id]
+        # Trial ids are zero-padded to the number of trials, so compare them as numbers.
+        by_number = lambda t: t.assign(trial=t.trial_id.astype(int)).set_index("trial")  # noqa: E731
+        uncached, table = by_number(uncached), by_number(table)
+        same = table.loc[uncached.index]
         results["search_uncached_subset"] = {
             "trials": len(uncached), "seconds": useconds, "seconds_per_trial": useconds / len(uncached),
             "cached_seconds_per_trial": seconds / len(table),
-            "val_accuracy_uncached": uncached.set_index("trial_id").score.round(4).to_dict(),
+            "val_accuracy_uncached": uncached.score.round(4).to_dict(),
             "val_accuracy_cached_same_trials": same.score.round(4).to_dict(),
         }
         print("uncached subset:", results["search_uncached_subset"], flush=True)
