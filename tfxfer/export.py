@@ -199,8 +199,11 @@ def _write_failure(error, model_folder):
             return None
         reason = re.sub(r"\s*\[Op:\w+\]$", "", str(error).splitlines()[0].rsplit("; ", 1)[-1])
         number = errno.EROFS if "read-only" in reason.lower() else number
-    return OSError(number, f"Could not write an export in {model_folder} ({reason}); free space there or pass a "
-                           "writable root=. The versions already there are unchanged")
+    advice = {errno.ENOSPC: "free space there or pass another root=",
+              errno.ENOTDIR: "part of that path is a file, not a folder; pass another root="}.get(
+        number, "pass a root= you can write to")
+    return OSError(number, f"Could not write an export in {model_folder} ({reason}); {advice}. The versions already "
+                           "there are unchanged")
 
 
 def _pieces(model, extractor, task_type, class_names):
