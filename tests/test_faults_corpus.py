@@ -423,12 +423,11 @@ def _transfer_model(ws, **options):
         (images, np.array([0, 1])), task=MULTICLASS)
 
 
-def _search(ws, space=None, data=None, **options):
+def _search(ws, space=None, data=None, max_trials=1):
     data = data or tfxfer.load_images(ws.noise, image_size=(16, 16), value_range=(0, 1), batch_size=8,
                                       validation_split=0.25, seed=3)
-    return TransferSearch(tiny_cnn(), max_trials=1, epochs=1, directory=ws.tmp / "runs", project_name="p",
-                          space=space or SearchSpace(frozen_blocks=[4], warmup_epochs=0), verbose=0,
-                          **options).search(data)
+    return TransferSearch(tiny_cnn(), max_trials=max_trials, epochs=1, directory=ws.tmp / "runs", project_name="p",
+                          space=space or SearchSpace(frozen_blocks=[4], warmup_epochs=0), verbose=0).search(data)
 
 
 def _search_without_validation(ws):
@@ -491,10 +490,6 @@ def _cli_bad_number(ws):
     return ["train", ws.noise, "--extractor", ws.hub, "--epochs", "many"]
 
 
-REGIMES_BUG = ("regimes.py: TransferModel.fit does not check that the data fits the model it builds (image size, "
-               "input kind, labels within the head's classes); the error comes from deep inside Keras/TensorFlow and "
-               "names neither the data nor the extractor")
-
 CASES = [
     # Images in class folders.
     Case("corrupt image (random bytes named .jpg)", "images",
@@ -552,9 +547,7 @@ CASES = [
     Case("SavedModel without a callable", "extractor", _no_callable, CLEAR,
          lambda ws: ["no_call", "nothing to call"]),
     Case("SavedModel whose output does not fit the head (one number per image)", "extractor",
-         _output_does_not_fit_head, CLEAR, lambda ws: ["scalar_output"],
-         bug="heads.py/regimes.py: an extractor output of rank 1 (or > 4) reaches Dense and fails inside Keras "
-             "('expected min_ndim=2'), naming neither the extractor nor its output shape"),
+         _output_does_not_fit_head, CLEAR, lambda ws: ["scalar_output"]),
     Case("keras.applications name typo", "extractor",
          lambda ws: tfxfer.load_extractor("MobilNetV2", weights=None), CLEAR,
          lambda ws: ["'MobilNetV2'", "MobileNetV2"]),
@@ -572,13 +565,13 @@ CASES = [
          lambda ws: ["'../../evil'", "Refusing to extract"], fast=False),
     # Training.
     Case("images of the wrong size for a fixed-size extractor (data decoded at 24x24)", "training",
-         _wrong_size_data, CLEAR, lambda ws: ["(24, 24)", "(16, 16)"], bug=REGIMES_BUG),
+         _wrong_size_data, CLEAR, lambda ws: ["24, 24", "16, 16"]),
     Case("image arrays of the wrong size for a fixed-size extractor", "training", _wrong_size_arrays, CLEAR,
-         lambda ws: ["(None, 16, 16, 3)", "(None, 24, 24, 3)"], fast=False),
+         lambda ws: ["24, 24", "16, 16"], fast=False),
     Case("head/task mismatch: labels outside the head's classes", "training", _labels_outside_head, CLEAR,
-         lambda ws: ["label"], bug=REGIMES_BUG),
+         lambda ws: ["label"]),
     Case("head/task mismatch: text data on an image extractor", "training", _text_on_image_extractor, CLEAR,
-         lambda ws: ["text", "image"], bug=REGIMES_BUG, fast=False),
+         lambda ws: ["text", "image"], fast=False),
     Case("task with a single class", "training", _single_class_task, CLEAR, lambda ws: ["num_outputs", "got 1"],
          fast=False),
     Case("regime name typo", "training", lambda ws: _transfer_model(ws, regime="finetuning-all"), CLEAR,
@@ -594,9 +587,7 @@ CASES = [
     Case("search without a validation split", "search", _search_without_validation, CLEAR,
          lambda ws: ["validation split"], fast=False),
     Case("search resumed from a truncated oracle.json (killed mid-write)", "search", _truncated_oracle, CLEAR,
-         lambda ws: ["oracle.json"],
-         bug="tuning.py: Keras Tuner writes oracle.json and trial.json in place; a resume after a kill mid-write "
-             "fails with a bare json.JSONDecodeError naming no file", fast=False),
+         lambda ws: ["oracle.json"], fast=False),
     # Export and serving.
     Case("export name with a path in it", "export",
          lambda ws: tfxfer.export(_export_model(ws), "../up", ws.tmp, task_type="multiclass",
@@ -617,9 +608,9 @@ CASES = [
     Case("tfxfer inspect on a truncated .tar.gz", "cli", _cli_truncated_archive, CLEAR,
          lambda ws: ["model.tar.gz"]),
     Case("tfxfer tune with a search space out of range", "cli", _cli_search_space, CLEAR,
-         lambda ws: ["frozen_blocks"]),
+         lambda ws: ["frozen_blocks"], fast=False),
     Case("tfxfer train on a CSV without the path column", "cli", _cli_missing_column, CLEAR,
-         lambda ws: ["photos.csv", "path_column='path'"]),
+         lambda ws: ["photos.csv", "path_column='path'"], fast=False),
     Case("tfxfer predict on a folder that is not an export", "cli", _cli_not_an_export, CLEAR,
          lambda ws: ["models", "not an export"], fast=False),
     Case("tfxfer train --epochs many", "cli", _cli_bad_number, CLEAR, lambda ws: ["--epochs", "'many'"],

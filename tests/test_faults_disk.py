@@ -153,10 +153,6 @@ class DiedWithoutAWord(AssertionError):
     """The process was killed by a signal instead of raising an error."""
 
 
-@pytest.mark.xfail(raises=DiedWithoutAWord, strict=True,
-                   reason="cache.py: FeatureCache writes activations through np.lib.format.open_memmap, a sparse "
-                          "file; on a full disk the first page that finds no room raises SIGBUS and the process dies "
-                          "with no message (reserve the file with os.posix_fallocate, or check shutil.disk_usage)")
 def test_a_feature_cache_on_a_full_disk_fails_with_a_message(tmp_path):
     images = noise_folders(tmp_path / "images", per_class=30)  # 90 x 16x16x4 float32 activations: 369 KB
     with small_disk(tmp_path / "disk", size="128k") as disk:
