@@ -144,7 +144,7 @@ class DataSplits:
                     dataset = dataset.shuffle(shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
         elif training:
             dataset = dataset.shuffle(shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
-        dataset = dataset.batch(self.batch_size, num_parallel_calls=tf.data.AUTOTUNE)
+        dataset = dataset.batch(self.batch_size)
         if training and self.augmentation is not None:
             augmentation = self.augmentation
             dataset = dataset.map(lambda x, y: (augmentation(x, training=True), y),
