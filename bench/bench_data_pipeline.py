@@ -1,11 +1,11 @@
 """Decoded images per second: tfxfer's image pipeline against keras.utils.image_dataset_from_directory.
 
 Both read the same folder (hymenoptera train/, 245 JPEG/GIF files, 2 classes) at 224x224, batch 32, shuffled, in
-one process. The pipelines are built once; then epochs alternate between them, so that slow and fast spells of a
-shared machine hit both alike. Reported: construction time (tfxfer's includes its check of every file), decoded
+one process. The pipelines are built once; then epochs alternate between them (in a rotating order), so that slow
+and fast spells of a shared machine hit all alike. Reported: construction time (tfxfer's includes its check of every file), decoded
 images per second over whole epochs (median and range over the rounds), CPU time of this process per image (the
 work done, which other processes on the machine disturb less than wall time), and tfxfer with `cache=True` after
-its first epoch. The load average before and after says how busy the machine was. Prints Markdown.
+its first epoch. tfxfer runs twice: with value range [0, 255] (exactly Keras' output) and [0, 1] (TF Hub's). The load average before and after says how busy the machine was. Prints Markdown.
 
 Usage:
     python bench/bench_data_pipeline.py [--folder PATH] [--rounds 7] [--epochs 3]
@@ -57,21 +57,29 @@ def main():
 
     keras_data, keras_build = _timed(lambda: keras.utils.image_dataset_from_directory(
         args.folder, image_size=SIZE, batch_size=BATCH, shuffle=True, seed=0, verbose=False))
-    ours, ours_build = _timed(lambda: load_images(args.folder, image_size=SIZE, value_range=(0.0, 1.0),
-                                                  validation_split=0, batch_size=BATCH))
-    cached, cached_build = _timed(lambda: load_images(args.folder, image_size=SIZE, value_range=(0.0, 1.0),
-                                                      validation_split=0, batch_size=BATCH, cache=True))
-    n = ours.sizes["train"]
-    first_cached, _ = _epochs(cached.train, 1)
-    for dataset in (keras_data, ours.train):
-        _epochs(dataset, 1)  # warm-up: thread pools, autotuning, the OS file cache
 
-    pipelines = {"keras": keras_data, "tfxfer": ours.train, "tfxfer cache=True": cached.train}
+    def ours(value_range, cache=False):
+        return _timed(lambda: load_images(args.folder, image_size=SIZE, value_range=value_range, validation_split=0,
+                                          batch_size=BATCH, cache=cache))
+
+    # [0, 255] gives exactly Keras' output; [0, 1] (TF Hub's range) costs one multiplication per pixel more.
+    (same, same_build), (unit, unit_build), (cached, cached_build) = (
+        ours((0.0, 255.0)), ours((0.0, 1.0)), ours((0.0, 1.0), cache=True))
+    n = same.sizes["train"]
+    first_cached, _ = _epochs(cached.train, 1)
+    pipelines = {"keras": keras_data, "tfxfer [0, 255]": same.train, "tfxfer [0, 1]": unit.train,
+                 "tfxfer [0, 1] cache=True": cached.train}
+    builds = dict(zip(pipelines, (keras_build, same_build, unit_build, cached_build)))
+    for name in ("keras", "tfxfer [0, 255]", "tfxfer [0, 1]"):
+        _epochs(pipelines[name], 1)  # warm-up: thread pools, autotuning, the OS file cache
+
     rates = {name: [] for name in pipelines}
     cpu = {name: [] for name in pipelines}
-    for _ in range(args.rounds):
-        for name, dataset in pipelines.items():
-            rate, cpu_ms = _epochs(dataset, args.epochs)
+    order = list(pipelines)
+    for round_ in range(args.rounds):
+        # Each round starts with the next pipeline, so none always runs first or after the same neighbour.
+        for name in order[round_ % len(order):] + order[:round_ % len(order)]:
+            rate, cpu_ms = _epochs(pipelines[name], args.epochs)
             rates[name].append(rate)
             cpu[name].append(cpu_ms)
 
@@ -82,17 +90,17 @@ def main():
     print()
     print("| pipeline | construction (s) | decoded images/s, median | min-max | vs keras | CPU ms/image, median |")
     print("|---|---|---|---|---|---|")
-    builds = {"keras": keras_build, "tfxfer": ours_build, "tfxfer cache=True": cached_build}
     baseline = statistics.median(rates["keras"])
     for name, values in rates.items():
         median = statistics.median(values)
         print(f"| {name} | {builds[name]:.3f} | {median:.0f} | {min(values):.0f}-{max(values):.0f} | "
               f"{median / baseline:.2f}x | {statistics.median(cpu[name]):.2f} |")
     print()
-    print(f"tfxfer cache=True, first epoch (decoding and filling the cache): {first_cached:.0f} images/s")
-    paired = [ours_rate / keras_rate for ours_rate, keras_rate in zip(rates["tfxfer"], rates["keras"])]
-    print(f"tfxfer/keras per round: {', '.join(f'{ratio:.2f}' for ratio in paired)} "
-          f"(median {statistics.median(paired):.2f})")
+    print(f"tfxfer [0, 1] cache=True, first epoch (decoding and filling the cache): {first_cached:.0f} images/s")
+    for name in ("tfxfer [0, 255]", "tfxfer [0, 1]"):
+        paired = [ours_rate / keras_rate for ours_rate, keras_rate in zip(rates[name], rates["keras"])]
+        print(f"{name} / keras, images/s per round: {', '.join(f'{ratio:.2f}' for ratio in paired)} "
+              f"(median {statistics.median(paired):.2f})")
 
 
 if __name__ == "__main__":
