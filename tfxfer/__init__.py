@@ -15,7 +15,7 @@ from tfxfer.extractors import (
     load_extractor,
 )
 from tfxfer.cache import FeatureCache
-from tfxfer.data import DataError, DataSplits, Task, load_images, load_text
+from tfxfer.data import DataError, DataSplits, Skipped, Task, decode_image, load_images, load_text
 from tfxfer.export import export, write_models_config
 from tfxfer.heads import Head
 from tfxfer.hub_format import save_hub_format
