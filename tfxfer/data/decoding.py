@@ -1,6 +1,7 @@
 """Image bytes to model inputs, and a parallel check that finds the files that will not decode."""
 
 import re
+import struct
 
 import numpy as np
 import tensorflow as tf
@@ -9,6 +10,65 @@ IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp")
 _SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
                (b"BM", "BMP"))
 _JPEG_SIGNATURE = b"\xff\xd8\xff"
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+#: Largest image (width x height) that is decoded: Pillow's threshold for a decompression bomb. A 400 KB PNG can
+#: declare 20000 x 20000 pixels, 1.2 GB once decoded; past this size a file is bad input, and no decode is tried.
+MAX_IMAGE_PIXELS = 178_956_970
+
+
+def _header_pixels(contents):
+    """Width times height as a JPEG, PNG, GIF or BMP header declares it, without decoding; 0 for other formats.
+
+    TensorFlow's decoders allocate what the header declares, so this is what a decode would take.
+    """
+    head = tf.strings.substr(tf.strings.join([tf.strings.substr(contents, 0, 32), "\0" * 32]), 0, 32)
+    byte = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)
+
+    def little(start, size):
+        return sum(byte[start + k] * 256**k for k in range(size))
+
+    def big(start, size):
+        return sum(byte[start + k] * 256**(size - 1 - k) for k in range(size))
+
+    def starts(signature):
+        return tf.strings.substr(head, 0, len(signature)) == signature
+
+    bmp_height = little(22, 4)
+    bmp_height = tf.where(bmp_height >= 2**31, 2**32 - bmp_height, bmp_height)  # negative: stored top-down
+    # One branch only where a parser can fail (a JPEG's markers); the fixed-offset headers are plain arithmetic.
+    jpeg = tf.cond(starts(_JPEG_SIGNATURE),
+                   lambda: tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64)),
+                   lambda: tf.constant(0, tf.int64))
+    return (jpeg + tf.where(starts(_PNG_SIGNATURE), big(16, 4) * big(20, 4), 0)
+            + tf.where(starts(b"GIF8"), little(6, 2) * little(8, 2), 0)
+            + tf.where(starts(b"BM"), little(18, 4) * bmp_height, 0))
+
+
+def _check_pixels(contents):
+    """An assertion that the image is not larger than `MAX_IMAGE_PIXELS`; decode under its control."""
+    return tf.debugging.assert_less_equal(
+        _header_pixels(contents), tf.constant(MAX_IMAGE_PIXELS, tf.int64),
+        message=f"the image is larger than {MAX_IMAGE_PIXELS} pixels (tfxfer.data.decoding.MAX_IMAGE_PIXELS), as its "
+                "header declares; it is not decoded")
+
+
+def declared_size(contents):
+    """`(width, height)` as a JPEG, PNG, GIF or BMP header declares it (Python bytes), or None."""
+    try:
+        if contents.startswith(_PNG_SIGNATURE):
+            return struct.unpack(">II", contents[16:24])
+        if contents.startswith(b"GIF8"):
+            return struct.unpack("<HH", contents[6:10])
+        if contents.startswith(b"BM"):
+            width, height = struct.unpack("<ii", contents[18:26])
+            return width, abs(height)
+        if contents.startswith(_JPEG_SIGNATURE):
+            height, width, _ = tf.image.extract_jpeg_shape(contents).numpy().tolist()
+            return width, height
+    except (struct.error, tf.errors.InvalidArgumentError):
+        return None
+    return None
 
 
 def decode_image(contents, image_size, value_range, interpolation="bilinear"):
@@ -16,8 +76,9 @@ def decode_image(contents, image_size, value_range, interpolation="bilinear"):
 
     The same steps as `keras.utils.image_dataset_from_directory` (decode to 3 channels, resize without keeping the
     aspect ratio), then a linear map of `[0, 255]` onto `value_range`. Grayscale is repeated to RGB, alpha is dropped,
-    16-bit PNGs are scaled to 8 bits, and an animated GIF gives its first frame. The export code uses this function
-    too, so a served model sees exactly what training saw.
+    16-bit PNGs are scaled to 8 bits, and an animated GIF gives its first frame. An image whose header declares
+    more than `MAX_IMAGE_PIXELS` is not decoded (an InvalidArgumentError says so). The export code uses this function
+    too, so a served model sees exactly what training saw, and refuses a decompression bomb without decoding it.
 
     Args:
         contents: A scalar tf.string of JPEG, PNG, GIF, BMP or WebP bytes.
@@ -34,7 +95,8 @@ def decode_image(contents, image_size, value_range, interpolation="bilinear"):
         >>> image.shape, float(image.numpy().max())
         (TensorShape([2, 3, 3]), 1.0)
     """
-    image = tf.io.decode_image(contents, channels=3, expand_animations=False)
+    with tf.control_dependencies([_check_pixels(contents)]):
+        image = tf.io.decode_image(contents, channels=3, expand_animations=False)
     image = tf.cast(tf.image.resize(image, image_size, method=interpolation), tf.float32)
     low, high = (float(value) for value in value_range)
     # Each elementwise op is a pass over the image, so the common ranges [0, 255] and [0, x] skip what they can.
@@ -55,8 +117,9 @@ def _probe(position, path):
     """
     contents = tf.io.read_file(path)
     is_jpeg = tf.strings.substr(contents, 0, 3) == _JPEG_SIGNATURE
-    shape = tf.cond(is_jpeg, lambda: tf.shape(tf.io.decode_jpeg(contents, channels=3, ratio=8)),
-                    lambda: tf.shape(tf.io.decode_image(contents, channels=3, expand_animations=False)))
+    with tf.control_dependencies([_check_pixels(contents)]):
+        shape = tf.cond(is_jpeg, lambda: tf.shape(tf.io.decode_jpeg(contents, channels=3, ratio=8)),
+                        lambda: tf.shape(tf.io.decode_image(contents, channels=3, expand_animations=False)))
     # Returning the shape keeps the decode in the graph; TensorFlow prunes stateless ops with no output.
     return position, shape
 
@@ -75,6 +138,10 @@ def _explain(path):
         kind = "WebP"
     if kind is None:
         return f"not an image: no JPEG/PNG/GIF/BMP/WebP signature (starts with {contents[:8]!r})"
+    size = declared_size(contents)
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        return (f"{kind} of {size[0]} x {size[1]} pixels, more than MAX_IMAGE_PIXELS = {MAX_IMAGE_PIXELS:,}: a "
+                "decompression bomb, or an image too large to decode safely; not decoded")
     try:
         tf.io.decode_image(contents, channels=3, expand_animations=False)
     except tf.errors.InvalidArgumentError as error:
