@@ -19,10 +19,12 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import struct
 import subprocess
 import sys
 import tarfile
 import warnings
+import zlib
 from pathlib import Path
 
 import keras
@@ -232,6 +234,27 @@ def _truncated_png(path):
     buffer = Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8))
     buffer.save(path, format="PNG")
     path.write_bytes(path.read_bytes()[:-40])
+
+
+def png_bomb(width=15000, height=15000):
+    """A valid grayscale PNG of `width` x `height` black pixels: a few hundred KB that decode to width*height*3 bytes."""
+    def chunk(kind, data):
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    packer, row, rows = zlib.compressobj(6), b"\0" * (width + 1), []
+    for start in range(0, height, 1000):
+        rows.append(packer.compress(row * min(1000, height - start)))
+    rows.append(packer.flush())
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(rows)) + chunk(b"IEND", b"")
+
+
+def jpeg_declaring(width, height):
+    """A small real JPEG whose frame header (SOF0) is rewritten to declare `width` x `height` pixels."""
+    contents = bytearray(jpeg_bytes(size=(16, 16)))
+    sof = contents.index(b"\xff\xc0")
+    contents[sof + 5:sof + 9] = struct.pack(">HH", height, width)
+    return bytes(contents)
 
 
 def _animated_gif(path):
@@ -503,6 +526,12 @@ CASES = [
          lambda ws: ["pets/cat/cut.png", "truncated or corrupt PNG"], (DataError,), given=7, fast=False),
     Case("zero-byte image", "images", lambda ws: _load_pets(ws, "dog/zero.png", b""), CLEAR,
          lambda ws: ["pets/dog/zero.png", "empty file (0 bytes)"], (DataError,), given=7),
+    Case("PNG bomb: 220 KB that decode to 15000 x 15000 pixels", "images",
+         lambda ws: _load_pets(ws, "dog/bomb.png", png_bomb()), CLEAR,
+         lambda ws: ["pets/dog/bomb.png", "15000 x 15000 pixels", "MAX_IMAGE_PIXELS"], (DataError,), given=7),
+    Case("JPEG declaring 60000 x 60000 pixels", "images",
+         lambda ws: _load_pets(ws, "dog/huge.jpg", jpeg_declaring(60000, 60000)), CLEAR,
+         lambda ws: ["pets/dog/huge.jpg", "60000 x 60000 pixels"], (DataError,), given=7, fast=False),
     Case("animated GIF (first frame used)", "images", lambda ws: _load_pets(ws, "cat/anim.gif", _animated_gif),
          ACCEPTED, given=7),
     Case("16-bit PNG", "images", lambda ws: _load_pets(ws, "cat/deep.png", _png16), ACCEPTED, given=7),

@@ -1,5 +1,5 @@
-"""Hostile archives and files: members that would leave the folder, a decompression bomb, code hidden in a Keras
-config; and the package itself: no pickle of user data, no eval/exec on strings, Keras loading in safe mode.
+"""Hostile archives and files: members that would leave the folder, decompression bombs (an archive, an image),
+code hidden in a Keras config; and the package itself: no pickle of user data, no eval/exec on strings, Keras loading in safe mode.
 
 test_extractors_hub.py covers the basic hostile members (`..`, absolute path, symlink and hardlink out, device) through
 `load_extractor`; here are the ones it does not, each checked to write nothing anywhere.
@@ -13,9 +13,13 @@ from pathlib import Path
 
 import keras
 import pytest
+import tensorflow as tf
 
 import tfxfer
 from conftest import tiny_cnn
+from data_helpers import class_folders
+from test_faults_corpus import jpeg_declaring, png_bomb
+from tfxfer.data import DataError
 from tfxfer.hub_format import save_hub_format
 
 PACKAGE = Path(tfxfer.__file__).resolve().parent
@@ -87,6 +91,33 @@ def test_a_cut_archive_leaves_no_partial_folder(hub_model, tmp_path):
     with pytest.raises(ValueError, match=r"model\.tar\.gz is cut short or damaged .*download it again"):
         tfxfer.extract_archive(archive, cache_dir=tmp_path / "cache")
     assert not (tmp_path / "cache").exists() or _tree(tmp_path / "cache") == []
+
+
+@pytest.fixture(scope="module")
+def exported(hub_model, tmp_path_factory):
+    extractor = tfxfer.load_extractor(hub_model)
+    inputs = keras.Input((*extractor.image_size, 3))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(extractor(inputs)))
+    return tfxfer.export(model, "m", tmp_path_factory.mktemp("exports"), task_type="multiclass",
+                         class_names=["a", "b"])
+
+
+@pytest.mark.parametrize("kind", ["PNG", "JPEG"])
+def test_an_image_bomb_is_refused_unopened_in_training_data_and_by_a_served_model(exported, tmp_path, kind):
+    """A PNG of 220 KB decodes to 675 MB (15000 x 15000 RGB); a JPEG header may declare 60000 x 60000. Neither is
+    decoded: the loader names the file, and the export's own graph (what TF Serving runs) refuses the request."""
+    bomb = png_bomb() if kind == "PNG" else jpeg_declaring(60000, 60000)
+    class_folders(tmp_path / "pets", {"cat": 2, "dog": 2})
+    (tmp_path / "pets" / "dog" / "bomb.img").write_bytes(bomb)
+    (tmp_path / "pets" / "dog" / "bomb.img").rename(tmp_path / "pets" / "dog" / f"bomb.{kind.lower()}")
+    with pytest.raises(DataError, match=rf"dog/bomb\.{kind.lower()}: not a decodable image \({kind} of \d+ x \d+ "
+                                        r"pixels, more than MAX_IMAGE_PIXELS"):
+        tfxfer.load_images(tmp_path / "pets", image_size=(8, 8), value_range=(0, 1), validation_split=0)
+    served = tf.saved_model.load(str(exported)).signatures["serving_default"]
+    with pytest.raises(tf.errors.InvalidArgumentError, match="larger than 178956970 pixels"):
+        served(image_bytes=tf.constant([bomb]))
+    with pytest.raises(ValueError, match=rf"bomb\.{kind.lower()}: {kind} of \d+ x \d+ pixels"):
+        tfxfer.load_exported(exported).predict(tmp_path / "pets" / "dog" / f"bomb.{kind.lower()}")
 
 
 def _lambda_model(canary):
