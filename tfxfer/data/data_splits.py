@@ -19,6 +19,9 @@ from tfxfer.data.task import class_weights, encode_labels
 
 _CACHE_CHOICES = "pass another cache folder, cache=True (in memory) or cache=False."
 
+#: With an on-disk image cache, the default training shuffle buffer holds at most this many bytes of decoded images.
+DISK_CACHE_SHUFFLE_BYTES = 256 * 1024**2
+
 
 class DataSplits:
     """Train, validation and test data as batched, prefetched `tf.data` pipelines, with the task they pose.
@@ -28,7 +31,9 @@ class DataSplits:
     (int32 `[batch]`, float32 `[batch, num_classes]`, or float32 `[batch]`/`[batch, targets]`).
 
     The training pipeline reshuffles every epoch (seeded) and applies `augmentation` when there is one; validation
-    and test are in a fixed order and never augmented.
+    and test are in a fixed order and never augmented. With an on-disk image cache (data larger than memory), the
+    cache holds the training images in one random order, and each epoch reshuffles them through a buffer of at most
+    `DISK_CACHE_SHUFFLE_BYTES` of decoded images unless `shuffle_buffer` says otherwise.
 
     Attributes:
         modality: `"image"` or `"text"`.
@@ -131,12 +136,21 @@ class DataSplits:
         if not inputs:
             return None
         training = split == "train"
+        on_disk = self.modality == "image" and self.cache not in (False, True)
         shuffle_buffer = min(self.shuffle_buffer or len(inputs), len(inputs))
+        if on_disk and self.shuffle_buffer is None:
+            # A disk cache is for data larger than memory: a buffer of the whole split would hold it all again.
+            per_image = self.image_size[0] * self.image_size[1] * 3 * 4
+            shuffle_buffer = max(1, min(len(inputs), DISK_CACHE_SHUFFLE_BYTES // per_image))
         dataset = tf.data.Dataset.from_tensor_slices((np.asarray(inputs, dtype=object), labels))
         if self.modality == "image":
             if training and not self.cache:
                 # Shuffling paths before decoding costs nothing; after a cache the buffer holds decoded images.
                 dataset = dataset.shuffle(shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
+            elif training and on_disk:
+                # One random order for the cache file (classes mixed), which the bounded buffer after it reshuffles
+                # window by window every epoch.
+                dataset = dataset.shuffle(len(inputs), seed=self.seed, reshuffle_each_iteration=False)
             dataset = dataset.map(self._decode, num_parallel_calls=tf.data.AUTOTUNE)
             if self.cache:
                 dataset = dataset.cache(self._cache_file(split))

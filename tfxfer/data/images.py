@@ -133,7 +133,8 @@ def load_images(source, *, extractor=None, image_size=None, value_range=None, pa
         cache: False (default), True to keep decoded images in memory after the first epoch (`n * h * w * 12` bytes),
             or a folder for an on-disk cache named by a fingerprint of the files and size (for data larger than
             memory; a folder that is not writable or has no room for it is a `DataError` when a pipeline is made).
-        shuffle_buffer: Examples in the training shuffle buffer; by default the whole training split.
+        shuffle_buffer: Examples in the training shuffle buffer; by default the whole training split, or with an
+            on-disk cache as many decoded images as fit in 256 MB (`DataSplits` explains the order).
         interpolation: `tf.image.resize` method.
         sep: CSV/TSV field separator (see `read_table`).
         column_names: Column names for a CSV/TSV without a header row.
