@@ -299,23 +299,33 @@ def watchdog(args):
 
 MEMORY_RUN = textwrap.dedent("""
     import resource, sys, time
-    limit = int(sys.argv[3])
-    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
     sys.path.insert(0, sys.argv[4])
     import tfxfer
     from conftest import tiny_cnn
     extractor = tfxfer.load_extractor(tiny_cnn(input_shape=(192, 192, 3)))
     cache = True if sys.argv[2] == "memory" else sys.argv[2] + "/decoded"
-    data = tfxfer.load_images(sys.argv[1], extractor=extractor, batch_size=64, validation_split=0.1, cache=cache)
+    data = tfxfer.load_images(sys.argv[1], extractor=extractor, batch_size=16, validation_split=0.1, cache=cache)
     features = tfxfer.FeatureCache(sys.argv[2] + "/features", memory_limit_bytes=1024, progress=False) \\
         if cache is not True else True
     started = time.perf_counter()
     model = tfxfer.TransferModel(extractor, regime="fine-tune", warmup_epochs=1, epochs=2, freeze_blocks=0,
                                  patience=None, cache=features, verbose=0).fit(data)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"RESULT epochs {len(model.history_['loss'])} cached {model.cached_phases_} "
-          f"seconds {time.perf_counter() - started:.0f} peak_rss_mb {peak:.0f}")
+    print(f"RESULT trained: {len(model.history_['loss'])} epochs, {time.perf_counter() - started:.0f} s, peak RSS "
+          f"{peak:.0f} MB (tfxfer from {tfxfer.__file__.rsplit('/', 2)[0]})")
 """)
+
+
+def _limits(data_bytes):
+    """Limits for a child process, set before it starts: its data segment, and 4 MiB thread stacks (glibc reserves
+    RLIMIT_STACK per thread, 8 MiB by default, and those reservations count against RLIMIT_DATA; TensorFlow starts
+    dozens of threads)."""
+    def apply():
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_STACK, (4 * 1024**2, 4 * 1024**2))
+        resource.setrlimit(resource.RLIMIT_DATA, (data_bytes, data_bytes))
+    return apply
 
 
 def memory(args):
@@ -336,7 +346,7 @@ def memory(args):
         started = time.perf_counter()
         result = subprocess.run([sys.executable, "-c", MEMORY_RUN, str(folder / "images"), where, str(limit),
                                  str(TESTS)], capture_output=True, text=True, timeout=3600,
-                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, preexec_fn=_limits(limit))
         outcome = next((line[7:] for line in result.stdout.splitlines() if line.startswith("RESULT")), None)
         if outcome is None:
             tail = [line for line in result.stderr.strip().splitlines() if line.strip()][-1:]
@@ -347,7 +357,7 @@ def memory(args):
                     f"| {outcome} | {on_disk / 1024**2:.0f} MB | {time.perf_counter() - started:.0f} |")
     shutil.rmtree(folder, ignore_errors=True)
     return "\n".join([f"{count} images decoded to {side}x{side}x3 float32: {decoded / 1024**3:.2f} GiB; the process's "
-                      f"data segment limited to {limit / 1024**3:.2f} GiB (RLIMIT_DATA). Fine-tuning: 1 warm-up epoch, "
+                      f"data segment limited to {limit / 1024**3:.2f} GiB (RLIMIT_DATA; thread stacks 4 MiB). Fine-tuning: 1 warm-up epoch, "
                       "then 2 epochs with every block trainable (end to end, reading the decoded images).", "",
                       "| decoded images cached | result | on disk afterwards | wall s |", "|---|---|---:|---:|", *rows])
 
@@ -414,7 +424,7 @@ def main():
     parser.add_argument("--chief-kills", type=int, default=3)
     parser.add_argument("--search-trials", type=int, default=24)
     parser.add_argument("--memory-images", type=int, default=6000)
-    parser.add_argument("--memory-limit-gib", type=float, default=1.25)
+    parser.add_argument("--memory-limit-gib", type=float, default=1.5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", help="also write the Markdown here")
     args = parser.parse_args()
