@@ -37,8 +37,10 @@ def test_inspect_application_without_weights():
 
 def test_train_then_predict_with_the_export(tiny_hub_model, images, tmp_path):
     rows = records(tfxfer("train", images, "--extractor", tiny_hub_model, "--regime", "mid-layer", "--freeze", "2",
-                          "--epochs", "2", "--export", "noise", "--root", tmp_path / "exports", "--json"))
+                          "--epochs", "2", "--export", "noise", "--root", tmp_path / "exports", "--report",
+                          tmp_path / "report", "--json"))
     assert rows[0]["frozen_blocks"] == 2 and rows[0]["export"].endswith("noise/1") and "val_accuracy" in rows[0]
+    assert (tmp_path / "report" / "report.md").stat().st_size > 0
     picture = sorted((images / "bees").iterdir())[0]
     predictions = records(tfxfer("predict", tmp_path / "exports" / "noise", picture, "--json"))
     assert len(predictions) == 1 and predictions[0]["class"] in {"ants", "bees", "wasps"}

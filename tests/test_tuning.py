@@ -146,26 +146,18 @@ def _start_chief_and_workers(script, port):
     return processes
 
 
-def test_chief_and_two_workers_complete_every_trial_once(tmp_path):
-    processes = _start_chief_and_workers(_script(tmp_path, trials=6, epochs=2), _free_port())
-    for tuner_id, process in processes.items():
-        _, stderr = process.communicate(timeout=400)
-        assert process.returncode == 0, (tuner_id, stderr[-3000:])
-    project = tmp_path / "runs" / "p"
-    assert len(_completed(project)) == 6
-    trials = [json.loads(p.read_text()) for p in project.glob("trial_*/trial.json")]
-    assert len({t["trial_id"] for t in trials}) == 6
-    assert (project / "tuner0.json").exists() and (project / "tuner1.json").exists()
-
-
-def test_search_finishes_when_a_worker_is_killed_mid_trial(tmp_path):
-    processes = _start_chief_and_workers(_script(tmp_path, trials=6, epochs=4), _free_port())
+def test_chief_and_two_workers_finish_every_trial_once_though_one_worker_is_killed(tmp_path):
+    processes = _start_chief_and_workers(_script(tmp_path, trials=5, epochs=3), _free_port())
     project = tmp_path / "runs" / "p"
     deadline = time.monotonic() + 120
     while not _completed(project) and time.monotonic() < deadline:
         time.sleep(0.2)
-    processes.pop("tuner1").send_signal(signal.SIGKILL)
+    killed = processes.pop("tuner1")
+    killed.send_signal(signal.SIGKILL)
     for tuner_id, process in processes.items():
         _, stderr = process.communicate(timeout=400)
         assert process.returncode == 0, (tuner_id, stderr[-3000:])
-    assert len(_completed(project)) == 6, "the killed worker's trial was not run by the other worker"
+    trials = [json.loads(p.read_text()) for p in project.glob("trial_*/trial.json")]
+    assert len(trials) == 5 and len({t["trial_id"] for t in trials}) == 5
+    assert len(_completed(project)) == 5, "the killed worker's trial was not run by the other worker"
+    assert (project / "tuner0.json").exists()

@@ -19,8 +19,9 @@ from tfxfer.data import DataError, DataSplits, Skipped, Task, decode_image, load
 from tfxfer.export import export, write_models_config
 from tfxfer.heads import Head
 from tfxfer.hub_format import save_hub_format
-from tfxfer.serving import ExportedModel, load_exported
 from tfxfer.regimes import REGIMES, TransferModel, build_model
+from tfxfer.reports import plot_confusion, plot_history, plot_search, write_report
+from tfxfer.serving import ExportedModel, load_exported
 from tfxfer.tuning import SearchSpace, TransferHyperModel, TransferSearch, pick_strategy, search_results
 
 __version__ = "0.1.0"

@@ -80,6 +80,7 @@ class FeatureCache:
         self.hits = 0
         self.misses = 0
         self._memory = {}
+        self._datasets = {}
 
     def key(self, extractor, data, k, split):
         """The cache key of one split's activations after `k` blocks."""
@@ -119,6 +120,24 @@ class FeatureCache:
         if stored[0].nbytes <= self.memory_limit_bytes:
             self._memory[key] = stored
         return stored
+
+    def dataset(self, extractor, data, k, split):
+        """The cached activations of one split as a batched `tf.data.Dataset`, made once and then reused.
+
+        The training split is shuffled every epoch as `DataSplits.train` is (same seed); the others keep their order.
+        Reusing the dataset keeps the activations in TensorFlow's memory once, however many models train on them.
+
+        Returns:
+            The dataset and the shape of one example's activations, or None when the split is empty.
+        """
+        stored = self.features(extractor, data, k, split)
+        if stored is None:
+            return None
+        key = (self.key(extractor, data, k, split), data.batch_size)
+        if key not in self._datasets:
+            seed = data.seed if split == "train" else None
+            self._datasets[key] = cached_dataset(*stored, batch_size=data.batch_size, shuffle_seed=seed)
+        return self._datasets[key], stored[0].shape[1:]
 
     def _paths(self, key):
         folder = self.directory / key

@@ -93,6 +93,8 @@ def _train(args):
     if args.export:
         row["export"] = str(tfxfer.export(model, args.export, root=args.root, data_summary=data,
                                           models_config=args.models_config))
+    if args.report:
+        row["report"] = str(tfxfer.write_report(model, data, args.report, export_path=row.get("export")))
     _print_table(pd.DataFrame([row]), args)
 
 
@@ -266,6 +268,7 @@ def build_parser():
     train.add_argument("--patience", type=int, default=model["patience"], help="(default: %(default)s)")
     train.add_argument("--no-cache", action="store_true", help="train end to end even where activations could be "
                                                                "cached")
+    train.add_argument("--report", metavar="DIR", help="write report.md with training curves and a confusion matrix")
     _export_flags(train)
 
     search = _defaults(tfxfer.TransferSearch)

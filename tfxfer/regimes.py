@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfxfer.cache import FeatureCache, cache_refusal, cached_dataset
+from tfxfer.cache import FeatureCache, cache_refusal
 from tfxfer.extractors import Extractor, load_extractor
 from tfxfer.heads import Head, loss_and_metrics
 
@@ -405,12 +405,12 @@ class TransferModel:
 
     def _on_cache(self, extractor, model, k, splits, cache):
         """The trainer over cached activations after `k` blocks, and its `fit` arguments."""
-        train = cache.features(extractor, splits, k, "train")
-        kwargs = {"x": cached_dataset(*train, batch_size=splits.batch_size, shuffle_seed=splits.seed), "shuffle": False}
-        validation = cache.features(extractor, splits, k, "validation")
+        train, shape = cache.dataset(extractor, splits, k, "train")
+        kwargs = {"x": train, "shuffle": False}
+        validation = cache.dataset(extractor, splits, k, "validation")
         if validation is not None:
-            kwargs["validation_data"] = cached_dataset(*validation, batch_size=splits.batch_size)
-        return _cached_trainer(extractor, model, k, train[0].shape[1:]), kwargs
+            kwargs["validation_data"] = validation[0]
+        return _cached_trainer(extractor, model, k, shape), kwargs
 
     def predict(self, inputs, batch_size=None):
         """The model's outputs (class probabilities, label probabilities or regression values) for `inputs`."""

@@ -425,13 +425,15 @@ def pick_strategy(strategy=None):
 
     if strategy is not None:
         return strategy
-    try:
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver()
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
-    except (ValueError, RuntimeError, tf.errors.OpError):
-        pass
+    # Colab's TPU runtime answers the resolver's defaults; a Cloud TPU VM answers tpu="local".
+    for options in ({}, {"tpu": "local"}):
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(**options)
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+            return tf.distribute.TPUStrategy(resolver)
+        except (ValueError, RuntimeError, tf.errors.OpError):
+            continue
     if len(tf.config.list_logical_devices("GPU")) > 1:
         return tf.distribute.MirroredStrategy()
     return tf.distribute.get_strategy()
