@@ -129,7 +129,10 @@ class DataSplits:
         return dataset
 
     def _decode(self, path, label):
-        return decode_image(tf.io.read_file(path), self.image_size, self.value_range, self.interpolation), label
+        # Every file passed the loader's one-time check, the size limit included.
+        image = decode_image(tf.io.read_file(path), self.image_size, self.value_range, self.interpolation,
+                             check_size=False)
+        return image, label
 
     def _batched(self, split):
         inputs, labels = self._examples[split]
