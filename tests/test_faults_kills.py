@@ -17,13 +17,16 @@ from collections import Counter
 from pathlib import Path
 
 import keras
+import keras_tuner as kt
 import pytest
+from keras_tuner.src.distribute.oracle_chief import exit_chief
 
 import tfxfer
 from conftest import tiny_cnn
 from test_cache import noise_folders
 from test_tuning import _free_port
 from tfxfer.tuning import SearchSpace, TransferSearch, search_results
+from tfxfer.watchdog import reclaim_stalled_trials
 
 TESTS = Path(__file__).resolve().parent
 
@@ -116,7 +119,7 @@ def running_after_an_end(log):
 def test_chief_killed_and_restarted_the_worker_reconnects_and_the_search_completes(tmp_path):
     """One worker here (a chief with two and ten restarts is in the bench): with two, Keras Tuner's chief waits in
     steps of 20 s for the last one, which CI time cannot afford."""
-    script = search_script(tmp_path, trials=3, epochs=2)
+    script = search_script(tmp_path, trials=2, epochs=1)
     port = _free_port()
     chief, worker = start_search(script, "chief", port), start_search(script, "tuner0", port)
     try:
@@ -129,14 +132,14 @@ def test_chief_killed_and_restarted_the_worker_reconnects_and_the_search_complet
         for role, process in (("worker", worker), ("restarted chief", chief)):
             out, err = process.communicate(timeout=400)
             assert process.returncode == 0, (role, err[-3000:])
-            assert "TRIALS 3 ['COMPLETED', 'COMPLETED', 'COMPLETED']" in out, (role, out[-1000:])
+            assert "TRIALS 2 ['COMPLETED', 'COMPLETED']" in out, (role, out[-1000:])
     finally:
         for process in (chief, worker):
             if process.poll() is None:
                 process.kill()
                 process.communicate()
     table = search_results(tmp_path / "runs", "p")
-    assert sorted(table.trial_id) == ["0", "1", "2"] and set(table.status) == {"COMPLETED"}
+    assert sorted(table.trial_id) == ["0", "1"] and set(table.status) == {"COMPLETED"}
     again = runs_after_completion(trial_log(tmp_path))
     if again:
         raise CompletedTrialRanAgain(f"trials ended more than once: {again}; log: {trial_log(tmp_path)}")
@@ -172,3 +175,30 @@ def test_a_running_trial_is_reported_after_every_epoch(tmp_path):
     times = [int(line) for line in record.read_text().split()]
     assert len(times) == 3, "the callback did not see every epoch"
     assert times[0] < times[1] < times[2], f"trial.json was not rewritten between epochs: {times}"
+
+
+class TrialLeftUnfinished(AssertionError):
+    """The chief would end the search with a trial that no worker will run."""
+
+
+@pytest.mark.xfail(raises=TrialLeftUnfinished, strict=True,
+                   reason="watchdog.py/tuning.py: the chief reclaims a dead worker's trial only after worker_timeout; "
+                          "a worker that asked for a trial before then was told STOPPED (max_trials reached) and "
+                          "exited, so nobody runs the reclaimed trial, and the chief exits 0 with it RUNNING in the "
+                          "table (bench/RESULTS_faults.md, worker-kill)")
+def test_a_dead_workers_trial_is_not_left_unfinished_when_the_others_stop(tmp_path):
+    """The chief's oracle and watchdog, driven the way the chief's gRPC service drives them: two workers take a
+    trial each; tuner1 dies; tuner0 ends its trial and asks for another before the watchdog's timeout."""
+    oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_accuracy", "max"), max_trials=2, seed=0)
+    oracle._set_project_dir(str(tmp_path), "p")
+    oracle.hyperparameters.Choice("frozen_blocks", [1, 2, 3, 4])
+    first, second = oracle.create_trial("tuner0"), oracle.create_trial("tuner1")
+    oracle.update_trial(first.trial_id, {"val_accuracy": 0.5})
+    first.status = "COMPLETED"
+    oracle.end_trial(first)
+    answer = oracle.create_trial("tuner0")  # tuner0 exits on STOPPED
+    reclaimed = reclaim_stalled_trials(oracle, timeout=1, now=time.time() + 60)  # tuner1 is silent
+    assert reclaimed == [second.trial_id]
+    if exit_chief(oracle) and oracle.trials[second.trial_id].status != "COMPLETED":
+        raise TrialLeftUnfinished(f"tuner0 was told {answer.status}, so the chief exits with trial "
+                                  f"{second.trial_id} {oracle.trials[second.trial_id].status} and no worker left")
