@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -224,19 +225,20 @@ def _summary(folder, trials, results):
     exits = {name: code for name, (code, _, _) in results.items()}
     errors = {name: err.strip().splitlines()[-1] for name, (code, _, err) in results.items() if code}
     log = trial_log(folder)
-    return complete, exits, errors, runs_after_completion(log), _runs(log)
+    unfinished = {row.trial_id: row.status for row in table.itertuples() if row.status != "COMPLETED"}
+    return complete, exits, errors, runs_after_completion(log), _runs(log), unfinished
 
 
 def chief_restarts(args):
     rng = random.Random(args.seed)
     folder = _scratch("chief")
-    trials = 8
+    trials = 16
     script = search_script(folder, trials=trials, epochs=3)
     port = _free_port()
     processes = _distributed(folder, script, port)
     rows = []
     for index in range(args.chief_kills):
-        delay = rng.uniform(5.0, 25.0)
+        delay = rng.uniform(8.0, 20.0)
         time.sleep(delay)
         if all(processes[w].poll() is not None for w in ("tuner0", "tuner1")):
             break
@@ -249,7 +251,7 @@ def chief_restarts(args):
         time.sleep(1)
         processes["chief"] = start_search(script, "chief", port)
     results = _finish(processes)
-    complete, exits, errors, again, repeated = _summary(folder, trials, results)
+    complete, exits, errors, again, repeated, unfinished = _summary(folder, trials, results)
     kills = len(rows)
     workers_back = all(exits.get(w) == 0 for w in ("tuner0", "tuner1"))
     lines = [f"Chief and 2 workers, {trials} trials; the chief killed {kills} times and restarted on the same port. "
@@ -274,12 +276,12 @@ def worker_kill(args):
     victim.send_signal(signal.SIGKILL)
     victim.communicate()
     results = _finish(processes)
-    complete, exits, errors, again, repeated = _summary(folder, trials, results)
+    complete, exits, errors, again, repeated, unfinished = _summary(folder, trials, results)
     shutil.rmtree(folder, ignore_errors=True)
     return (f"Chief and 2 workers, {trials} trials, worker_timeout 20 s; worker tuner1 killed {moment}. Exit codes "
             f"{exits}; errors: {errors or 'none'}. **Kills tried 1, survived {1 if complete else 0}** (final table "
-            f"complete: {complete}); trials ended more than once: {again or 'none'}; trials started more than once: "
-            f"{repeated or 'none'}.")
+            f"complete: {complete}; trials not completed: {unfinished or 'none'}); trials ended more than once: "
+            f"{again or 'none'}; trials started more than once: {repeated or 'none'}.")
 
 
 def watchdog(args):
@@ -288,7 +290,7 @@ def watchdog(args):
     script = search_script(folder, trials=trials, epochs=12, worker_timeout=4)
     started = time.perf_counter()
     results = _finish(_distributed(folder, script, _free_port()))
-    complete, exits, errors, again, repeated = _summary(folder, trials, results)
+    complete, exits, errors, again, repeated, unfinished = _summary(folder, trials, results)
     log = trial_log(folder)
     shutil.rmtree(folder, ignore_errors=True)
     return (f"Chief and 2 workers, {trials} trials of 12 epochs a phase, worker_timeout 4 s, no process killed "
@@ -314,6 +316,15 @@ MEMORY_RUN = textwrap.dedent("""
     print(f"RESULT trained: {len(model.history_['loss'])} epochs, {time.perf_counter() - started:.0f} s, peak RSS "
           f"{peak:.0f} MB (tfxfer from {tfxfer.__file__.rsplit('/', 2)[0]})")
 """)
+
+
+def _death(result):
+    """How a child process ended: the signal that killed it, or its exit code, and its last words (not TF's logs)."""
+    words = [line.strip() for line in result.stderr.splitlines()
+             if line.strip() and not re.match(r"[EWI]\d{4} |WARNING: All log|To enable the following", line)]
+    how = (f"killed by {signal.Signals(-result.returncode).name}" if result.returncode < 0
+           else f"exit {result.returncode}")
+    return f"{how}" + (f", `{words[-1][:160]}`" if words else ", no message")
 
 
 def _limits(data_bytes):
@@ -346,11 +357,11 @@ def memory(args):
         started = time.perf_counter()
         result = subprocess.run([sys.executable, "-c", MEMORY_RUN, str(folder / "images"), where, str(limit),
                                  str(TESTS)], capture_output=True, text=True, timeout=3600,
-                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, preexec_fn=_limits(limit))
+                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, preexec_fn=_limits(limit),
+                                cwd=folder)  # not the checkout: a PYTHONPATH of another tfxfer must win
         outcome = next((line[7:] for line in result.stdout.splitlines() if line.startswith("RESULT")), None)
         if outcome is None:
-            tail = [line for line in result.stderr.strip().splitlines() if line.strip()][-1:]
-            outcome = f"failed: exit {result.returncode}, `{tail[0][:160] if tail else ''}`"
+            outcome = f"failed: {_death(result)}"
         on_disk = sum(p.stat().st_size for p in (folder / "disk").rglob("*") if p.is_file()) \
             if where != "memory" and (folder / "disk").exists() else 0
         rows.append(f"| {'in memory (cache=True)' if where == 'memory' else 'on disk (cache=folder, FeatureCache(directory))'} "
