@@ -303,6 +303,7 @@ MEMORY_RUN = textwrap.dedent("""
     import resource, sys, time
     sys.path.insert(0, sys.argv[4])
     import tfxfer
+    print("TFXFER", tfxfer.__file__.rsplit("/", 2)[0], flush=True)
     from conftest import tiny_cnn
     extractor = tfxfer.load_extractor(tiny_cnn(input_shape=(192, 192, 3)))
     cache = True if sys.argv[2] == "memory" else sys.argv[2] + "/decoded"
@@ -314,7 +315,7 @@ MEMORY_RUN = textwrap.dedent("""
                                  patience=None, cache=features, verbose=0).fit(data)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"RESULT trained: {len(model.history_['loss'])} epochs, {time.perf_counter() - started:.0f} s, peak RSS "
-          f"{peak:.0f} MB (tfxfer from {tfxfer.__file__.rsplit('/', 2)[0]})")
+          f"{peak:.0f} MB")
 """)
 
 
@@ -362,6 +363,8 @@ def memory(args):
         outcome = next((line[7:] for line in result.stdout.splitlines() if line.startswith("RESULT")), None)
         if outcome is None:
             outcome = f"failed: {_death(result)}"
+        source = next((line[7:] for line in result.stdout.splitlines() if line.startswith("TFXFER")), "?")
+        outcome += f" (tfxfer from {source})"
         on_disk = sum(p.stat().st_size for p in (folder / "disk").rglob("*") if p.is_file()) \
             if where != "memory" and (folder / "disk").exists() else 0
         rows.append(f"| {'in memory (cache=True)' if where == 'memory' else 'on disk (cache=folder, FeatureCache(directory))'} "
