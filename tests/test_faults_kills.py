@@ -160,11 +160,6 @@ class _TrialFileTimes(keras.callbacks.Callback):
             file.write(f"{running.stat().st_mtime_ns}\n")
 
 
-@pytest.mark.xfail(raises=AssertionError, strict=True,
-                   reason="watchdog.py: reclaim_stalled_trials takes a trial back when its trial.json has not changed "
-                          "for worker_timeout seconds, on the premise that workers report after every epoch; Keras "
-                          "Tuner 1.4 reports only when a trial ends, so any healthy trial longer than worker_timeout "
-                          "is handed to a second worker and runs twice")
 def test_a_running_trial_is_reported_after_every_epoch(tmp_path):
     data = tfxfer.load_images(noise_folders(tmp_path / "images", per_class=8), image_size=(16, 16),
                               value_range=(0, 1), batch_size=8, validation_split=0.25, seed=3)

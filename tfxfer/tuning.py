@@ -18,10 +18,12 @@ import json
 import os
 import time
 
+import keras
 import keras_tuner as kt
 import numpy as np
 import pandas as pd
 from keras_tuner.src.distribute.utils import is_chief_oracle
+from keras_tuner.src.engine import tuner_utils
 
 from tfxfer.cache import FeatureCache
 from tfxfer.extractors import Extractor, load_extractor
@@ -182,7 +184,9 @@ class TransferHyperModel(kt.HyperModel):
         trial = self._trial
         if epochs is not None:  # Hyperband's budget for this trial.
             trial.epochs = min(trial.epochs, epochs)
-        trial.train(self.data, callbacks=callbacks)
+        callbacks = list(callbacks or [])
+        heartbeats = [_Heartbeat(c.tuner, c.trial) for c in callbacks if isinstance(c, tuner_utils.TunerCallback)]
+        trial.train(self.data, callbacks=callbacks + heartbeats)
         objective = loss_and_metrics(self.data.task)[2]
         history = trial.history_
         scores = history.get(objective, history.get("val_loss"))
@@ -190,7 +194,27 @@ class TransferHyperModel(kt.HyperModel):
         result = {name: float(values[best]) for name, values in history.items()}
         result.update(epochs=float(len(scores)), seconds=float(trial.fit_seconds_),
                       cached_phases=float(sum(trial.cached_phases_)))
+        for heartbeat in heartbeats:
+            # Once a trial has metrics, Keras Tuner ignores what fit returns; the totals are reported here instead.
+            heartbeat.tuner.oracle.update_trial(heartbeat.trial.trial_id, result, step=len(scores))
         return result
+
+
+class _Heartbeat(keras.callbacks.Callback):
+    """Reports a trial's metrics to the oracle after every epoch.
+
+    Keras Tuner 1.4 reports only when a trial ends; on a distributed search each report rewrites the trial's
+    `trial.json` on the chief, which is how the chief's `Watchdog` tells a slow worker from a dead one.
+    """
+
+    def __init__(self, tuner, trial):
+        super().__init__()
+        self.tuner, self.trial = tuner, trial
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = {name: float(value) for name, value in (logs or {}).items()}
+        if self.tuner.oracle.objective.name in metrics:
+            self.tuner.oracle.update_trial(self.trial.trial_id, metrics, step=epoch)
 
 
 class _no_scope:

@@ -1,9 +1,10 @@
 """On a distributed search's chief: hand the trial of a worker that stopped answering to the other workers.
 
 Keras Tuner's chief waits for every ongoing trial to end, so a worker killed mid-trial would keep the search from
-ever finishing. Workers report after every epoch, and each report rewrites the trial's `trial.json`; a trial whose
-file has not changed for `timeout` seconds is taken back, put on the oracle's retry queue (the next worker to ask
-runs it again) and its worker forgotten, so the chief can finish.
+ever finishing. Workers report after every epoch (tfxfer's trials do; Keras Tuner alone reports when a trial ends),
+and each report rewrites the trial's `trial.json`; a trial whose file has not changed for `timeout` seconds is taken
+back, put on the oracle's retry queue and its worker forgotten. Idle workers wait instead of leaving while trials
+are out, so one of them runs it.
 """
 
 import logging
@@ -43,6 +44,27 @@ def reclaim_stalled_trials(oracle, timeout, now=None):
     return reclaimed
 
 
+def keep_workers_while_trials_are_out(oracle, wait=1.0):
+    """Makes the chief tell an idle worker to wait (IDLE) rather than to stop while other trials are still out.
+
+    Keras Tuner's oracle answers STOPPED once every trial has been handed out, and a stopped worker leaves; a trial
+    taken back from a dead worker afterwards would then find no one to run it. Waiting workers ask again after
+    `wait` seconds and get the trial from the retry queue, or STOPPED once every trial has ended.
+    """
+    create_trial = oracle.create_trial
+
+    def create_trial_or_wait(tuner_id):
+        trial = create_trial(tuner_id)
+        if trial.status == kt.engine.trial.TrialStatus.STOPPED and oracle.ongoing_trials:
+            oracle.tuner_ids.add(tuner_id)  # still a worker the chief must wait for
+            time.sleep(wait)
+            return kt.engine.trial.Trial(oracle.get_space(), trial_id="waiting",
+                                         status=kt.engine.trial.TrialStatus.IDLE)
+        return trial
+
+    oracle.create_trial = create_trial_or_wait
+
+
 class Watchdog(threading.Thread):
     """A daemon thread that calls `reclaim_stalled_trials` every few seconds while the chief serves.
 
@@ -52,6 +74,7 @@ class Watchdog(threading.Thread):
 
     def __init__(self, oracle, timeout, interval=None):
         super().__init__(name="tfxfer-watchdog", daemon=True)
+        keep_workers_while_trials_are_out(oracle)
         self.oracle = oracle
         self.timeout = timeout
         self.interval = interval or max(1.0, min(30.0, timeout / 4))
