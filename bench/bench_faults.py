@@ -46,7 +46,7 @@ from common import machine  # noqa: E402
 from test_faults_corpus import ACCEPTED, BARE, CASES, CLEAR, SILENT, SKIP, Workspace, classify  # noqa: E402
 from test_faults_kills import (running_after_an_end, runs_after_completion, search_script, start_search,  # noqa: E402
                                trial_log, wait_for)
-from test_tuning import _free_port  # noqa: E402
+from test_tuning import _completed, _free_port  # noqa: E402
 
 SECTIONS = ("corpus", "search-kills", "export-kills", "chief-restarts", "worker-kill", "watchdog", "memory", "image-bomb",
             "disk")
@@ -79,15 +79,6 @@ def corpus(args):
              f"; {sum(outcome.kind != case.expect for case, outcome, _ in rows)} not as expected.")
     shutil.rmtree(shared, ignore_errors=True)
     return "\n".join([total, "", *lines])
-
-
-def _completed(project):
-    done = {}
-    for path in project.glob("trial_*/trial.json"):
-        trial = json.loads(path.read_text())
-        if trial["status"] == "COMPLETED":
-            done[trial["trial_id"]] = path.stat().st_mtime_ns
-    return done
 
 
 def _moment(log, pid):
