@@ -26,7 +26,7 @@ from conftest import tiny_cnn
 from test_cache import noise_folders
 from test_tuning import _free_port
 from tfxfer.tuning import SearchSpace, TransferSearch, search_results
-from tfxfer.watchdog import Watchdog, reclaim_stalled_trials
+from tfxfer.watchdog import Watchdog, reclaim_stalled_trials, resume_trials_out
 
 TESTS = Path(__file__).resolve().parent
 
@@ -112,10 +112,6 @@ def running_after_an_end(log):
     return "end" in events and "start" in events[events.index("end"):]
 
 
-@pytest.mark.xfail(raises=CompletedTrialRanAgain, strict=True,
-                   reason="tuning.py: a restarted chief reloads oracle.json, and Keras Tuner's Oracle.reload puts the "
-                          "trials that were running onto the retry queue; the workers still running them finish and "
-                          "end them (COMPLETED), and the queue hands them out again, so completed trials run twice")
 def test_chief_killed_and_restarted_the_worker_reconnects_and_the_search_completes(tmp_path):
     """One worker here (a chief with two and ten restarts is in the bench): with two, Keras Tuner's chief waits in
     steps of 20 s for the last one, which CI time cannot afford."""
@@ -203,3 +199,29 @@ def test_a_dead_workers_trial_is_run_even_when_the_others_have_nothing_left(tmp_
         raise TrialLeftUnfinished(f"tuner0 was told {[a.status for a in answers]}, so the chief exits with {left} and "
                                   "no worker left to run it")
     assert exit_chief(oracle) and [a.status for a in answers][-1] == "STOPPED"
+
+
+def test_a_restarted_chief_gives_running_trials_back_to_their_workers_and_never_retries_an_ended_one(tmp_path):
+    """The state a chief leaves when killed inside `end_trial` (trial saved as COMPLETED, still listed as out) and
+    with another trial out on a live worker, reloaded as Keras Tuner reloads it on a restart."""
+    def oracle():
+        made = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_accuracy", "max"), max_trials=4, seed=0)
+        made._set_project_dir(str(tmp_path), "p")
+        made.hyperparameters.Choice("frozen_blocks", [1, 2, 3, 4])
+        return made
+
+    killed = oracle()
+    ended, running = killed.create_trial("tuner0"), killed.create_trial("tuner1")
+    _complete(killed, ended)
+    killed.ongoing_trials["tuner0"] = ended  # end_trial saves before it forgets the trial; the kill fell between
+    killed.save()
+    saved = json.loads((tmp_path / "p" / "oracle.json").read_text())["ongoing_trials"]
+    os.utime(tmp_path / "p" / f"trial_{running.trial_id}" / "trial.json", (0, 0))  # the chief was down a long time
+    restarted = oracle()
+    restarted.reload()
+    assert sorted(restarted._retry_queue) == sorted([ended.trial_id, running.trial_id])  # what Keras Tuner does
+    assert resume_trials_out(restarted, saved) == [running.trial_id]
+    assert restarted._retry_queue == [] and {k: t.trial_id for k, t in restarted.ongoing_trials.items()} == {
+        "tuner1": running.trial_id}
+    assert reclaim_stalled_trials(restarted, timeout=60) == [], "the downtime counted against the live worker"
+    assert restarted.create_trial("tuner0").trial_id not in (ended.trial_id, running.trial_id)

@@ -29,7 +29,7 @@ from tfxfer.cache import FeatureCache
 from tfxfer.extractors import Extractor, load_extractor
 from tfxfer.heads import Head, loss_and_metrics
 from tfxfer.regimes import TransferModel
-from tfxfer.watchdog import Watchdog
+from tfxfer.watchdog import Watchdog, resume_trials_out
 
 #: What tfxfer adds to Keras Tuner's project folder: the objective's direction, the extractor and the space.
 SEARCH_FILE = "tfxfer_search.json"
@@ -299,7 +299,9 @@ class TransferSearch:
         else:
             options["max_trials"] = self.max_trials
         self.hypermodel_ = hypermodel
+        state = os.path.join(self.project_dir, "oracle.json")
         try:
+            saved = None if self.overwrite or not os.path.isfile(state) else _read_json(state)
             self.tuner_ = TUNERS[self.tuner](hypermodel, **options)
         except json.JSONDecodeError:
             damaged = [path for path in glob.glob(os.path.join(self.project_dir, "*.json")) +
@@ -309,6 +311,8 @@ class TransferSearch:
                 "(a process was killed while Keras Tuner wrote it). Restore the file, or start afresh with "
                 "overwrite=True (tfxfer tune --overwrite), which deletes the earlier trials."
             ) from None
+        if saved is not None and isinstance(self.tuner_.oracle, kt.Oracle):  # it was reloaded here, not on a chief
+            resume_trials_out(self.tuner_.oracle, saved["ongoing_trials"] if is_chief_oracle() else {})
         return self.tuner_
 
     def search(self, data, callbacks=None):

@@ -5,6 +5,10 @@ ever finishing. Workers report after every epoch (tfxfer's trials do; Keras Tune
 and each report rewrites the trial's `trial.json`; a trial whose file has not changed for `timeout` seconds is taken
 back, put on the oracle's retry queue and its worker forgotten. Idle workers wait instead of leaving while trials
 are out, so one of them runs it.
+
+A chief that is killed and started again reloads its oracle from `oracle.json`, and Keras Tuner puts the trials that
+were out onto the retry queue, although their workers are still running them (they wait for the chief with gRPC's
+`wait_for_ready`): those trials would run twice. `resume_trials_out` gives them back to their workers instead.
 """
 
 import logging
@@ -42,6 +46,43 @@ def reclaim_stalled_trials(oracle, timeout, now=None):
             log.warning("Worker %s sent nothing on trial %s for %.0f s; the trial goes to another worker.",
                         tuner_id, trial.trial_id, timeout)
     return reclaimed
+
+
+def resume_trials_out(oracle, saved_ongoing):
+    """After a reload, gives the trials that were out back to their workers, and never retries an ended trial.
+
+    `Oracle.reload` empties `ongoing_trials` into the retry queue. On a restarted chief the workers behind those
+    trials are still at work (or dead, which the `Watchdog` finds out): each trial becomes ongoing again under its
+    worker, and its clock restarts so that the time the chief was down does not count against the worker. A trial
+    that had already ended (the chief was killed between saving its end and forgetting it) leaves the queue.
+
+    Args:
+        oracle: The reloaded oracle of the chief.
+        saved_ongoing: `{tuner id: trial id}`, the `ongoing_trials` of `oracle.json` as the killed chief left it.
+
+    Returns:
+        The trial ids given back to their workers.
+
+    Example:
+        >>> saved = json.load(open("runs/ants/oracle.json"))["ongoing_trials"]  # doctest: +SKIP
+        >>> tuner = kt.RandomSearch(...)  # reloads  # doctest: +SKIP
+        >>> resume_trials_out(tuner.oracle, saved)  # doctest: +SKIP
+    """
+    ended = {kt.engine.trial.TrialStatus.COMPLETED, kt.engine.trial.TrialStatus.FAILED}
+    queue = [trial_id for trial_id in oracle._retry_queue if oracle.trials[trial_id].status not in ended]
+    resumed = []
+    for tuner_id, trial_id in saved_ongoing.items():
+        if trial_id in queue:
+            queue.remove(trial_id)
+            oracle.ongoing_trials[tuner_id] = oracle.trials[trial_id]
+            oracle.tuner_ids.add(tuner_id)
+            path = os.path.join(oracle._project_dir, f"trial_{trial_id}", "trial.json")
+            if os.path.exists(path):
+                os.utime(path)
+            resumed.append(trial_id)
+    oracle._retry_queue[:] = queue
+    oracle.save()
+    return resumed
 
 
 def keep_workers_while_trials_are_out(oracle, wait=1.0):
