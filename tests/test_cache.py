@@ -2,6 +2,7 @@
 
 import logging
 import os
+import threading
 
 import numpy as np
 import pytest
@@ -121,3 +122,33 @@ def test_hub_models_cache_only_their_whole_output(tiny_hub_model, folder, caplog
     with caplog.at_level(logging.INFO, logger="tfxfer"):
         model = tfxfer.TransferModel(extractor, regime="mid-layer", freeze_blocks=2, epochs=1, verbose=0).fit(data)
     assert model.cached_phases_ == [False] and "can only be cached after blocks [4]" in caplog.text
+
+
+@pytest.mark.parametrize("memory_limit_bytes", [1, 2**30], ids=["memory-mapped", "in-memory"])
+def test_writers_of_the_same_activations_at_once_do_not_trip_over_each_other(folder, tmp_path, memory_limit_bytes):
+    """Workers of a distributed search share the cache folder and may fill the same entry at the same moment."""
+    extractor = tfxfer.load_extractor(tiny_cnn())
+    data = load(folder, extractor)
+    expected = FeatureCache(progress=False).features(extractor, data, 2, "train")[0]
+    rounds, barrier, failures = 12, threading.Barrier(2), []
+
+    def fill(round_index):
+        cache = FeatureCache(tmp_path / f"cache_{round_index}", memory_limit_bytes=memory_limit_bytes, progress=False)
+        barrier.wait()
+        try:
+            cache.features(extractor, data, 2, "train")
+        except Exception as error:  # noqa: BLE001 - every failure of a writer is what this test is about
+            failures.append(repr(error))
+
+    for round_index in range(rounds):
+        writers = [threading.Thread(target=fill, args=(round_index,)) for _ in range(2)]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+    assert failures == []
+    for round_index in range(rounds):
+        reread = FeatureCache(tmp_path / f"cache_{round_index}", progress=False)
+        np.testing.assert_array_equal(np.asarray(reread.features(extractor, data, 2, "train")[0]), expected)
+        assert reread.misses == 0
+        assert not list((tmp_path / f"cache_{round_index}").rglob("*partial*"))

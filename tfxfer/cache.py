@@ -15,6 +15,7 @@ every weight before the cut. A changed data set, extractor or cut never reads a 
 import hashlib
 import logging
 import os
+import uuid
 from pathlib import Path
 
 import keras
@@ -185,34 +186,47 @@ class FeatureCache:
         """
         folder, path, _ = self._paths(key)
         size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        partial = _partial(path)
         try:
             folder.mkdir(parents=True, exist_ok=True)
-            array = np.lib.format.open_memmap(f"{path}.partial.npy", "w+", dtype, shape)
-            with open(f"{path}.partial.npy", "r+b") as file:
-                os.posix_fallocate(file.fileno(), 0, os.path.getsize(f"{path}.partial.npy"))
+            array = np.lib.format.open_memmap(partial, "w+", dtype, shape)
+            with open(partial, "r+b") as file:
+                os.posix_fallocate(file.fileno(), 0, os.path.getsize(partial))
         except OSError as error:
             raise OSError(f"Cannot write the feature cache in {self.directory}: {error.strerror or error}. It needs "
                           f"{size} bytes; free some space or give FeatureCache another directory.") from None
         return array
 
     def _store(self, key, features, labels):
-        """Writes the arrays into the cache folder (atomically, by rename) and returns the features to use."""
+        """Writes the arrays into the cache folder and returns the features to use.
+
+        Each writer writes files of its own and renames them into place, labels first: readers (`_load` wants
+        both) never see half an entry, and processes filling the same entry at once (the workers of a distributed
+        search share the folder) each put a whole, identical copy in place.
+        """
         folder, path, labels_path = self._paths(key)
         try:
             folder.mkdir(parents=True, exist_ok=True)
+            partial = _partial(labels_path)
+            np.save(partial, labels)
+            os.replace(partial, labels_path)
             if isinstance(features, np.memmap):
                 features.flush()
-                os.replace(f"{path}.partial.npy", path)
+                partial = features.filename
             else:
-                np.save(f"{path}.partial.npy", features)
-                os.replace(f"{path}.partial.npy", path)
-            np.save(f"{labels_path}.partial.npy", labels)
-            os.replace(f"{labels_path}.partial.npy", labels_path)
+                partial = _partial(path)
+                np.save(partial, features)
+            os.replace(partial, path)
         except OSError as error:
             raise OSError(f"Cannot write the feature cache in {self.directory}: {error.strerror or error}. It needs "
                           f"{features.nbytes + labels.nbytes} bytes; free some space or give FeatureCache another "
                           "directory.") from None
         return np.load(path, mmap_mode="r") if isinstance(features, np.memmap) else features
+
+
+def _partial(path):
+    """A file name next to `path` that no other writer, thread or process, uses."""
+    return f"{path}.{os.getpid()}-{uuid.uuid4().hex[:12]}.partial.npy"
 
 
 def cached_dataset(features, labels, *, batch_size, shuffle_seed=None):
