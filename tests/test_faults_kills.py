@@ -12,21 +12,35 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from pathlib import Path
 
+from concurrent import futures
+
+import grpc
 import keras
 import keras_tuner as kt
 import pytest
-from keras_tuner.src.distribute.oracle_chief import exit_chief
+from keras_tuner.src import protos
+from keras_tuner.src.distribute.oracle_chief import OracleServicer, exit_chief
+from keras_tuner.src.distribute.oracle_client import OracleClient
 
 import tfxfer
 from conftest import tiny_cnn
 from test_cache import noise_folders
 from test_tuning import _free_port
 from tfxfer.tuning import SearchSpace, TransferSearch, search_results
-from tfxfer.watchdog import Watchdog, reclaim_stalled_trials, resume_trials_out
+from tfxfer.watchdog import (
+    Watchdog,
+    answer_late_workers,
+    end_each_trial_once,
+    patient_workers,
+    reclaim_stalled_trials,
+    resume_trials_out,
+    search_has_ended,
+)
 
 TESTS = Path(__file__).resolve().parent
 
@@ -225,3 +239,77 @@ def test_a_restarted_chief_gives_running_trials_back_to_their_workers_and_never_
         "tuner1": running.trial_id}
     assert reclaim_stalled_trials(restarted, timeout=60) == [], "the downtime counted against the live worker"
     assert restarted.create_trial("tuner0").trial_id not in (ended.trial_id, running.trial_id)
+
+
+class _ChiefKilledBeforeAnswering(OracleServicer):
+    """Keras Tuner's own servicer over a real oracle, whose first answer to each kind of call is lost: the chief
+    does the work, then dies before it answers (the worst moment for the worker to call again)."""
+
+    def __init__(self, oracle):
+        super().__init__(oracle)
+        self.cut = []
+
+    def _once(self, name, answer, context):
+        if name not in self.cut:
+            self.cut.append(name)
+            context.abort(grpc.StatusCode.UNAVAILABLE, "Socket closed")
+        return answer
+
+    def CreateTrial(self, request, context):
+        return self._once("CreateTrial", super().CreateTrial(request, context), context)
+
+    def UpdateTrial(self, request, context):
+        return self._once("UpdateTrial", super().UpdateTrial(request, context), context)
+
+    def EndTrial(self, request, context):
+        return self._once("EndTrial", super().EndTrial(request, context), context)
+
+
+def test_a_worker_calls_again_when_the_chief_dies_during_a_call(tmp_path, monkeypatch):
+    oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_accuracy", "max"), max_trials=2, seed=0)
+    oracle._set_project_dir(str(tmp_path), "p")
+    oracle.hyperparameters.Choice("frozen_blocks", [1, 2, 3, 4])
+    end_each_trial_once(oracle)  # what TransferSearch.search does on a chief
+    servicer, port = _ChiefKilledBeforeAnswering(oracle), _free_port()
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer, server)
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")
+    try:
+        client = OracleClient(oracle)
+        with pytest.raises(grpc.RpcError, match="Socket closed"):
+            client.create_trial("tuner0")  # what a Keras Tuner worker does: its trial is lost
+        servicer.cut.clear()
+        patient_workers(client, patience=30)
+        trial = client.create_trial("tuner0")
+        assert trial.trial_id == "0" and list(oracle.trials) == ["0"]  # the same trial, not a second one
+        client.update_trial(trial.trial_id, {"val_accuracy": 0.5}, step=0)
+        trial.status = "COMPLETED"
+        client.end_trial(trial)
+        assert client.create_trial("tuner0").trial_id == "1"
+        assert servicer.cut == ["CreateTrial", "UpdateTrial", "EndTrial"]
+        assert oracle.trials["0"].status == "COMPLETED" and oracle.end_order == ["0"]
+    finally:
+        server.stop(0)
+
+
+def test_a_chief_started_after_the_search_ended_tells_late_workers_to_stop_and_returns(tmp_path, monkeypatch):
+    oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_accuracy", "max"), max_trials=1, seed=0)
+    oracle._set_project_dir(str(tmp_path), "p")
+    oracle.hyperparameters.Choice("frozen_blocks", [1, 2, 3, 4])
+    assert not search_has_ended(oracle)
+    _complete(oracle, oracle.create_trial("tuner0"))
+    assert search_has_ended(oracle)
+    port = _free_port()
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner1")
+    chief = threading.Thread(target=answer_late_workers, args=(oracle, 3.0))
+    started = time.monotonic()
+    chief.start()
+    assert OracleClient(oracle).create_trial("tuner1").status == "STOPPED"
+    chief.join(timeout=30)
+    assert not chief.is_alive() and time.monotonic() - started < 10

@@ -22,14 +22,21 @@ import keras
 import keras_tuner as kt
 import numpy as np
 import pandas as pd
-from keras_tuner.src.distribute.utils import is_chief_oracle
+from keras_tuner.src.distribute.utils import has_chief_oracle, is_chief_oracle
 from keras_tuner.src.engine import tuner_utils
 
 from tfxfer.cache import FeatureCache
 from tfxfer.extractors import Extractor, load_extractor
 from tfxfer.heads import Head, loss_and_metrics
 from tfxfer.regimes import TransferModel
-from tfxfer.watchdog import Watchdog, resume_trials_out
+from tfxfer.watchdog import (
+    Watchdog,
+    answer_late_workers,
+    end_each_trial_once,
+    patient_workers,
+    resume_trials_out,
+    search_has_ended,
+)
 
 #: What tfxfer adds to Keras Tuner's project folder: the objective's direction, the extractor and the space.
 SEARCH_FILE = "tfxfer_search.json"
@@ -313,6 +320,8 @@ class TransferSearch:
             ) from None
         if saved is not None and isinstance(self.tuner_.oracle, kt.Oracle):  # it was reloaded here, not on a chief
             resume_trials_out(self.tuner_.oracle, saved["ongoing_trials"] if is_chief_oracle() else {})
+        if has_chief_oracle() and not is_chief_oracle():  # a worker: its oracle is a client of the chief's
+            patient_workers(self.tuner_.oracle)
         return self.tuner_
 
     def search(self, data, callbacks=None):
@@ -335,9 +344,14 @@ class TransferSearch:
             "extractor": getattr(self.hypermodel_.extractor, "source", str(self.extractor)),
             "n_blocks": self.hypermodel_.extractor.n_blocks, "space": dataclasses.asdict(self.space)})
         started = time.perf_counter()
-        if is_chief_oracle() and self.worker_timeout:
-            Watchdog(tuner.oracle, self.worker_timeout).start()
-        tuner.search(callbacks=callbacks or [], verbose=self.verbose)
+        if is_chief_oracle():
+            end_each_trial_once(tuner.oracle)
+        if is_chief_oracle() and search_has_ended(tuner.oracle):
+            answer_late_workers(tuner.oracle)
+        else:
+            if is_chief_oracle() and self.worker_timeout:
+                Watchdog(tuner.oracle, self.worker_timeout).start()
+            tuner.search(callbacks=callbacks or [], verbose=self.verbose)
         self.search_seconds_ = time.perf_counter() - started
         self.best_hyperparameters_ = self._best_values(tuner)
         return self.results()

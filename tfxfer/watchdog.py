@@ -8,14 +8,19 @@ are out, so one of them runs it.
 
 A chief that is killed and started again reloads its oracle from `oracle.json`, and Keras Tuner puts the trials that
 were out onto the retry queue, although their workers are still running them (they wait for the chief with gRPC's
-`wait_for_ready`): those trials would run twice. `resume_trials_out` gives them back to their workers instead.
+`wait_for_ready`): those trials would run twice. `resume_trials_out` gives them back to their workers instead. A
+call that was under way when the chief died fails, though, whatever `wait_for_ready` says: `patient_workers` makes
+a worker's calls wait for the restarted chief. A chief started again after the search ended has nothing to hand
+out and no worker left to tell it so: `answer_late_workers` answers for a while and lets it return.
 """
 
 import logging
 import os
 import threading
 import time
+from concurrent import futures
 
+import grpc
 import keras_tuner as kt
 
 log = logging.getLogger(__name__)
@@ -124,3 +129,87 @@ class Watchdog(threading.Thread):
         while True:
             time.sleep(self.interval)
             reclaim_stalled_trials(self.oracle, self.timeout)
+
+
+def end_each_trial_once(oracle):
+    """Makes the chief ignore the end of a trial that has already ended.
+
+    A worker whose report of a trial's end was cut by the chief's death sends it again (`patient_workers`); Keras
+    Tuner would count the trial's end twice.
+    """
+    end_trial = oracle.end_trial
+    ended = (kt.engine.trial.TrialStatus.COMPLETED, kt.engine.trial.TrialStatus.FAILED)
+
+    def end_trial_once(trial):
+        known = oracle.trials.get(trial.trial_id)
+        out = any(running.trial_id == trial.trial_id for running in oracle.ongoing_trials.values())
+        if known is not None and known.status in ended and trial.trial_id in oracle.end_order and not out:
+            log.info("Trial %s had already ended; its end, sent again, is ignored.", trial.trial_id)
+            return
+        end_trial(trial)
+
+    oracle.end_trial = end_trial_once
+
+
+def search_has_ended(oracle):
+    """Whether every trial the oracle will make has been made and has ended (none out, none to retry)."""
+    return bool(oracle.max_trials) and len(oracle.trials) >= oracle.max_trials and not oracle.ongoing_trials \
+        and not oracle._retry_queue
+
+
+def answer_late_workers(oracle, seconds=10.0):
+    """Serves the chief's oracle for `seconds` (workers asking for a trial hear STOPPED), then stops serving.
+
+    Keras Tuner's chief serves until a worker asks for a trial after the last one; a chief restarted once the
+    search has ended would wait for ever.
+    """
+    from keras_tuner.src import protos
+    from keras_tuner.src.distribute.oracle_chief import OracleServicer
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    protos.get_service_grpc().add_OracleServicer_to_server(OracleServicer(oracle), server)
+    server.add_insecure_port(f"{os.environ['KERASTUNER_ORACLE_IP']}:{os.environ['KERASTUNER_ORACLE_PORT']}")
+    server.start()
+    log.warning("Every trial of %s has ended; the chief answers late workers for %.0f s and returns.",
+                oracle._project_dir, seconds)
+    time.sleep(seconds)
+    server.stop(grace=1).wait()
+
+
+class _PatientStub:
+    """A worker's gRPC stub to the chief whose calls, cut by the chief's death, wait for the chief to be back."""
+
+    def __init__(self, stub, patience):
+        self._stub, self._patience = stub, patience
+
+    def __getattr__(self, name):
+        call = getattr(self._stub, name)
+
+        def patient_call(*args, **kwargs):
+            deadline = time.monotonic() + self._patience
+            while True:
+                try:
+                    return call(*args, **kwargs)
+                except grpc.RpcError as error:
+                    if error.code() != grpc.StatusCode.UNAVAILABLE or time.monotonic() > deadline:
+                        raise
+                    log.warning("The chief went away during %s (%s); waiting for it to come back.", name,
+                                error.details())
+                    time.sleep(1.0)
+
+        return patient_call
+
+
+def patient_workers(client, patience=3600.0):
+    """Makes a worker's `OracleClient` call the chief again when a call fails because the chief went away.
+
+    Calls that cannot reach the chief already wait (`wait_for_ready`); a call under way when the chief is killed
+    fails with UNAVAILABLE instead, and the worker would lose its trial or die. Repeating one is safe on a chief
+    that resumed with `resume_trials_out`: a repeated trial request gets the same trial, a repeated report the same
+    numbers.
+
+    Args:
+        client: The worker tuner's oracle, a Keras Tuner `OracleClient`.
+        patience: Seconds to keep calling again before the error is raised.
+    """
+    client.stub = _PatientStub(client.stub, patience)
