@@ -9,7 +9,7 @@ Sections (all by default, or those named with --only):
 - export-kills: an exporting process SIGKILLed at --kills random moments; no half version ever visible, every
   earlier version byte-identical, every version loads and serves.
 - chief-restarts: a chief and two workers on 127.0.0.1; the chief SIGKILLed at --chief-kills random moments and
-  restarted with the same arguments and port.
+  restarted with the same arguments and port (a search of --chief-trials trials).
 - worker-kill: a chief and two workers; one worker SIGKILLed mid-trial (the watchdog reclaims its trial).
 - watchdog: a chief and two workers, nobody killed, worker_timeout shorter than a trial.
 - memory: one fine-tuning run on images whose decoded size is about twice the process's data limit (RLIMIT_DATA),
@@ -223,7 +223,7 @@ def _summary(folder, trials, results):
 def chief_restarts(args):
     rng = random.Random(args.seed)
     folder = _scratch("chief")
-    trials = 16
+    trials = args.chief_trials
     script = search_script(folder, trials=trials, epochs=3)
     port = _free_port()
     processes = _distributed(folder, script, port)
@@ -426,7 +426,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS))
     parser.add_argument("--kills", type=int, default=10, help="random kill points of a search and of an export")
-    parser.add_argument("--chief-kills", type=int, default=3)
+    parser.add_argument("--chief-kills", type=int, default=5)
+    parser.add_argument("--chief-trials", type=int, default=40, help="trials of the search whose chief is killed")
     parser.add_argument("--search-trials", type=int, default=24)
     parser.add_argument("--memory-images", type=int, default=8500)
     parser.add_argument("--memory-limit-gib", type=float, default=1.75)
