@@ -1,4 +1,4 @@
-"""On a distributed search's chief: hand the trial of a worker that stopped answering to the other workers.
+"""A distributed search that outlives its processes: workers that die, a chief killed and started again.
 
 Keras Tuner's chief waits for every ongoing trial to end, so a worker killed mid-trial would keep the search from
 ever finishing. Workers report after every epoch (tfxfer's trials do; Keras Tuner alone reports when a trial ends),
