@@ -1,7 +1,6 @@
 """Image bytes to model inputs, and a parallel check that finds the files that will not decode."""
 
 import re
-import struct
 
 import numpy as np
 import tensorflow as tf
@@ -17,8 +16,8 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_IMAGE_PIXELS = 178_956_970
 
 
-def _header_pixels(contents):
-    """Width times height as a JPEG, PNG, GIF or BMP header declares it, without decoding; 0 for other formats.
+def _header_size(contents):
+    """`[width, height]` (int64) as a JPEG, PNG, GIF or BMP header declares it, without decoding; zeros otherwise.
 
     TensorFlow's decoders allocate what the header declares, so this is what a decode would take.
     """
@@ -37,18 +36,19 @@ def _header_pixels(contents):
     bmp_height = little(22, 4)
     bmp_height = tf.where(bmp_height >= 2**31, 2**32 - bmp_height, bmp_height)  # negative: stored top-down
     # One branch only where a parser can fail (a JPEG's markers); the fixed-offset headers are plain arithmetic.
-    jpeg = tf.cond(starts(_JPEG_SIGNATURE),
-                   lambda: tf.reduce_prod(tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64)),
-                   lambda: tf.constant(0, tf.int64))
-    return (jpeg + tf.where(starts(_PNG_SIGNATURE), big(16, 4) * big(20, 4), 0)
-            + tf.where(starts(b"GIF8"), little(6, 2) * little(8, 2), 0)
-            + tf.where(starts(b"BM"), little(18, 4) * bmp_height, 0))
+    size = tf.cond(starts(_JPEG_SIGNATURE),
+                   lambda: tf.reverse(tf.cast(tf.image.extract_jpeg_shape(contents)[:2], tf.int64), [0]),
+                   lambda: tf.zeros([2], tf.int64))
+    for signature, width, height in ((_PNG_SIGNATURE, big(16, 4), big(20, 4)), (b"GIF8", little(6, 2), little(8, 2)),
+                                     (b"BM", little(18, 4), bmp_height)):
+        size = tf.where(starts(signature), tf.stack([width, height]), size)
+    return size
 
 
 def _check_pixels(contents):
     """An assertion that the image is not larger than `MAX_IMAGE_PIXELS`; decode under its control."""
     return tf.debugging.assert_less_equal(
-        _header_pixels(contents), tf.constant(MAX_IMAGE_PIXELS, tf.int64),
+        tf.reduce_prod(_header_size(contents)), tf.constant(MAX_IMAGE_PIXELS, tf.int64),
         message=f"the image is larger than {MAX_IMAGE_PIXELS} pixels (tfxfer.data.decoding.MAX_IMAGE_PIXELS), as its "
                 "header declares; it is not decoded")
 
@@ -56,19 +56,10 @@ def _check_pixels(contents):
 def declared_size(contents):
     """`(width, height)` as a JPEG, PNG, GIF or BMP header declares it (Python bytes), or None."""
     try:
-        if contents.startswith(_PNG_SIGNATURE):
-            return struct.unpack(">II", contents[16:24])
-        if contents.startswith(b"GIF8"):
-            return struct.unpack("<HH", contents[6:10])
-        if contents.startswith(b"BM"):
-            width, height = struct.unpack("<ii", contents[18:26])
-            return width, abs(height)
-        if contents.startswith(_JPEG_SIGNATURE):
-            height, width, _ = tf.image.extract_jpeg_shape(contents).numpy().tolist()
-            return width, height
-    except (struct.error, tf.errors.InvalidArgumentError):
+        width, height = _header_size(tf.constant(contents)).numpy().tolist()
+    except tf.errors.InvalidArgumentError:
         return None
-    return None
+    return (width, height) if width or height else None
 
 
 def decode_image(contents, image_size, value_range, interpolation="bilinear", check_size=True):
