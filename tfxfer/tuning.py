@@ -211,10 +211,14 @@ class TransferHyperModel(kt.HyperModel):
         return result
 
 
+def _gradient_registry():
+    """TensorFlow's global table of gradient functions by op type name (empty if a TensorFlow lacks it)."""
+    return getattr(getattr(tf_ops, "_gradient_registry", None), "_registry", {})
+
+
 def _custom_gradients():
     """The names under which `tf.custom_gradient` has registered gradient functions in graphs traced so far."""
-    registry = getattr(getattr(tf_ops, "_gradient_registry", None), "_registry", {})
-    return {name for name in registry if name.startswith("CustomGradient-")}
+    return {name for name in _gradient_registry() if name.startswith("CustomGradient-")}
 
 
 def _forget_custom_gradients(keep):
@@ -226,7 +230,7 @@ def _forget_custom_gradients(keep):
     for every trial, so each trial kept tens of MB (37 MB a trial with MobileNetV2). The steps of a released
     trial are never traced or differentiated again, so their registrations can go.
     """
-    registry = getattr(getattr(tf_ops, "_gradient_registry", None), "_registry", {})
+    registry = _gradient_registry()
     for name in _custom_gradients() - keep:
         del registry[name]
 
@@ -368,13 +372,14 @@ class TransferSearch:
             "extractor": getattr(self.hypermodel_.extractor, "source", str(self.extractor)),
             "n_blocks": self.hypermodel_.extractor.n_blocks, "space": dataclasses.asdict(self.space)})
         started = time.perf_counter()
-        if is_chief_oracle():
+        chief = is_chief_oracle()
+        if chief:
             end_each_trial_once(tuner.oracle)
-        if is_chief_oracle() and search_has_ended(tuner.oracle):
+            if self.worker_timeout:
+                Watchdog(tuner.oracle, self.worker_timeout).start()
+        if chief and search_has_ended(tuner.oracle):
             answer_late_workers(tuner.oracle)
         else:
-            if is_chief_oracle() and self.worker_timeout:
-                Watchdog(tuner.oracle, self.worker_timeout).start()
             tuner.search(callbacks=callbacks or [], verbose=self.verbose)
         self.search_seconds_ = time.perf_counter() - started
         self.best_hyperparameters_ = self._best_values(tuner)

@@ -99,18 +99,14 @@ def extract_archive(archive, cache_dir=None, max_bytes=MAX_UNPACKED_BYTES):
                     raise _refuse(archive, member, f"takes the unpacked size past the limit of {max_bytes} bytes")
             os.makedirs(cache_dir, exist_ok=True)
             tar.extractall(partial, members=members, filter="data")
-        except _DAMAGED as error:
+        except BaseException as error:
             shutil.rmtree(partial, ignore_errors=True)
-            raise ValueError(
-                f"{archive} is cut short or damaged ({type(error).__name__}: {error}); download it again, or pass the "
-                "SavedModel folder instead."
-            ) from None
-        except OSError as error:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise OSError(error.errno, f"Could not extract {archive} into {cache_dir} ({error.strerror}); free space "
-                                       "there or set TFHUB_CACHE_DIR to another folder.") from None
-        except BaseException:
-            shutil.rmtree(partial, ignore_errors=True)
+            if isinstance(error, _DAMAGED):
+                raise ValueError(f"{archive} is cut short or damaged ({type(error).__name__}: {error}); download it "
+                                 "again, or pass the SavedModel folder instead.") from None
+            if isinstance(error, OSError):
+                raise OSError(error.errno, f"Could not extract {archive} into {cache_dir} ({error.strerror}); free "
+                                           "space there or set TFHUB_CACHE_DIR to another folder.") from None
             raise
     try:
         os.replace(partial, target)
