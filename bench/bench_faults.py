@@ -39,14 +39,14 @@ from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent
 TESTS = BENCH.parent / "tests"
-sys.path[:0] = [str(BENCH), str(TESTS)]
+sys.path[:0] = [str(BENCH), str(TESTS), str(TESTS / "faults"), str(TESTS / "serving")]
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from common import machine  # noqa: E402
 from test_faults_corpus import ACCEPTED, BARE, CASES, CLEAR, SILENT, SKIP, Workspace, classify  # noqa: E402
 from test_faults_kills import (running_after_an_end, runs_after_completion, search_script, start_search,  # noqa: E402
                                trial_log, wait_for)
-from test_tuning import _completed, _free_port  # noqa: E402
+from helpers import completed_trials, free_port  # noqa: E402
 
 SECTIONS = ("corpus", "search-kills", "export-kills", "chief-restarts", "worker-kill", "watchdog", "memory", "image-bomb",
             "disk")
@@ -98,7 +98,7 @@ def search_kills(args):
     project = folder / "runs" / "p"
     first_completion, rows, problems = {}, [], []
     for index in range(args.kills):
-        before = len(_completed(project))
+        before = len(completed_trials(project))
         process = start_search(script)
         delay = rng.uniform(1.0, 20.0)
         try:
@@ -110,7 +110,7 @@ def search_kills(args):
             process.send_signal(signal.SIGKILL)
         _, err = process.communicate()
         moment = "finished before the kill" if finished else _moment(log, process.pid)
-        for trial_id, mtime in _completed(project).items():
+        for trial_id, mtime in completed_trials(project).items():
             first_completion.setdefault(trial_id, mtime)
         ok = process.returncode == -signal.SIGKILL or (finished and process.returncode == 0)
         if not ok:
@@ -120,7 +120,7 @@ def search_kills(args):
             break
     final = start_search(script)
     out, err = final.communicate(timeout=1800)
-    after = _completed(project)
+    after = completed_trials(project)
     rewritten = sorted(t for t, mtime in first_completion.items() if after.get(t) != mtime)
     again = runs_after_completion(trial_log(folder))
     complete = final.returncode == 0 and f"TRIALS {trials} {sorted(['COMPLETED'] * trials)}" in out
@@ -141,10 +141,11 @@ def search_kills(args):
 def export_kills(args):
     import tensorflow as tf
 
-    from conftest import tiny_cnn
-    from test_export import checksums, image_files, is_whole_version, start_exporter
-    from tfxfer.export import versions
-    from tfxfer.hub_format import save_hub_format
+    from helpers import tiny_cnn
+    from helpers import checksums, is_whole_version
+    from test_export import image_files, start_exporter
+    from tfxfer.serving import versions
+    from tfxfer.extractors import save_hub_format
 
     rng = random.Random(args.seed)
     folder = _scratch("export")
@@ -209,7 +210,7 @@ def _runs(log):
 
 
 def _summary(folder, trials, results):
-    from tfxfer.tuning import search_results
+    from tfxfer.search import search_results
 
     table = search_results(folder / "runs", "p")
     complete = len(table) == trials and set(table.status) == {"COMPLETED"}
@@ -225,7 +226,7 @@ def chief_restarts(args):
     folder = _scratch("chief")
     trials = args.chief_trials
     script = search_script(folder, trials=trials, epochs=3)
-    port = _free_port()
+    port = free_port()
     processes = _distributed(folder, script, port)
     rows = []
     for index in range(args.chief_kills):
@@ -237,7 +238,7 @@ def chief_restarts(args):
             if (folder / "runs" / "p" / "oracle.json").exists() else {}
         processes["chief"].send_signal(signal.SIGKILL)
         processes["chief"].communicate()
-        rows.append(f"| {index + 1} | {delay:.1f} | {len(_completed(folder / 'runs' / 'p'))} | "
+        rows.append(f"| {index + 1} | {delay:.1f} | {len(completed_trials(folder / 'runs' / 'p'))} | "
                     f"{sorted(ongoing.values()) or 'none'} |")
         time.sleep(1)
         processes["chief"] = start_search(script, "chief", port)
@@ -260,7 +261,7 @@ def worker_kill(args):
     folder = _scratch("worker")
     trials = 6
     script = search_script(folder, trials=trials, epochs=3, worker_timeout=20)
-    processes = _distributed(folder, script, _free_port())
+    processes = _distributed(folder, script, free_port())
     wait_for(lambda: running_after_an_end(trial_log(folder)), timeout=600)
     victim = processes.pop("tuner1")
     moment = _moment(trial_log(folder), victim.pid)
@@ -280,7 +281,7 @@ def watchdog(args):
     trials = 4
     script = search_script(folder, trials=trials, epochs=12, worker_timeout=4)
     started = time.perf_counter()
-    results = _finish(_distributed(folder, script, _free_port()))
+    results = _finish(_distributed(folder, script, free_port()))
     complete, exits, errors, again, repeated, unfinished = _summary(folder, trials, results)
     log = trial_log(folder)
     shutil.rmtree(folder, ignore_errors=True)
@@ -295,7 +296,7 @@ MEMORY_RUN = textwrap.dedent("""
     sys.path.insert(0, sys.argv[4])
     import tfxfer
     print("TFXFER", tfxfer.__file__.rsplit("/", 2)[0], flush=True)
-    from conftest import tiny_cnn
+    from helpers import tiny_cnn
     extractor = tfxfer.load_extractor(tiny_cnn(input_shape=(192, 192, 3)))
     cache = True if sys.argv[2] == "memory" else sys.argv[2] + "/decoded"
     data = tfxfer.load_images(sys.argv[1], extractor=extractor, batch_size=16, validation_split=0.1, cache=cache)
@@ -383,7 +384,7 @@ BOMB_RUN = textwrap.dedent("""
 
 
 def image_bomb(args):
-    from test_cache import noise_folders
+    from helpers import noise_folders
     from test_faults_corpus import png_bomb
 
     folder = _scratch("bomb")

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import HUB_MOBILENET_V2, HYMENOPTERA, KERAS_MOBILENET_V2, machine, require_assets, tutorial_recipe  # noqa
 
 import tfxfer  # noqa: E402
-from tfxfer.tuning import SearchSpace, TransferSearch  # noqa: E402
+from tfxfer.search import SearchSpace, TransferSearch  # noqa: E402
 
 SPACE = SearchSpace(frozen_blocks=[10, 12, 14, 16, 17, 18, 19])
 

@@ -19,7 +19,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import HYMENOPTERA, KERAS_MOBILENET_V2, machine, require_assets  # noqa: E402
 
 import tfxfer  # noqa: E402
-from tfxfer.tuning import SearchSpace, TransferSearch  # noqa: E402
+from tfxfer.search import SearchSpace, TransferSearch  # noqa: E402
 
 
 class PeakMemory(keras.callbacks.Callback):
@@ -49,8 +49,8 @@ def main():
     folder = Path(tempfile.mkdtemp())
     if args.tiny:
         sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-        from conftest import tiny_cnn
-        from test_cache import noise_folders
+        from helpers import tiny_cnn
+        from helpers import noise_folders
 
         extractor = tfxfer.load_extractor(tiny_cnn())
         data = tfxfer.load_images(noise_folders(folder / "images", per_class=20), extractor=extractor)

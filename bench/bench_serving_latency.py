@@ -30,7 +30,7 @@ import tensorflow as tf  # noqa: E402
 
 import tfxfer  # noqa: E402
 from tfxfer.data import decode_image  # noqa: E402
-from tfxfer.export import export  # noqa: E402
+from tfxfer.serving import export  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parents[2] / "shared" / "assets"
 DEFAULT_EXTRACTOR = ASSETS / "models/hub/mobilenet_v2_100_224_feature_vector"

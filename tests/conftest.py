@@ -6,11 +6,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pathlib  # noqa: E402
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from tfxfer.hub_format import save_hub_format  # noqa: E402
+from helpers import tiny_cnn  # noqa: E402
+from tfxfer.extractors import save_hub_format  # noqa: E402
 
 SHARED_ASSETS = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "assets"
 
@@ -21,24 +21,6 @@ def shared_assets():
     if not SHARED_ASSETS.is_dir():
         pytest.skip(f"real assets not found at {SHARED_ASSETS}: they exist in the project's CI, not in a user's clone")
     return SHARED_ASSETS
-
-
-def tiny_cnn(input_shape=(16, 16, 3), seed=0):
-    """A small convolutional extractor with BatchNorm and a residual connection, in named stages."""
-    keras.utils.set_random_seed(seed)
-    layers = keras.layers
-    inputs = keras.Input(input_shape)
-    x = layers.Conv2D(4, 3, padding="same", name="stem_conv")(inputs)
-    x = layers.BatchNormalization(name="stem_bn")(x)
-    x = layers.ReLU(name="stem_relu")(x)
-    y = layers.Conv2D(4, 3, padding="same", name="block_1_conv")(x)
-    y = layers.BatchNormalization(name="block_1_bn")(y)
-    x = layers.Add(name="block_1_add")([x, y])
-    x = layers.Conv2D(8, 3, strides=2, padding="same", name="block_2_conv")(x)
-    x = layers.BatchNormalization(name="block_2_bn")(x)
-    x = layers.Conv2D(8, 1, name="block_3_conv", kernel_regularizer=keras.regularizers.L2(1e-3))(x)
-    x = layers.GlobalAveragePooling2D(name="top_pool")(x)
-    return keras.Model(inputs, x, name="tiny_cnn")
 
 
 @pytest.fixture

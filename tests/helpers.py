@@ -1,7 +1,111 @@
-"""Helpers for tests: one real optimizer step, and what it changed per block."""
+"""What tests share besides fixtures: tiny models and data they build, one real optimizer step, free ports."""
+
+import hashlib
+import io
+import json
+import pathlib
+import socket
 
 import keras
 import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+#: The tests folder, for subprocess scripts that import this module.
+TESTS = pathlib.Path(__file__).resolve().parent
+
+# One flat colour per class, far apart, so a decoded image tells its class.
+COLOURS = [(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30)]
+
+
+def tiny_cnn(input_shape=(16, 16, 3), seed=0):
+    """A small convolutional extractor with BatchNorm and a residual connection, in named stages."""
+    keras.utils.set_random_seed(seed)
+    layers = keras.layers
+    inputs = keras.Input(input_shape)
+    x = layers.Conv2D(4, 3, padding="same", name="stem_conv")(inputs)
+    x = layers.BatchNormalization(name="stem_bn")(x)
+    x = layers.ReLU(name="stem_relu")(x)
+    y = layers.Conv2D(4, 3, padding="same", name="block_1_conv")(x)
+    y = layers.BatchNormalization(name="block_1_bn")(y)
+    x = layers.Add(name="block_1_add")([x, y])
+    x = layers.Conv2D(8, 3, strides=2, padding="same", name="block_2_conv")(x)
+    x = layers.BatchNormalization(name="block_2_bn")(x)
+    x = layers.Conv2D(8, 1, name="block_3_conv", kernel_regularizer=keras.regularizers.L2(1e-3))(x)
+    x = layers.GlobalAveragePooling2D(name="top_pool")(x)
+    return keras.Model(inputs, x, name="tiny_cnn")
+
+
+def write_image(path, colour=(200, 30, 30), size=(12, 10), mode="RGB"):
+    """Writes a flat-colour image; the format follows the suffix (`.png`, `.jpg`, `.gif`, `.bmp`, `.webp`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    array = np.zeros((size[0], size[1], 3), dtype=np.uint8) + np.asarray(colour, dtype=np.uint8)
+    Image.fromarray(array).convert(mode).save(path)
+    return path
+
+
+def class_folders(root, counts, suffix=".png", size=(12, 10)):
+    """Writes `root/<class>/<class>_<i><suffix>` for `counts = {class: n}`, class k in `COLOURS[k]`.
+
+    Returns:
+        The list of written paths.
+    """
+    paths = []
+    for k, (name, count) in enumerate(counts.items()):
+        for i in range(count):
+            paths.append(write_image(root / name / f"{name}_{i:03d}{suffix}", COLOURS[k], size))
+    return paths
+
+
+def noise_folders(root, per_class=12, classes=("ants", "bees", "wasps"), seed=0):
+    """Class folders of random-noise PNGs, each class with its own mean colour so that it can be learned."""
+    rng = np.random.default_rng(seed)
+    for index, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True)
+        for i in range(per_class):
+            pixels = np.clip(rng.normal(60 + 60 * index, 40, (20, 20, 3)), 0, 255).astype("uint8")
+            tf.io.write_file(str(folder / f"{i}.png"), tf.io.encode_png(pixels))
+    return root
+
+
+def jpeg_bytes(size=(64, 64), seed=0):
+    """A JPEG of noise (so that its entropy-coded data is long enough to cut)."""
+    array = np.random.default_rng(seed).integers(0, 256, (size[0], size[1], 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(array).save(buffer, format="JPEG", quality=90)
+    return buffer.getvalue()
+
+
+def free_port():
+    """A TCP port on the loopback interface that nothing listens on now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def completed_trials(project):
+    """`{trial id: modification time of its trial.json}` of the completed trials in a search's project folder."""
+    done = {}
+    for path in project.glob("trial_*/trial.json"):
+        trial = json.loads(path.read_text())
+        if trial["status"] == "COMPLETED":
+            done[trial["trial_id"]] = path.stat().st_mtime_ns
+    return done
+
+
+def checksums(folder):
+    """`{relative path: sha256}` of every file under `folder`."""
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(pathlib.Path(folder).rglob("*")) if p.is_file()}
+
+
+def is_whole_version(folder):
+    """Whether an export version folder holds a whole SavedModel and its metadata."""
+    folder = pathlib.Path(folder)
+    return all((folder / name).exists() for name in ("saved_model.pb", "fingerprint.pb", "variables/variables.index",
+                                                      "assets.extra/tfxfer.json")) and any(
+        (folder / "variables").glob("variables.data-*"))
 
 
 def classifier(extractor, num_classes=3):

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from test_cache import noise_folders
+from helpers import noise_folders
 
 
 def tfxfer(*args, cwd=None):

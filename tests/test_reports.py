@@ -15,8 +15,8 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
 import tfxfer
-from conftest import tiny_cnn
-from test_cache import noise_folders
+from helpers import tiny_cnn
+from helpers import noise_folders
 from tfxfer import reports
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -30,7 +30,7 @@ def png_size(path):
 
 
 def expected_size(figure):
-    width, height = figure.get_size_inches() * reports.DPI
+    width, height = figure.get_size_inches() * reports.plots.DPI
     return round(width), round(height)
 
 

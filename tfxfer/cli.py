@@ -99,7 +99,7 @@ def _train(args):
 
 
 def _space(args):
-    from tfxfer.tuning import SearchSpace
+    from tfxfer.search import SearchSpace
 
     options = {}
     if args.freeze_choices:

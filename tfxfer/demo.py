@@ -16,10 +16,8 @@ import pandas as pd
 import tensorflow as tf
 
 from tfxfer.data.task import Task
-from tfxfer.extractors import load_extractor
-from tfxfer.heads import Head
-from tfxfer.hub_format import save_hub_format
-from tfxfer.regimes import TransferModel
+from tfxfer.extractors import load_extractor, save_hub_format
+from tfxfer.training import Head, TransferModel
 
 IMAGE_SIZE = (16, 16)
 TARGET_CLASSES = [str(d) for d in range(5, 10)]
@@ -59,7 +57,7 @@ def pretrain(folder, epochs, seed, verbose):
     """Trains the convnet on digits 0-4 and saves it, without its head, in TF Hub's format."""
     x, y = digits(np.arange(5))
     features = convnet(seed)
-    task = Task("multiclass", [str(d) for d in range(5)], 5, "sparse")
+    task = Task("multiclass", [str(d) for d in range(5)])
     model = keras.Model(features.input, Head(dropout=0.0)(features.output, task))
     model.compile(optimizer=keras.optimizers.Adam(3e-3), loss="sparse_categorical_crossentropy",
                   metrics=["accuracy"])
@@ -99,7 +97,7 @@ def run_demo(*, per_class=5, pretrain_epochs=15, epochs=60, seed=0, export_root=
     Example:
         >>> table, path = run_demo(per_class=10, export_root=None, verbose=False)  # doctest: +SKIP
     """
-    task = Task("multiclass", TARGET_CLASSES, 5, "sparse")
+    task = Task("multiclass", TARGET_CLASSES)
     train, test = target_split(per_class, seed)
     rows, fitted = [], {}
     with tempfile.TemporaryDirectory() as folder:
@@ -133,7 +131,7 @@ def run_demo(*, per_class=5, pretrain_epochs=15, epochs=60, seed=0, export_root=
         best = table.sort_values("test_accuracy", ascending=False).iloc[0]["regime"]
         export_path = None
         if export_root is not None:
-            from tfxfer.export import export
+            from tfxfer.serving import export
 
             summary = (f"scikit-learn digits 5-9 as 16x16 RGB: {len(train[1])} training images ({per_class} per class), "
                        f"{len(test[1])} test images")

@@ -91,15 +91,31 @@ def decode_image(contents, image_size, value_range, interpolation="bilinear", ch
     """
     with tf.control_dependencies([_check_pixels(contents)] if check_size else []):
         image = tf.io.decode_image(contents, channels=3, expand_animations=False)
-    image = tf.cast(tf.image.resize(image, image_size, method=interpolation), tf.float32)
+    image = resize_and_scale(image, image_size, value_range, interpolation)
+    image.set_shape((image_size[0], image_size[1], 3))
+    return image
+
+
+def resize_and_scale(images, image_size, value_range, interpolation="bilinear"):
+    """Resizes decoded pixels in [0, 255] (any dtype, `[h, w, 3]` or `[batch, h, w, 3]`) and maps them onto
+    `value_range`, as float32.
+
+    This is the one preprocessing of tfxfer: `decode_image` (training and the served `image_bytes`) and the served
+    `images` signature both run it, so a served model sees what training saw.
+
+    Example:
+        >>> pixels = tf.fill([1, 4, 4, 3], 255.0)
+        >>> float(resize_and_scale(pixels, (2, 2), (-1.0, 1.0)).numpy().max())
+        1.0
+    """
+    images = tf.cast(tf.image.resize(images, image_size, method=interpolation), tf.float32)
     low, high = (float(value) for value in value_range)
     # Each elementwise op is a pass over the image, so the common ranges [0, 255] and [0, x] skip what they can.
     if high - low != 255.0:
-        image = image * ((high - low) / 255.0)
+        images = images * ((high - low) / 255.0)
     if low != 0.0:
-        image = image + low
-    image.set_shape((image_size[0], image_size[1], 3))
-    return image
+        images = images + low
+    return images
 
 
 def _probe(position, path):

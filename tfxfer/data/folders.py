@@ -4,7 +4,7 @@ import os
 from pathlib import Path
 
 from tfxfer.data.errors import DataError
-from tfxfer.data.splits import TEST, TRAIN, VALIDATION
+from tfxfer.data.stratify import TEST, TRAIN, VALIDATION
 
 SPLIT_FOLDERS = {"train": TRAIN, "val": VALIDATION, "validation": VALIDATION, "test": TEST}
 

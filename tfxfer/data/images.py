@@ -7,13 +7,9 @@ import keras
 import numpy as np
 import pandas as pd
 
-from tfxfer.data.data_splits import assemble, assemble_table, check_batch_size
 from tfxfer.data.decoding import IMAGE_EXTENSIONS, find_undecodable
-from tfxfer.data.errors import BadInputs
-from tfxfer.data.folders import scan_class_folders
-from tfxfer.data.splits import check_fractions
-from tfxfer.data.tables import as_column_list, is_folder, load_frame, require_columns, row_source, split_ids
-from tfxfer.data.task import Task, check_task_argument
+from tfxfer.data.loading import check_extractor_kind, from_class_folders, from_table, start
+from tfxfer.data.tables import is_folder, row_source
 
 
 def resolve_geometry(extractor, image_size, value_range):
@@ -154,38 +150,39 @@ def load_images(source, *, extractor=None, image_size=None, value_range=None, pa
         >>> data.task.class_names  # doctest: +SKIP
         ['ants', 'bees']
     """
+    check_extractor_kind(extractor, "image")
     image_size, value_range = resolve_geometry(extractor, image_size, value_range)
-    check_task_argument(task)
-    check_fractions(validation_split, test_split)
-    check_batch_size(batch_size)
-    bad = BadInputs(on_bad)
-    pipeline = dict(batch_size=batch_size, image_size=image_size, value_range=value_range,
-                    interpolation=interpolation, augmentation=_augmentation(augment, value_range, seed),
-                    cache=_check_cache(cache), shuffle_buffer=shuffle_buffer)
+    bad = start(task=task, validation_split=validation_split, test_split=test_split, batch_size=batch_size,
+                on_bad=on_bad)
+    options = dict(task=task, class_names=class_names, bad=bad, validation_split=validation_split,
+                   test_split=test_split, seed=seed, batch_size=batch_size, image_size=image_size,
+                   value_range=value_range, interpolation=interpolation,
+                   augmentation=_augmentation(augment, value_range, seed), cache=_check_cache(cache),
+                   shuffle_buffer=shuffle_buffer)
     if is_folder(source):
-        if task not in (None, "multiclass"):
-            raise ValueError(f"A folder of class subfolders is a multi-class source; got task={task!r}.")
-        names, found, split_folders = scan_class_folders(source, IMAGE_EXTENSIONS, class_names, bad)
-        failures = find_undecodable([str(path) for path, _, _ in found])
-        kept = []
-        for position, (path, label, split) in enumerate(found):
-            if position in failures:
-                bad.report(path, "not a decodable image", failures[position], "remove it")
-            else:
-                kept.append((str(path), label, split))
-        return assemble(modality="image", task=Task("multiclass", names, len(names), "sparse"),
-                        inputs=[path for path, _, _ in kept],
-                        labels=np.asarray([label for _, label, _ in kept], dtype=np.int32),
-                        fixed=[split for _, _, split in kept], validation_split=validation_split,
-                        test_split=test_split, seed=seed, source=source, bad=bad,
-                        fixed_origins={split: f"folder {folder.name}/" for split, folder in split_folders.items()},
-                        **pipeline)
-    frame, source_name, folder = load_frame(source, sep=sep, column_names=column_names, encoding=encoding,
-                                            text_columns=[path_column])
-    label_columns = as_column_list(label_column, "label_column")
-    require_columns(frame, {"path_column": [path_column], "label_column": label_columns,
-                            "split_column": [split_column] if split_column else []}, source_name)
-    fixed, keep = split_ids(frame, split_column, source_name, bad)
+        return from_class_folders(source, modality="image", extensions=IMAGE_EXTENSIONS,
+                                  read=lambda found: _decodable_files(found, bad), **options)
+    return from_table(source, modality="image", columns={"path_column": [path_column]},
+                      read=lambda frame, name, folder, keep: _table_paths(frame, name, folder, keep, path_column,
+                                                                          base_dir, bad),
+                      label_column=label_column, split_column=split_column, sep=sep, column_names=column_names,
+                      encoding=encoding, text_columns=[path_column], label_delimiter=label_delimiter, **options)
+
+
+def _decodable_files(found, bad):
+    """The files of a class-folder tree that decode; the others are reported."""
+    failures = find_undecodable([str(path) for path, _, _ in found])
+    kept = []
+    for position, (path, label, split) in enumerate(found):
+        if position in failures:
+            bad.report(path, "not a decodable image", failures[position], "remove it")
+        else:
+            kept.append((str(path), label, split))
+    return kept
+
+
+def _table_paths(frame, source_name, folder, keep, path_column, base_dir, bad):
+    """Each row's image path (relative ones resolved); rows whose file is missing or does not decode are reported."""
     base = Path(base_dir) if base_dir is not None else folder
     paths = []
     for position, (index, value) in enumerate(frame[path_column].items()):
@@ -207,7 +204,4 @@ def load_images(source, *, extractor=None, image_size=None, value_range=None, pa
         bad.report(f"{row_source(source_name, frame.index[position])} ({paths[position]})", "not a decodable image",
                    reason, "fix or remove the file, drop the row,")
         keep[position] = False
-    return assemble_table(frame, paths, keep, fixed, modality="image", label_columns=label_columns, task=task,
-                          class_names=class_names, label_delimiter=label_delimiter, split_column=split_column,
-                          source=source_name, bad=bad, validation_split=validation_split, test_split=test_split,
-                          seed=seed, **pipeline)
+    return paths

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from tfxfer.data.errors import DataError
-from tfxfer.data.splits import SPLIT_ALIASES
+from tfxfer.data.stratify import SPLIT_ALIASES
 
 _TAB_EXTENSIONS = (".tsv", ".tab")
 

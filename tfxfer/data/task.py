@@ -1,44 +1,137 @@
-"""The task a data set poses (multi-class, multi-label, regression), inferred from its labels, and their encoding."""
+"""The task a data set poses, and everything that follows from it: labels, loss, metrics, objective, served outputs.
+
+A `Task` is multi-class (one class per example), multi-label (any subset of classes) or regression. Every module
+that behaves differently per task asks the task (keras-hub's `compile(loss="auto")` is the model: the task decides),
+so the task type is compared with a string here and nowhere else.
+"""
 
 import dataclasses
-import math
-import numbers
 
+import keras
 import numpy as np
-import pandas as pd
+import tensorflow as tf
 
+from tfxfer.data import labels as label_encoders
 from tfxfer.data.errors import DataError
-from tfxfer.data.tables import row_source
 
 TASK_TYPES = ("multiclass", "multilabel", "regression")
-LABEL_ENCODINGS = {"multiclass": "sparse", "multilabel": "multi_hot", "regression": "float"}
 
 
-@dataclasses.dataclass
-class Task:
-    """What the model has to predict; the heads, losses, metrics and exports read it.
+@dataclasses.dataclass(frozen=True)
+class Objective:
+    """The validation metric a search optimises, as Keras Tuner names it, and whether higher is better."""
 
-    Attributes:
-        task_type: `"multiclass"` (one class per example), `"multilabel"` (any subset of classes) or `"regression"`.
-        class_names: Class names in the order of the outputs: sorted for classes found in the data (numerically
-            when the labels are numbers), the caller's order when `class_names=` or several 0/1 label columns were
-            given; for regression, the target column name(s).
-        num_outputs: Width of the model's output: the number of classes, or of regression targets.
-        label_encoding: `"sparse"` (int32 class index), `"multi_hot"` (float32 0/1 vector of length `num_outputs`)
-            or `"float"` (float32 target, a vector when there are several target columns).
-        class_weights: Multi-class only: `{class index: weight}` with weight `n / (num_classes * n_class)` over the
-            training split ("balanced"), as `keras.Model.fit(class_weight=...)` takes it; all 1.0 when balanced.
-            None for multi-label (Keras' `class_weight` assumes one class per example) and regression.
-        positive_weights: Multi-label only: `{class index: n_negative / n_positive}` over the training split, the
-            `pos_weight` of a weighted binary cross-entropy; None otherwise.
-    """
+    name: str
+    direction: str
 
-    task_type: str
-    class_names: list
-    num_outputs: int
-    label_encoding: str
-    class_weights: dict = None
-    positive_weights: dict = None
+
+class _MultiClass:
+    title = "multi-class"
+    label_encoding = "sparse"
+    activation = "softmax"
+    objective = Objective("val_accuracy", "max")
+    evaluation_plot = "confusion"
+    nouns = ("class", "classes")
+    stratified_by = "label"
+    uses_threshold = False
+    exclusive = True
+    takes_class_names = True
+    outputs = {"scores": "float32 [batch, n_classes]", "classes": "string [batch, n_classes]",
+               "ranked_scores": "float32 [batch, n_classes]"}
+    encode = staticmethod(label_encoders.encode_multiclass)
+
+    @staticmethod
+    def loss(task):
+        return keras.losses.SparseCategoricalCrossentropy()
+
+    @staticmethod
+    def metrics():
+        return ["accuracy"]
+
+    @staticmethod
+    def strata(labels):
+        return np.asarray(labels)
+
+    @staticmethod
+    def count(labels, num_outputs):
+        return np.bincount(labels, minlength=num_outputs)
+
+    @staticmethod
+    def min_outputs():
+        return 2
+
+
+class _MultiLabel(_MultiClass):
+    title = "multi-label"
+    label_encoding = "multi_hot"
+    activation = "sigmoid"
+    objective = Objective("val_auc", "max")
+    evaluation_plot = "label_scores"
+    uses_threshold = True
+    exclusive = False
+    outputs = dict(_MultiClass.outputs, labels="string [batch, n_classes]")
+    encode = staticmethod(label_encoders.encode_multilabel)
+
+    @staticmethod
+    def loss(task):
+        return keras.losses.BinaryCrossentropy()
+
+    @staticmethod
+    def metrics():
+        return [keras.metrics.AUC(multi_label=True, name="auc"),
+                keras.metrics.F1Score(average="macro", threshold=0.5, name="f1")]
+
+    @staticmethod
+    def strata(labels):
+        # The example's rarest label (examples with none form a group), which keeps rare labels in every split.
+        positives = labels.sum(axis=0)
+        rarity = np.where(labels > 0, positives[None, :], np.inf)
+        return np.where(np.isfinite(rarity.min(axis=1)), rarity.argmin(axis=1), labels.shape[1])
+
+    @staticmethod
+    def count(labels, num_outputs):
+        return labels.sum(axis=0).astype(int)
+
+    @staticmethod
+    def min_outputs():
+        return 1
+
+
+class _Regression(_MultiLabel):
+    title = "regression"
+    label_encoding = "float"
+    activation = None
+    objective = Objective("val_loss", "min")
+    evaluation_plot = "predicted_vs_true"
+    nouns = ("target", "targets")
+    stratified_by = "target"
+    uses_threshold = False
+    takes_class_names = False
+    outputs = {"predictions": "float32 [batch, n_targets]"}
+    encode = staticmethod(label_encoders.encode_regression)
+
+    @staticmethod
+    def loss(task):
+        return keras.losses.MeanSquaredError()
+
+    @staticmethod
+    def metrics():
+        return [keras.metrics.MeanAbsoluteError(name="mae")]
+
+    @staticmethod
+    def strata(labels):
+        # The decile of the (first) target, fewer bins for small sets.
+        targets = labels if labels.ndim == 1 else labels[:, 0]
+        bins = max(1, min(10, len(targets) // 10))
+        rank = np.argsort(np.argsort(targets, kind="stable"), kind="stable")
+        return rank * bins // max(len(targets), 1)
+
+    @staticmethod
+    def count(labels, num_outputs):
+        return [len(labels)] * num_outputs
+
+
+_KINDS = {"multiclass": _MultiClass, "multilabel": _MultiLabel, "regression": _Regression}
 
 
 def check_task_argument(task):
@@ -47,290 +140,249 @@ def check_task_argument(task):
         raise ValueError(f"task must be one of {TASK_TYPES} or None (inferred); got {task!r}.")
 
 
-def is_missing(value):
-    """Whether a cell is empty: None, NaN (any float type), pandas' NA or NaT."""
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, (float, np.floating)) and math.isnan(value)
+@dataclasses.dataclass
+class Task:
+    """What the model has to predict, and what follows from it.
 
+    Attributes:
+        task_type: `"multiclass"` (one class per example), `"multilabel"` (any subset of classes) or `"regression"`.
+        class_names: Class names in the order of the outputs: sorted for classes found in the data (numerically
+            when the labels are numbers), the caller's order when `class_names=` or several 0/1 label columns were
+            given; for regression, the target column name(s).
+        num_outputs: Width of the model's output: the number of classes, or of regression targets (default: the
+            number of class names).
+        label_encoding: `"sparse"` (int32 class index), `"multi_hot"` (float32 0/1 vector of length `num_outputs`)
+            or `"float"` (float32 target, a vector when there are several target columns); set by the task type.
+        class_weights: Multi-class only: `{class index: weight}` with weight `n / (num_classes * n_class)` over the
+            training split ("balanced"), as `keras.Model.fit(class_weight=...)` takes it; all 1.0 when balanced.
+            None for multi-label (Keras' `class_weight` assumes one class per example) and regression.
+        positive_weights: Multi-label only: `{class index: n_negative / n_positive}` over the training split, the
+            `pos_weight` of a weighted binary cross-entropy; None otherwise.
 
-def _is_number(value):
-    return isinstance(value, numbers.Number) and not isinstance(value, bool)
-
-
-def _is_list_like(value):
-    return isinstance(value, (list, tuple, set, frozenset, np.ndarray))
-
-
-def _class_key(value):
-    """The class name a label value stands for: numbers without a spurious `.0`, strings without outer spaces."""
-    if isinstance(value, (bool, np.bool_)):
-        return str(bool(value))
-    if _is_number(value):
-        value = value.item() if hasattr(value, "item") else value
-        if isinstance(value, float) and value.is_integer():
-            return str(int(value))
-        return str(value)
-    return str(value).strip()
-
-
-def _sorted_names(values):
-    """Sorted class names; numerically when every label was a number, so "2" comes before "10"."""
-    keys = {_class_key(value): value for value in values}
-    if keys and all(_is_number(value) for value in keys.values()):
-        return sorted(keys, key=lambda key: float(keys[key]))
-    return sorted(keys)
-
-
-def _binary(value):
-    """0/1 (or False/True) as 0.0/1.0; anything else as None."""
-    if isinstance(value, (bool, np.bool_)):
-        return float(value)
-    if _is_number(value) and value in (0, 1):
-        return float(value)
-    return None
-
-
-def infer_task_type(frame, label_columns, delimiter, source):
-    """Infers the task from the label columns, and raises where two readings are equally plausible.
-
-    - several columns, all 0/1: multi-label, one column per class; several numeric columns: regression.
-    - one column of lists (DataFrame), or of strings where some hold `delimiter` (`"cat|dog"`): multi-label.
-    - one column of strings, booleans or integers: multi-class.
-    - one column of floats: regression, unless every value is a whole number (`0.0`, `1.0`, as pandas reads an
-      integer column with a gap): that is ambiguous, and the error asks for `task=`.
-
-    Args:
-        frame: The table.
-        label_columns: The label column names.
-        delimiter: The multi-label separator in strings, or None.
-        source: The file or "DataFrame", for messages.
-
-    Returns:
-        One of `TASK_TYPES`.
-
-    Raises:
-        DataError: The labels fit no task, or fit two.
+    Example:
+        >>> task = Task("multilabel", ["cat", "dog"])
+        >>> task.num_outputs, task.label_encoding, task.output_activation, task.objective.name
+        (2, 'multi_hot', 'sigmoid', 'val_auc')
     """
-    columns = [frame[name] for name in label_columns]
-    if len(columns) > 1:
-        present = [column[~column.map(is_missing)] for column in columns]
-        if all(column.map(lambda value: _binary(value) is not None).all() for column in present):
-            return "multilabel"
-        if all(column.map(_is_number).all() for column in present):
-            return "regression"
-        for name, column in zip(label_columns, present):
-            bad = column[~column.map(_is_number)]
-            if len(bad):
-                raise DataError(
-                    f"{source}: several label columns must all be 0/1 (multi-label) or all numbers (regression); "
-                    f"column {name!r} holds {bad.iloc[0]!r} ({row_source(source, bad.index[0])})."
-                )
-    column = columns[0]
-    values = column[~column.map(is_missing)]
-    if values.map(_is_list_like).any():
-        return "multilabel"
-    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_integer_dtype(values):
-        return "multiclass"
-    if pd.api.types.is_float_dtype(values):
-        finite = values[np.isfinite(values.to_numpy(dtype=float))]
-        if len(finite) and (finite == finite.round()).all():
+
+    task_type: str
+    class_names: list
+    num_outputs: int = None
+    label_encoding: str = None
+    class_weights: dict = None
+    positive_weights: dict = None
+
+    def __post_init__(self):
+        if self.task_type not in _KINDS:
+            raise ValueError(f"task_type must be one of {TASK_TYPES}; got {self.task_type!r}.")
+        self.class_names = list(self.class_names)
+        if self.num_outputs is None:
+            self.num_outputs = len(self.class_names)
+        if self.label_encoding is None:
+            self.label_encoding = self._kind.label_encoding
+
+    @property
+    def _kind(self):
+        return _KINDS[self.task_type]
+
+    @classmethod
+    def from_labels(cls, frame, label_columns, *, task, class_names, delimiter, source, bad):
+        """Infers the task of a table's label columns (unless `task` is given) and encodes them.
+
+        Args:
+            frame: The table.
+            label_columns: The label column names.
+            task: A task type, or None to infer it (see `tfxfer.data.labels.infer_task_type`).
+            class_names: The caller's class names (their order is the output order), or None to take them from data.
+            delimiter: Separator of several labels in one string, for multi-label.
+            source: The file or "DataFrame", for messages.
+            bad: The `BadInputs` policy.
+
+        Returns:
+            `(task, labels, keep)`: the `Task` without weights, the encoded labels of the kept rows (int32 `[n]`,
+            float32 `[n, k]` or float32 `[n]`/`[n, k]`) and a boolean mask over the rows of `frame` that were kept.
+
+        Raises:
+            DataError: Labels that fit no task, a bad row under `on_bad="error"`, or fewer than two classes.
+        """
+        task_type = task or label_encoders.infer_task_type(frame, label_columns, delimiter, source)
+        kind = _KINDS[task_type]
+        if class_names is not None and not kind.takes_class_names:
+            raise ValueError(f"class_names does not apply to {task_type}; the target column names are used.")
+        names, labels, keep = kind.encode(frame, label_columns, class_names, delimiter, source, bad)
+        if len(set(names)) < kind.min_outputs():
+            found = sorted(set(names))
             raise DataError(
-                f"{source}: label column {label_columns[0]!r} holds whole numbers stored as floats "
-                f"(e.g. {finite.iloc[0]!r}); pass task='multiclass' or task='regression'."
+                f"{source}: found {len(found)} {kind.nouns[len(found) != 1]} ({found}) in {label_columns[0]!r}; a "
+                f"{kind.title} task needs at least {('one', 'two')[kind.min_outputs() - 1]} "
+                f"{kind.nouns[kind.min_outputs() != 1]}."
             )
-        return "regression"
-    if delimiter and values.map(lambda value: isinstance(value, str) and delimiter in value).any():
-        return "multilabel"
-    return "multiclass"
+        return cls(task_type, list(names)), labels, keep
 
+    def check(self):
+        """Raises a clear error when the task cannot drive a head (too few outputs)."""
+        least = self._kind.min_outputs()
+        if not isinstance(self.num_outputs, int) or self.num_outputs < least:
+            raise ValueError(f"A {self.task_type} task needs num_outputs >= {least}; got {self.num_outputs!r}.")
+        return self
 
-def encode_labels(frame, label_columns, *, task, class_names, delimiter, source, bad):
-    """Encodes the labels of a table for `task`, reporting bad rows through `bad`.
+    # Training.
 
-    Args:
-        frame: The table.
-        label_columns: The label column names.
-        task: A task type, or None to infer it (see `infer_task_type`).
-        class_names: The caller's class names (their order is the output order), or None to take them from data.
-        delimiter: Separator of several labels in one string, for multi-label.
-        source: The file or "DataFrame", for messages.
-        bad: The `BadInputs` policy.
+    @property
+    def output_activation(self):
+        """The head's output activation: softmax, sigmoid, or None (linear)."""
+        return self._kind.activation
 
-    Returns:
-        `(task, labels, keep)`: a `Task` without weights, the encoded labels of the kept rows (int32 `[n]`,
-        float32 `[n, k]` or float32 `[n]`/`[n, k]`) and a boolean mask over the rows of `frame` that were kept.
+    def loss(self):
+        """The Keras loss: sparse categorical cross-entropy, binary cross-entropy, or mean squared error."""
+        return self._kind.loss(self)
 
-    Raises:
-        DataError: Labels that fit no task, a bad row under `on_bad="error"`, or fewer than two classes.
-    """
-    task_type = task or infer_task_type(frame, label_columns, delimiter, source)
-    if task_type == "regression" and class_names is not None:
-        raise ValueError("class_names does not apply to regression; the target column names are used.")
-    encoder = {"multiclass": _encode_multiclass, "multilabel": _encode_multilabel,
-               "regression": _encode_regression}[task_type]
-    names, labels, keep = encoder(frame, label_columns, class_names, delimiter, source, bad)
-    if task_type == "multiclass" and len(names) < 2:
-        found = sorted(set(names))
-        raise DataError(
-            f"{source}: found {len(found)} class ({found}) in {label_columns[0]!r}; a multi-class task needs at "
-            "least two classes."
-        )
-    task = Task(task_type=task_type, class_names=list(names), num_outputs=len(names),
-                label_encoding=LABEL_ENCODINGS[task_type])
-    return task, labels, keep
+    def metrics(self):
+        """Fresh Keras metrics: accuracy; AUC and macro F1 at 0.5; mean absolute error."""
+        return self._kind.metrics()
 
+    @property
+    def objective(self):
+        """The validation metric to optimise (`val_accuracy`, `val_auc`, `val_loss`) and its direction."""
+        return self._kind.objective
 
-def _missing_label(bad, source, index, column):
-    bad.report(row_source(source, index), "missing label", f"column {column!r} is empty", "fill it in, drop the row,")
+    def best_epoch(self, history):
+        """The index of the best epoch of a Keras history by the objective (the validation loss if it is absent)."""
+        objective = self.objective if self.objective.name in history else Objective("val_loss", "min")
+        scores = history[objective.name]
+        return int(np.argmax(scores) if objective.direction == "max" else np.argmin(scores))
 
+    def fit_class_weight(self):
+        """The `class_weight` for `keras.Model.fit`: the balanced weights of a multi-class task, else None."""
+        return (self.class_weights or None) if self._kind.exclusive else None
 
-def _encode_multiclass(frame, label_columns, class_names, delimiter, source, bad):
-    if len(label_columns) != 1:
-        raise DataError(f"{source}: a multi-class task takes one label column; got {label_columns}.")
-    column_name = label_columns[0]
-    column = frame[column_name]
-    keys = []
-    keep = np.ones(len(frame), dtype=bool)
-    for position, (index, value) in enumerate(column.items()):
-        key = None if is_missing(value) else _class_key(value)
-        if not key:
-            _missing_label(bad, source, index, column_name)
-            keep[position] = False
-        keys.append(key)
-    if class_names is None:
-        names = _sorted_names(value for value, kept in zip(column, keep) if kept)
-    else:
-        names = [_class_key(name) for name in class_names]
-    lookup = {name: position for position, name in enumerate(names)}
-    labels = []
-    for position, (index, key) in enumerate(zip(column.index, keys)):
-        if not keep[position]:
-            continue
-        if key not in lookup:
-            bad.report(row_source(source, index), "label not in class_names", f"{key!r} is not one of {names}",
-                       "add it to class_names, fix the label,")
-            keep[position] = False
-            continue
-        labels.append(lookup[key])
-    return names, np.asarray(labels, dtype=np.int32), keep
+    def check_labels(self, labels):
+        """Raises when encoded labels cannot be class indices of this multi-class task's head."""
+        if not self._kind.exclusive:
+            return
+        labels = np.asarray(labels)
+        bad = np.flatnonzero((labels < 0) | (labels >= self.num_outputs) | (labels != np.round(labels)))
+        if bad.size:
+            raise ValueError(f"label {labels[bad[0]]!r} at row {bad[0]} is not a class index of the head's "
+                             f"{self.num_outputs} classes {self.class_names} (0 to {self.num_outputs - 1}).")
 
+    # Data.
 
-def _encode_multilabel(frame, label_columns, class_names, delimiter, source, bad):
-    if len(label_columns) > 1:
-        return _encode_multilabel_columns(frame, label_columns, class_names, source, bad)
-    column_name = label_columns[0]
-    keep = np.ones(len(frame), dtype=bool)
-    row_labels = []
-    for position, (index, value) in enumerate(frame[column_name].items()):
-        if _is_list_like(value):
-            tokens = [_class_key(item) for item in value]
-        elif is_missing(value) or not str(value).strip():
-            _missing_label(bad, source, index, column_name)
-            keep[position] = False
-            row_labels.append(None)
-            continue
-        elif delimiter and isinstance(value, str):
-            tokens = [token.strip() for token in value.split(delimiter)]
+    def strata(self, labels):
+        """Groups examples so that each split gets its share of every group (see `tfxfer.data.stratify`)."""
+        return self._kind.strata(labels)
+
+    @property
+    def stratified_by(self):
+        """What a stratified split balances: `"label"` or `"target"`."""
+        return self._kind.stratified_by
+
+    @property
+    def strict_classes(self):
+        """The class names that every split must hold (multi-class), else None."""
+        return self.class_names if self._kind.exclusive else None
+
+    def count(self, labels):
+        """`{class name: examples}` (multi-label: examples with the label; regression: examples per target)."""
+        if not len(labels):
+            return {}
+        return {name: int(count) for name, count in zip(self.class_names, self._kind.count(labels, self.num_outputs))}
+
+    def missing_from_training(self, train_labels):
+        """The name of a multi-class class without training examples, or None."""
+        if self.strict_classes is None:
+            return None
+        present = np.bincount(train_labels, minlength=self.num_outputs)
+        return None if present.all() else self.class_names[int(np.flatnonzero(present == 0)[0])]
+
+    def fill_weights(self, train_labels):
+        """Fills `class_weights` (multi-class) or `positive_weights` (multi-label) from the training labels."""
+        n = len(train_labels)
+        if not n or self._kind is _Regression:
+            return self
+        counts = self._kind.count(train_labels, self.num_outputs)
+        if self.uses_threshold:
+            self.positive_weights = {index: float((n - count) / count) if count else 0.0
+                                     for index, count in enumerate(counts)}
         else:
-            tokens = [_class_key(value)]
-        row_labels.append([token for token in tokens if token])
-    if class_names is None:
-        names = sorted({token for tokens in row_labels if tokens for token in tokens})
-    else:
-        names = [_class_key(name) for name in class_names]
-    lookup = {name: position for position, name in enumerate(names)}
-    labels = []
-    for position, (index, tokens) in enumerate(zip(frame.index, row_labels)):
-        if not keep[position]:
-            continue
-        unknown = [token for token in tokens if token not in lookup]
-        if unknown:
-            bad.report(row_source(source, index), "label not in class_names", f"{unknown[0]!r} is not one of {names}",
-                       "add it to class_names, fix the label,")
-            keep[position] = False
-            continue
-        vector = np.zeros(len(names), dtype=np.float32)
-        vector[[lookup[token] for token in tokens]] = 1.0
-        labels.append(vector)
-    return names, np.asarray(labels, dtype=np.float32).reshape(-1, len(names)), keep
+            self.class_weights = {index: float(n / (self.num_outputs * count)) for index, count in enumerate(counts)}
+        return self
 
+    @property
+    def has_classes(self):
+        """Whether the outputs are classes (multi-class, multi-label) rather than regression targets."""
+        return self._kind.takes_class_names
 
-def _encode_multilabel_columns(frame, label_columns, class_names, source, bad):
-    if class_names is not None and sorted(map(str, class_names)) != sorted(map(str, label_columns)):
-        raise ValueError(
-            f"With one 0/1 column per class, class_names must name those columns; got class_names={class_names} "
-            f"and label_column={label_columns}."
-        )
-    order = [str(name) for name in (class_names or label_columns)]
-    by_name = {str(name): name for name in label_columns}
-    columns = [frame[by_name[name]].tolist() for name in order]
-    keep = np.ones(len(frame), dtype=bool)
-    labels = []
-    for position, index in enumerate(frame.index):
-        vector = np.zeros(len(order), dtype=np.float32)
-        for slot, name in enumerate(order):
-            value = columns[slot][position]
-            if is_missing(value):
-                _missing_label(bad, source, index, by_name[name])
-                keep[position] = False
-                break
-            number = _binary(value)
-            if number is None:
-                bad.report(row_source(source, index), "label not 0 or 1", f"column {name!r} holds {value!r}",
-                           "fix the value,")
-                keep[position] = False
-                break
-            vector[slot] = number
-        if keep[position]:
-            labels.append(vector)
-    return order, np.asarray(labels, dtype=np.float32).reshape(-1, len(order)), keep
+    def noun(self, count=2):
+        """What the outputs are called: class/classes, or target/targets."""
+        return self._kind.nouns[count != 1]
 
+    @property
+    def evaluation_plot(self):
+        """Which plot shows how a model does: `"confusion"`, `"label_scores"` or `"predicted_vs_true"`."""
+        return self._kind.evaluation_plot
 
-def _encode_regression(frame, label_columns, class_names, delimiter, source, bad):
-    keep = np.ones(len(frame), dtype=bool)
-    targets = np.zeros((len(frame), len(label_columns)), dtype=np.float64)
-    for slot, name in enumerate(label_columns):
-        column = frame[name]
-        numbers_ = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
-        for position, (index, value) in enumerate(column.items()):
-            if not keep[position]:
-                continue
-            if is_missing(value) or (isinstance(value, str) and not value.strip()):
-                bad.report(row_source(source, index), "missing target", f"column {name!r} is empty",
-                           "fill it in, drop the row,")
-            elif math.isnan(numbers_[position]):
-                bad.report(row_source(source, index), "target not a number", f"column {name!r} holds {value!r}",
-                           "fix the value,")
-            elif not math.isfinite(numbers_[position]):
-                bad.report(row_source(source, index), "target not finite", f"column {name!r} holds {value!r}",
-                           "fix the value,")
-            else:
-                continue
-            keep[position] = False
-        targets[:, slot] = numbers_
-    labels = targets[keep].astype(np.float32)
-    if len(label_columns) == 1:
-        labels = labels[:, 0]
-    return [str(name) for name in label_columns], labels, keep
+    # Serving.
 
+    def for_outputs(self, width, model="the model"):
+        """This task for a model with `width` outputs: its names checked against them; regression targets without
+        names are called `target_0`, `target_1`...
 
-def class_weights(task, train_labels):
-    """Fills `task.class_weights` (multi-class) or `task.positive_weights` (multi-label) from the training labels.
+        Raises:
+            ValueError: The names do not match the outputs, or classes have no names.
+        """
+        names = [str(name) for name in self.class_names]
+        if not names:
+            if self._kind.takes_class_names:
+                raise ValueError(f"A {self.task_type} export needs class_names=[...] ({width} names, in output "
+                                 "order).")
+            names = [f"target_{index}" for index in range(width)]
+        if len(names) != width:
+            raise ValueError(f"class_names has {len(names)} names but {model} has {width} outputs.")
+        return dataclasses.replace(self, class_names=names, num_outputs=width)
 
-    Args:
-        task: The `Task`.
-        train_labels: Encoded labels of the training split.
+    @property
+    def uses_threshold(self):
+        """Whether predictions name labels above a threshold (multi-label)."""
+        return self._kind.uses_threshold
 
-    Returns:
-        The same `Task`, with its weights filled.
-    """
-    n = len(train_labels)
-    if task.task_type == "multiclass" and n:
-        counts = np.bincount(train_labels, minlength=task.num_outputs)
-        task.class_weights = {index: float(n / (task.num_outputs * count)) for index, count in enumerate(counts)}
-    elif task.task_type == "multilabel" and n:
-        positives = train_labels.sum(axis=0)
-        task.positive_weights = {index: float((n - count) / count) if count else 0.0
-                                 for index, count in enumerate(positives)}
-    return task
+    @property
+    def served_outputs(self):
+        """`{output key: "dtype shape"}` of an export's prediction signatures."""
+        return dict(self._kind.outputs)
+
+    def serve(self, scores, threshold=None):
+        """The served outputs, as tensors, of the model's output `scores` `[batch, outputs]`.
+
+        Multi-class and multi-label: `scores`, `classes` (names ranked by score), `ranked_scores`; multi-label also
+        `labels` (names above `threshold`, best first, padded with `""`). Regression: `predictions`.
+        """
+        if not self._kind.takes_class_names:
+            return {"predictions": scores}
+        order = tf.argsort(scores, axis=-1, direction="DESCENDING", stable=True)
+        ranked_scores = tf.gather(scores, order, batch_dims=1)
+        classes = tf.gather(tf.constant(self.class_names), order)
+        result = {"scores": scores, "classes": classes, "ranked_scores": ranked_scores}
+        if self.uses_threshold:
+            result["labels"] = tf.where(ranked_scores > threshold, classes, "")
+        return result
+
+    def prediction_columns(self, outputs):
+        """Table columns of served outputs (NumPy arrays by key): best class and score, labels, per-class scores.
+
+        Returns:
+            `{column: values}`: for multi-class `class` and `score`; for multi-label `labels` (`;`-separated);
+            for both `score_<class>` per class; for regression one column per target.
+        """
+        if not self._kind.takes_class_names:
+            return {name: outputs["predictions"][:, index] for index, name in enumerate(self.class_names)}
+        scores = outputs["scores"]
+        columns = {}
+        if self.uses_threshold:
+            columns["labels"] = [";".join(name.decode() for name in row if name) for row in outputs["labels"]]
+        else:
+            best = scores.argmax(axis=1)
+            columns["class"] = [self.class_names[index] for index in best]
+            columns["score"] = scores[np.arange(len(best)), best]
+        columns.update({f"score_{name}": scores[:, index] for index, name in enumerate(self.class_names)})
+        return columns

@@ -1,14 +1,8 @@
 """Texts from CSV/TSV files, DataFrames and class folders of `.txt` files, as `tf.data` pipelines of strings."""
 
-import numpy as np
-
-from tfxfer.data.data_splits import assemble, assemble_table, check_batch_size
-from tfxfer.data.errors import BadInputs
-from tfxfer.data.folders import scan_class_folders
-from tfxfer.data.splits import check_fractions
-from tfxfer.data.tables import (as_column_list, codec_for, describe_decode_error, is_folder, load_frame,
-                                require_columns, row_source, split_ids)
-from tfxfer.data.task import Task, check_task_argument, is_missing
+from tfxfer.data.labels import is_missing
+from tfxfer.data.loading import check_extractor_kind, from_class_folders, from_table, start
+from tfxfer.data.tables import as_column_list, codec_for, describe_decode_error, is_folder, row_source
 
 TEXT_EXTENSIONS = (".txt",)
 
@@ -23,7 +17,7 @@ def _text_value(value, encoding):
     return value if value.strip() else None
 
 
-def load_text(source, *, text_column="text", label_column="label", task=None, class_names=None,
+def load_text(source, *, extractor=None, text_column="text", label_column="label", task=None, class_names=None,
               label_delimiter="|", text_separator=" ", split_column=None, validation_split=0.2, test_split=0.0,
               seed=0, batch_size=32, shuffle_buffer=None, sep=None, column_names=None, encoding="utf-8",
               on_bad="error"):
@@ -41,6 +35,8 @@ def load_text(source, *, text_column="text", label_column="label", task=None, cl
 
     Args:
         source: A CSV/TSV path, a folder, or a pandas DataFrame.
+        extractor: The text extractor the texts are for (e.g. from `tfxfer.load_extractor`), so that an image
+            extractor is refused here rather than at training; optional, as texts need no resizing.
         text_column: The text column, or a list of columns to join.
         label_column: Label column, or a list of columns (0/1 per class for multi-label, or regression targets).
         task: `"multiclass"`, `"multilabel"`, `"regression"`, or None to infer it (folders are multi-class).
@@ -80,42 +76,42 @@ def load_text(source, *, text_column="text", label_column="label", task=None, cl
 
         >>> load_text("SMSSpamCollection", sep="\\t", column_names=["label", "text"])  # doctest: +SKIP
     """
-    check_task_argument(task)
-    check_fractions(validation_split, test_split)
-    check_batch_size(batch_size)
-    bad = BadInputs(on_bad)
-    pipeline = dict(batch_size=batch_size, shuffle_buffer=shuffle_buffer)
+    check_extractor_kind(extractor, "text")
+    bad = start(task=task, validation_split=validation_split, test_split=test_split, batch_size=batch_size,
+                on_bad=on_bad)
+    options = dict(task=task, class_names=class_names, bad=bad, validation_split=validation_split,
+                   test_split=test_split, seed=seed, batch_size=batch_size, shuffle_buffer=shuffle_buffer)
     if is_folder(source):
-        if task not in (None, "multiclass"):
-            raise ValueError(f"A folder of class subfolders is a multi-class source; got task={task!r}.")
-        names, found, split_folders = scan_class_folders(source, TEXT_EXTENSIONS, class_names, bad)
-        kept = []
-        for path, label, split in found:
-            raw = path.read_bytes()
-            try:
-                text = raw.decode(codec_for(encoding))
-            except UnicodeDecodeError as error:
-                bad.report(path, "not decodable text", describe_decode_error(raw, error, encoding),
-                           "pass encoding= with the files' encoding, fix or remove the file,")
-                continue
-            if not text.strip():
-                bad.report(path, "missing or empty text", "the file is empty or blank", "remove it")
-                continue
-            kept.append((text, label, split))
-        return assemble(modality="text", task=Task("multiclass", names, len(names), "sparse"),
-                        inputs=[text for text, _, _ in kept],
-                        labels=np.asarray([label for _, label, _ in kept], dtype=np.int32),
-                        fixed=[split for _, _, split in kept], validation_split=validation_split,
-                        test_split=test_split, seed=seed, source=source, bad=bad,
-                        fixed_origins={split: f"folder {folder.name}/" for split, folder in split_folders.items()},
-                        **pipeline)
+        return from_class_folders(source, modality="text", extensions=TEXT_EXTENSIONS,
+                                  read=lambda found: _file_texts(found, encoding, bad), **options)
     text_columns = as_column_list(text_column, "text_column")
-    label_columns = as_column_list(label_column, "label_column")
-    frame, source_name, _ = load_frame(source, sep=sep, column_names=column_names, encoding=encoding,
-                                       text_columns=text_columns)
-    require_columns(frame, {"text_column": text_columns, "label_column": label_columns,
-                            "split_column": [split_column] if split_column else []}, source_name)
-    fixed, keep = split_ids(frame, split_column, source_name, bad)
+    return from_table(source, modality="text", columns={"text_column": text_columns},
+                      read=lambda frame, name, folder, keep: _table_texts(frame, name, keep, text_columns,
+                                                                          text_separator, encoding, bad),
+                      label_column=label_column, split_column=split_column, sep=sep, column_names=column_names,
+                      encoding=encoding, text_columns=text_columns, label_delimiter=label_delimiter, **options)
+
+
+def _file_texts(found, encoding, bad):
+    """The texts of a class-folder tree's files; files that do not decode or are blank are reported."""
+    kept = []
+    for path, label, split in found:
+        raw = path.read_bytes()
+        try:
+            text = raw.decode(codec_for(encoding))
+        except UnicodeDecodeError as error:
+            bad.report(path, "not decodable text", describe_decode_error(raw, error, encoding),
+                       "pass encoding= with the files' encoding, fix or remove the file,")
+            continue
+        if not text.strip():
+            bad.report(path, "missing or empty text", "the file is empty or blank", "remove it")
+            continue
+        kept.append((text, label, split))
+    return kept
+
+
+def _table_texts(frame, source_name, keep, text_columns, text_separator, encoding, bad):
+    """Each row's text (several columns joined); rows with an empty text column are reported."""
     columns = {column: frame[column].tolist() for column in text_columns}
     texts = []
     for position, index in enumerate(frame.index):
@@ -129,7 +125,4 @@ def load_text(source, *, text_column="text", label_column="label", task=None, cl
                 break
             parts.append(part)
         texts.append(text_separator.join(parts))
-    return assemble_table(frame, texts, keep, fixed, modality="text", label_columns=label_columns, task=task,
-                          class_names=class_names, label_delimiter=label_delimiter, split_column=split_column,
-                          source=source_name, bad=bad, validation_split=validation_split, test_split=test_split,
-                          seed=seed, **pipeline)
+    return texts

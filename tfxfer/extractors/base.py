@@ -7,7 +7,8 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tfxfer.extractors.blocks import _size
+from tfxfer import _compat
+from tfxfer.extractors.blocks import parameter_count
 
 
 class Extractor(keras.layers.Layer):
@@ -144,7 +145,8 @@ class Extractor(keras.layers.Layer):
 
     def mark_graphs(self):
         """Remembers how many graph nodes this extractor's layers have now, for `release_models`."""
-        counts = [(layer, len(layer._inbound_nodes), len(layer._outbound_nodes)) for layer in self._graph_layers()]
+        counts = [(layer, len(_compat.inbound_nodes(layer)), len(_compat.outbound_nodes(layer)))
+                  for layer in self._graph_layers()]
         object.__setattr__(self, "_node_counts", counts)  # untracked: it holds this layer itself
 
     def release_models(self):
@@ -155,8 +157,8 @@ class Extractor(keras.layers.Layer):
         Models built since the mark must not be used afterwards.
         """
         for layer, inbound, outbound in self._node_counts:
-            del layer._inbound_nodes[inbound:]
-            del layer._outbound_nodes[outbound:]
+            del _compat.inbound_nodes(layer)[inbound:]
+            del _compat.outbound_nodes(layer)[outbound:]
 
     def _check_cut(self, k):
         if k not in self.cache_cuts:
@@ -198,7 +200,7 @@ class Extractor(keras.layers.Layer):
                     "layers": len(block.layers),
                     "variables": len(block.weights),
                     "params": block.num_params,
-                    "trainable_params": 0 if frozen else sum(_size(w.shape) for w in block.learnable),
+                    "trainable_params": 0 if frozen else sum(parameter_count(w.shape) for w in block.learnable),
                     "frozen": frozen,
                     "output_shape": block.output_shape,
                 }

@@ -14,6 +14,8 @@ match belongs to the block before it.
 import dataclasses
 import re
 
+from tfxfer import _compat
+
 _FIRST_NUMBER = re.compile(r"(\d+)")
 
 
@@ -38,10 +40,11 @@ class Block:
     @property
     def num_params(self):
         """Number of scalars in all weights of the block."""
-        return sum(_size(w.shape) for w in self.weights)
+        return sum(parameter_count(w.shape) for w in self.weights)
 
 
-def _size(shape):
+def parameter_count(shape):
+    """The number of scalars in a tensor of `shape`."""
     n = 1
     for d in shape:
         n *= int(d)
@@ -138,7 +141,7 @@ def true_cuts(model):
     last_use = {}
     produced_at = {}
     for i, op in enumerate(operations):
-        for node in op._inbound_nodes:
+        for node in _compat.inbound_nodes(op):
             for tensor in node.output_tensors:
                 produced_at[id(tensor)] = i
             for tensor in node.input_tensors:

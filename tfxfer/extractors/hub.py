@@ -1,4 +1,4 @@
-"""TF Hub extractors: resolving handles with tensorflow_hub, and a Keras 3 layer over the restored SavedModel.
+"""TF Hub extractors: a Keras 3 layer over a restored SavedModel (`resolve` finds and loads it).
 
 `hub.KerasLayer` works with Keras 2 only (tensorflow/hub#903), so this module has its own layer. It relies on the
 Reusable SavedModel contract (https://www.tensorflow.org/hub/reusable_saved_models): the restored object has
@@ -7,18 +7,17 @@ by Keras (`model.export`, a `serve` endpoint) and plain ones with a `serving_def
 inference mode only (they carry no training graph).
 """
 
-import hashlib
 import logging
 import os
 import re
 
 import keras
 import tensorflow as tf
-import tensorflow_hub as hub
 
-from tfxfer.extractors.archive import extract_archive, is_archive
+from tfxfer import _compat
 from tfxfer.extractors.base import Extractor
 from tfxfer.extractors.blocks import Block, block_label, group_by_names
+from tfxfer.extractors.resolve import load_saved_model, register_text_ops
 
 log = logging.getLogger(__name__)
 
@@ -27,103 +26,6 @@ _NAMED_SIZES = {96, 128, 160, 192, 224, 240, 256, 260, 299, 300, 331, 380, 384, 
 
 #: The pixel range of TF Hub's common signature for images.
 HUB_IMAGE_VALUE_RANGE = (0.0, 1.0)
-
-_SOURCE_KINDS = (
-    "a TF Hub handle (https://tfhub.dev/... or https://www.kaggle.com/models/...), a SavedModel folder, a .tar.gz of "
-    "one, a gs:// path, or a keras.applications name such as 'MobileNetV2'"
-)
-
-
-def is_handle(source):
-    """Whether `source` is an http(s) handle that tensorflow_hub downloads and caches."""
-    return str(source).startswith(("http://", "https://"))
-
-
-def handle_cache_folder(handle):
-    """The folder where tensorflow_hub caches `handle`: `$TFHUB_CACHE_DIR/<sha1 of the handle>`.
-
-    Copying a model's SavedModel folder there makes the handle load with no network, which is how a machine
-    without internet access is prepared.
-
-    Example:
-        >>> handle_cache_folder("https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5")  # doctest: +SKIP
-        '/tmp/tfhub_modules/5f5e...'
-    """
-    cache_dir = hub.resolver.tfhub_cache_dir(use_temp=True)
-    return os.path.join(cache_dir, hashlib.sha1(str(handle).encode("utf8")).hexdigest())
-
-
-def resolve_source(source):
-    """Turns a handle, archive, GCS path or folder into the path of a SavedModel folder.
-
-    Handles and `gs://` archives go through `tensorflow_hub.resolve`, so TF Hub's cache (`TFHUB_CACHE_DIR`) and
-    download logic are the real ones; local archives are extracted safely (see `extract_archive`).
-
-    Args:
-        source: The extractor's source.
-
-    Returns:
-        The path of a folder holding `saved_model.pb`.
-
-    Raises:
-        OSError: A handle is neither cached nor downloadable.
-        FileNotFoundError: A path does not exist.
-        ValueError: A folder is not a SavedModel.
-    """
-    source = os.fspath(source)
-    if is_handle(source):
-        try:
-            path = hub.resolve(source)
-        except (OSError, ValueError, tf.errors.OpError) as error:
-            raise OSError(
-                f"Could not load TF Hub handle {source!r}: it is not in the cache and downloading failed ({error}). "
-                f"Without network access, copy the model's SavedModel folder to {handle_cache_folder(source)} "
-                "(TFHUB_CACHE_DIR/<sha1 of the handle>), or download it elsewhere and pass its local folder or "
-                ".tar.gz path instead of the handle."
-            ) from None
-    elif source.startswith("gs://"):
-        if not tf.io.gfile.exists(source):
-            raise FileNotFoundError(f"Extractor source {source!r} does not exist (or is not readable from here).")
-        path = hub.resolve(source)
-    elif is_archive(source) and os.path.isfile(source):
-        path = extract_archive(source)
-    else:
-        path = source
-    if not tf.io.gfile.exists(path):
-        raise FileNotFoundError(f"Extractor source {source!r} does not exist. Pass {_SOURCE_KINDS}.")
-    if not tf.io.gfile.exists(tf.io.gfile.join(path, "saved_model.pb")):
-        raise ValueError(
-            f"Extractor source {source!r} is not a SavedModel folder: it has no saved_model.pb. Pass the folder that "
-            "holds saved_model.pb and variables/ (or a .tar.gz of it)."
-        )
-    return path
-
-
-def _register_text_ops():
-    """BERT preprocessors call TF Text ops, which must be registered before a model using them is traced."""
-    try:
-        import tensorflow_text  # noqa: F401
-    except ImportError:
-        pass  # load_saved_model says what to install if the SavedModel needs them.
-
-
-def load_saved_model(source):
-    """Resolves `source` and loads it with `tensorflow_hub.load`, registering TF Text ops when the model needs them."""
-    path = resolve_source(source)
-    try:
-        return hub.load(path)
-    except tf.errors.NotFoundError as error:
-        if "Op type not registered" not in str(error):
-            raise
-        try:
-            import tensorflow_text  # noqa: F401  (registers the ops BERT preprocessors use)
-        except ImportError:
-            raise ImportError(
-                f"{source!r} uses TensorFlow Text ops ({str(error).splitlines()[0]}). Install them with "
-                "pip install 'tfxfer[text]' (tensorflow-text matching your TensorFlow version)."
-            ) from None
-        return hub.load(path)
-
 
 def _endpoint(obj, source):
     """The restored function to call, whether it takes `training`, and the spec of its input."""
@@ -192,7 +94,7 @@ class HubExtractor(Extractor):
         call_fn, takes_training, input_spec = _endpoint(restored, source)
         preprocess_fn = restored_preprocessor = None
         if preprocessor is not None:
-            _register_text_ops()
+            register_text_ops()
             restored_preprocessor = load_saved_model(preprocessor)
             preprocess_fn, _, input_spec = _endpoint(restored_preprocessor, preprocessor)
         if isinstance(input_spec, dict):
@@ -246,7 +148,7 @@ class HubExtractor(Extractor):
                 shape=variable.shape,
                 name=variable.name.split(":")[0].replace("/", "_"),
             )
-            self._track_variable(weight)
+            _compat.track_variable(self, weight)
             wrapped.append(weight)
         scopes = [_scope(v.name) for v in restored_variables]
         groups = group_by_names(scopes, self.block_pattern) if scopes else []

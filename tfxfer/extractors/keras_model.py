@@ -4,8 +4,8 @@ import inspect
 import os
 
 import keras
-from keras.src.ops.function import Function
 
+from tfxfer import _compat
 from tfxfer.extractors.base import Extractor
 from tfxfer.extractors.blocks import Block, block_label, name_keys, true_cuts
 
@@ -82,14 +82,6 @@ def build_application(name, *, weights="imagenet", image_size=None, **applicatio
     return model
 
 
-def _learnable(layer):
-    """Variables a layer trains when trainable, whatever its flag now (BatchNorm statistics excluded)."""
-    variables = list(getattr(layer, "_trainable_variables", []))
-    for sublayer in getattr(layer, "_layers", []):
-        variables.extend(_learnable(sublayer))
-    return variables
-
-
 def split_blocks(model, granularity="stage", block_pattern=None):
     """Splits a functional Keras model into ordered blocks whose boundaries are true cuts.
 
@@ -115,7 +107,7 @@ def split_blocks(model, granularity="stage", block_pattern=None):
     groups, pending = [], []
     for segment in segments:
         pending.extend(segment)
-        if any(_learnable(op) for op in pending):
+        if any(_compat.learnable_variables(op) for op in pending):
             groups.append(pending)
             pending = []
     if pending:
@@ -125,9 +117,9 @@ def split_blocks(model, granularity="stage", block_pattern=None):
             groups.append(pending)
     blocks = []
     for layers in groups:
-        learnable = [v for layer in layers for v in _learnable(layer)]
-        named = next((layer for layer in layers if _learnable(layer)), layers[0])
-        output = layers[-1]._inbound_nodes[0].output_tensors[0]
+        learnable = [v for layer in layers for v in _compat.learnable_variables(layer)]
+        named = next((layer for layer in layers if _compat.learnable_variables(layer)), layers[0])
+        output = _compat.node_output(layers[-1])
         blocks.append(
             Block(
                 name=block_label(named.name),
@@ -207,7 +199,8 @@ class KerasExtractor(Extractor):
                 layer.trainable = trainable
 
     def _block_frozen(self, block):
-        return not self.trainable or all(not layer.trainable for layer in block.layers if _learnable(layer))
+        return not self.trainable or all(not layer.trainable for layer in block.layers
+                                         if _compat.learnable_variables(layer))
 
     def call(self, inputs, training=None):
         x = inputs if self._preprocess_input is None else self._preprocess_input(inputs)
@@ -224,7 +217,7 @@ class KerasExtractor(Extractor):
         return inputs if self._preprocess_input is None else self._preprocess_input(inputs)
 
     def _prefix_function(self, k):
-        cut = self.blocks[k - 1].layers[-1]._inbound_nodes[0].output_tensors[0]
+        cut = _compat.node_output(self.blocks[k - 1].layers[-1])
         head_cut = keras.Model(self.model.inputs, cut)
         return lambda inputs: head_cut(self._preprocessed(inputs), training=False)
 
@@ -232,11 +225,9 @@ class KerasExtractor(Extractor):
         self._check_cut(k)
         if k == self.n_blocks:
             return super().suffix(k)
-        cut = self.blocks[k - 1].layers[-1]._inbound_nodes[0].output_tensors[0]
+        cut = _compat.node_output(self.blocks[k - 1].layers[-1])
         inputs = keras.Input(cut.shape[1:])
-        # Calling the original layers on a new input builds a graph over shared layers (and so shared weights).
-        graph = Function(inputs=cut, outputs=self.model.outputs[0])
-        outputs = graph._run_through_graph(inputs, operation_fn=lambda op: op)
+        outputs = _compat.run_graph_from(cut, self.model.outputs[0], inputs)
         return _Suffix(keras.Model(inputs, outputs), self._batchnorm_training, name=f"{self.name}_after_{k}")
 
     def compute_output_shape(self, input_shape):

@@ -1,0 +1,260 @@
+"""Bad input: each case is an error naming the culprit, or with on_bad="skip" a counted, listed skip."""
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+from helpers import COLOURS, class_folders, jpeg_bytes, write_image
+from PIL import Image
+
+from tfxfer.data import DataError, Skipped, load_images, load_text
+from tfxfer.data.errors import count_reasons
+
+UNIT = dict(image_size=(8, 8), value_range=(0.0, 1.0), validation_split=0)
+# Every load that skips warns; the warning itself is checked once, in test_skip_counts_reasons_over_a_mixed_table.
+pytestmark = pytest.mark.filterwarnings("ignore:.*left out or not read:UserWarning")
+
+
+@pytest.fixture
+def pets(tmp_path):
+    class_folders(tmp_path / "pets", {"cat": 3, "dog": 3})
+    return tmp_path / "pets"
+
+
+BAD_FILES = {
+    "random.jpg": (bytes(range(256)) * 4, r"not an image: no JPEG/PNG/GIF/BMP/WebP signature"),
+    "truncated.jpg": (jpeg_bytes()[:1500], r"truncated or corrupt JPEG: jpeg::Uncompress failed"),
+    "zero.png": (b"", r"empty file \(0 bytes\)"),
+    "notes.png": (b"these are my notes, not a picture\n", r"not an image"),
+    "cut.png": (None, r"truncated or corrupt PNG"),
+}
+
+
+def _bad_file_bytes(name):
+    contents, _ = BAD_FILES[name]
+    if contents is None:
+        buffer = io.BytesIO()
+        Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buffer, "PNG")
+        contents = buffer.getvalue()[:-40]
+    return contents
+
+
+@pytest.mark.parametrize("name", sorted(BAD_FILES))
+def test_undecodable_image_is_named_or_skipped(pets, name):
+    (pets / "dog" / name).write_bytes(_bad_file_bytes(name))
+    with pytest.raises(DataError, match=rf"pets/dog/{name}: not a decodable image \({BAD_FILES[name][1]}.*"
+                                        r"remove it or pass on_bad=\"skip\""):
+        load_images(pets, **UNIT)
+    data = load_images(pets, on_bad="skip", **UNIT)
+    assert data.sizes["train"] == 6
+    assert [(item.source.rsplit("/", 2)[-2:], item.reason) for item in data.skipped] == [
+        (["dog", name], "not a decodable image")]
+    assert "skipped: 1 (not a decodable image 1)" in data.summary()
+
+
+def test_undecodable_image_in_a_csv_names_row_and_file(tmp_path):
+    write_image(tmp_path / "a.png")
+    write_image(tmp_path / "b.png", COLOURS[1])
+    (tmp_path / "c.jpg").write_bytes(jpeg_bytes()[:900])
+    (tmp_path / "labels.csv").write_text("path,label\na.png,x\nb.png,y\nc.jpg,y\n")
+    with pytest.raises(DataError, match=r"labels\.csv, row 2 \(.*c\.jpg\): not a decodable image \(truncated"):
+        load_images(tmp_path / "labels.csv", **UNIT)
+    assert load_images(tmp_path / "labels.csv", on_bad="skip", **UNIT).sizes["train"] == 2
+
+
+def test_animated_gif_gives_its_first_frame(pets):
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ((255, 0, 0), (0, 0, 255))]
+    frames[0].save(pets / "cat" / "anim.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    data = load_images(pets, **UNIT)
+    paths, _ = data.examples("train")
+    images = np.concatenate([x.numpy() for x, _ in data.unbatched("train").batch(16)])
+    red = images[[p.endswith("anim.gif") for p in paths]][0]
+    np.testing.assert_allclose(red[4, 4], [1.0, 0.0, 0.0], atol=0.02)
+
+
+def _png16(path):
+    array = np.dstack([np.full((6, 6), value, np.uint16) for value in (65535, 32896, 0)])
+    tf.io.write_file(str(path), tf.io.encode_png(array))
+
+
+ODD_PNGS = {
+    "gray": (lambda path: Image.new("L", (6, 6), 128).save(path), [128 / 255] * 3),
+    "rgba": (lambda path: Image.new("RGBA", (6, 6), (10, 200, 30, 7)).save(path), [10 / 255, 200 / 255, 30 / 255]),
+    "16-bit": (_png16, [1.0, 0.502, 0.0]),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ODD_PNGS))
+def test_grayscale_rgba_and_16_bit_pngs_become_rgb(pets, kind):
+    write, expected = ODD_PNGS[kind]
+    write(pets / "cat" / "odd.png")
+    data = load_images(pets, **UNIT)
+    paths, _ = data.examples("train")
+    images = np.concatenate([x.numpy() for x, _ in data.unbatched("train").batch(16)])
+    odd = images[[p.endswith("odd.png") for p in paths]][0]
+    assert odd.shape == (8, 8, 3)
+    np.testing.assert_allclose(odd[3, 3], expected, atol=0.01)
+
+
+def test_unsupported_extensions_are_listed_not_read(pets):
+    (pets / "cat" / "readme.txt").write_text("not an image")
+    (pets / "cat" / "scan.tiff").write_bytes(b"II*\x00")
+    (pets / "dog" / ".DS_Store").write_bytes(b"\x00\x00")
+    (pets / "dog" / "upper.PNG").write_bytes((pets / "dog" / "dog_000.png").read_bytes())
+    data = load_images(pets, **UNIT)
+    assert data.sizes["train"] == 7
+    listed = {item.source.rsplit("/", 1)[-1]: item.reason for item in data.skipped}
+    assert listed == {"readme.txt": "unsupported extension", "scan.tiff": "unsupported extension",
+                      ".DS_Store": "hidden file"}
+    assert "'.tiff' is not one of .bmp, .gif, .jpeg, .jpg, .png, .webp" in str(data.skipped[1])
+
+
+def test_empty_class_folder_is_named_or_skipped(pets):
+    (pets / "bird").mkdir()
+    (pets / "bird" / "notes.txt").write_text("no images yet")
+    with pytest.raises(DataError, match=r"pets/bird: empty class folder \(no .bmp/.gif/.jpeg/.jpg/.png/.webp"):
+        load_images(pets, **UNIT)
+    data = load_images(pets, on_bad="skip", **UNIT)
+    assert data.task.class_names == ["cat", "dog"]
+    assert count_reasons(data.skipped) == {"unsupported extension": 1, "empty class folder": 1}
+
+
+def test_single_class_folder_is_an_error(tmp_path):
+    class_folders(tmp_path / "pets", {"cat": 3})
+    with pytest.raises(DataError, match=r"pets has 1 usable class folder\(s\) \['cat'\]; a classifier needs at "
+                                        r"least two"):
+        load_images(tmp_path / "pets", **UNIT)
+
+
+def test_class_too_small_for_the_split_is_named(tmp_path):
+    class_folders(tmp_path / "pets", {"cat": 5, "dog": 1})
+    with pytest.raises(DataError, match=r"class 'dog' has 1 example\(s\); the split needs at least 2"):
+        load_images(tmp_path / "pets", image_size=(8, 8), value_range=(0.0, 1.0), validation_split=0.2)
+
+
+def test_folder_classes_outside_class_names(tmp_path):
+    class_folders(tmp_path / "data" / "train", {"cat": 2, "dog": 2})
+    class_folders(tmp_path / "data" / "val", {"cat": 1, "dog": 1, "fox": 2})
+    with pytest.raises(DataError, match=r"data/val/fox/fox_000\.png: label not in class_names \(folder 'fox' is "
+                                        r"not one of \['cat', 'dog'\]\)"):
+        load_images(tmp_path / "data", **UNIT)
+    data = load_images(tmp_path / "data", on_bad="skip", **UNIT)
+    assert data.sizes == {"train": 4, "validation": 2, "test": 0}
+    assert count_reasons(data.skipped) == {"label not in class_names": 2}
+    with pytest.raises(DataError, match=r"class 'bird' in class_names has no folder in .*data/train"):
+        load_images(tmp_path / "data", class_names=["cat", "bird"], **UNIT)
+
+
+def test_table_labels_outside_class_names():
+    frame = pd.DataFrame({"text": list("abcd"), "label": ["x", "y", "z", "x"]})
+    with pytest.raises(DataError, match=r"DataFrame, row 2: label not in class_names \('z' is not one of"):
+        load_text(frame, class_names=["x", "y"])
+    data = load_text(frame, class_names=["x", "y"], on_bad="skip", validation_split=0)
+    assert data.skipped == [Skipped("DataFrame, row 2", "label not in class_names", "'z' is not one of ['x', 'y']")]
+
+
+def test_missing_or_empty_text_and_missing_labels(tmp_path):
+    path = tmp_path / "texts.csv"
+    path.write_text('text,label\nfine,a\n"   ",b\n,a\nalso fine,\nok,b\nyes,a\nno,b\n', encoding="utf-8")
+    with pytest.raises(DataError, match=r"texts\.csv, row 1: missing or empty text \(column 'text' is empty\)"):
+        load_text(path)
+    data = load_text(path, on_bad="skip", validation_split=0)
+    assert data.sizes["train"] == 4
+    assert [(item.source.rsplit("/", 1)[-1], item.reason) for item in data.skipped] == [
+        ("texts.csv, row 1", "missing or empty text"), ("texts.csv, row 2", "missing or empty text"),
+        ("texts.csv, row 3", "missing label")]
+
+
+@pytest.mark.parametrize("value,reason", [("nan", "target not a number"), ("inf", "target not finite"),
+                                          ("", "missing target"), ("high", "target not a number")])
+def test_bad_regression_targets(tmp_path, value, reason):
+    path = tmp_path / "scores.csv"
+    path.write_text(f"text,score\na,0.5\nb,{value}\nc,1.5\nd,2.5\n", encoding="utf-8")
+    with pytest.raises(DataError, match=rf"scores\.csv, row 1: {reason}"):
+        load_text(path, label_column="score", task="regression")
+    data = load_text(path, label_column="score", task="regression", on_bad="skip", validation_split=0)
+    assert data.sizes["train"] == 3 and count_reasons(data.skipped) == {reason: 1}
+
+
+def test_non_finite_targets_in_a_dataframe():
+    frame = pd.DataFrame({"text": list("abcd"), "score": [0.5, np.inf, np.nan, 1.25]})
+    with pytest.raises(DataError, match=r"DataFrame, row 1: target not finite \(column 'score' holds inf\)"):
+        load_text(frame, label_column="score")
+    data = load_text(frame, label_column="score", on_bad="skip", validation_split=0)
+    assert count_reasons(data.skipped) == {"target not finite": 1, "missing target": 1}
+
+
+def test_missing_columns_list_the_columns(tmp_path):
+    path = tmp_path / "sms.tsv"
+    path.write_text("ham\tHello there\nspam\tWin now\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"sms\.tsv: text_column='text' is not a column; "
+                                        r"the columns are \['ham', 'Hello there'\]\. .*column_names="):
+        load_text(path)
+    frame = pd.DataFrame({"image": ["a.png"], "label": ["x"]})
+    with pytest.raises(DataError, match=r"DataFrame: path_column='path' is not a column; the columns are "
+                                        r"\['image', 'label'\]\.$"):
+        load_images(frame, **UNIT)
+
+
+def test_duplicate_columns_in_a_dataframe():
+    frame = pd.DataFrame([["a", "x", "y"]], columns=["text", "label", "label"])
+    with pytest.raises(DataError, match=r"DataFrame: column name 'label' appears more than once"):
+        load_text(frame)
+
+
+def test_unreadable_encodings_name_file_and_byte_offset(tmp_path):
+    path = tmp_path / "reviews.csv"
+    path.write_bytes("text,label\ngood,1\nna\u00efve,0\n".encode("cp1252"))
+    with pytest.raises(DataError, match=r"reviews\.csv: byte offset 20 \(line 3\) is not valid utf-8"):
+        load_text(path)
+    assert load_text(path, encoding="cp1252", validation_split=0).sizes["train"] == 2
+
+    for name, texts in (("pos", ["great", "fine"]), ("neg", ["bad", "awful"])):
+        (tmp_path / "reviews" / name).mkdir(parents=True)
+        for i, text in enumerate(texts):
+            (tmp_path / "reviews" / name / f"{i}.txt").write_text(text, encoding="utf-8")
+    (tmp_path / "reviews" / "neg" / "2.txt").write_bytes(b"caf\xe9")
+    with pytest.raises(DataError, match=r"reviews/neg/2\.txt: not decodable text \(byte offset 3 \(line 1\) is "
+                                        r"not valid utf-8"):
+        load_text(tmp_path / "reviews")
+    assert load_text(tmp_path / "reviews", on_bad="skip", validation_split=0).sizes["train"] == 4
+
+
+def test_paths_that_do_not_exist_name_row_and_path(tmp_path):
+    write_image(tmp_path / "a.png")
+    write_image(tmp_path / "b.png", COLOURS[1])
+    write_image(tmp_path / "c.png", COLOURS[1])
+    frame = pd.DataFrame({"path": ["a.png", "b.png", "gone.png", "c.png", ""], "label": ["x", "y", "x", "y", "x"]})
+    with pytest.raises(DataError, match=r"DataFrame, row 2: path does not exist \('.*gone\.png' is not a file\)"):
+        load_images(frame, base_dir=tmp_path, **UNIT)
+    frame = frame.drop(index=2)
+    with pytest.raises(DataError, match=r"DataFrame, row 4: missing path"):
+        load_images(frame, base_dir=tmp_path, **UNIT)
+
+
+def test_skip_counts_reasons_over_a_mixed_table(tmp_path):
+    for name in ("a", "b", "c", "d"):
+        write_image(tmp_path / f"{name}.png", COLOURS[ord(name) % 2])
+    (tmp_path / "e.png").write_bytes(b"")
+    (tmp_path / "list.csv").write_text("path,label\na.png,x\nb.png,y\nmissing.png,x\ne.png,y\nc.png,\n"
+                                       "d.png,z\nb.png,x\na.png,y\n")
+    with pytest.warns(UserWarning, match=r"list\.csv: 4 files or rows left out or not read \(path does not exist 1, "
+                                         r"not a decodable image 1, missing label 1, label not in class_names 1\)"):
+        data = load_images(tmp_path / "list.csv", class_names=["x", "y"], on_bad="skip", **UNIT)
+    assert data.sizes["train"] == 4
+    assert count_reasons(data.skipped) == {"path does not exist": 1, "not a decodable image": 1,
+                                           "missing label": 1, "label not in class_names": 1}
+    assert "skipped: 4" in data.summary()
+
+
+def test_on_bad_is_checked():
+    with pytest.raises(ValueError, match=r'on_bad must be "error" or "skip"; got \'ignore\''):
+        load_text(pd.DataFrame({"text": ["a"], "label": ["b"]}), on_bad="ignore")
+
+
+def test_unknown_split_values_are_named():
+    frame = pd.DataFrame({"text": list("abcd"), "label": list("xyxy"), "split": ["train", "train", "holdout", "val"]})
+    with pytest.raises(DataError, match=r"DataFrame, row 2: unknown split \(column 'split' holds 'holdout'"):
+        load_text(frame, split_column="split")

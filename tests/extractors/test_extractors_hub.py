@@ -1,0 +1,202 @@
+"""HubExtractor on TF Hub-format SavedModels built by the tests: blocks, freezing, outputs, handles, errors."""
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfxfer
+from helpers import tiny_cnn
+from helpers import assert_freezing_held, classifier, step_changes
+
+
+def learnable_paths(extractor):
+    return {w.path for block in extractor.blocks for w in block.learnable}
+
+
+def test_blocks_follow_variable_scopes(tiny_hub_model):
+    extractor = tfxfer.load_extractor(tiny_hub_model)
+    table = extractor.describe()
+    assert list(table["name"]) == ["stem_conv", "block_1", "block_2", "block_3"]
+    assert extractor.input_kind == "image" and extractor.image_size == (16, 16)
+    assert extractor.value_range == (0.0, 1.0)
+    assert table["params"].sum() == sum(int(np.prod(w.shape)) for w in extractor.weights)
+
+
+def test_output_equals_restored_object(tiny_hub_model, images):
+    extractor = tfxfer.load_extractor(tiny_hub_model)
+    restored = tf.saved_model.load(str(tiny_hub_model))
+    np.testing.assert_allclose(extractor(images[0]).numpy(), restored(images[0], training=False).numpy(), atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [0, 2, 4])
+def test_one_step_moves_exactly_the_unfrozen_blocks(tiny_hub_model, images, k):
+    extractor = tfxfer.load_extractor(tiny_hub_model)
+    report = step_changes(extractor, *images, freeze=k)
+    assert_freezing_held(extractor, report, learnable_paths(extractor), k)
+
+
+def test_trainable_weights_follow_freezing(tiny_hub_model):
+    extractor = tfxfer.load_extractor(tiny_hub_model)
+    model = classifier(extractor)
+    total = len(model.trainable_weights)
+    extractor.freeze("all")
+    assert extractor.frozen_blocks == 4 and len(model.trainable_weights) == 2  # only the head
+    extractor.freeze(1)
+    assert len(model.trainable_weights) == total - len(extractor.blocks[0].learnable)
+    extractor.unfreeze()
+    assert extractor.frozen_blocks == 0 and len(model.trainable_weights) == total
+
+
+def test_batchnorm_statistics_move_only_when_asked(tiny_hub_model, images):
+    stats = lambda e: [w.numpy().copy() for w in e.weights if "moving_mean" in w.path]  # noqa: E731
+    default = tfxfer.load_extractor(tiny_hub_model)
+    before = stats(default)
+    step_changes(default, *images, freeze=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, stats(default)))
+    training = tfxfer.load_extractor(tiny_hub_model, train_batchnorm=True)
+    before = stats(training)
+    step_changes(training, *images, freeze=0)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, stats(training)))
+
+
+def test_regularization_losses_are_added(tiny_hub_model, images):
+    extractor = tfxfer.load_extractor(tiny_hub_model)
+    extractor(images[0])
+    assert len(extractor.losses) == 1 and float(extractor.losses[0]) > 0
+    extractor.freeze("all")
+    extractor(images[0])
+    assert extractor.losses == []  # like Keras, which counts regularizers of trainable weights only
+
+
+def test_save_and_load_weights_round_trip(tiny_hub_model, tmp_path, images):
+    extractor = tfxfer.load_extractor(tiny_hub_model)
+    model = classifier(extractor)
+    model.fit(*images, epochs=1, verbose=0)
+    expected = model.predict(images[0], verbose=0)
+    model.save_weights(tmp_path / "trained.weights.h5")
+    fresh = classifier(tfxfer.load_extractor(tiny_hub_model))
+    assert not np.allclose(fresh.predict(images[0], verbose=0), expected)
+    fresh.load_weights(tmp_path / "trained.weights.h5")
+    np.testing.assert_allclose(fresh.predict(images[0], verbose=0), expected, atol=1e-6)
+
+
+def test_keras_export_loads_in_inference_mode(tmp_path, images):
+    model = tiny_cnn()
+    model.export(str(tmp_path / "exported"), verbose=False)
+    extractor = tfxfer.load_extractor(tmp_path / "exported")
+    np.testing.assert_allclose(extractor(images[0]).numpy(), model(images[0]).numpy(), atol=1e-5)
+    assert extractor.n_blocks >= 1 and extractor.blocks[0].learnable
+
+
+def test_handle_loads_offline_from_filled_cache(tiny_hub_model, tmp_path, monkeypatch, images):
+    handle = "https://tfhub.dev/tfxfer/tiny_cnn/1"
+    cache = tmp_path / "hub_cache"
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(cache))
+    shutil.copytree(tiny_hub_model, cache / hashlib.sha1(handle.encode()).hexdigest())
+    assert tfxfer.handle_cache_folder(handle) == str(cache / hashlib.sha1(handle.encode()).hexdigest())
+    extractor = tfxfer.load_extractor(handle)
+    assert extractor.source == handle and extractor.n_blocks == 4
+    assert extractor(images[0]).shape == (8, 8)
+
+
+def test_uncached_handle_fails_fast_and_says_what_to_do(tmp_path, monkeypatch):
+    handle = "https://www.kaggle.com/models/tfxfer/not-cached/tensorFlow2/default/1"
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "empty_cache"))
+    start = time.monotonic()
+    with pytest.raises(OSError) as error:
+        tfxfer.load_extractor(handle)
+    assert time.monotonic() - start < 30
+    message = str(error.value)
+    assert handle in message and hashlib.sha1(handle.encode()).hexdigest() in message and "local folder" in message
+
+
+def _tar(path, add):
+    with tarfile.open(path, "w:gz") as tar:
+        add(tar)
+    return path
+
+
+def test_good_archive_loads(tiny_hub_model, tmp_path, monkeypatch, images):
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(tmp_path / "cache"))
+    archive = _tar(tmp_path / "tiny.tar.gz", lambda tar: tar.add(tiny_hub_model, arcname="."))
+    extractor = tfxfer.load_extractor(archive)
+    assert extractor.n_blocks == 4 and extractor(images[0]).shape == (8, 8)
+
+
+def _member(name, kind=tarfile.REGTYPE, linkname=""):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, linkname
+    return info
+
+
+@pytest.mark.parametrize(
+    "member, culprit",
+    [
+        (_member("../x"), "'../x'"),
+        (_member("/etc/x"), "'/etc/x'"),
+        (_member("escape", tarfile.SYMTYPE, "../../outside"), "'escape'"),
+        (_member("hard", tarfile.LNKTYPE, "/etc/passwd"), "'hard'"),
+        (_member("dev", tarfile.CHRTYPE), "'dev'"),
+    ],
+)
+def test_hostile_archive_is_refused_and_writes_nothing(tiny_hub_model, tmp_path, monkeypatch, member, culprit):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("TFHUB_CACHE_DIR", str(cache))
+
+    def add(tar):
+        tar.add(tiny_hub_model, arcname=".")
+        tar.addfile(member, None)
+
+    archive = _tar(tmp_path / "bad.tar.gz", add)
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(ValueError, match="Refusing to extract") as error:
+        tfxfer.load_extractor(archive)
+    assert culprit in str(error.value)
+    assert sorted(os.listdir(tmp_path)) == before and not cache.exists()
+
+
+def test_archive_past_size_limit_is_refused(tiny_hub_model, tmp_path):
+    archive = _tar(tmp_path / "big.tar.gz", lambda tar: tar.add(tiny_hub_model, arcname="."))
+    with pytest.raises(ValueError, match="size limit|past the limit"):
+        tfxfer.extract_archive(archive, cache_dir=tmp_path / "cache", max_bytes=1000)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_missing_path_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="does_not_exist.*does not exist"):
+        tfxfer.load_extractor(tmp_path / "does_not_exist")
+
+
+def test_folder_that_is_not_a_saved_model(tmp_path):
+    (tmp_path / "just_a_folder").mkdir()
+    with pytest.raises(ValueError, match="just_a_folder.*no saved_model.pb"):
+        tfxfer.load_extractor(tmp_path / "just_a_folder")
+
+
+def test_saved_model_without_a_callable(tmp_path):
+    root = tf.Module()
+    root.v = tf.Variable(1.0)
+    tf.saved_model.save(root, str(tmp_path / "no_call"))
+    with pytest.raises(ValueError, match="no_call.*nothing to call"):
+        tfxfer.load_extractor(tmp_path / "no_call")
+
+
+def test_keras_3_model_trains_with_hub_extractor_in_fit(tiny_hub_model, images):
+    extractor = tfxfer.load_extractor(tiny_hub_model).freeze(2)
+    model = classifier(extractor)
+    history = model.fit(*images, epochs=3, verbose=0)
+    assert len(history.history["loss"]) == 3 and np.isfinite(history.history["loss"]).all()
+
+
+def test_import_needs_no_network_and_cli_entry_point_exists():
+    result = subprocess.run([sys.executable, "-c", "import tfxfer; print(tfxfer.__version__)"],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and result.stdout.strip() == tfxfer.__version__

@@ -1,0 +1,148 @@
+"""Keras Tuner search over freeze depth, learning rate and head: table, cache reuse, resume after SIGKILL, workers."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+import tfxfer
+from helpers import TESTS, completed_trials, free_port, noise_folders, tiny_cnn
+from tfxfer.search import SearchSpace, TransferSearch, search_results
+from tfxfer.search.hypermodel import _custom_gradients
+from tfxfer.training import pick_strategy
+
+@pytest.fixture
+def data(tmp_path):
+    folder = noise_folders(tmp_path / "images", per_class=8)
+    return tfxfer.load_images(folder, image_size=(16, 16), value_range=(0, 1), batch_size=8, validation_split=0.25,
+                              seed=3)
+
+
+def test_search_table_has_a_row_per_trial_and_every_hyperparameter(data, tmp_path):
+    search = TransferSearch(tiny_cnn(), max_trials=5, epochs=2, directory=tmp_path / "runs", project_name="p",
+                            space=SearchSpace(frozen_blocks=[2, 4], warmup_epochs=1), verbose=0)
+    registered_before = _custom_gradients()
+    table = search.search(data)
+    # TensorFlow registers a gradient function, holding the whole traced train step, every time Keras traces one;
+    # only the last trial's may stay registered.
+    registered = _custom_gradients() - registered_before
+    assert 1 <= len(registered) <= 4, f"{len(registered)} traced train steps kept for 5 trials"
+    assert len(table) == 5 and set(table.status) == {"COMPLETED"}
+    for column in ("trial_id", "status", "frozen_blocks", "learning_rate", "fine_tune_learning_rate", "hidden_units",
+                   "dropout", "l2", "score", "val_accuracy", "val_loss", "accuracy", "epochs", "seconds"):
+        assert column in table, column
+    assert table.score.is_monotonic_decreasing
+    assert set(table.frozen_blocks) <= {2, 4}
+    frozen_all = table[table.frozen_blocks == 4]
+    assert frozen_all.fine_tune_learning_rate.isna().all()  # feature extraction does not use it
+    pd.testing.assert_frame_equal(search_results(tmp_path / "runs", "p"), table)
+    cache = search.hypermodel_.cache
+    # Activations after 4 (every warm-up and feature-extraction trial) and after 2 blocks: computed once per split.
+    assert cache.misses <= 4 and cache.hits >= 5
+    extractor = search.hypermodel_.extractor
+    assert len(extractor._outbound_nodes) <= 2, "earlier trials' models are still attached to the extractor"
+    best = search.best_model(data)
+    assert best.frozen_blocks_ == search.best_hyperparameters_["frozen_blocks"]
+
+
+@pytest.mark.parametrize("space, message", [
+    (SearchSpace(frozen_blocks=[0, 7]), "frozen_blocks must be whole numbers from 0 to 4"),
+    (SearchSpace(learning_rate=(-1e-3, 1e-2)), "learning_rate must be a rate"),
+    (SearchSpace(fine_tune_learning_rate=(1e-3, 1e-5)), "fine_tune_learning_rate must be a rate"),
+    (SearchSpace(dropout=(0.0, 1.5)), "dropout must be in"),
+])
+def test_bad_search_space_is_refused(data, tmp_path, space, message):
+    with pytest.raises(ValueError, match=message):
+        TransferSearch(tiny_cnn(), space=space, directory=tmp_path, verbose=0).search(data)
+
+
+def test_bad_tuner_and_trials_are_refused():
+    with pytest.raises(ValueError, match="tuner must be one of"):
+        TransferSearch("MobileNetV2", tuner="grid")
+    with pytest.raises(ValueError, match="max_trials"):
+        TransferSearch("MobileNetV2", max_trials=0)
+
+
+def test_pick_strategy_on_cpu():
+    assert pick_strategy().num_replicas_in_sync == 1
+    mirrored = tf.distribute.OneDeviceStrategy("/cpu:0")
+    assert pick_strategy(mirrored) is mirrored
+
+
+SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+import tfxfer
+from helpers import tiny_cnn
+from tfxfer.search import SearchSpace, TransferSearch
+data = tfxfer.load_images({images!r}, image_size=(16, 16), value_range=(0, 1), batch_size=8, validation_split=0.25,
+                          seed=3)
+search = TransferSearch(tiny_cnn(), max_trials={trials}, epochs={epochs}, directory={runs!r}, project_name="p",
+                        space=SearchSpace(frozen_blocks=[1, 2, 3, 4], warmup_epochs=1), patience=None,
+                        worker_timeout=6, verbose=0)
+table = search.search(data)
+print("TRIALS", len(table), sorted(table.status))
+"""
+
+
+def _script(tmp_path, trials, epochs):
+    images = noise_folders(tmp_path / "images", per_class=8) if not (tmp_path / "images").exists() else \
+        tmp_path / "images"
+    path = tmp_path / "search.py"
+    path.write_text(SCRIPT.format(tests=str(TESTS), images=str(images), runs=str(tmp_path / "runs"), trials=trials,
+                                  epochs=epochs))
+    return path
+
+
+def test_search_resumes_after_sigkill_without_rerunning_completed_trials(tmp_path):
+    script = _script(tmp_path, trials=6, epochs=4)
+    project = tmp_path / "runs" / "p"
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while len(completed_trials(project)) < 2 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before = completed_trials(project)
+    assert 2 <= len(before) < 6, "the kill should land mid-search"
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "TRIALS 6 ['COMPLETED', 'COMPLETED', 'COMPLETED', 'COMPLETED', 'COMPLETED', 'COMPLETED']" in result.stdout
+    after = completed_trials(project)
+    assert len(after) == 6
+    assert all(after[trial_id] == mtime for trial_id, mtime in before.items()), "a completed trial ran again"
+
+
+def _start_chief_and_workers(script, port):
+    processes = {}
+    for tuner_id in ("chief", "tuner0", "tuner1"):
+        env = {**os.environ, "KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": "127.0.0.1",
+               "KERASTUNER_ORACLE_PORT": str(port)}
+        processes[tuner_id] = subprocess.Popen([sys.executable, str(script)], env=env, stdout=subprocess.PIPE,
+                                               stderr=subprocess.PIPE, text=True)
+        if tuner_id == "chief":
+            time.sleep(3)
+    return processes
+
+
+def test_chief_and_two_workers_finish_every_trial_once_though_one_worker_is_killed(tmp_path):
+    processes = _start_chief_and_workers(_script(tmp_path, trials=5, epochs=3), free_port())
+    project = tmp_path / "runs" / "p"
+    deadline = time.monotonic() + 120
+    while not completed_trials(project) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    killed = processes.pop("tuner1")
+    killed.send_signal(signal.SIGKILL)
+    for tuner_id, process in processes.items():
+        _, stderr = process.communicate(timeout=400)
+        assert process.returncode == 0, (tuner_id, stderr[-3000:])
+    trials = [json.loads(p.read_text()) for p in project.glob("trial_*/trial.json")]
+    assert len(trials) == 5 and len({t["trial_id"] for t in trials}) == 5
+    assert len(completed_trials(project)) == 5, "the killed worker's trial was not run by the other worker"
+    assert (project / "tuner0.json").exists()

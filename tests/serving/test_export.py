@@ -1,0 +1,431 @@
+"""Exports on tiny models: what a bare TensorFlow client gets, the signatures, versions that are never overwritten
+and appear whole, the TF Serving config, and `load_exported` tables."""
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from PIL import Image
+
+import tfxfer
+from helpers import checksums, is_whole_version, tiny_cnn
+from tfxfer.data import decode_image
+from tfxfer.serving import export, signature_table, versions, write_models_config
+from tfxfer.extractors import save_hub_format
+from tfxfer.serving import load_exported
+
+CLASSES = ["ants", "bees", "wasps"]
+
+#: A TensorFlow client: tfxfer and tensorflow_hub cannot be imported, and it reports any Keras module it imported
+#: beyond those `import tensorflow` itself loads.
+FRESH_CLIENT = textwrap.dedent("""
+    import json, sys
+    sys.modules["tfxfer"] = sys.modules["tensorflow_hub"] = None
+    import numpy as np
+    import tensorflow as tf
+    before = set(sys.modules)
+    for request in json.loads(sys.argv[1]):
+        if request.get("tensorflow_text"):
+            import tensorflow_text
+        model = tf.saved_model.load(request["export"])
+        if "files" in request:
+            inputs = {"image_bytes": tf.constant([open(f, "rb").read() for f in request["files"]])}
+        else:
+            inputs = {"texts": tf.constant(request["texts"])}
+        outputs = model.signatures["serving_default"](**inputs)
+        np.savez(request["outputs"], **{key: value.numpy() for key, value in outputs.items()})
+    new = sorted(m for m in set(sys.modules) - before if m.split(".")[0] in ("keras", "tf_keras", "tfxfer"))
+    print(json.dumps({"new_modules": new}))
+""")
+
+
+def run_fresh_client(requests):
+    """Runs the requests in a fresh Python that imports only TensorFlow; returns each request's outputs."""
+    result = subprocess.run([sys.executable, "-c", FRESH_CLIENT, json.dumps(requests)], capture_output=True,
+                            text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["new_modules"] == [], f"loading the exports imported {report['new_modules']}"
+    return [dict(np.load(request["outputs"], allow_pickle=True)) for request in requests]
+
+
+def image_files(folder, count=4, seed=0):
+    """Small random images of different sizes, one per format the serving signature decodes."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(count):
+        image_format = ("JPEG", "PNG", "GIF", "BMP")[index % 4]
+        pixels = (rng.random((20 + 3 * index, 24 + 2 * index, 3)) * 255).astype(np.uint8)
+        path = folder / f"image_{index}.{image_format.lower()}"
+        Image.fromarray(pixels).save(path, format=image_format)
+        paths.append(path)
+    return paths
+
+
+def decoded(paths, extractor):
+    """What the training pipeline feeds the model for these files."""
+    return tf.stack([decode_image(tf.io.read_file(str(path)), extractor.image_size, extractor.value_range)
+                     for path in paths])
+
+
+def save_tiny_text_model(path):
+    """A Reusable SavedModel taking strings: hashed word embeddings, summed and scaled by 1/sqrt(words)."""
+    embeddings = tf.Variable(tf.random.stateless_normal([64, 8], seed=[0, 1]), name="embeddings")
+
+    @tf.function
+    def call(inputs, training=False):
+        ids = tf.strings.to_hash_bucket_fast(tf.strings.split(tf.strings.lower(inputs)), 64)
+        words = tf.cast(tf.maximum(ids.row_lengths(), 1), tf.float32)[:, None]
+        return tf.reduce_sum(tf.gather(embeddings, ids), axis=1) / tf.sqrt(words)
+
+    for training in (False, True):
+        call.get_concrete_function(tf.TensorSpec([None], tf.string), training)
+    root = tf.train.Checkpoint()
+    root.__call__ = call
+    root.variables = root.trainable_variables = [embeddings]
+    root.regularization_losses = []
+    tf.saved_model.save(root, str(path))
+    return path
+
+
+def head_model(extractor, outputs, activation):
+    """The extractor under a random dense head, as the trained model would be."""
+    if extractor.input_kind == "text":
+        inputs = keras.Input((), dtype="string")
+    else:
+        inputs = keras.Input((*extractor.image_size, 3))
+    return keras.Model(inputs, keras.layers.Dense(outputs, activation=activation)(extractor(inputs)))
+
+
+@pytest.fixture(scope="module")
+def tiny_exports(tmp_path_factory):
+    """Exports of tiny models for each task and input kind, with the in-memory model and inputs of each."""
+    folder = tmp_path_factory.mktemp("exports")
+    root = folder / "saved_models"
+    files = image_files(folder / "images")
+    hub = tfxfer.load_extractor(save_hub_format(tiny_cnn(), folder / "tiny_hub"))
+    keras_extractor = tfxfer.load_extractor(tiny_cnn(seed=1))
+    text = tfxfer.load_extractor(save_tiny_text_model(folder / "tiny_text"))
+    texts = ["The ants march", "bees make honey", "", "A WASP! a wasp?", "ants and bees and wasps"]
+    cases = {
+        "multiclass": (hub, "softmax", 3, "multiclass", dict(class_names=CLASSES)),
+        "multilabel": (keras_extractor, "sigmoid", 3, "multilabel", dict(class_names=CLASSES, threshold=0.5)),
+        "regression": (hub, None, 2, "regression", dict(class_names=["length", "weight"])),
+        "text": (text, "softmax", 3, "multiclass", dict(class_names=CLASSES)),
+    }
+    exports = {}
+    for kind, (extractor, activation, outputs, task_type, options) in cases.items():
+        model = head_model(extractor, outputs, activation)
+        if kind == "multilabel":  # One label always above the threshold, one never, one either side.
+            model.layers[-1].bias.assign([4.0, -4.0, 0.0])
+        path = export(model, kind, root, task_type=task_type, **options)
+        inputs = dict(texts=texts) if kind == "text" else dict(files=[str(f) for f in files])
+        expected = model(tf.constant(texts) if kind == "text" else decoded(files, extractor), training=False).numpy()
+        exports[kind] = dict(path=path, model=model, extractor=extractor, expected=expected, **inputs)
+    return exports
+
+
+@pytest.mark.slow
+def test_a_fresh_tensorflow_process_gets_the_in_memory_scores(tiny_exports, tmp_path):
+    requests = []
+    for kind, case in tiny_exports.items():
+        request = {"export": str(case["path"]), "outputs": str(tmp_path / f"{kind}.npz")}
+        request.update({key: case[key] for key in ("files", "texts") if key in case})
+        requests.append(request)
+    for (kind, case), outputs in zip(tiny_exports.items(), run_fresh_client(requests)):
+        expected = case["expected"]
+        if kind == "regression":
+            assert sorted(outputs) == ["predictions"]
+            np.testing.assert_allclose(outputs["predictions"], expected, atol=1e-5)
+            continue
+        np.testing.assert_allclose(outputs["scores"], expected, atol=1e-5)
+        ranked = np.argsort(-expected, axis=1, kind="stable")
+        assert outputs["classes"].tolist() == [[CLASSES[i].encode() for i in row] for row in ranked]
+        np.testing.assert_allclose(outputs["ranked_scores"], np.take_along_axis(expected, ranked, 1), atol=1e-5)
+        if kind == "multilabel":
+            over = [[CLASSES[i].encode() if expected[r, i] > 0.5 else b"" for i in row] for r, row in enumerate(ranked)]
+            assert outputs["labels"].tolist() == over
+            assert {b"ants"} <= set(outputs["labels"].ravel()) and b"bees" not in set(outputs["labels"].ravel())
+
+
+def test_decoded_images_signature_matches_the_bytes_signature(tiny_exports):
+    case = tiny_exports["multiclass"]
+    loaded = tf.saved_model.load(str(case["path"]))
+    pixels = tf.cast(tf.stack([tf.image.resize(tf.io.decode_image(tf.io.read_file(f), 3, expand_animations=False),
+                                               case["extractor"].image_size) for f in case["files"]]), tf.float32)
+    outputs = loaded.signatures["serving_images"](images=pixels)
+    np.testing.assert_allclose(outputs["scores"].numpy(), case["expected"], atol=1e-6)
+    big = tf.image.resize(pixels, (40, 28))  # Any size: resized inside, as the bytes are.
+    assert loaded.signatures["serving_images"](images=big)["scores"].shape == (4, 3)
+
+
+def test_signatures_have_the_documented_names_and_dtypes(tiny_exports):
+    for kind, case in tiny_exports.items():
+        loaded = tf.saved_model.load(str(case["path"]))
+        task_type = "multiclass" if kind == "text" else kind
+        table = signature_table(case["extractor"].input_kind, task_type)
+        assert sorted(loaded.signatures) == sorted(table)
+        for key, documented in table.items():
+            signature = loaded.signatures[key]
+            inputs = signature.structured_input_signature[1]
+            assert {name: spec.dtype.name for name, spec in inputs.items()} == {
+                name: text.split()[0] for name, text in documented["inputs"].items()}
+            assert {name: spec.dtype.name for name, spec in signature.structured_outputs.items()} == {
+                name: text.split()[0] for name, text in documented["outputs"].items()}
+
+
+def test_metadata_is_in_the_signature_and_in_assets_extra(tiny_exports):
+    case = tiny_exports["multilabel"]
+    stored = json.loads((case["path"] / "assets.extra" / "tfxfer.json").read_text())
+    assert stored["class_names"] == CLASSES and stored["task_type"] == "multilabel" and stored["threshold"] == 0.5
+    assert stored["extractor_source"] == case["extractor"].source and stored["image_size"] == [16, 16]
+    assert stored["versions"] == {"tfxfer": tfxfer.__version__, "tensorflow": tf.__version__,
+                                  "keras": keras.__version__}
+    constants = tf.saved_model.load(str(case["path"])).signatures["metadata"]()
+    assert [name.decode() for name in constants["class_names"].numpy()] == CLASSES
+    assert constants["task_type"].numpy() == b"multilabel" and constants["threshold"].numpy() == 0.5
+    assert constants["image_size"].numpy().tolist() == [16, 16]
+    assert constants["value_range"].numpy().tolist() == [0.0, 1.0]
+    assert json.loads(constants["metadata_json"].numpy()) == stored
+
+
+def saved_model_cli(*args):
+    """`saved_model_cli`, the script TensorFlow installs, as a subprocess."""
+    script = shutil.which("saved_model_cli", path=os.path.dirname(sys.executable))
+    command = [script] if script else [sys.executable, "-m", "tensorflow.python.tools.saved_model_cli"]
+    result = subprocess.run(command + list(args), capture_output=True, text=True, timeout=300,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    return result.stdout
+
+
+def shown_signatures(text):
+    """`saved_model_cli show --all` output as `{signature: {"inputs"/"outputs": {name: dtype}}}`."""
+    shown = {}
+    for block in re.split(r"signature_def\['", text)[1:]:
+        key = block.split("'", 1)[0]
+        shown[key] = {side: dict(re.findall(side + r"\['(\w+)'\] tensor_info:\s+dtype: (DT_\w+)", block))
+                      for side in ("inputs", "outputs")}
+    return shown
+
+
+def assert_saved_model_cli_shows(path, input_kind, task_type):
+    dtypes = {"string": "DT_STRING", "float32": "DT_FLOAT", "int32": "DT_INT32"}
+    shown = shown_signatures(saved_model_cli("show", "--dir", str(path), "--all"))
+    for key, documented in signature_table(input_kind, task_type).items():
+        for side in ("inputs", "outputs"):
+            assert shown[key][side] == {name: dtypes[text.split()[0]] for name, text in documented[side].items()}
+
+
+def saved_model_cli_classes(path, files, tmp_path):
+    """The `classes` output of `saved_model_cli run` on image files, one list of names per file."""
+    inputs = tmp_path / "image_bytes.npy"
+    np.save(inputs, np.array([Path(f).read_bytes() for f in files], dtype=object), allow_pickle=True)
+    text = saved_model_cli("run", "--dir", str(path), "--tag_set", "serve", "--signature_def", "serving_default",
+                           "--inputs", f"image_bytes={inputs}")
+    match = re.search(r"Result for output key classes:\s*\n(\[\[.*?\]\])", text, re.S)
+    assert match, text
+    return [re.findall(r"b'([^']*)'", row) for row in match.group(1).split("]")[:-2]]
+
+
+@pytest.mark.slow
+def test_saved_model_cli_shows_the_signatures_and_runs_on_a_jpeg(tiny_exports, tmp_path):
+    case = tiny_exports["multiclass"]
+    assert_saved_model_cli_shows(case["path"], "image", "multiclass")
+    assert_saved_model_cli_shows(tiny_exports["text"]["path"], "text", "multiclass")
+    jpeg = case["files"][0]
+    assert jpeg.endswith(".jpeg")
+    assert saved_model_cli_classes(case["path"], [jpeg], tmp_path)[0][0] == CLASSES[int(case["expected"][0].argmax())]
+
+
+def test_exporting_twice_gives_version_2_and_leaves_version_1_unchanged(tiny_exports, tmp_path):
+    model = tiny_exports["multiclass"]["model"]
+    first = export(model, "twice", tmp_path, task_type="multiclass", class_names=CLASSES)
+    before = checksums(first)
+    second = export(model, "twice", tmp_path, task_type="multiclass", class_names=CLASSES)
+    assert (first.name, second.name) == ("1", "2") and versions(tmp_path / "twice") == [1, 2]
+    assert checksums(first) == before
+    assert sorted(p.name for p in (tmp_path / "twice").iterdir()) == ["1", "2"]
+    assert load_exported(tmp_path / "twice").version == 2
+
+
+#: Exports the tiny hub model with a random head to `root/name`, `count` times, printing each version.
+EXPORTER = textwrap.dedent("""
+    import sys
+    import keras, tfxfer
+    from tfxfer.serving import export
+    source, root, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    extractor = tfxfer.load_extractor(source)
+    inputs = keras.Input((*extractor.image_size, 3))
+    model = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(extractor(inputs)))
+    print("ready", flush=True)
+    sys.stdin.readline()
+    for _ in range(count):
+        print(export(model, "shared", root, task_type="multiclass", class_names=["a", "b", "c"]).name, flush=True)
+""")
+
+
+def start_exporter(source, root, count):
+    process = subprocess.Popen([sys.executable, "-c", EXPORTER, str(source), str(root), str(count)],
+                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert process.stdout.readline().strip() == "ready", process.stderr.read()[-3000:]
+    return process
+
+
+@pytest.mark.slow
+def test_two_processes_exporting_at_once_get_different_versions(tiny_hub_model, tmp_path):
+    processes = [start_exporter(tiny_hub_model, tmp_path, 3) for _ in range(2)]
+    for process in processes:
+        process.stdin.write("go\n")
+        process.stdin.flush()
+    claimed = []
+    for process in processes:
+        out, err = process.communicate(timeout=300)
+        assert process.returncode == 0, err[-3000:]
+        claimed.append([int(line) for line in out.split()])
+    assert sorted(claimed[0] + claimed[1]) == [1, 2, 3, 4, 5, 6]
+    assert versions(tmp_path / "shared") == [1, 2, 3, 4, 5, 6]
+    assert all(is_whole_version(tmp_path / "shared" / str(v)) for v in range(1, 7))
+
+
+@pytest.mark.slow
+def test_an_export_killed_at_any_point_leaves_only_whole_versions(tiny_hub_model, tmp_path):
+    model_folder = tmp_path / "shared"
+    rng = random.Random(0)
+    seen_partial = []
+    for _ in range(3):
+        before = {v: checksums(model_folder / str(v)) for v in versions(model_folder)}
+        process = start_exporter(tiny_hub_model, tmp_path, 1000)
+        process.stdin.write("go\n")
+        process.stdin.flush()
+        deadline = time.monotonic() + rng.uniform(0.3, 2.5)
+        while time.monotonic() < deadline:  # A reader listing the folder while versions are being written.
+            seen_partial += [v for v in versions(model_folder) if not is_whole_version(model_folder / str(v))]
+        process.send_signal(signal.SIGKILL)
+        process.communicate()
+        assert process.returncode == -signal.SIGKILL
+        assert seen_partial == []
+        for version in versions(model_folder):
+            assert is_whole_version(model_folder / str(version)), f"version {version} is not whole"
+        assert {v: checksums(model_folder / str(v)) for v in before} == before
+    found = versions(model_folder)
+    assert found == list(range(1, len(found) + 1)) and len(found) >= 2
+    jpeg = tf.constant([image_files(tmp_path / "image", count=1)[0].read_bytes()])
+    for version in found:
+        loaded = tf.saved_model.load(str(model_folder / str(version)))
+        assert loaded.signatures["serving_default"](image_bytes=jpeg)["scores"].shape == (1, 3)
+    model = head_model(tfxfer.load_extractor(tiny_hub_model), 3, "softmax")
+    path = export(model, "shared", tmp_path, task_type="multiclass", class_names=["a", "b", "c"])
+    assert int(path.name) == found[-1] + 1
+    assert [p.name for p in model_folder.iterdir() if not p.name.isdigit()] == []  # Dead exports' folders removed.
+
+
+def test_models_config_lists_every_model(tiny_exports, tmp_path):
+    model = tiny_exports["multiclass"]["model"]
+    export(model, "ants_bees", tmp_path, task_type="multiclass", class_names=CLASSES)
+    export(model, "wasps", tmp_path, task_type="multiclass", class_names=CLASSES, models_config=True)
+    config = (tmp_path / "models.config").read_text()
+    assert re.findall(r'name: "(\w+)"\s+base_path: "([^"]+)"', config) == [
+        ("ants_bees", str(tmp_path.resolve() / "ants_bees")), ("wasps", str(tmp_path.resolve() / "wasps"))]
+    assert config.startswith("model_config_list {") and config.count('model_platform: "tensorflow"') == 2
+    write_models_config(tmp_path, base_path="/models/")
+    assert '"/models/ants_bees"' in (tmp_path / "models.config").read_text()
+    with pytest.raises(FileNotFoundError, match="holds no exported model"):
+        write_models_config(tmp_path / "ants_bees")
+
+
+def test_load_exported_runs_image_files_and_names_the_bad_ones(tiny_exports, tmp_path):
+    case = tiny_exports["multiclass"]
+    exported = load_exported(case["path"])
+    table = exported.predict(case["files"], batch_size=3)
+    assert list(table.columns) == ["file", "class", "score"] + [f"score_{name}" for name in CLASSES]
+    np.testing.assert_allclose(table[[f"score_{name}" for name in CLASSES]].to_numpy(), case["expected"], atol=1e-6)
+    assert table["class"].tolist() == [CLASSES[i] for i in case["expected"].argmax(axis=1)]
+    folder = Path(case["files"][0]).parent
+    assert load_exported(case["path"]).predict(folder)["file"].tolist() == sorted(case["files"])
+    (tmp_path / "broken.jpg").write_bytes(Path(case["files"][0]).read_bytes()[:200])
+    with pytest.raises(ValueError, match=r"broken\.jpg: truncated or corrupt JPEG"):
+        exported.predict([case["files"][1], tmp_path / "broken.jpg"])
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        exported.predict([tmp_path / "missing.png"])
+
+
+def test_load_exported_runs_texts_and_a_csv(tiny_exports, tmp_path):
+    case = tiny_exports["text"]
+    csv = tmp_path / "texts.csv"
+    csv.write_text("id,text\n" + "".join(f'{i},"{text}"\n' for i, text in enumerate(case["texts"])))
+    exported = load_exported(case["path"].parent)
+    from_csv = exported.predict(csv)
+    assert from_csv["text"].tolist() == case["texts"]
+    np.testing.assert_allclose(from_csv[[f"score_{n}" for n in CLASSES]].to_numpy(), case["expected"], atol=1e-6)
+    assert exported.predict(case["texts"][:2])["class"].tolist() == from_csv["class"].tolist()[:2]
+    with pytest.raises(ValueError, match="no column 'body'"):
+        exported.predict(csv, text_column="body")
+
+
+def test_load_exported_tables_for_multilabel_and_regression(tiny_exports):
+    labels = load_exported(tiny_exports["multilabel"]["path"]).predict(tiny_exports["multilabel"]["files"])
+    expected = tiny_exports["multilabel"]["expected"]
+    assert labels["labels"].str.split(";").map(set).tolist() == [
+        {CLASSES[i] for i in range(3) if row[i] > 0.5} for row in expected]
+    regression = load_exported(tiny_exports["regression"]["path"]).predict(tiny_exports["regression"]["files"])
+    assert list(regression.columns) == ["file", "length", "weight"]
+    np.testing.assert_allclose(regression[["length", "weight"]].to_numpy(), tiny_exports["regression"]["expected"],
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_a_fitted_transfer_model_exports_its_task_and_history(tiny_hub_model, tmp_path, cache):
+    for label, name in enumerate(["ants", "bees"]):
+        image_files(tmp_path / "data" / name, count=4, seed=label)
+    extractor = tfxfer.load_extractor(tiny_hub_model)
+    data = tfxfer.data.load_images(tmp_path / "data", extractor=extractor, validation_split=0.25, batch_size=4)
+    fitted = tfxfer.TransferModel(extractor, epochs=2, patience=None, cache=cache, verbose=0).fit(data)
+    assert fitted.cached_phases_ == [cache]
+    path = export(fitted, "fitted", tmp_path / "saved_models", data_summary=data,
+                  metrics=fitted.evaluate(data.validation))
+    stored = json.loads((path / "assets.extra" / "tfxfer.json").read_text())
+    assert stored["class_names"] == ["ants", "bees"] and stored["task_type"] == "multiclass"
+    assert len(stored["training"]["history"]["loss"]) == 2 and stored["training"]["regime"] == "feature-extraction"
+    assert stored["training"]["cached_phases"] == [cache]
+    assert set(stored["metrics"]) >= {"loss", "accuracy"}
+    assert stored["data_summary"]["sizes"] == data.sizes and stored["interpolation"] == "bilinear"
+    files = sorted(str(p) for p in (tmp_path / "data").rglob("*.*"))
+    np.testing.assert_allclose(load_exported(path).predict(files)[["score_ants", "score_bees"]].to_numpy(),
+                               fitted.model_(decoded(files, extractor), training=False).numpy(), atol=1e-6)
+
+
+def test_export_names_what_is_wrong(tiny_exports, tmp_path):
+    model = tiny_exports["multiclass"]["model"]
+    with pytest.raises(ValueError, match="Export name '../up'"):
+        export(model, "../up", tmp_path, task_type="multiclass", class_names=CLASSES)
+    with pytest.raises(ValueError, match="Export name '7'"):
+        export(model, "7", tmp_path, task_type="multiclass", class_names=CLASSES)
+    with pytest.raises(ValueError, match="class_names has 2 names but model .* has 3 outputs"):
+        export(model, "m", tmp_path, task_type="multiclass", class_names=["a", "b"])
+    with pytest.raises(ValueError, match="task_type must be one of"):
+        export(model, "m", tmp_path, task_type="binary", class_names=CLASSES)
+    with pytest.raises(ValueError, match="needs class_names"):
+        export(model, "m", tmp_path, task_type="multiclass")
+    with pytest.raises(TypeError, match="call fit"):
+        export(tfxfer.TransferModel("MobileNetV2"), "m", tmp_path)
+    other = tfxfer.load_extractor(tiny_cnn(input_shape=(24, 24, 3)))
+    with pytest.raises(ValueError, match=r"takes images \(16, 16, 3\) but its extractor .* takes \(24, 24, 3\)"):
+        export(model, "m", tmp_path, extractor=other, task_type="multiclass", class_names=CLASSES)
+    assert not (tmp_path / "m").exists() or versions(tmp_path / "m") == []
+    with pytest.raises(FileNotFoundError, match="neither saved_model.pb nor version folders"):
+        load_exported(tmp_path)

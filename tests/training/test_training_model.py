@@ -1,0 +1,131 @@
+"""The three regimes on tiny TF Hub-format and Keras extractors: what trains, what stays, heads per task."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import tfxfer
+from helpers import tiny_cnn
+from tfxfer.data.task import Task
+
+MULTICLASS = Task("multiclass", ["a", "b", "c"], 3, "sparse", class_weights={0: 1.0, 1: 1.0, 2: 1.0})
+
+
+@pytest.fixture
+def arrays():
+    rng = np.random.default_rng(1)
+    return rng.random((24, 16, 16, 3), dtype=np.float32), rng.integers(0, 3, 24)
+
+
+def snapshot(extractor):
+    return [[w.numpy().copy() for w in block.weights] for block in extractor.blocks]
+
+
+def extractors(tiny_hub_model):
+    return {"hub": lambda: tfxfer.load_extractor(tiny_hub_model), "keras": lambda: tfxfer.load_extractor(tiny_cnn())}
+
+
+@pytest.mark.parametrize("kind", ["hub", "keras"])
+@pytest.mark.parametrize("regime, freeze, frozen_after, warmup, epochs", [
+    ("feature-extraction", None, 4, None, 2), ("mid-layer", 2, 2, None, 2), ("mid-layer", None, 2, 1, 3),
+    ("fine-tune", None, 0, 1, 3), ("fine-tune", 1, 1, 1, 3),
+])
+def test_regime_trains_what_it_says(tiny_hub_model, arrays, kind, regime, freeze, frozen_after, warmup, epochs):
+    extractor = extractors(tiny_hub_model)[kind]()
+    before = snapshot(extractor)
+    model = tfxfer.TransferModel(extractor, regime=regime, freeze_blocks=freeze, epochs=2, warmup_epochs=warmup,
+                                 patience=None, verbose=0).fit(arrays, task=MULTICLASS)
+    assert model.frozen_blocks_ == frozen_after
+    expected_trainable = sum(len(b.learnable) for b in extractor.blocks[frozen_after:]) + 2  # + output kernel, bias
+    assert len(model.model_.trainable_weights) == expected_trainable
+    for index, (block, old) in enumerate(zip(extractor.blocks, before)):
+        same = [np.array_equal(w.numpy(), v) for w, v in zip(block.weights, old)]
+        if index < frozen_after:
+            assert all(same), f"frozen block {index} changed"
+        else:
+            assert not all(same), f"trainable block {index} did not change"
+        stats = [s for w, s in zip(block.weights, same) if "moving_" in w.path]
+        assert all(stats), f"BatchNorm statistics of block {index} changed"
+    assert len(model.history_["loss"]) == epochs
+    assert [phase.frozen_blocks for phase in model.phases_][-1] == frozen_after
+
+
+def test_fine_tune_recompiles_with_the_lower_learning_rate(tiny_hub_model, arrays):
+    model = tfxfer.TransferModel(tiny_hub_model, regime="fine-tune", warmup_epochs=2, epochs=2, patience=None,
+                                 learning_rate=1e-3, fine_tune_learning_rate=1e-5, verbose=0)
+    model.fit(arrays, validation=arrays, task=MULTICLASS)
+    assert model.learning_rates_ == [1e-3, 1e-5] and model.fine_tune_epoch_ == 2
+    assert float(model.model_.optimizer.learning_rate.numpy()) == pytest.approx(1e-5)
+    assert model.model_.optimizer.iterations.numpy() == 2 * 1  # the fresh optimizer counts phase 2's steps only
+    assert len(model.history_["val_loss"]) == 4
+
+
+@pytest.mark.parametrize("task, labels, shape", [
+    (Task("multilabel", ["x", "y", "z", "w"], 4, "multi_hot"), lambda r: (r.random((24, 4)) > 0.5).astype("float32"),
+     (24, 4)),
+    (Task("regression", ["score"], 1, "float"), lambda r: r.random((24,)).astype("float32") * 5, (24, 1)),
+])
+def test_multilabel_and_regression_heads(tiny_hub_model, arrays, task, labels, shape):
+    y = labels(np.random.default_rng(0))
+    model = tfxfer.TransferModel(tiny_hub_model, head=tfxfer.Head(hidden_units=(8,), l2=1e-4), epochs=2,
+                                 verbose=0).fit((arrays[0], y), task=task)
+    predictions = model.predict(arrays[0])
+    assert predictions.shape == shape and np.isfinite(predictions).all()
+    if task.task_type == "multilabel":
+        assert "val_auc" not in model.history_ and "auc" in model.history_ and "f1" in model.history_
+        assert ((predictions >= 0) & (predictions <= 1)).all()
+    else:
+        assert "mae" in model.history_
+
+
+def test_class_weights_reach_keras(tiny_hub_model, arrays):
+    task = Task("multiclass", ["a", "b", "c"], 3, "sparse", class_weights={0: 100.0, 1: 0.01, 2: 0.01})
+    x, y = arrays
+    weighted = tfxfer.TransferModel(tiny_hub_model, epochs=3, learning_rate=0.05, seed=0, verbose=0).fit(
+        (x, y), task=task)
+    assert (weighted.predict(x).argmax(1) == 0).mean() > 0.9
+
+
+@pytest.mark.parametrize("argument, value, message", [
+    ("regime", "fine-grained", "regime must be one of"),
+    ("freeze_blocks", 9, "from 0 to 4"),
+    ("learning_rate", -1.0, "learning_rate must be a positive number"),
+    ("epochs", 0, "epochs must be a whole number"),
+])
+def test_bad_arguments_are_named(tiny_hub_model, arrays, argument, value, message):
+    options = {"regime": "mid-layer", argument: value}
+    with pytest.raises(ValueError, match=message):
+        tfxfer.TransferModel(tiny_hub_model, **options, verbose=0).fit(arrays, task=MULTICLASS)
+
+
+def test_head_and_task_mismatch_is_refused(tiny_hub_model, arrays):
+    with pytest.raises(ValueError, match="num_outputs"):
+        tfxfer.TransferModel(tiny_hub_model, verbose=0).fit(arrays, task=Task("multiclass", ["a"], 1, "sparse"))
+    with pytest.raises(ValueError, match="dropout"):
+        tfxfer.Head(dropout=1.5)
+
+
+def test_mirrored_strategy_on_two_logical_cpus(tiny_hub_model):
+    script = textwrap.dedent(f"""
+        import numpy as np, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import tfxfer
+        from tfxfer.data.task import Task
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        rng = np.random.default_rng(0)
+        x, y = rng.random((32, 16, 16, 3), dtype=np.float32), rng.integers(0, 3, 32)
+        for regime in ("feature-extraction", "fine-tune"):
+            model = tfxfer.TransferModel({str(tiny_hub_model)!r}, regime=regime, epochs=1, warmup_epochs=1,
+                                         strategy=strategy, verbose=0)
+            model.fit((x, y), task=Task("multiclass", ["a", "b", "c"], 3, "sparse"))
+            print(regime, strategy.num_replicas_in_sync, type(model.extractor_.weights[0].value).__name__,
+                  np.isfinite(model.history_["loss"]).all())
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.split("\n")
+    assert "feature-extraction 2 MirroredVariable True" in lines and "fine-tune 2 MirroredVariable True" in lines

@@ -1,0 +1,162 @@
+"""Every private name of Keras, TensorFlow and Keras Tuner that tfxfer uses, in one place.
+
+The rest of tfxfer calls these functions and never touches a private name itself, so an upgrade that removes one
+breaks here, with a message that names the internal, the version in use and the versions tfxfer was tested with
+(`tests/test_compat.py` calls each one). The upper bounds in `setup.cfg` keep an untested major version away.
+
+| internal | why tfxfer needs it |
+|---|---|
+| `Operation._inbound_nodes`, `_outbound_nodes` | walk a functional graph to find true cuts; forget a search's models |
+| `keras.src.ops.function.Function._run_through_graph` | rebuild the part of a model after a cut, over its layers |
+| `Layer._trainable_variables`, `Layer._layers` | a layer's learnable variables whatever its `trainable` flag |
+| `Layer._track_variable` | make a restored SavedModel's variables a Keras layer's weights |
+| `Layer._flatten_layers` | find the regularizers of a model written in TF Hub's format |
+| `ops._gradient_registry` | forget the gradient functions a released trial's train steps registered |
+| `keras_tuner.src.distribute.utils` | whether this process is the chief or a worker of a distributed search |
+| `keras_tuner.src.engine.tuner_utils.TunerCallback` | find the trial a callback reports to |
+| `keras_tuner.src.protos`, `OracleServicer` | answer late workers on a restarted chief of an ended search |
+| `Oracle._retry_queue`, `Oracle._project_dir` | give a trial to another worker; its files |
+"""
+
+import importlib
+
+import keras
+import keras_tuner
+
+#: The versions every internal here was tested with.
+TESTED = {"keras": "3.15", "keras-tuner": "1.4.8", "tensorflow": "2.21"}
+
+
+class CompatError(ImportError):
+    """A private name that tfxfer relies on is missing from the installed Keras, TensorFlow or Keras Tuner."""
+
+
+def _missing(what, package, version):
+    return CompatError(
+        f"tfxfer needs {what}, a private name of {package} that the installed {package} {version} lacks (tested with "
+        f"{package} {TESTED[package]}). Install a tested version (pip install '{package}=={TESTED[package]}.*' or as "
+        "setup.cfg bounds it), or report it to tfxfer."
+    )
+
+
+def _attribute(obj, name, package, version):
+    try:
+        return getattr(obj, name)
+    except AttributeError:
+        raise _missing(f"{type(obj).__name__}.{name}", package, version) from None
+
+
+def _module(path, package, version):
+    try:
+        return importlib.import_module(path)
+    except ImportError:
+        raise _missing(f"the module {path}", package, version) from None
+
+
+def _keras(obj, name):
+    return _attribute(obj, name, "keras", keras.__version__)
+
+
+def _tuner(obj, name):
+    return _attribute(obj, name, "keras-tuner", keras_tuner.__version__)
+
+
+# Keras graphs and layers.
+
+def inbound_nodes(operation):
+    """The graph nodes where a Keras operation was called (its outputs in each functional model)."""
+    return _keras(operation, "_inbound_nodes")
+
+
+def outbound_nodes(operation):
+    """The graph nodes that consume a Keras operation's outputs."""
+    return _keras(operation, "_outbound_nodes")
+
+
+def node_output(operation, index=0):
+    """The first output tensor of an operation's `index`-th call."""
+    return inbound_nodes(operation)[index].output_tensors[0]
+
+
+def run_graph_from(inputs, outputs, new_inputs):
+    """Runs the part of a functional graph from the tensor `inputs` to `outputs` on `new_inputs`, reusing its layers.
+
+    Calling the original layers on a new input builds a graph over shared layers, so the result shares their weights.
+    """
+    function = _module("keras.src.ops.function", "keras", keras.__version__).Function
+    graph = function(inputs=inputs, outputs=outputs)
+    return _keras(graph, "_run_through_graph")(new_inputs, operation_fn=lambda op: op)
+
+
+def learnable_variables(operation):
+    """Variables a layer trains when it is trainable, whatever its flag is now (BatchNorm statistics excluded).
+
+    Operations that are not layers (`keras.ops` calls in a functional graph) have none.
+    """
+    if not isinstance(operation, keras.layers.Layer):
+        return []
+    variables = list(_keras(operation, "_trainable_variables"))
+    for sublayer in _keras(operation, "_layers"):
+        variables.extend(learnable_variables(sublayer))
+    return variables
+
+
+def track_variable(layer, variable):
+    """Makes `variable` one of `layer`'s weights (in `layer.weights`, optimizers, checkpoints)."""
+    _keras(layer, "_track_variable")(variable)
+
+
+def sublayers(model):
+    """Every layer inside `model`, recursively, without the model itself."""
+    return list(_keras(model, "_flatten_layers")(include_self=False))
+
+
+# TensorFlow.
+
+def gradient_registry():
+    """TensorFlow's global table of gradient functions by op type name."""
+    import tensorflow as tf
+    from tensorflow.python.framework import ops
+
+    registry = _attribute(ops, "_gradient_registry", "tensorflow", tf.__version__)
+    return _attribute(registry, "_registry", "tensorflow", tf.__version__)
+
+
+# Keras Tuner.
+
+def _distribute_utils():
+    return _module("keras_tuner.src.distribute.utils", "keras-tuner", keras_tuner.__version__)
+
+
+def is_chief():
+    """Whether this process is the chief of a distributed search (`KERASTUNER_TUNER_ID=chief`)."""
+    return _distribute_utils().is_chief_oracle()
+
+
+def is_worker():
+    """Whether this process is a worker of a distributed search (it asks a chief for trials)."""
+    utils = _distribute_utils()
+    return utils.has_chief_oracle() and not utils.is_chief_oracle()
+
+
+def tuner_callback_class():
+    """The callback class through which Keras Tuner's tuner hears of a trial's epochs."""
+    return _module("keras_tuner.src.engine.tuner_utils", "keras-tuner", keras_tuner.__version__).TunerCallback
+
+
+def add_oracle_service(server, oracle):
+    """Serves `oracle` on a gRPC `server` as the chief of a distributed search does."""
+    version = keras_tuner.__version__
+    protos = _module("keras_tuner.src.protos", "keras-tuner", version)
+    servicer = _module("keras_tuner.src.distribute.oracle_chief", "keras-tuner", version).OracleServicer
+    protos.get_service_grpc().add_OracleServicer_to_server(servicer(oracle), server)
+
+
+def retry_queue(oracle):
+    """The oracle's list of trial ids to run again."""
+    return _tuner(oracle, "_retry_queue")
+
+
+def project_dir(oracle):
+    """The folder of the oracle's trials."""
+    return _tuner(oracle, "_project_dir")

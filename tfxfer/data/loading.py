@@ -1,0 +1,244 @@
+"""What `load_images` and `load_text` share: argument checks, class folders and tables read into examples, and the
+splits assembled from them.
+
+A loader reads its source into examples (an input, its label, and the split the source gave it, if any), reporting
+bad files and rows through one `BadInputs` policy; `assemble` then carves the splits the source lacks, checks that
+training covers every class, weighs the classes and makes the `DataSplits`.
+"""
+
+import os
+import warnings
+
+import numpy as np
+
+from tfxfer.data.datasplits import DataSplits
+from tfxfer.data.errors import BadInputs, DataError, count_reasons
+from tfxfer.data.folders import scan_class_folders
+from tfxfer.data.stratify import SPLITS, TEST, TRAIN, VALIDATION, check_fractions, stratified_split
+from tfxfer.data.tables import as_column_list, load_frame, require_columns, row_source, split_ids
+from tfxfer.data.task import Task, check_task_argument
+
+
+def start(*, task, validation_split, test_split, batch_size, on_bad):
+    """Checks the arguments every loader takes, before anything is read; returns the `BadInputs` policy.
+
+    Raises:
+        ValueError: An argument is out of range (named, with its value).
+    """
+    check_task_argument(task)
+    check_fractions(validation_split, test_split)
+    check_batch_size(batch_size)
+    return BadInputs(on_bad)
+
+
+def check_extractor_kind(extractor, modality):
+    """Raises when `extractor` takes the other kind of input than the loader reads (a text model for images...).
+
+    Args:
+        extractor: None, or an object with `input_kind` (`"image"` or `"text"`) and `source`.
+        modality: What the loader reads: `"image"` or `"text"`.
+    """
+    kind = getattr(extractor, "input_kind", None)
+    if kind is not None and kind != modality:
+        loader = {"image": "load_images", "text": "load_text"}[kind]
+        raise ValueError(f"extractor {getattr(extractor, 'source', extractor)!r} takes {kind}s, not {modality}s: "
+                         f"load its data with tfxfer.{loader}, or pass a{'n' * (modality == 'image')} {modality} "
+                         "extractor.")
+
+
+def check_batch_size(batch_size):
+    """Raises unless `batch_size` is a whole number >= 1."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+        raise ValueError(f"batch_size must be a whole number >= 1; got {batch_size!r}.")
+
+
+def from_class_folders(source, *, modality, extensions, read, task, class_names, bad, **options):
+    """The `DataSplits` of a class-per-subfolder tree (see `tfxfer.data.folders`).
+
+    Args:
+        source: The folder.
+        modality: `"image"` or `"text"`.
+        extensions: The file suffixes to read.
+        read: A function from the list of `(path, class index, split)` found to the kept `(input, class index,
+            split)`, reporting the files it drops through `bad`.
+        task: The `task=` argument: None or `"multiclass"`.
+        class_names: The caller's class names, or None.
+        bad: The `BadInputs` policy.
+        **options: Further `assemble` arguments (fractions, seed, pipeline options).
+    """
+    if task not in (None, "multiclass"):
+        raise ValueError(f"A folder of class subfolders is a multi-class source; got task={task!r}.")
+    names, found, split_folders = scan_class_folders(source, extensions, class_names, bad)
+    kept = read(found)
+    return assemble(modality=modality, task=Task("multiclass", names),
+                    inputs=[value for value, _, _ in kept],
+                    labels=np.asarray([label for _, label, _ in kept], dtype=np.int32),
+                    fixed=[split for _, _, split in kept], source=source, bad=bad,
+                    fixed_origins={split: f"folder {folder.name}/" for split, folder in split_folders.items()},
+                    **options)
+
+
+def from_table(source, *, modality, columns, read, label_column, split_column, sep, column_names, encoding,
+               text_columns, task, class_names, label_delimiter, bad, **options):
+    """The `DataSplits` of a CSV/TSV file or a DataFrame.
+
+    Args:
+        source: A path or a DataFrame.
+        modality: `"image"` or `"text"`.
+        columns: `{argument: [column names]}` of the input columns, e.g. `{"path_column": ["path"]}`.
+        read: A function `(frame, source name, folder, keep) -> inputs` giving each row's input (a path or a text)
+            and clearing `keep` for the rows it reports through `bad`.
+        label_column: The `label_column=` argument: a name or a list of names.
+        split_column: The split column or None.
+        sep: See `read_table`.
+        column_names: See `read_table`.
+        encoding: See `read_table`.
+        text_columns: Columns to read as strings.
+        task: A task type or None.
+        class_names: The caller's class names or None.
+        label_delimiter: The multi-label separator.
+        bad: The `BadInputs` policy.
+        **options: Further `assemble` arguments.
+    """
+    label_columns = as_column_list(label_column, "label_column")
+    frame, source_name, folder = load_frame(source, sep=sep, column_names=column_names, encoding=encoding,
+                                            text_columns=text_columns)
+    require_columns(frame, {**columns, "label_column": label_columns,
+                            "split_column": [split_column] if split_column else []}, source_name)
+    fixed, keep = split_ids(frame, split_column, source_name, bad)
+    inputs = read(frame, source_name, folder, keep)
+    return assemble_table(frame, inputs, keep, fixed, modality=modality, label_columns=label_columns, task=task,
+                          class_names=class_names, label_delimiter=label_delimiter, split_column=split_column,
+                          source=source_name, bad=bad, **options)
+
+
+def assemble(*, modality, task, inputs, labels, fixed, validation_split, test_split, seed, source, bad,
+             fixed_origins=None, **pipeline):
+    """Splits the examples where the source did not, checks that training covers every class, weighs the classes.
+
+    Args:
+        modality: `"image"` or `"text"`.
+        task: The `Task` (weights are filled here, from the training split).
+        inputs: Paths or texts, one per example.
+        labels: Encoded labels, one per example.
+        fixed: Split id per example from the source (folder or split column), or None where it has none.
+        fixed_origins: `{split id: description}` of the splits the source provides, for `origins`.
+        validation_split: Fraction carved from the unassigned examples when the source has no validation split.
+        test_split: Same for test.
+        seed: Seed of the split and the pipelines.
+        source: The data source, for messages and origins.
+        bad: The `BadInputs` policy (its `skipped` list goes into the result).
+        **pipeline: `DataSplits` pipeline arguments.
+
+    Returns:
+        A `DataSplits`.
+
+    Raises:
+        DataError: No examples are left, a class is missing from training, or has too few examples to split.
+    """
+    if not len(inputs):
+        raise DataError(f"{source}: no examples are left to load" + (
+            f" ({len(bad.skipped)} skipped: {count_reasons(bad.skipped)})" if bad.skipped else "") + ".")
+    fixed = np.asarray(fixed, dtype=object)
+    given = {split for split in fixed.tolist() if split is not None}
+    fixed_origins = fixed_origins or {}
+    origins = {name: fixed_origins.get(split_id, "all examples" if split_id == TRAIN else "")
+               for split_id, name in enumerate(SPLITS)}
+    split = np.array([TRAIN if value is None else value for value in fixed.tolist()], dtype=np.int8)
+    carve = {VALIDATION: 0.0 if VALIDATION in given else validation_split,
+             TEST: 0.0 if TEST in given else test_split}
+    # The source's training examples, or all when it has no splits, give what it lacks of validation and test.
+    pool = np.flatnonzero(split == TRAIN)
+    if len(pool) and (carve[VALIDATION] or carve[TEST]):
+        split[pool] = stratified_split(task.strata(labels[pool]), carve[VALIDATION], carve[TEST], seed,
+                                       class_names=task.strict_classes, source=source)
+        carved = [SPLITS[split_id] for split_id, fraction in carve.items() if fraction]
+        for name in carved:
+            fraction = carve[SPLITS.index(name)]
+            origins[name] = (f"{fraction:.0%} of {origins['train']}, stratified by "
+                             f"{task.stratified_by}, seed {seed}")
+        origins["train"] = f"{origins['train']} less {' and '.join(carved)}"
+    train_labels = labels[split == TRAIN]
+    missing = task.missing_from_training(train_labels)
+    if missing is not None:
+        raise DataError(f"{source}: class {missing!r} has no training examples; add some, or leave it out of "
+                        "class_names.")
+    task.fill_weights(train_labels)
+    if bad.skipped:
+        reasons = ", ".join(f"{reason} {count}" for reason, count in count_reasons(bad.skipped).items())
+        what = "file or row" if len(bad.skipped) == 1 else "files or rows"
+        warnings.warn(f"{source}: {len(bad.skipped)} {what} left out or not read ({reasons}); the list is in "
+                      ".skipped of the result.", stacklevel=3)
+    inputs = np.asarray(inputs, dtype=object)
+    examples = {name: (inputs[split == split_id].tolist(), labels[split == split_id])
+                for split_id, name in enumerate(SPLITS)}
+    return DataSplits(modality=modality, task=task, examples=examples, origins=origins, skipped=bad.skipped,
+                      seed=seed, **pipeline)
+
+
+def _not_duplicated_across_splits(modality, inputs, fixed, names, source, bad):
+    """Reports every row whose example is also in an earlier split of the source; returns the mask of the others.
+
+    A text, or an image file (after resolving links and `..`), in a train row and a test row would score the model on
+    what it trained on. The copy in the earliest split (train, then validation, then test) stays; the later ones are
+    the bad input.
+    """
+    keep = np.ones(len(inputs), dtype=bool)
+    split_of = [TRAIN if split is None else split for split in fixed]
+    if len(set(split_of)) < 2:
+        return keep
+    first = {}
+    for position in sorted(range(len(inputs)), key=lambda position: (split_of[position], position)):
+        key = os.path.realpath(inputs[position]) if modality == "image" else inputs[position]
+        if key not in first:
+            first[key] = position
+            continue
+        other = first[key]
+        if split_of[other] == split_of[position]:
+            continue
+        bad.report(names[position], "duplicate across splits",
+                   f"same {'file' if modality == 'image' else 'text'} as {names[other].removeprefix(f'{source}, ')}, "
+                   f"which is in {SPLITS[split_of[other]]}; this one is in {SPLITS[split_of[position]]}",
+                   "remove one of them,")
+        keep[position] = False
+    return keep
+
+
+def assemble_table(frame, inputs, keep, fixed, *, modality, label_columns, task, class_names, label_delimiter,
+                   split_column, source, bad, **options):
+    """Encodes the labels of the rows whose inputs passed their checks, then `assemble`s the splits.
+
+    A row whose text or image file is also in a row of an earlier split (split column) is bad input (`on_bad`).
+
+    Args:
+        frame: The table.
+        inputs: Path or text per row of `frame`.
+        keep: Boolean mask of the rows whose inputs (and split value) are good.
+        fixed: Split id (or None) per row of `frame`.
+        modality: `"image"` or `"text"`.
+        label_columns: The label columns.
+        task: Task type or None (inferred).
+        class_names: Caller's class names or None.
+        label_delimiter: Multi-label separator in strings.
+        split_column: The split column or None, for origins.
+        source: The file or "DataFrame".
+        bad: The `BadInputs` policy.
+        **options: Further `assemble` arguments (fractions, seed, pipeline options).
+
+    Returns:
+        A `DataSplits`.
+    """
+    frame = frame[keep]
+    inputs = [value for value, kept in zip(inputs, keep) if kept]
+    fixed = [split for split, kept in zip(fixed, keep) if kept]
+    task, labels, label_kept = Task.from_labels(frame, label_columns, task=task, class_names=class_names,
+                                                delimiter=label_delimiter, source=source, bad=bad)
+    fixed = [split for split, kept in zip(fixed, label_kept) if kept]
+    inputs = [value for value, kept in zip(inputs, label_kept) if kept]
+    names = [row_source(source, index) for index, kept in zip(frame.index, label_kept) if kept]
+    unique = _not_duplicated_across_splits(modality, inputs, fixed, names, source, bad)
+    inputs = [value for value, kept in zip(inputs, unique) if kept]
+    fixed = [split for split, kept in zip(fixed, unique) if kept]
+    origins = {split: f"rows with {split_column} = {SPLITS[split]}" for split in set(fixed) if split is not None}
+    return assemble(modality=modality, task=task, inputs=inputs, labels=labels[unique], fixed=fixed, source=source,
+                    bad=bad, fixed_origins=origins, **options)

@@ -1,0 +1,11 @@
+"""Reports of a run for people: training curves, a search's results and per-class results as matplotlib figures
+(`plots`), and a Markdown report with them (`markdown`).
+
+The figures are made without pyplot, so importing this package or plotting never selects or changes a matplotlib
+backend, and they show themselves inline in Jupyter.
+"""
+
+from tfxfer.reports.markdown import markdown_table, write_report
+from tfxfer.reports.plots import ReportFigure, plot_confusion, plot_history, plot_search
+
+__all__ = ["ReportFigure", "markdown_table", "plot_confusion", "plot_history", "plot_search", "write_report"]

@@ -1,0 +1,217 @@
+"""A Markdown report of a run, with its plots beside it: data, blocks, the regime's phases, metrics, search, serving."""
+
+import datetime
+import math
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tfxfer.data.errors import count_reasons
+from tfxfer.data.stratify import SPLITS
+from tfxfer.reports.plots import plot_confusion, plot_history, plot_search
+from tfxfer.serving.signatures import signature_table
+from tfxfer.training.phases import regime_name
+
+#: The plots `write_report` writes, by file name: the history, the search, and each `Task.evaluation_plot`.
+PLOT_FILES = {"history": "history.png", "search": "search.png", "confusion": "confusion.png",
+              "label_scores": "label_scores.png", "predicted_vs_true": "predicted_vs_true.png"}
+EVALUATION_CAPTIONS = {"confusion": "Confusion matrix", "label_scores": "Per-label scores",
+                       "predicted_vs_true": "Predicted against true"}
+#: Skipped files listed one by one in a report; the rest are counted by reason.
+LISTED_SKIPS = 20
+
+
+def _cell(value):
+    if value is None:
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return "" if math.isnan(value) else f"{value:.4g}"
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(frame):
+    """A DataFrame as a Markdown (GitHub) table, without pandas' optional `tabulate` dependency.
+
+    Args:
+        frame: A pandas DataFrame; its index is left out (`reset_index()` first to keep it).
+
+    Returns:
+        The table as a string of lines.
+
+    Example:
+        >>> print(markdown_table(pd.DataFrame({"class": ["ants"], "train": [124]})))
+        | class | train |
+        |---|---|
+        | ants | 124 |
+    """
+    lines = ["| " + " | ".join(_cell(column) for column in frame.columns) + " |",
+             "|" + "---|" * len(frame.columns)]
+    lines += ["| " + " | ".join(_cell(value) for value in row) + " |" for row in frame.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _data_section(data):
+    names = [str(name) for name in data.task.class_names]
+    splits = [split for split in SPLITS if data.sizes[split]]
+    counts = pd.DataFrame({"class": names + ["all examples"]})
+    for split in splits:
+        counts[split] = [data.counts[split].get(name, 0) for name in names] + [data.sizes[split]]
+    lines = ["## Data", "", f"{data.modality}, {data.task.task_type}, {len(names)} {data.task.noun(len(names))}.",
+             ""]
+    if data.task.has_classes:
+        lines += [markdown_table(counts), ""]
+    lines += [f"- {split}: {data.sizes[split]} examples from {data.origins[split]}" for split in splits]
+    if data.modality == "image":
+        lines.append(f"- images {data.image_size[0]}x{data.image_size[1]}, values in {list(data.value_range)}, "
+                     f"batch {data.batch_size}, augmentation {'on' if data.augmented else 'off'}")
+    lines.append("")
+    if not data.skipped:
+        return lines + ["Skipped: nothing; every file or row found was used.", ""]
+    reasons = pd.DataFrame(list(count_reasons(data.skipped).items()), columns=["reason", "skipped"])
+    lines += [f"Skipped: {len(data.skipped)} files or rows, left out of every split.", "", markdown_table(reasons), ""]
+    lines += [f"- `{item.source}`: {item.reason}" + (f" ({item.detail})" if item.detail else "")
+              for item in data.skipped[:LISTED_SKIPS]]
+    if len(data.skipped) > LISTED_SKIPS:
+        lines.append(f"- ... and {len(data.skipped) - LISTED_SKIPS} more (`data.skipped` lists them all)")
+    return lines + [""]
+
+
+def _extractor_section(fitted):
+    extractor = fitted.extractor_
+    facts = f"`{extractor.source}`: {extractor.input_kind} extractor, {extractor.n_blocks} blocks"
+    if extractor.image_size:
+        facts += f", input {extractor.image_size[0]}x{extractor.image_size[1]} in {list(extractor.value_range)}"
+    table = extractor.describe().reset_index()
+    table["output_shape"] = table["output_shape"].map(lambda shape: None if shape is None else f"`{shape}`")
+    return ["## Extractor and blocks", "", facts + ". Blocks are ordered input side first; the state is at the end "
+            "of training.", "", markdown_table(table), ""]
+
+
+def _regime_section(fitted):
+    n_blocks = fitted.extractor_.n_blocks
+    rows = [("regime", regime_name(fitted.regime))]
+    for index, (phase, start, cached) in enumerate(zip(fitted.phases_, fitted.phase_starts_, fitted.cached_phases_)):
+        rows.append((f"phase {index + 1}: {phase.title}",
+                     f"{phase.frozen_blocks} of {n_blocks} blocks frozen, from epoch {start + 1}, at most "
+                     f"{phase.epochs} epochs, learning rate {phase.learning_rate:g}"
+                     + (", on cached activations" if cached else ", end to end")))
+    rows += [("blocks frozen at the end", f"{fitted.frozen_blocks_} of {n_blocks}"),
+             ("learning rate per phase", ", ".join(f"{rate:g}" for rate in fitted.learning_rates_)),
+             ("trained on cached activations, per phase",
+              ", ".join("yes" if cached else "no" for cached in fitted.cached_phases_)),
+             ("epochs run", len(fitted.history_["loss"]))]
+    if fitted.fine_tune_epoch_ is not None:
+        rows.append(("fine-tuning began at epoch", fitted.fine_tune_epoch_ + 1))
+    rows += [("trainable parameters (last phase)", f"{fitted.trainable_params_:,}"),
+             ("head", repr(fitted.head) if fitted.head is not None else "Head() (default)"),
+             ("fit seconds", f"{fitted.fit_seconds_:.1f}")]
+    return ["## Regime", "", markdown_table(pd.DataFrame(rows, columns=["setting", "value"])), ""]
+
+
+def _metrics_section(fitted, data):
+    rows = []
+    for split in ("validation", "test"):
+        if data.sizes[split]:
+            dataset = data.unbatched(split).batch(data.batch_size)
+            rows.append({"split": split, "examples": data.sizes[split], **fitted.evaluate(dataset)})
+    if not rows:
+        return ["## Metrics", "", "No validation or test split to evaluate on.", ""]
+    return ["## Metrics", "", "Evaluated on the model as returned by `fit` (early stopping restores the best weights), "
+            "unaugmented, after training.", "", markdown_table(pd.DataFrame(rows)), ""]
+
+
+def _search_section(table, plot):
+    columns = [c for c in ("trial_id", "status", "frozen_blocks", "regime", "learning_rate", "fine_tune_learning_rate",
+                           "hidden_units", "dropout", "l2", "score", "epochs", "seconds") if c in table]
+    shown = "best first" + (", the first ten" if len(table) > 10 else "")
+    return ["## Search", "", f"{len(table)} trials, {shown}:", "",
+            markdown_table(table[columns].head(10)), "", f"![Search results]({plot})", ""]
+
+
+def _serving_section(export_path, input_kind, task_type):
+    export_path = Path(export_path)
+    model_folder, name = export_path.parent, export_path.parent.name
+    signatures = signature_table(input_kind, task_type)
+    inputs = ", ".join(f"`{k}` ({v})" for k, v in signatures["serving_default"]["inputs"].items())
+    outputs = ", ".join(f"`{k}` ({v})" for k, v in signatures["serving_default"]["outputs"].items())
+    example = "photo.jpg" if input_kind == "image" else '"some text"'
+    if input_kind == "image":
+        body = '{"instances": [{"b64": "\'"$(base64 -w0 photo.jpg)"\'"}]}'
+    else:
+        body = '{"instances": ["some text"]}'
+    return [
+        "## Export and serving", "",
+        f"Exported to `{export_path}` (model `{name}`, version {export_path.name}), a SavedModel that TF Serving and "
+        "TensorFlow alone load.", "",
+        f"- `serving_default` takes {inputs} and returns {outputs}.",
+        "- `metadata` (no inputs) returns the class names, task type and training metadata.", "",
+        "Try it here, and look at its signatures:", "",
+        "```",
+        f"tfxfer predict {model_folder} {example}",
+        f"saved_model_cli show --dir {export_path} --tag_set serve --signature_def serving_default",
+        "```", "",
+        "Serve it with TF Serving's docker image (it serves the highest version under the model folder) and call "
+        "its REST API; JSON carries bytes as `{\"b64\": ...}`, which TF Serving decodes:", "",
+        "```",
+        f"docker run --rm -p 8501:8501 --mount type=bind,source={model_folder.resolve()},target=/models/{name} "
+        f"-e MODEL_NAME={name} -t tensorflow/serving",
+        f"curl -s -d '{body}' http://localhost:8501/v1/models/{name}:predict",
+        "```", "",
+    ]
+
+
+def write_report(fitted, data, folder, export_path=None, search_table=None):
+    """Writes a Markdown report of a run, with its plots beside it, for people to read.
+
+    `folder/report.md` has the data (examples per class and split, where they came from, what was skipped and
+    why), the extractor's blocks, the regime, metrics on the validation and test splits, the plots (relative links
+    to PNGs in `folder`), the search's best trials when `search_table` is given, and, with `export_path`, how to
+    run and serve the export (`tfxfer predict`, `saved_model_cli`, TF Serving's docker image and a REST call).
+
+    Args:
+        fitted: A fitted `TransferModel`.
+        data: The `DataSplits` it was trained on, from `tfxfer.load_images`/`load_text`.
+        folder: Where to write `report.md` and the PNGs (created if needed), e.g. beside the export.
+        export_path: The version folder `tfxfer.export` returned, if the model was exported.
+        search_table: A search's results table, if the model came from `TransferSearch`.
+
+    Returns:
+        The `pathlib.Path` of `report.md`.
+
+    Raises:
+        TypeError: `data` is not a DataSplits.
+
+    Example:
+        >>> path = write_report(fitted, data, f"{tmp_dir}/report")
+        >>> path.name, sorted(p.name for p in path.parent.glob("*.png"))
+        ('report.md', ['confusion.png', 'history.png'])
+    """
+    if not hasattr(data, "skipped") or not hasattr(data, "unbatched"):
+        raise TypeError(f"write_report needs the DataSplits from tfxfer.load_images/load_text (its counts and "
+                        f"skipped files go in the report); got {type(data).__name__}.")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    task = fitted.task_
+    split = "test" if data.sizes["test"] else "validation" if data.sizes["validation"] else "train"
+    plot_history(fitted, folder / PLOT_FILES["history"])
+    evaluation_file = PLOT_FILES[task.evaluation_plot]
+    plot_confusion(fitted, data, split, folder / evaluation_file)
+    caption = EVALUATION_CAPTIONS[task.evaluation_plot]
+    lines = [f"# {regime_name(fitted.regime)} on `{fitted.extractor_.source}`", "",
+             f"Written {datetime.datetime.now().isoformat(timespec='seconds')} by tfxfer "
+             f"(TensorFlow {tf.__version__}, Keras {keras.__version__}).", ""]
+    lines += _data_section(data) + _extractor_section(fitted) + _regime_section(fitted)
+    lines += _metrics_section(fitted, data)
+    lines += ["## Plots", "", f"![Training history]({PLOT_FILES['history']})", "",
+              f"![{caption}, {split} split]({evaluation_file})", ""]
+    if search_table is not None:
+        plot_search(search_table, folder / PLOT_FILES["search"])
+        lines += _search_section(search_table, PLOT_FILES["search"])
+    if export_path is not None:
+        lines += _serving_section(export_path, fitted.extractor_.input_kind, task.task_type)
+    path = folder / "report.md"
+    path.write_text("\n".join(lines))
+    return path

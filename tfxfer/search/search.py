@@ -1,0 +1,193 @@
+"""`TransferSearch`: a Keras Tuner search over freeze depth, learning rates and the head, on cached activations
+where possible, resumable and distributable.
+
+Each trial is a `TransferModel` whose regime follows from its freeze depth (`tfxfer.training.phases`): with every
+block frozen it is deep feature extraction (the head trains at `learning_rate`); with k < n blocks frozen the head
+first warms up on the frozen extractor, then the blocks after k train at `fine_tune_learning_rate` (k = 0 is full
+fine-tuning, 0 < k < n mid-layer). All trials share one `FeatureCache`, so the extractor's output (every warm-up,
+every feature-extraction trial) is computed once per search, and for Keras extractors the activations at each cut
+once per k.
+
+The search is Keras Tuner's own: its oracles (random, Bayesian, Hyperband; subclassed in `distributed` with guards
+for dead workers and restarted chiefs), its project folder (a search started again with the same `directory` and
+`project_name` resumes: completed trials are not run again, a trial that was running is run again), and its
+chief/worker distribution (set `KERASTUNER_TUNER_ID`, `KERASTUNER_ORACLE_IP` and `KERASTUNER_ORACLE_PORT`, or use
+`tfxfer tune --chief/--worker`).
+"""
+
+import dataclasses
+import glob
+import inspect
+import json
+import os
+import time
+
+import keras_tuner as kt
+
+from tfxfer import _compat
+from tfxfer.search.distributed import TUNERS, Watchdog, answer_late_workers, patient_workers
+from tfxfer.search.hypermodel import TransferHyperModel
+from tfxfer.search.results import SEARCH_FILE, read_json, readable_json, search_results, write_json
+from tfxfer.search.space import SearchSpace
+from tfxfer.training import FeatureCache
+
+
+class TransferSearch:
+    """A Keras Tuner search over freeze depth, learning rates and the head, resumable and distributable.
+
+    Args:
+        extractor: An `Extractor` or a source for `tfxfer.load_extractor`.
+        space: A `SearchSpace` (defaults cover every freeze depth, both learning rates and the head).
+        tuner: `"random"`, `"bayesian"` or `"hyperband"`.
+        max_trials: Trials to run (for Hyperband, its `max_epochs` is `epochs` instead).
+        objective: A Keras Tuner objective; by default from the task: `val_accuracy` (multi-class), `val_auc`
+            (multi-label), `val_loss` (regression).
+        epochs: Most epochs of each phase of a trial.
+        patience: Early-stopping patience.
+        directory: Keras Tuner's folder; the feature cache lives in `<directory>/<project_name>/feature_cache`.
+        project_name: The search's name in `directory`. A search with the same folder and name resumes.
+        overwrite: Start afresh, deleting an earlier search of that name.
+        seed: The oracle's seed.
+        cache: Share cached activations across trials (True) or train every trial end to end (False).
+        strategy: A `tf.distribute.Strategy`, e.g. from `tfxfer.pick_strategy()`.
+        extractor_options: Keyword arguments of `load_extractor`.
+        worker_timeout: On a distributed search's chief: seconds without a report from a worker (reports come
+            after every epoch) after which its trial goes to another worker; None never gives up on a worker.
+        verbose: Keras Tuner's and Keras' verbosity.
+        **tuner_options: More arguments of the Keras Tuner class (e.g. `num_initial_points`, `factor`).
+
+    Example:
+        >>> search = TransferSearch("MobileNetV2", max_trials=20, directory="runs", project_name="ants")  # doctest: +SKIP
+        >>> table = search.search(data)  # doctest: +SKIP
+        >>> fitted = search.best_model(data)  # doctest: +SKIP
+    """
+
+    def __init__(self, extractor, *, space=None, tuner="random", max_trials=10, objective=None, epochs=20, patience=3,
+                 directory="tfxfer_search", project_name="search", overwrite=False, seed=0, cache=True,
+                 strategy=None, extractor_options=None, worker_timeout=1800, verbose=1, **tuner_options):
+        if tuner not in TUNERS:
+            raise ValueError(f"tuner must be one of {sorted(TUNERS)}; got {tuner!r}.")
+        if not isinstance(max_trials, int) or max_trials < 1:
+            raise ValueError(f"max_trials must be a whole number >= 1; got {max_trials!r}.")
+        self.extractor = extractor
+        self.space = space or SearchSpace()
+        self.tuner = tuner
+        self.max_trials = max_trials
+        self.objective = objective
+        self.epochs = epochs
+        self.patience = patience
+        self.directory = str(directory)
+        self.project_name = project_name
+        self.overwrite = overwrite
+        self.seed = seed
+        self.cache = cache
+        self.strategy = strategy
+        self.extractor_options = extractor_options
+        self.worker_timeout = worker_timeout
+        self.verbose = verbose
+        self.tuner_options = tuner_options
+
+    @property
+    def project_dir(self):
+        """The folder of this search's trials and oracle state."""
+        return os.path.join(self.directory, self.project_name)
+
+    def _tuner(self, data):
+        cache = FeatureCache(os.path.join(self.project_dir, "feature_cache"), progress=bool(self.verbose)) \
+            if self.cache else False
+        hypermodel = TransferHyperModel(self.extractor, data, self.space, epochs=self.epochs, patience=self.patience,
+                                        cache=cache, strategy=self.strategy, extractor_options=self.extractor_options,
+                                        verbose=0 if self.verbose < 2 else 1)
+        self.hypermodel_ = hypermodel
+        state = os.path.join(self.project_dir, "oracle.json")
+        try:
+            saved = None if self.overwrite or not os.path.isfile(state) else read_json(state)
+            self.tuner_ = self._make_tuner(hypermodel, data.task)
+        except json.JSONDecodeError:
+            damaged = [path for path in glob.glob(os.path.join(self.project_dir, "*.json")) +
+                       glob.glob(os.path.join(self.project_dir, "trial_*", "trial.json")) if not readable_json(path)]
+            raise ValueError(
+                f"Cannot resume the search in {self.project_dir}: {', '.join(damaged) or 'its state'} is damaged "
+                "(a process was killed while Keras Tuner wrote it). Restore the file, or start afresh with "
+                "overwrite=True (tfxfer tune --overwrite), which deletes the earlier trials."
+            ) from None
+        if saved is not None and isinstance(self.tuner_.oracle, kt.Oracle):  # it was reloaded here, not on a chief
+            self.tuner_.oracle.resume_trials_out(saved["ongoing_trials"] if _compat.is_chief() else {})
+        if _compat.is_worker():  # its oracle is a client of the chief's
+            patient_workers(self.tuner_.oracle)
+        return self.tuner_
+
+    def _make_tuner(self, hypermodel, task):
+        """Keras Tuner's tuner for `self.tuner`, over tfxfer's guarded oracle; `tuner_options` go to whichever of the
+        two takes them."""
+        oracle_class, tuner_class = TUNERS[self.tuner]
+        objective = self.objective or kt.Objective(task.objective.name, task.objective.direction)
+        oracle_options = dict(objective=objective, seed=self.seed)
+        if self.tuner == "hyperband":
+            oracle_options["max_epochs"] = self.epochs
+        else:
+            oracle_options["max_trials"] = self.max_trials
+        tuner_options = dict(directory=self.directory, project_name=self.project_name, overwrite=self.overwrite)
+        takes = inspect.signature(oracle_class.__init__).parameters
+        for name, value in self.tuner_options.items():
+            (oracle_options if name in takes else tuner_options)[name] = value
+        return tuner_class(oracle_class(**oracle_options), hypermodel, **tuner_options)
+
+    def search(self, data, callbacks=None):
+        """Runs (or resumes) the search on `data` and returns its results table.
+
+        Args:
+            data: A `DataSplits` with a validation split.
+            callbacks: Keras callbacks for every trial's training (they see the whole model).
+
+        Returns:
+            A DataFrame, one row per trial, best first (see `search_results`).
+        """
+        if getattr(data, "validation", None) is None:
+            raise ValueError("A search needs a validation split to score trials: load the data with "
+                             "validation_split > 0 or a val/ folder.")
+        tuner = self._tuner(data)
+        objective = tuner.oracle.objective
+        write_json(os.path.join(self.project_dir, SEARCH_FILE), {
+            "objective": objective.name, "direction": objective.direction, "tuner": self.tuner,
+            "extractor": getattr(self.hypermodel_.extractor, "source", str(self.extractor)),
+            "n_blocks": self.hypermodel_.extractor.n_blocks, "space": dataclasses.asdict(self.space)})
+        started = time.perf_counter()
+        chief = _compat.is_chief()
+        if chief and self.worker_timeout:
+            Watchdog(tuner.oracle, self.worker_timeout).start()
+        if chief and tuner.oracle.has_ended():
+            answer_late_workers(tuner.oracle)
+        else:
+            tuner.search(callbacks=callbacks or [], verbose=self.verbose)
+        self.search_seconds_ = time.perf_counter() - started
+        self.best_hyperparameters_ = self._best_values(tuner)
+        return self.results()
+
+    @staticmethod
+    def _best_values(tuner):
+        best = tuner.get_best_hyperparameters(1)
+        return dict(best[0].values) if best else None
+
+    def results(self):
+        """The results table, rebuilt from the project folder (works for a finished, killed or running search)."""
+        return search_results(self.directory, self.project_name)
+
+    def best_model(self, data, *, retrain=True):
+        """The best trial's model.
+
+        Args:
+            data: The `DataSplits` the search ran on.
+            retrain: Train the best configuration again from the pretrained weights (cheap on cached
+                activations) and return it fitted; False returns the unfitted `TransferModel`.
+
+        Returns:
+            A `TransferModel` with the best hyperparameters.
+        """
+        tuner = getattr(self, "tuner_", None) or self._tuner(data)
+        best = tuner.get_best_hyperparameters(1)
+        if not best:
+            raise ValueError(f"No completed trial in {self.project_dir}; run search() first.")
+        self.hypermodel_.build(best[0])
+        model = self.hypermodel_._trial
+        return model.train(data) if retrain else model

@@ -1,0 +1,99 @@
+"""What a search explores: freeze depth, the two learning rates, warm-up and the head."""
+
+import dataclasses
+
+from tfxfer.training.phases import regime_for_depth
+
+
+def _values(value):
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+@dataclasses.dataclass
+class SearchSpace:
+    """What a search explores. Ranges are `(low, high)`; choices are lists; a single value fixes a hyperparameter.
+
+    Attributes:
+        frozen_blocks: Choices of how many leading blocks stay frozen; None means every count from 0 to n_blocks.
+        learning_rate: Adam's rate for the head (and for feature extraction): a log-scale range, or a value.
+        fine_tune_learning_rate: Adam's rate for the unfrozen blocks after the warm-up: a log-scale range, or a
+            value. Only trials with fewer than n_blocks frozen use it.
+        hidden_units: Choices of one hidden Dense layer's size; 0 means none.
+        dropout: A range of dropout rates (in steps of 0.1), or a value.
+        l2: Choices of the head's L2 penalty.
+        warmup_epochs: Head warm-up epochs before unfreezing: a value or choices.
+        batch_size: None keeps the data's batch size; choices tune it (end-to-end trials only).
+
+    Example:
+        >>> SearchSpace(frozen_blocks=[10, 15, 19], learning_rate=1e-3).frozen_blocks
+        [10, 15, 19]
+    """
+
+    frozen_blocks: list | None = None
+    learning_rate: float | tuple = (1e-4, 1e-2)
+    fine_tune_learning_rate: float | tuple = (1e-6, 1e-4)
+    hidden_units: int | list = dataclasses.field(default_factory=lambda: [0, 128, 512])
+    dropout: float | tuple = (0.0, 0.5)
+    l2: float | list = dataclasses.field(default_factory=lambda: [0.0, 1e-5, 1e-4, 1e-3])
+    warmup_epochs: int | list = 5
+
+    def check(self, n_blocks):
+        """Raises ValueError naming the first hyperparameter whose values are out of range."""
+        frozen = list(range(n_blocks + 1)) if self.frozen_blocks is None else _values(self.frozen_blocks)
+        bad = [k for k in frozen if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= n_blocks]
+        if bad or not frozen:
+            raise ValueError(f"frozen_blocks must be whole numbers from 0 to {n_blocks} (the extractor's blocks); "
+                             f"got {self.frozen_blocks!r}.")
+        for name in ("learning_rate", "fine_tune_learning_rate"):
+            values = _values(getattr(self, name))
+            if len(values) not in (1, 2) or any(not isinstance(v, (int, float)) or not 0 < v < 1 for v in values) \
+                    or values != sorted(values):
+                raise ValueError(f"{name} must be a rate in (0, 1) or a range (low, high) of such rates; "
+                                 f"got {getattr(self, name)!r}.")
+        dropout = _values(self.dropout)
+        if len(dropout) not in (1, 2) or any(not 0 <= v < 1 for v in dropout) or dropout != sorted(dropout):
+            raise ValueError(f"dropout must be in [0, 1) or a range (low, high) within it; got {self.dropout!r}.")
+        if any(not isinstance(u, int) or u < 0 for u in _values(self.hidden_units)):
+            raise ValueError(f"hidden_units must be whole numbers >= 0; got {self.hidden_units!r}.")
+        if any(not isinstance(v, (int, float)) or v < 0 for v in _values(self.l2)):
+            raise ValueError(f"l2 must be numbers >= 0; got {self.l2!r}.")
+        if any(not isinstance(v, int) or v < 0 for v in _values(self.warmup_epochs)):
+            raise ValueError(f"warmup_epochs must be whole numbers >= 0; got {self.warmup_epochs!r}.")
+        return frozen
+
+    def sample(self, hp, n_blocks):
+        """Declares the hyperparameters in `hp` and returns this trial's values as a dict.
+
+        The values include `regime`, the plan the trial trains in (see `tfxfer.training.phases.regime_for_depth`):
+        deep feature extraction with every block frozen, full fine-tuning with none, mid-layer between (each after
+        `warmup_epochs` of head warm-up, the unfrozen blocks at `fine_tune_learning_rate`).
+
+        Example:
+            >>> import keras_tuner as kt
+            >>> values = SearchSpace(frozen_blocks=[3], learning_rate=1e-3).sample(kt.HyperParameters(), 4)
+            >>> values["regime"], values["frozen_blocks"], values["warmup_epochs"]
+            ('mid-layer', 3, 5)
+        """
+        frozen = self.check(n_blocks)
+        values = {"frozen_blocks": _choice(hp, "frozen_blocks", frozen)}
+        values["learning_rate"] = _rate(hp, "learning_rate", self.learning_rate)
+        if any(k < n_blocks for k in frozen):
+            with hp.conditional_scope("frozen_blocks", [k for k in frozen if k < n_blocks]):
+                values["fine_tune_learning_rate"] = _rate(hp, "fine_tune_learning_rate", self.fine_tune_learning_rate)
+                values["warmup_epochs"] = _choice(hp, "warmup_epochs", _values(self.warmup_epochs))
+        values["hidden_units"] = _choice(hp, "hidden_units", _values(self.hidden_units))
+        dropout = _values(self.dropout)
+        values["dropout"] = (hp.Fixed("dropout", dropout[0]) if len(dropout) == 1 else
+                             hp.Float("dropout", dropout[0], dropout[1], step=0.1))
+        values["l2"] = _choice(hp, "l2", _values(self.l2))
+        values["regime"] = regime_for_depth(values["frozen_blocks"], n_blocks)
+        return values
+
+
+def _choice(hp, name, values):
+    return hp.Fixed(name, values[0]) if len(values) == 1 else hp.Choice(name, values, ordered=True)
+
+
+def _rate(hp, name, value):
+    values = _values(value)
+    return hp.Fixed(name, values[0]) if len(values) == 1 else hp.Float(name, values[0], values[1], sampling="log")

@@ -1,0 +1,186 @@
+"""Running an export the way a client does: its `serving_default` signature on image files, texts or a CSV."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tensorflow as tf
+
+from tfxfer.data.decoding import IMAGE_EXTENSIONS, find_undecodable
+from tfxfer.data.tables import read_table
+from tfxfer.data.task import Task
+from tfxfer.serving.savedmodel import METADATA_FILE
+from tfxfer.serving.versions import versions
+
+_TABLE_SUFFIXES = (".csv", ".tsv", ".tab")
+
+
+def resolve_export(path):
+    """The version folder of an export: `path` itself if it holds `saved_model.pb`, else its highest version.
+
+    Raises:
+        FileNotFoundError: `path` is neither a version folder nor a folder of versions.
+    """
+    path = Path(path)
+    if (path / "saved_model.pb").is_file():
+        return path
+    found = versions(path)
+    if not found:
+        raise FileNotFoundError(f"{path} is not an export: it holds neither saved_model.pb nor version folders "
+                                "(1/, 2/...). Pass <root>/<name> or <root>/<name>/<version>.")
+    return path / str(found[-1])
+
+
+def _load_saved_model(path):
+    try:
+        return tf.saved_model.load(str(path))
+    except (tf.errors.NotFoundError, RuntimeError) as error:
+        if "Op type not registered" not in str(error):
+            raise
+        # BERT-style text exports use TensorFlow Text ops, which importing the package registers.
+        import tensorflow_text  # noqa: F401
+
+        return tf.saved_model.load(str(path))
+
+
+class ExportedModel:
+    """An export loaded with TensorFlow, run through its `serving_default` signature as TF Serving runs it.
+
+    Attributes:
+        path: The version folder.
+        version: The version number.
+        metadata: The export's `assets.extra/tfxfer.json` as a dict.
+        task_type: `"multiclass"`, `"multilabel"` or `"regression"`.
+        class_names: Class (or target) names in output order.
+        input_kind: `"image"` or `"text"`.
+        signatures: The SavedModel's signatures (`serving_default`, `metadata`, and `serving_images` for images).
+    """
+
+    def __init__(self, path):
+        self.path = resolve_export(path)
+        self.version = int(self.path.name) if self.path.name.isdigit() else None
+        metadata_file = self.path / METADATA_FILE
+        if not metadata_file.is_file():
+            raise ValueError(f"{self.path} is a SavedModel but not a tfxfer export (no {METADATA_FILE}); "
+                             "export models with tfxfer.export.")
+        self.metadata = json.loads(metadata_file.read_text())
+        self.task_type = self.metadata["task_type"]
+        self.class_names = list(self.metadata["class_names"])
+        self.input_kind = self.metadata["input_kind"]
+        self._saved_model = _load_saved_model(self.path)
+        self.signatures = self._saved_model.signatures
+
+    def __repr__(self):
+        return (f"ExportedModel({str(self.path)!r}: {self.input_kind} {self.task_type}, "
+                f"{len(self.class_names)} outputs {self.class_names[:10]})")
+
+    def predict(self, inputs, *, text_column=None, batch_size=32):
+        """Runs `serving_default` on image files or texts and returns one row per input.
+
+        Args:
+            inputs: For image exports, image files and folders (searched recursively for
+                `.jpg .jpeg .png .gif .bmp .webp` files, in sorted order). For text exports, texts and CSV/TSV
+                files (`.csv`, `.tsv`, `.tab`), whose `text_column` gives the texts. A single string or path is one
+                input.
+            text_column: The column of texts in CSV/TSV inputs; by default `text`, or the only column.
+            batch_size: Inputs per call of the signature.
+
+        Returns:
+            A pandas DataFrame: the input (`file` or `text`); for multiclass, `class` (the best) and `score` (its
+            score); for multilabel, `labels` (the names above the threshold, `;`-separated, best first); for both,
+            `score_<class name>` per class; for regression, one column per target.
+
+        Raises:
+            FileNotFoundError: An image path does not exist.
+            ValueError: Image files do not decode (all are named, with the reason), or a CSV has no such column.
+            tfxfer.data.DataError: A CSV/TSV file is missing or malformed.
+
+        Example:
+            >>> tfxfer.load_exported("saved_models/ants_bees").predict(["ant.jpg", "bee.jpg"])  # doctest: +SKIP
+                  file class     score  score_ants  score_bees
+            0  ant.jpg  ants  0.912...
+        """
+        if isinstance(inputs, (str, os.PathLike)):
+            inputs = [inputs]
+        if self.input_kind == "image":
+            column, items = "file", _image_files(inputs)
+            argument = "image_bytes"
+        else:
+            column, items = "text", _texts(inputs, text_column)
+            argument = "texts"
+        signature = self.signatures["serving_default"]
+        outputs = []
+        for start in range(0, len(items), batch_size):
+            batch = items[start:start + batch_size]
+            if self.input_kind == "image":
+                batch = [Path(path).read_bytes() for path in batch]
+            result = signature(**{argument: tf.constant(batch, tf.string)})
+            outputs.append({key: value.numpy() for key, value in result.items()})
+        return self._table(column, items, outputs)
+
+    def _table(self, column, items, outputs):
+        task = Task(self.task_type, self.class_names)
+        merged = {key: _concatenate(outputs, key, len(self.class_names)) for key in task.served_outputs}
+        return pd.DataFrame({column: [str(item) for item in items], **task.prediction_columns(merged)})
+
+
+def _concatenate(outputs, key, width):
+    if not outputs:
+        return np.zeros((0, width), np.float32)
+    return np.concatenate([output[key] for output in outputs])
+
+
+def _image_files(inputs):
+    files = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS))
+        elif path.is_file():
+            files.append(path)
+        else:
+            raise FileNotFoundError(f"Image file {path} does not exist.")
+    failures = find_undecodable([str(path) for path in files])
+    if failures:
+        listed = "; ".join(f"{files[position]}: {reason}" for position, reason in sorted(failures.items()))
+        raise ValueError(f"{len(failures)} of {len(files)} image files do not decode ({listed}); remove them or "
+                         "pass the others.")
+    return files
+
+
+def _texts(inputs, text_column):
+    texts = []
+    for item in inputs:
+        if isinstance(item, os.PathLike) or str(item).lower().endswith(_TABLE_SUFFIXES):
+            frame = read_table(item, text_columns=(text_column or "text",))
+            column = text_column or "text"
+            if column not in frame.columns and text_column is None and len(frame.columns) == 1:
+                column = frame.columns[0]
+            if column not in frame.columns:
+                raise ValueError(f"{item} has no column {column!r} (columns: {list(frame.columns)}); pass "
+                                 "text_column=.")
+            texts.extend("" if pd.isna(text) else str(text) for text in frame[column])
+        else:
+            texts.append(str(item))
+    return texts
+
+
+def load_exported(path):
+    """Loads an export with TensorFlow, to run it on image files, texts or a CSV of texts.
+
+    Args:
+        path: `<root>/<name>` (its highest version is loaded) or `<root>/<name>/<version>`.
+
+    Returns:
+        An `ExportedModel`; `.predict(inputs)` returns a pandas DataFrame.
+
+    Raises:
+        FileNotFoundError: `path` is not an export.
+        ValueError: `path` is a SavedModel that tfxfer did not export.
+
+    Example:
+        >>> print(tfxfer.load_exported("saved_models/ants_bees").predict("val/ants").head())  # doctest: +SKIP
+    """
+    return ExportedModel(path)

@@ -1,0 +1,228 @@
+"""Versions of an export, written as TF Serving reads them: integer folders that appear whole or not at all, are
+never overwritten, and go to different writers running at once; and TF Serving's `models.config`.
+
+```
+saved_models/
+  models.config                 TF Serving's model_config_list (write_models_config)
+  ants_bees/
+    1/  2/  3/                  versions (TF Serving serves the highest); never overwritten
+    .tmp-<host>-<pid>-<hex>/    a version being written; not all digits, so no reader takes it for a version
+```
+"""
+
+import errno
+import fcntl
+import os
+import re
+import shutil
+import socket
+import uuid
+from pathlib import Path
+
+import tensorflow as tf
+
+MODELS_CONFIG = "models.config"
+TEMPORARY_PREFIX = ".tmp-"
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+
+
+def is_version(name):
+    """Whether a folder name is a version, as TF Serving reads them: all ASCII digits."""
+    return name.isascii() and name.isdigit()
+
+
+def versions(model_folder):
+    """The versions under `<root>/<name>`, ascending; `[]` when the folder does not exist."""
+    try:
+        names = os.listdir(model_folder)
+    except FileNotFoundError:
+        return []
+    return sorted(int(name) for name in names if is_version(name))
+
+
+def check_name(name):
+    """Raises unless `name` can be a model name under an export root (TF Serving's `name:` in models.config)."""
+    if not isinstance(name, str) or not _NAME.match(name) or is_version(name):
+        raise ValueError(f"Export name {name!r} must start with a letter or digit and hold only letters, digits, '.', "
+                         "'_' and '-' (and not be all digits, which would look like a version), e.g. 'ants_bees'.")
+
+
+def write_version(root, name, write):
+    """Writes the next version of `<root>/<name>` with `write(folder)`, and returns the version's folder.
+
+    `write` fills a temporary folder beside the versions; it is flushed to disk and renamed into place, so a version
+    appears whole or not at all, an existing version is never touched, and writers running at the same time
+    (threads or processes) get different versions. This relies on POSIX rename semantics (renaming a folder onto a
+    non-empty one fails), as local Linux file systems give; `root` must be a local path, not `gs://`. Temporary
+    folders left by killed writers on this machine are removed first.
+
+    Raises:
+        OSError: `<root>/<name>` cannot be written (full, read-only, not a folder), naming it and the reason. Nothing
+            of the failed version is left, and the versions already there are unchanged.
+    """
+    model_folder = Path(root) / name
+    try:
+        model_folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_failure(error, model_folder) from None
+    remove_stale_temporaries(model_folder)
+    temporary = model_folder / f"{TEMPORARY_PREFIX}{_host()}-{os.getpid()}-{uuid.uuid4().hex}"
+    try:
+        write(temporary)
+        _sync_tree(temporary)
+        version = _claim_version(temporary, model_folder)
+    except BaseException as error:
+        shutil.rmtree(temporary, ignore_errors=True)
+        failure = write_failure(error, model_folder)
+        if failure is None:
+            raise
+        raise failure from None
+    return model_folder / str(version)
+
+
+#: File-system failures that TensorFlow's file writers raise as `tf.errors`, and the errno each stands for.
+_TF_WRITE_ERRORS = ((tf.errors.ResourceExhaustedError, errno.ENOSPC), (tf.errors.PermissionDeniedError, errno.EACCES),
+                    (tf.errors.FailedPreconditionError, errno.ENOTDIR))
+
+
+def write_failure(error, model_folder):
+    """An OSError naming `model_folder` and why it could not be written, or None when `error` is something else.
+
+    TensorFlow's writers report a full or read-only disk as `tf.errors` whose message starts with the file's path;
+    only those (and Python's OSErrors) are file-system failures.
+    """
+    if isinstance(error, OSError):
+        number, reason = error.errno, error.strerror or str(error)
+    else:
+        number = next((number for kind, number in _TF_WRITE_ERRORS if isinstance(error, kind)), None)
+        if number is None or str(model_folder) not in str(error):
+            return None
+        reason = re.sub(r"\s*\[Op:\w+\]$", "", str(error).splitlines()[0].rsplit("; ", 1)[-1])
+        number = errno.EROFS if "read-only" in reason.lower() else number
+    advice = {errno.ENOSPC: "free space there or pass another root=",
+              errno.ENOTDIR: "part of that path is a file, not a folder; pass another root="}.get(
+        number, "pass a root= you can write to")
+    return OSError(number, f"Could not write an export in {model_folder} ({reason}); {advice}. The versions already "
+                           "there are unchanged")
+
+
+def _sync_tree(folder):
+    """Flushes every file and folder under `folder` to disk, so a renamed version survives a power cut whole."""
+    for directory, _, files in os.walk(folder, topdown=False):
+        for name in files:
+            with open(os.path.join(directory, name), "rb") as handle:
+                os.fsync(handle.fileno())
+        _sync_directory(directory)
+
+
+def _sync_directory(directory):
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _claim_version(temporary, model_folder):
+    """Renames `temporary` to the next free version and returns it.
+
+    `os.rename` of a folder onto an existing non-empty folder fails (ENOTEMPTY or EEXIST), and every version folder
+    holds a SavedModel, so two writers that pick the same number cannot both win: the loser tries the next one.
+    """
+    while True:
+        version = max(versions(model_folder), default=0) + 1
+        try:
+            os.rename(temporary, model_folder / str(version))
+        except OSError as error:
+            if error.errno in (errno.ENOTEMPTY, errno.EEXIST):
+                continue
+            raise
+        _sync_directory(model_folder)
+        return version
+
+
+def _host():
+    return re.sub(r"[^A-Za-z0-9.]", "_", socket.gethostname())
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # Another user's process: alive.
+        pass
+    return True
+
+
+def remove_stale_temporaries(model_folder):
+    """Removes the temporary folders that exports killed on this machine left under `model_folder`.
+
+    A temporary folder is named `.tmp-<host>-<pid>-<hex>`; it is removed only when `<host>` is this machine and no
+    process `<pid>` runs here, so an export in progress (here or on another machine sharing the folder) is never
+    disturbed.
+
+    Args:
+        model_folder: `<root>/<name>`.
+
+    Returns:
+        The paths removed.
+    """
+    removed = []
+    host = _host()
+    for entry in Path(model_folder).glob(f"{TEMPORARY_PREFIX}*"):
+        parts = entry.name[len(TEMPORARY_PREFIX):].rsplit("-", 2)
+        if len(parts) != 3 or parts[0] != host or not parts[1].isdigit() or _alive(int(parts[1])):
+            continue
+        shutil.rmtree(entry, ignore_errors=True)
+        removed.append(entry)
+    return removed
+
+
+def write_models_config(root="saved_models", base_path=None):
+    """Writes `<root>/models.config`, TF Serving's `model_config_list` of every model exported under `root`.
+
+    The file is regenerated from the folders (every `<root>/<name>` holding at least one version), so edits by hand
+    are replaced; it is written to a temporary file and renamed, under a lock, so a reader or a concurrent writer
+    never sees it half written. Serve with `tensorflow_model_server --model_config_file=<root>/models.config`.
+
+    Args:
+        root: The export root.
+        base_path: Where TF Serving sees `root`, when it differs from here, e.g. `"/models"` for a container started
+            with `-v $PWD/saved_models:/models`; by default the absolute path of `root`.
+
+    Returns:
+        The `pathlib.Path` of the file.
+
+    Raises:
+        FileNotFoundError: `root` holds no exported model.
+
+    Example:
+        >>> write_models_config("saved_models", base_path="/models").read_text()  # doctest: +SKIP
+        'model_config_list {\\n  config {\\n    name: "ants_bees"\\n    base_path: "/models/ants_bees"\\n ...'
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"Export root {root} does not exist; export a model into it first.")
+    path = root / MODELS_CONFIG
+    with open(root / f".{MODELS_CONFIG}.lock", "w") as lock:
+        # Listing and writing under one lock: a writer that listed before another export's rename never writes last.
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        names = sorted(entry.name for entry in root.iterdir()
+                       if entry.is_dir() and _NAME.match(entry.name) and versions(entry))
+        if not names:
+            raise FileNotFoundError(f"{root} holds no exported model (<name>/<version>/ folders); export one first.")
+        lines = ["model_config_list {"]
+        for name in names:
+            base = f"{base_path.rstrip('/')}/{name}" if base_path else str((root / name).resolve())
+            lines += ["  config {", f"    name: {_quote(name)}", f"    base_path: {_quote(base)}",
+                      '    model_platform: "tensorflow"', "  }"]
+        lines.append("}")
+        temporary = root / f"{TEMPORARY_PREFIX}{MODELS_CONFIG}-{os.getpid()}-{uuid.uuid4().hex}"
+        temporary.write_text("\n".join(lines) + "\n")
+        os.replace(temporary, path)
+    return path
+
+
+def _quote(text):
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

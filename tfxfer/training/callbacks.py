@@ -1,0 +1,70 @@
+"""Callbacks across models that share weights.
+
+While a phase trains on cached activations, Keras runs a smaller model (the blocks after the cut and the head,
+sharing the whole model's weights); a user's callback should still see the whole model, e.g. to save or export it.
+"""
+
+import keras
+
+
+class OnWholeModel(keras.callbacks.Callback):
+    """Hands a callback the whole model while another model (over cached activations, same weights) trains.
+
+    Example:
+        >>> callback = OnWholeModel(keras.callbacks.History(), keras.Sequential([keras.layers.Dense(1)]))
+        >>> callback.callback.model.__class__.__name__
+        'Sequential'
+    """
+
+    def __init__(self, callback, model):
+        super().__init__()
+        self.callback = callback
+        self.callback.set_model(model)
+
+    def set_model(self, model):
+        """Keeps the whole model."""
+
+    def set_params(self, params):
+        self.callback.set_params(params)
+
+    def on_train_begin(self, *args, **kwargs):
+        self.callback.on_train_begin(*args, **kwargs)
+
+    def on_train_end(self, *args, **kwargs):
+        self.callback.on_train_end(*args, **kwargs)
+
+    def on_epoch_begin(self, *args, **kwargs):
+        self.callback.on_epoch_begin(*args, **kwargs)
+
+    def on_epoch_end(self, *args, **kwargs):
+        self.callback.on_epoch_end(*args, **kwargs)
+
+    def on_train_batch_begin(self, *args, **kwargs):
+        self.callback.on_train_batch_begin(*args, **kwargs)
+
+    def on_train_batch_end(self, *args, **kwargs):
+        self.callback.on_train_batch_end(*args, **kwargs)
+
+    def on_test_begin(self, *args, **kwargs):
+        self.callback.on_test_begin(*args, **kwargs)
+
+    def on_test_end(self, *args, **kwargs):
+        self.callback.on_test_end(*args, **kwargs)
+
+    def on_test_batch_begin(self, *args, **kwargs):
+        self.callback.on_test_batch_begin(*args, **kwargs)
+
+    def on_test_batch_end(self, *args, **kwargs):
+        self.callback.on_test_batch_end(*args, **kwargs)
+
+    def on_predict_begin(self, *args, **kwargs):
+        self.callback.on_predict_begin(*args, **kwargs)
+
+    def on_predict_end(self, *args, **kwargs):
+        self.callback.on_predict_end(*args, **kwargs)
+
+    def on_predict_batch_begin(self, *args, **kwargs):
+        self.callback.on_predict_batch_begin(*args, **kwargs)
+
+    def on_predict_batch_end(self, *args, **kwargs):
+        self.callback.on_predict_batch_end(*args, **kwargs)

@@ -1,0 +1,152 @@
+"""The three regimes of transfer as plans: each regime is a short function returning the phases it trains in.
+
+A `Phase` says how many leading blocks stay frozen, for how many epochs, and at what learning rate. `TransferModel`
+trains a plan phase by phase, `SearchSpace.sample` chooses a trial's regime from its freeze depth, and the reports
+draw the plan; so all three read the same plan. (fastai's `fine_tune` in `fastai/callback/schedule.py` is the
+model: freeze, fit the head, unfreeze, fit again at a lower rate.)
+
+- deep feature extraction: every block frozen, the head trains.
+- mid-layer: the first k blocks frozen (default half); the rest train with the head, at the head's rate, or, after
+  an optional head warm-up, at the fine-tuning rate.
+- full fine-tuning: a head warm-up on the frozen extractor, then every block (or all after k) at a low rate.
+"""
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """One stretch of training with a fixed set of frozen blocks.
+
+    Attributes:
+        name: `"head"` (every block frozen: the head trains), `"warm-up"` (the head, before blocks are unfrozen),
+            `"train"` (mid-layer with no warm-up: the unfrozen blocks and the head together) or `"fine-tune"`
+            (blocks unfrozen after a warm-up).
+        frozen_blocks: Leading blocks kept frozen.
+        epochs: Most epochs (early stopping may end the phase sooner).
+        learning_rate: Adam's rate.
+        schedule: How the rate moves within the phase: `"constant"`.
+    """
+
+    name: str
+    frozen_blocks: int
+    epochs: int
+    learning_rate: float
+    schedule: str = "constant"
+
+    @property
+    def title(self):
+        """The phase in words: head training, warm-up, training, fine-tuning."""
+        return {"head": "head training", "warm-up": "head warm-up", "train": "training",
+                "fine-tune": "fine-tuning"}[self.name]
+
+    @property
+    def fine_tunes(self):
+        """Whether this phase trains blocks after a head warm-up (or is full fine-tuning's only phase)."""
+        return self.name == "fine-tune"
+
+
+def feature_extraction(n_blocks, *, epochs, learning_rate, **_):
+    """Deep feature extraction: one phase, every block frozen.
+
+    Example:
+        >>> feature_extraction(19, epochs=20, learning_rate=1e-3)
+        [Phase(name='head', frozen_blocks=19, epochs=20, learning_rate=0.001, schedule='constant')]
+    """
+    return [Phase("head", n_blocks, epochs, learning_rate)]
+
+
+def mid_layer(n_blocks, *, epochs, learning_rate, freeze_blocks=None, warmup_epochs=None,
+              fine_tune_learning_rate=None, **_):
+    """Mid-layer feature extraction: the first `freeze_blocks` (default half) frozen, the rest train.
+
+    With no warm-up (the default) the unfrozen blocks and the head train together at `learning_rate`; with
+    `warmup_epochs`, the head first trains alone, then the blocks after the frozen ones at `fine_tune_learning_rate`
+    (as a search's partially frozen trials do).
+
+    Example:
+        >>> [phase.name for phase in mid_layer(19, epochs=20, learning_rate=1e-3, warmup_epochs=5,
+        ...                                    fine_tune_learning_rate=1e-5)]
+        ['warm-up', 'fine-tune']
+    """
+    frozen = n_blocks // 2 if freeze_blocks is None else freeze_blocks
+    if not warmup_epochs:
+        return [Phase("train", frozen, epochs, learning_rate)]
+    return [Phase("warm-up", n_blocks, warmup_epochs, learning_rate),
+            Phase("fine-tune", frozen, epochs, fine_tune_learning_rate)]
+
+
+def fine_tune(n_blocks, *, epochs, learning_rate, fine_tune_learning_rate, freeze_blocks=None, warmup_epochs=5,
+              **_):
+    """Full fine-tuning: the head warms up on the frozen extractor, then the blocks after `freeze_blocks` (default:
+    all of them) train at `fine_tune_learning_rate`.
+
+    The warm-up comes first because a random head sends large gradients into the pretrained weights and wrecks them.
+
+    Example:
+        >>> [(phase.name, phase.frozen_blocks) for phase in fine_tune(19, epochs=20, learning_rate=1e-3,
+        ...                                                           fine_tune_learning_rate=1e-5)]
+        [('warm-up', 19), ('fine-tune', 0)]
+    """
+    warmup = [Phase("warm-up", n_blocks, warmup_epochs, learning_rate)] if warmup_epochs else []
+    return warmup + [Phase("fine-tune", 0 if freeze_blocks is None else freeze_blocks, epochs,
+                           fine_tune_learning_rate)]
+
+
+#: The regimes by canonical name, each a function `(n_blocks, **settings) -> [Phase, ...]`.
+REGIMES = {"feature-extraction": feature_extraction, "mid-layer": mid_layer, "fine-tune": fine_tune}
+
+#: The default warm-up epochs of each regime, when `warmup_epochs` is not given.
+DEFAULT_WARMUP = {"feature-extraction": 0, "mid-layer": 0, "fine-tune": 5}
+
+_ALIASES = {"deep-feature-extraction": "feature-extraction", "mid-layer-feature-extraction": "mid-layer",
+            "fine-tuning": "fine-tune", "finetune": "fine-tune"}
+
+
+def regime_name(regime):
+    """The canonical name of a regime (`feature_extraction`, `Fine-Tuning`... are accepted).
+
+    Example:
+        >>> regime_name("fine_tuning")
+        'fine-tune'
+    """
+    key = str(regime).lower().replace("_", "-")
+    key = _ALIASES.get(key, key)
+    if key not in REGIMES:
+        raise ValueError(f"regime must be one of {tuple(REGIMES)}; got {regime!r}.")
+    return key
+
+
+def plan(regime, n_blocks, **settings):
+    """The phases of `regime` for an extractor of `n_blocks`.
+
+    Args:
+        regime: A regime name (see `regime_name`).
+        n_blocks: The extractor's blocks.
+        **settings: `epochs`, `learning_rate`, `fine_tune_learning_rate`, `freeze_blocks`, `warmup_epochs` (None:
+            the regime's default).
+
+    Returns:
+        A list of `Phase`, in training order.
+
+    Example:
+        >>> [phase.frozen_blocks for phase in plan("mid-layer", 19, epochs=3, learning_rate=1e-3)]
+        [9]
+    """
+    name = regime_name(regime)
+    if settings.get("warmup_epochs") is None:
+        settings["warmup_epochs"] = DEFAULT_WARMUP[name]
+    return REGIMES[name](n_blocks, **settings)
+
+
+def regime_for_depth(frozen_blocks, n_blocks):
+    """The regime a trial with `frozen_blocks` of `n_blocks` frozen trains in: all frozen is deep feature extraction,
+    none frozen full fine-tuning, anything between mid-layer.
+
+    Example:
+        >>> [regime_for_depth(k, 19) for k in (19, 10, 0)]
+        ['feature-extraction', 'mid-layer', 'fine-tune']
+    """
+    if frozen_blocks >= n_blocks:
+        return "feature-extraction"
+    return "fine-tune" if frozen_blocks == 0 else "mid-layer"
