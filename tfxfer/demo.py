@@ -128,22 +128,22 @@ def run_demo(*, per_class=5, pretrain_epochs=15, epochs=60, seed=0, export_root=
             if verbose:
                 print(f"  {name:<19} test accuracy {accuracy:.3f} ({model.fit_seconds_:.1f} s)")
         table = pd.DataFrame(rows)
-        best = table.sort_values("test_accuracy", ascending=False).iloc[0]["regime"]
+        best_row = table.loc[table.test_accuracy.idxmax()]
+        best = best_row.regime
         export_path = None
         if export_root is not None:
             from tfxfer.serving import export
 
             summary = (f"scikit-learn digits 5-9 as 16x16 RGB: {len(train[1])} training images ({per_class} per class), "
                        f"{len(test[1])} test images")
-            best_row = table[table.regime == best].iloc[0]
             export_path = export(fitted[best], export_name, root=export_root, data_summary=summary,
                                  metrics={"test_accuracy": float(best_row.test_accuracy), "regime": best})
     if verbose:
         print()
         print(table.to_string(index=False))
         print(f"\nbest: {best}" + (f", exported to {export_path}" if export_path else ""))
-        transfer = table[table.regime != "scratch"].sort_values("test_accuracy").iloc[-1]
-        scratch = table[table.regime == "scratch"].iloc[0]
+        scratch, transfers = table.iloc[0], table.iloc[1:]  # the runs list scratch first
+        transfer = transfers.loc[transfers.test_accuracy.idxmax()]
         print(f"best transfer regime ({transfer.regime}) vs scratch: {transfer.test_accuracy:.3f} vs "
               f"{scratch.test_accuracy:.3f} test accuracy with {per_class} labelled examples per class")
     return table, export_path

@@ -83,3 +83,17 @@ def test_dataframe_with_a_repeated_index():
     frame = pd.concat([pd.DataFrame({"text": ["a", "b"], "label": ["x", "y"]})] * 2)
     data = load_text(frame, validation_split=0)
     assert data.examples("train")[0] == ["a", "b", "a", "b"]
+
+
+def test_both_loaders_take_the_extractor_and_refuse_the_wrong_kind(tiny_hub_model, tmp_path):
+    import tfxfer
+
+    images = tfxfer.load_extractor(tiny_hub_model)
+    frame = pd.DataFrame({"text": ["a b", "c d", "e f", "g h"], "label": [0, 1, 0, 1]})
+    with pytest.raises(ValueError, match=r"takes images, not texts: load its data with tfxfer.load_images"):
+        load_text(frame, extractor=images)
+    texts = type("TextExtractor", (), {"input_kind": "text", "source": "glove", "image_size": None,
+                                       "value_range": None})()
+    assert load_text(frame, extractor=texts, validation_split=0).sizes["train"] == 4
+    with pytest.raises(ValueError, match=r"'glove' takes texts, not images: load its data with tfxfer.load_text"):
+        tfxfer.load_images(tmp_path, extractor=texts)

@@ -172,6 +172,26 @@ def test_decoded_images_signature_matches_the_bytes_signature(tiny_exports):
     assert loaded.signatures["serving_images"](images=big)["scores"].shape == (4, 3)
 
 
+def test_training_and_serving_give_the_model_the_same_inputs(tiny_exports, tmp_path):
+    """One preprocessing: the files as the training pipeline decodes them, and as the export's signatures do."""
+    case = tiny_exports["multiclass"]
+    for index, path in enumerate(case["files"]):
+        target = tmp_path / "data" / ("ants", "bees")[index % 2] / Path(path).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(Path(path).read_bytes())
+    data = tfxfer.load_images(tmp_path / "data", extractor=case["extractor"], validation_split=0)
+    paths = data.examples("train")[0]
+    trained_on = np.stack([image.numpy() for image, _ in data.unbatched("train")])
+    loaded = tf.saved_model.load(str(case["path"]))
+    served = loaded.preprocess_image_bytes(tf.constant([Path(path).read_bytes() for path in paths])).numpy()
+    assert served.dtype == trained_on.dtype and np.array_equal(served, trained_on), "bytes: not bit for bit"
+    pixels = tf.stack([tf.cast(tf.io.decode_image(tf.io.read_file(path), 3, expand_animations=False), tf.float32)
+                       for path in paths[:1]])
+    np.testing.assert_allclose(loaded.preprocess_images(pixels).numpy(), trained_on[:1], atol=1e-6)
+    scores = loaded.signatures["serving_default"](image_bytes=tf.constant([Path(paths[0]).read_bytes()]))["scores"]
+    np.testing.assert_allclose(scores.numpy(), case["model"](trained_on[:1], training=False).numpy(), atol=1e-6)
+
+
 def test_signatures_have_the_documented_names_and_dtypes(tiny_exports):
     for kind, case in tiny_exports.items():
         loaded = tf.saved_model.load(str(case["path"]))

@@ -101,7 +101,9 @@ class DataSplits:
             `(inputs, labels)`: a list of image file paths (str) or of texts, and the encoded labels (NumPy).
 
         Example:
-            >>> paths, labels = data.examples("validation")  # doctest: +SKIP
+            >>> paths, labels = data.examples("validation")
+            >>> len(paths), labels.tolist()
+            (6, [0, 0, 1, 1, 2, 2])
         """
         inputs, labels = self._examples[_check_split(split)]
         return list(inputs), labels.copy()

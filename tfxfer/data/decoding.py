@@ -170,7 +170,10 @@ def find_undecodable(paths):
         `{position in paths: reason}` for each file that fails.
 
     Example:
-        >>> find_undecodable(["ok.png", "empty.jpg"])  # doctest: +SKIP
+        >>> import os
+        >>> os.makedirs(tmp_dir, exist_ok=True)
+        >>> open(f"{tmp_dir}/empty.jpg", "wb").close()
+        >>> find_undecodable([data.examples("train")[0][0], f"{tmp_dir}/empty.jpg"])
         {1: 'empty file (0 bytes)'}
     """
     if not len(paths):

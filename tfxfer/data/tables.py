@@ -89,9 +89,12 @@ def read_table(path, *, sep=None, column_names=None, encoding="utf-8", quoting=N
         DataError: The file is missing, empty, not decodable, has duplicate column names or malformed rows.
 
     Example:
-        >>> frame = read_table("SMSSpamCollection", sep="\\t", column_names=["label", "text"])  # doctest: +SKIP
-        >>> len(frame)  # doctest: +SKIP
-        5574
+        >>> import os
+        >>> os.makedirs(tmp_dir, exist_ok=True)
+        >>> with open(f"{tmp_dir}/sms.tsv", "w") as file:
+        ...     _ = file.write('ham\\tsee you at "5\\nspam\\tWIN a prize\\n')
+        >>> read_table(f"{tmp_dir}/sms.tsv", column_names=["label", "text"])["text"].tolist()
+        ['see you at "5', 'WIN a prize']
     """
     path = Path(path)
     try:

@@ -7,131 +7,13 @@ so the task type is compared with a string here and nowhere else.
 
 import dataclasses
 
-import keras
 import numpy as np
 import tensorflow as tf
 
 from tfxfer.data import labels as label_encoders
 from tfxfer.data.errors import DataError
-
-TASK_TYPES = ("multiclass", "multilabel", "regression")
-
-
-@dataclasses.dataclass(frozen=True)
-class Objective:
-    """The validation metric a search optimises, as Keras Tuner names it, and whether higher is better."""
-
-    name: str
-    direction: str
-
-
-class _MultiClass:
-    title = "multi-class"
-    label_encoding = "sparse"
-    activation = "softmax"
-    objective = Objective("val_accuracy", "max")
-    evaluation_plot = "confusion"
-    nouns = ("class", "classes")
-    stratified_by = "label"
-    uses_threshold = False
-    exclusive = True
-    takes_class_names = True
-    outputs = {"scores": "float32 [batch, n_classes]", "classes": "string [batch, n_classes]",
-               "ranked_scores": "float32 [batch, n_classes]"}
-    encode = staticmethod(label_encoders.encode_multiclass)
-
-    @staticmethod
-    def loss(task):
-        return keras.losses.SparseCategoricalCrossentropy()
-
-    @staticmethod
-    def metrics():
-        return ["accuracy"]
-
-    @staticmethod
-    def strata(labels):
-        return np.asarray(labels)
-
-    @staticmethod
-    def count(labels, num_outputs):
-        return np.bincount(labels, minlength=num_outputs)
-
-    @staticmethod
-    def min_outputs():
-        return 2
-
-
-class _MultiLabel(_MultiClass):
-    title = "multi-label"
-    label_encoding = "multi_hot"
-    activation = "sigmoid"
-    objective = Objective("val_auc", "max")
-    evaluation_plot = "label_scores"
-    uses_threshold = True
-    exclusive = False
-    outputs = dict(_MultiClass.outputs, labels="string [batch, n_classes]")
-    encode = staticmethod(label_encoders.encode_multilabel)
-
-    @staticmethod
-    def loss(task):
-        return keras.losses.BinaryCrossentropy()
-
-    @staticmethod
-    def metrics():
-        return [keras.metrics.AUC(multi_label=True, name="auc"),
-                keras.metrics.F1Score(average="macro", threshold=0.5, name="f1")]
-
-    @staticmethod
-    def strata(labels):
-        # The example's rarest label (examples with none form a group), which keeps rare labels in every split.
-        positives = labels.sum(axis=0)
-        rarity = np.where(labels > 0, positives[None, :], np.inf)
-        return np.where(np.isfinite(rarity.min(axis=1)), rarity.argmin(axis=1), labels.shape[1])
-
-    @staticmethod
-    def count(labels, num_outputs):
-        return labels.sum(axis=0).astype(int)
-
-    @staticmethod
-    def min_outputs():
-        return 1
-
-
-class _Regression(_MultiLabel):
-    title = "regression"
-    label_encoding = "float"
-    activation = None
-    objective = Objective("val_loss", "min")
-    evaluation_plot = "predicted_vs_true"
-    nouns = ("target", "targets")
-    stratified_by = "target"
-    uses_threshold = False
-    takes_class_names = False
-    outputs = {"predictions": "float32 [batch, n_targets]"}
-    encode = staticmethod(label_encoders.encode_regression)
-
-    @staticmethod
-    def loss(task):
-        return keras.losses.MeanSquaredError()
-
-    @staticmethod
-    def metrics():
-        return [keras.metrics.MeanAbsoluteError(name="mae")]
-
-    @staticmethod
-    def strata(labels):
-        # The decile of the (first) target, fewer bins for small sets.
-        targets = labels if labels.ndim == 1 else labels[:, 0]
-        bins = max(1, min(10, len(targets) // 10))
-        rank = np.argsort(np.argsort(targets, kind="stable"), kind="stable")
-        return rank * bins // max(len(targets), 1)
-
-    @staticmethod
-    def count(labels, num_outputs):
-        return [len(labels)] * num_outputs
-
-
-_KINDS = {"multiclass": _MultiClass, "multilabel": _MultiLabel, "regression": _Regression}
+from tfxfer.data.task_types import KINDS as _KINDS
+from tfxfer.data.task_types import TASK_TYPES, Objective
 
 
 def check_task_argument(task):
@@ -298,7 +180,7 @@ class Task:
     def fill_weights(self, train_labels):
         """Fills `class_weights` (multi-class) or `positive_weights` (multi-label) from the training labels."""
         n = len(train_labels)
-        if not n or self._kind is _Regression:
+        if not n or not self.has_classes:
             return self
         counts = self._kind.count(train_labels, self.num_outputs)
         if self.uses_threshold:

@@ -71,7 +71,13 @@ def extract_archive(archive, cache_dir=None, max_bytes=MAX_UNPACKED_BYTES):
         OSError: The cache folder cannot take the extracted files (full or read-only); nothing is left there.
 
     Example:
-        >>> path = extract_archive("mobilenet.tar.gz")  # doctest: +SKIP
+        >>> import os, tarfile
+        >>> os.makedirs(tmp_dir, exist_ok=True)
+        >>> with tarfile.open(f"{tmp_dir}/hub.tar.gz", "w:gz") as tar:
+        ...     tar.add(hub_folder, arcname=".")
+        >>> path = extract_archive(f"{tmp_dir}/hub.tar.gz", cache_dir=tmp_dir)
+        >>> os.path.isfile(os.path.join(path, "saved_model.pb"))
+        True
     """
     archive = os.path.abspath(archive)
     stat = os.stat(archive)

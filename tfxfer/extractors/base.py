@@ -69,8 +69,8 @@ class Extractor(keras.layers.Layer):
             ValueError: `k` is not a whole number in `[0, n_blocks]`.
 
         Example:
-            >>> extractor.freeze(3).frozen_blocks  # doctest: +SKIP
-            3
+            >>> extractor.freeze(3).frozen_blocks, extractor.freeze("all").frozen_blocks
+            (3, 4)
         """
         if k is None or k == "all":
             k = self.n_blocks
@@ -188,7 +188,8 @@ class Extractor(keras.layers.Layer):
             `trainable_params`, `frozen` and `output_shape`.
 
         Example:
-            >>> print(tfxfer.load_extractor("MobileNetV2", weights=None).describe())  # doctest: +SKIP
+            >>> list(extractor.describe()["name"])
+            ['stem_conv', 'block_1', 'block_2', 'block_3']
         """
         rows = []
         for index, block in enumerate(self.blocks):

@@ -84,8 +84,9 @@ class HubExtractor(Extractor):
         **kwargs: Keras layer arguments (`name`, `dtype`, `trainable`).
 
     Example:
-        >>> extractor = HubExtractor("https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5")  # doctest: +SKIP
-        >>> extractor.freeze(10).describe()  # doctest: +SKIP
+        >>> hub = HubExtractor(hub_folder)  # or a handle: "https://tfhub.dev/google/imagenet/..."
+        >>> hub.n_blocks, hub.input_kind, hub.image_size, hub.value_range
+        (4, 'image', (16, 16), (0.0, 1.0))
     """
 
     def __init__(self, source, *, preprocessor=None, output_key=None, image_size=None, value_range=None,

@@ -37,7 +37,9 @@ def save_hub_format(model, path):
         `path`.
 
     Example:
-        >>> save_hub_format(keras.applications.MobileNetV2(include_top=False, weights=None), "/tmp/mnv2")  # doctest: +SKIP
+        >>> path = save_hub_format(extractor.model, f"{tmp_dir}/tiny_hub")
+        >>> sorted(v.name.split("/")[0] for v in tf.saved_model.load(path).variables)[:2]
+        ['block_1_bn', 'block_1_bn']
     """
     spec = tf.TensorSpec([None, *model.inputs[0].shape[1:]], model.inputs[0].dtype, name="inputs")
 

@@ -138,7 +138,7 @@ def plot_search(table, path=None):
         ValueError: A needed column is missing, or no trial has a score yet.
 
     Example:
-        >>> tfxfer.plot_search(tfxfer.search_results("runs", "ants"), "runs/search.png")  # doctest: +SKIP
+        >>> plot_search(tfxfer.search_results(search.directory, search.project_name), f"{tmp_dir}/search.png")
         <ReportFigure size 700x440 with 2 Axes>
     """
     missing = [c for c in ("frozen_blocks", "learning_rate", "score") if c not in getattr(table, "columns", ())]

@@ -57,9 +57,13 @@ class TransferSearch:
         **tuner_options: More arguments of the Keras Tuner class (e.g. `num_initial_points`, `factor`).
 
     Example:
-        >>> search = TransferSearch("MobileNetV2", max_trials=20, directory="runs", project_name="ants")  # doctest: +SKIP
-        >>> table = search.search(data)  # doctest: +SKIP
-        >>> fitted = search.best_model(data)  # doctest: +SKIP
+        >>> search = TransferSearch(extractor, max_trials=2, epochs=1, directory=tmp_dir, project_name="ants",
+        ...                         space=SearchSpace(frozen_blocks=[2, 4], warmup_epochs=1), verbose=0)
+        >>> table = search.search(data)
+        >>> len(table), table.attrs["objective"], set(table.regime) <= {"feature-extraction", "mid-layer"}
+        (2, 'val_accuracy', True)
+        >>> search.best_model(data).frozen_blocks_ in (2, 4)
+        True
     """
 
     def __init__(self, extractor, *, space=None, tuner="random", max_trials=10, objective=None, epochs=20, patience=3,

@@ -12,7 +12,7 @@ from tfxfer.data.decoding import IMAGE_EXTENSIONS, find_undecodable
 from tfxfer.data.tables import read_table
 from tfxfer.data.task import Task
 from tfxfer.serving.savedmodel import METADATA_FILE
-from tfxfer.serving.versions import versions
+from tfxfer.serving.versioning import versions
 
 _TABLE_SUFFIXES = (".csv", ".tsv", ".tab")
 
@@ -98,9 +98,9 @@ class ExportedModel:
             tfxfer.data.DataError: A CSV/TSV file is missing or malformed.
 
         Example:
-            >>> tfxfer.load_exported("saved_models/ants_bees").predict(["ant.jpg", "bee.jpg"])  # doctest: +SKIP
-                  file class     score  score_ants  score_bees
-            0  ant.jpg  ants  0.912...
+            >>> exported = load_exported(tfxfer.export(fitted, "noise", root=tmp_dir))
+            >>> list(exported.predict(data.examples("validation")[0][:2]).columns)
+            ['file', 'class', 'score', 'score_ants', 'score_bees', 'score_wasps']
         """
         if isinstance(inputs, (str, os.PathLike)):
             inputs = [inputs]
@@ -181,6 +181,8 @@ def load_exported(path):
         ValueError: `path` is a SavedModel that tfxfer did not export.
 
     Example:
-        >>> print(tfxfer.load_exported("saved_models/ants_bees").predict("val/ants").head())  # doctest: +SKIP
+        >>> exported = load_exported(tfxfer.export(fitted, "noise", root=tmp_dir))
+        >>> exported.class_names, exported.input_kind
+        (['ants', 'bees', 'wasps'], 'image')
     """
     return ExportedModel(path)

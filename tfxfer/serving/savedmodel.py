@@ -1,6 +1,6 @@
 """Exports for TF Serving: versioned SavedModels with preprocessing, class names and metadata inside.
 
-`export` writes `<root>/<name>/<version>/` (see `tfxfer.serving.versions`), a SavedModel that TF Serving,
+`export` writes `<root>/<name>/<version>/` (see `tfxfer.serving.versioning`), a SavedModel that TF Serving,
 `saved_model_cli` and any TensorFlow client load with TensorFlow alone (no tfxfer, no Keras, no Python
 preprocessing):
 
@@ -25,7 +25,7 @@ import tensorflow as tf
 from tfxfer.data.task import Task
 from tfxfer.extractors import Extractor
 from tfxfer.serving.signatures import serving_module, signature_table
-from tfxfer.serving.versions import check_name, write_models_config, write_version
+from tfxfer.serving.versioning import check_name, write_models_config, write_version
 
 METADATA_FILE = Path("assets.extra") / "tfxfer.json"
 FORMAT_VERSION = 1

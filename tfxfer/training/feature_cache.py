@@ -70,8 +70,10 @@ class FeatureCache:
         misses: How many requests computed activations.
 
     Example:
-        >>> cache = FeatureCache()
-        >>> features, labels = cache.features(extractor, data, extractor.n_blocks, "train")  # doctest: +SKIP
+        >>> cache = FeatureCache(progress=False)
+        >>> features, labels = cache.features(extractor, data, extractor.n_blocks, "train")
+        >>> features.shape, labels.shape, cache.misses
+        ((18, 8), (18,), 1)
     """
 
     def __init__(self, directory=None, memory_limit_bytes=MEMORY_LIMIT_BYTES, progress=True):

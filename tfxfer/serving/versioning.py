@@ -198,8 +198,16 @@ def write_models_config(root="saved_models", base_path=None):
         FileNotFoundError: `root` holds no exported model.
 
     Example:
-        >>> write_models_config("saved_models", base_path="/models").read_text()  # doctest: +SKIP
-        'model_config_list {\\n  config {\\n    name: "ants_bees"\\n    base_path: "/models/ants_bees"\\n ...'
+        >>> path = tfxfer.export(fitted, "ants_bees", root=f"{tmp_dir}/served")
+        >>> print(write_models_config(f"{tmp_dir}/served", base_path="/models").read_text())
+        model_config_list {
+          config {
+            name: "ants_bees"
+            base_path: "/models/ants_bees"
+            model_platform: "tensorflow"
+          }
+        }
+        <BLANKLINE>
     """
     root = Path(root)
     if not root.is_dir():

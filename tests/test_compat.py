@@ -1,0 +1,91 @@
+"""Each private name of Keras, TensorFlow and Keras Tuner that tfxfer relies on is still there and still works as
+tfxfer uses it; where an upgrade removes one, the error names it and the versions tfxfer was tested with."""
+
+import grpc
+import keras
+import keras_tuner as kt
+import pytest
+import tensorflow as tf
+from concurrent import futures
+
+from helpers import tiny_cnn
+from tfxfer import _compat
+from tfxfer.extractors.blocks import true_cuts
+
+
+@pytest.fixture(scope="module")
+def model():
+    return tiny_cnn()
+
+
+def test_graph_nodes_of_a_functional_model(model):
+    layer = model.get_layer("block_2_conv")
+    assert len(_compat.inbound_nodes(layer)) == 1 and len(_compat.outbound_nodes(layer)) == 1
+    assert _compat.node_output(layer).shape == (None, 8, 8, 8)
+    operations, cuts = true_cuts(model)
+    assert len(cuts) >= 4 and operations[-1].name == "top_pool"
+
+
+def test_the_part_of_a_graph_after_a_cut_runs_on_the_same_layers(model):
+    cut = _compat.node_output(model.get_layer("block_2_bn"))
+    inputs = keras.Input(cut.shape[1:])
+    rest = keras.Model(inputs, _compat.run_graph_from(cut, model.outputs[0], inputs))
+    assert [layer.name for layer in rest.layers[1:]] == ["block_3_conv", "top_pool"]
+    assert rest.get_layer("block_3_conv") is model.get_layer("block_3_conv")
+
+
+def test_learnable_variables_ignore_the_trainable_flag(model):
+    batchnorm = model.get_layer("stem_bn")
+    batchnorm.trainable = False
+    try:
+        assert [v.name for v in _compat.learnable_variables(batchnorm)] == ["gamma", "beta"]
+    finally:
+        batchnorm.trainable = True
+    assert _compat.learnable_variables(keras.ops) == []
+
+
+def test_a_variable_tracked_by_a_layer_is_one_of_its_weights():
+    layer = keras.layers.Layer()
+    variable = keras.Variable(tf.zeros([2]), name="restored")
+    _compat.track_variable(layer, variable)
+    assert layer.weights == [variable]
+
+
+def test_sublayers_of_a_model(model):
+    assert "block_3_conv" in [layer.name for layer in _compat.sublayers(model)]
+
+
+def test_the_gradient_registry_holds_the_custom_gradients_of_traced_functions():
+    @tf.custom_gradient
+    def double(x):
+        return 2 * x, lambda dy: 2 * dy
+
+    before = {name for name in _compat.gradient_registry() if name.startswith("CustomGradient-")}
+    tf.function(lambda x: double(x)).get_concrete_function(tf.TensorSpec([], tf.float32))
+    after = {name for name in _compat.gradient_registry() if name.startswith("CustomGradient-")}
+    assert after - before
+
+
+def test_chief_and_worker_roles_follow_keras_tuners_variables(monkeypatch):
+    assert not _compat.is_chief() and not _compat.is_worker()
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", "8470")
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "chief")
+    assert _compat.is_chief() and not _compat.is_worker()
+    monkeypatch.setenv("KERASTUNER_TUNER_ID", "tuner0")
+    assert _compat.is_worker() and not _compat.is_chief()
+
+
+def test_oracle_internals_and_its_service(tmp_path):
+    assert issubclass(_compat.tuner_callback_class(), keras.callbacks.Callback)
+    oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_accuracy", "max"), max_trials=1)
+    oracle._set_project_dir(str(tmp_path), "p")
+    assert _compat.retry_queue(oracle) == [] and _compat.project_dir(oracle).endswith("p")
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=1))
+    _compat.add_oracle_service(server, oracle)
+    server.stop(0)
+
+
+def test_a_missing_internal_names_itself_and_the_tested_versions():
+    with pytest.raises(_compat.CompatError, match=r"needs object\._inbound_nodes, a private name of keras .*\(tested with keras 3\.15\)"):
+        _compat.inbound_nodes(object())
