@@ -9,20 +9,8 @@ import pytest
 import tensorflow as tf
 
 import tfxfer
-from helpers import tiny_cnn
+from helpers import noise_folders, tiny_cnn
 from tfxfer.training import FeatureCache
-
-
-def noise_folders(root, per_class=12, classes=("ants", "bees", "wasps"), seed=0):
-    """Class folders of random-noise PNGs, each class with its own mean colour so that it can be learned."""
-    rng = np.random.default_rng(seed)
-    for index, name in enumerate(classes):
-        folder = root / name
-        folder.mkdir(parents=True)
-        for i in range(per_class):
-            pixels = np.clip(rng.normal(60 + 60 * index, 40, (20, 20, 3)), 0, 255).astype("uint8")
-            tf.io.write_file(str(folder / f"{i}.png"), tf.io.encode_png(pixels))
-    return root
 
 
 @pytest.fixture
