@@ -6,7 +6,6 @@ import threading
 
 import numpy as np
 import pytest
-import tensorflow as tf
 
 import tfxfer
 from helpers import noise_folders, tiny_cnn
