@@ -21,7 +21,8 @@ import tensorflow as tf
 import tfxfer
 from helpers import noise_folders, tiny_cnn
 
-MODULES = sorted(name for _, name, _ in pkgutil.walk_packages(tfxfer.__path__, "tfxfer."))
+MODULES = sorted(name for _, name, _ in pkgutil.walk_packages(tfxfer.__path__, "tfxfer.")
+                 if not name.endswith("__main__"))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ from pathlib import Path
 import tfxfer
 
 PACKAGE = Path(tfxfer.__file__).resolve().parent
-MODULES = sorted(name for _, name, _ in pkgutil.walk_packages(tfxfer.__path__, "tfxfer."))
+MODULES = sorted(name for _, name, _ in pkgutil.walk_packages(tfxfer.__path__, "tfxfer.")
+                 if not name.endswith("__main__"))
 
 
 def sources():
@@ -21,8 +22,8 @@ def test_every_public_name_is_in_all_and_exists():
     assert len(set(tfxfer.__all__)) == len(tfxfer.__all__)
     for name in tfxfer.__all__:
         assert hasattr(tfxfer, name), name
-    public = {name for name in vars(tfxfer) if not name.startswith("_") and not isinstance(getattr(tfxfer, name),
-                                                                                            type(tfxfer))}
+    public = {name for name in dir(tfxfer) if not name.startswith("_") and not isinstance(getattr(tfxfer, name),
+                                                                                           type(tfxfer))}
     assert public == set(tfxfer.__all__)
 
 

@@ -4,31 +4,36 @@ Pretrained extractors (TF Hub or keras.applications) split into freezable blocks
 regimes of transfer, Keras Tuner search over freeze depth, and versioned exports that TF Serving loads as they are.
 
 The packages follow the flow of the work: `data` → `extractors` → `training` → `search` → `serving`, with `reports`,
-the command line (`cli`) and the offline `demo` on top. Every public name is here.
+the command line (`cli`) and the offline `demo` on top. Every public name is listed here, by the package it comes
+from; each is imported when first used, so `import tfxfer` (and `tfxfer --help`) does not wait for TensorFlow.
 """
 
-from tfxfer.data import DataError, DataSplits, Objective, Skipped, Task, decode_image, load_images, load_text
-from tfxfer.extractors import (
-    Block,
-    Extractor,
-    HubExtractor,
-    KerasExtractor,
-    application_names,
-    extract_archive,
-    handle_cache_folder,
-    load_extractor,
-    save_hub_format,
-)
-from tfxfer.reports import plot_confusion, plot_history, plot_search, write_report
-from tfxfer.search import SearchSpace, TransferHyperModel, TransferSearch, search_results
-from tfxfer.serving import ExportedModel, export, load_exported, write_models_config
-from tfxfer.training import REGIMES, FeatureCache, Head, Phase, TransferModel, build_model, pick_strategy
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["Block", "DataError", "DataSplits", "ExportedModel", "Extractor", "FeatureCache", "Head", "HubExtractor",
-           "KerasExtractor", "Objective", "Phase", "REGIMES", "SearchSpace", "Skipped", "Task", "TransferHyperModel",
-           "TransferModel", "TransferSearch", "application_names", "build_model", "decode_image", "export",
-           "extract_archive", "handle_cache_folder", "load_exported", "load_extractor", "load_images", "load_text",
-           "pick_strategy", "plot_confusion", "plot_history", "plot_search", "save_hub_format", "search_results",
-           "write_models_config", "write_report"]
+_PUBLIC = {
+    "tfxfer.data": ["DataError", "DataSplits", "Objective", "Skipped", "Task", "decode_image", "load_images",
+                    "load_text"],
+    "tfxfer.extractors": ["Block", "Extractor", "HubExtractor", "KerasExtractor", "application_names",
+                          "extract_archive", "handle_cache_folder", "load_extractor", "save_hub_format"],
+    "tfxfer.training": ["REGIMES", "FeatureCache", "Head", "Phase", "TransferModel", "build_model", "pick_strategy"],
+    "tfxfer.search": ["SearchSpace", "TransferHyperModel", "TransferSearch", "search_results"],
+    "tfxfer.serving": ["ExportedModel", "export", "load_exported", "write_models_config"],
+    "tfxfer.reports": ["plot_confusion", "plot_history", "plot_search", "write_report"],
+}
+_HOME = {name: module for module, names in _PUBLIC.items() for name in names}
+
+__all__ = sorted(_HOME)
+
+
+def __getattr__(name):
+    if name not in _HOME:
+        raise AttributeError(f"module 'tfxfer' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_HOME[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(__all__))

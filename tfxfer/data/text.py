@@ -1,5 +1,7 @@
 """Texts from CSV/TSV files, DataFrames and class folders of `.txt` files, as `tf.data` pipelines of strings."""
 
+from pathlib import Path
+
 from tfxfer.data.labels import is_missing
 from tfxfer.data.loading import check_extractor_kind, from_class_folders, from_table, start
 from tfxfer.data.tables import as_column_list, codec_for, describe_decode_error, is_folder, row_source
@@ -96,18 +98,29 @@ def _file_texts(found, encoding, bad):
     """The texts of a class-folder tree's files; files that do not decode or are blank are reported."""
     kept = []
     for path, label, split in found:
-        raw = path.read_bytes()
-        try:
-            text = raw.decode(codec_for(encoding))
-        except UnicodeDecodeError as error:
-            bad.report(path, "not decodable text", describe_decode_error(raw, error, encoding),
-                       "pass encoding= with the files' encoding, fix or remove the file,")
-            continue
-        if not text.strip():
-            bad.report(path, "missing or empty text", "the file is empty or blank", "remove it")
-            continue
-        kept.append((text, label, split))
+        text = read_text_file(path, encoding, bad)
+        if text is not None:
+            kept.append((text, label, split))
     return kept
+
+
+def read_text_file(path, encoding, bad):
+    """One example's text from a `.txt` file, as training and prediction read it: the whole file, decoded strictly.
+
+    Returns:
+        The text, or None when the file does not decode or is blank (reported through `bad`, the `BadInputs`).
+    """
+    raw = Path(path).read_bytes()
+    try:
+        text = raw.decode(codec_for(encoding))
+    except UnicodeDecodeError as error:
+        bad.report(path, "not decodable text", describe_decode_error(raw, error, encoding),
+                   "pass encoding= with the files' encoding, fix or remove the file,")
+        return None
+    if not text.strip():
+        bad.report(path, "missing or empty text", "the file is empty or blank", "remove it")
+        return None
+    return text
 
 
 def _table_texts(frame, source_name, keep, text_columns, text_separator, encoding, bad):

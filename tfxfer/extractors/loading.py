@@ -49,11 +49,24 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
         return KerasExtractor(source, image_size=image_size, value_range=value_range, granularity=granularity,
                               block_pattern=block_pattern, train_batchnorm=train_batchnorm, name=name)
     source = os.fspath(source)
-    looks_like_path = "/" in source or os.sep in source or source.startswith(".") or os.path.exists(source)
-    if not looks_like_path and source[:1].isupper():
+    if is_application_name(source):
         model = build_application(source, weights=weights, image_size=image_size, **application_kwargs)
         return KerasExtractor(model, application=source, value_range=value_range, granularity=granularity,
                               block_pattern=block_pattern, train_batchnorm=train_batchnorm, name=name)
     return HubExtractor(source, preprocessor=preprocessor, output_key=output_key, image_size=image_size,
                         value_range=value_range, block_pattern=block_pattern, train_batchnorm=train_batchnorm,
                         name=name)
+
+
+def is_application_name(source):
+    """Whether `load_extractor` reads `source` as a `keras.applications` name: not a path or handle, capitalised.
+
+    Example:
+        >>> is_application_name("MobileNetV2"), is_application_name("./MobileNetV2"), is_application_name("https://x")
+        (True, False, False)
+    """
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    source = os.fspath(source)
+    looks_like_path = "/" in source or os.sep in source or source.startswith(".") or os.path.exists(source)
+    return not looks_like_path and source[:1].isupper()

@@ -46,6 +46,7 @@ class TransferHyperModel(kt.HyperModel):
                 extractor, **(extractor_options or {}))
         self.space.check(self.extractor.n_blocks)
         self._pretrained = [w.numpy() for w in self.extractor.weights]
+        self.fingerprint = self.extractor.fingerprint(self.extractor.n_blocks)
         self.extractor.mark_graphs()
         self._trial = None
         self._gradients = _custom_gradients()

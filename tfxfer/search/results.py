@@ -1,6 +1,7 @@
 """A search's results, read from its folder alone: Keras Tuner's trial files and the record tfxfer adds."""
 
 import glob
+import hashlib
 import json
 import os
 
@@ -34,6 +35,43 @@ def readable_json(path):
         return True
     except ValueError:
         return False
+
+
+def data_identity(data):
+    """What identifies a search's data: task, classes, split sizes, and a digest of the examples and labels.
+
+    Image files count by their path below the data's common folder and their size (so a data set that was moved or
+    copied is the same data set); texts by their contents.
+    """
+    digest = hashlib.sha256()
+    for split in ("train", "validation", "test"):
+        inputs, labels = data.examples(split)
+        root = os.path.commonpath(inputs) if data.modality == "image" and inputs else ""
+        for item, label in zip(inputs, labels.tolist()):
+            if data.modality == "image":
+                item = f"{os.path.relpath(item, root)}\0{os.path.getsize(item)}"
+            digest.update(f"{split}\0{item}\0{label}\n".encode("utf-8", "surrogatepass"))
+    return {"task_type": data.task.task_type, "class_names": [str(name) for name in data.task.class_names],
+            "sizes": data.sizes, "examples": digest.hexdigest()[:16]}
+
+
+def record_differences(stored, identity):
+    """What differs between a search's stored record and another search's identity, in words."""
+    differences = []
+    if stored.get("extractor_weights") != identity["extractor_weights"]:
+        differences.append(f"another extractor ({stored.get('extractor')!r}, whose weights differ from "
+                           f"{identity['extractor']!r}'s)")
+    old, new = stored.get("data", {}), identity["data"]
+    if (old.get("task_type"), old.get("class_names")) != (new["task_type"], new["class_names"]):
+        differences.append(f"another task ({old.get('task_type')} of {old.get('class_names')}, now "
+                           f"{new['task_type']} of {new['class_names']})")
+    elif old.get("examples") != new["examples"]:
+        differences.append(f"other data ({old.get('sizes')} examples then, {new['sizes']} now, or the same counts "
+                           "of other files)")
+    for key in ("tuner", "space"):
+        if stored.get(key) != identity[key]:
+            differences.append(f"another {key} ({stored.get(key)} then, {identity[key]} now)")
+    return differences
 
 
 def search_record(directory, project_name):

@@ -27,7 +27,8 @@ import keras_tuner as kt
 from tfxfer import _compat
 from tfxfer.search.distributed import TUNERS, Watchdog, answer_late_workers, patient_workers
 from tfxfer.search.hypermodel import TransferHyperModel
-from tfxfer.search.results import SEARCH_FILE, read_json, readable_json, search_results, write_json
+from tfxfer.search.results import (SEARCH_FILE, data_identity, read_json, readable_json, record_differences,
+                                   search_record, search_results, write_json)
 from tfxfer.search.space import SearchSpace
 from tfxfer.training import FeatureCache
 
@@ -103,6 +104,7 @@ class TransferSearch:
                                         cache=cache, strategy=self.strategy, extractor_options=self.extractor_options,
                                         verbose=0 if self.verbose < 2 else 1)
         self.hypermodel_ = hypermodel
+        self._check_same_search(data)
         state = os.path.join(self.project_dir, "oracle.json")
         try:
             saved = None if self.overwrite or not os.path.isfile(state) else read_json(state)
@@ -120,6 +122,27 @@ class TransferSearch:
         if _compat.is_worker():  # its oracle is a client of the chief's
             patient_workers(self.tuner_.oracle)
         return self.tuner_
+
+    def _identity(self, data):
+        """What defines this search: a resumed search must match it."""
+        extractor = self.hypermodel_.extractor
+        return json.loads(json.dumps({"tuner": self.tuner, "extractor": getattr(extractor, "source", str(self.extractor)),
+                "extractor_options": self.extractor_options or {}, "extractor_weights": self.hypermodel_.fingerprint,
+                "n_blocks": extractor.n_blocks, "data": data_identity(data), "space": dataclasses.asdict(self.space)}))
+
+    def _check_same_search(self, data):
+        """Refuses to resume a search that was run with another extractor, data set, task or space."""
+        stored = search_record(self.directory, self.project_name)
+        if self.overwrite or "extractor_weights" not in stored:
+            return
+        identity = self._identity(data)
+        differences = record_differences(stored, identity)
+        if differences:
+            raise ValueError(
+                f"Cannot resume the search in {self.project_dir}: it was run with {'; '.join(differences)}. Its trials "
+                "would be mixed with this one's. Start afresh there with overwrite=True (tfxfer tune --overwrite), "
+                "which deletes its trials, or give this search another directory or project_name (another --dir)."
+            )
 
     def _make_tuner(self, hypermodel, task):
         """Keras Tuner's tuner for `self.tuner`, over tfxfer's guarded oracle; `tuner_options` go to whichever of the
@@ -153,9 +176,7 @@ class TransferSearch:
         tuner = self._tuner(data)
         objective = tuner.oracle.objective
         write_json(os.path.join(self.project_dir, SEARCH_FILE), {
-            "objective": objective.name, "direction": objective.direction, "tuner": self.tuner,
-            "extractor": getattr(self.hypermodel_.extractor, "source", str(self.extractor)),
-            "n_blocks": self.hypermodel_.extractor.n_blocks, "space": dataclasses.asdict(self.space)})
+            "objective": objective.name, "direction": objective.direction, **self._identity(data)})
         started = time.perf_counter()
         chief = _compat.is_chief()
         if chief and self.worker_timeout:

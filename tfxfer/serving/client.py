@@ -2,6 +2,7 @@
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,9 @@ import pandas as pd
 import tensorflow as tf
 
 from tfxfer.data.decoding import IMAGE_EXTENSIONS, find_undecodable
+from tfxfer.data.errors import BadInputs
 from tfxfer.data.tables import read_table
+from tfxfer.data.text import TEXT_EXTENSIONS, read_text_file
 from tfxfer.data.task import Task
 from tfxfer.serving.savedmodel import METADATA_FILE
 from tfxfer.serving.versioning import versions
@@ -18,7 +21,10 @@ _TABLE_SUFFIXES = (".csv", ".tsv", ".tab")
 
 
 def resolve_export(path):
-    """The version folder of an export: `path` itself if it holds `saved_model.pb`, else its highest version.
+    """The version folder of an export: `path` itself if it holds `saved_model.pb`, else its highest whole version.
+
+    A version folder without `saved_model.pb` (made by hand, or copied in part) is passed over with a warning, as it
+    would fail to load.
 
     Raises:
         FileNotFoundError: `path` is neither a version folder nor a folder of versions.
@@ -27,10 +33,18 @@ def resolve_export(path):
     if (path / "saved_model.pb").is_file():
         return path
     found = versions(path)
-    if not found:
-        raise FileNotFoundError(f"{path} is not an export: it holds neither saved_model.pb nor version folders "
-                                "(1/, 2/...). Pass <root>/<name> or <root>/<name>/<version>.")
-    return path / str(found[-1])
+    whole = [version for version in found if (path / str(version) / "saved_model.pb").is_file()]
+    if not whole:
+        held = f"only version folders without a saved_model.pb ({', '.join(map(str, found))})" if found else \
+            "neither saved_model.pb nor version folders (1/, 2/...)"
+        raise FileNotFoundError(f"{path} is not an export: it holds {held}. Pass <root>/<name> or "
+                                "<root>/<name>/<version> of a tfxfer export.")
+    passed_over = [version for version in found if version > whole[-1]]
+    if passed_over:
+        warnings.warn(f"{path}: version folder(s) {', '.join(map(str, passed_over))} hold no saved_model.pb, so "
+                      f"version {whole[-1]} is used; remove or complete them (TF Serving would try the highest).",
+                      stacklevel=3)
+    return path / str(whole[-1])
 
 
 def _load_saved_model(path):
@@ -76,25 +90,32 @@ class ExportedModel:
         return (f"ExportedModel({str(self.path)!r}: {self.input_kind} {self.task_type}, "
                 f"{len(self.class_names)} outputs {self.class_names[:10]})")
 
-    def predict(self, inputs, *, text_column=None, batch_size=32):
+    def predict(self, inputs, *, text_column=None, batch_size=32, on_bad="error", texts=False, encoding="utf-8"):
         """Runs `serving_default` on image files or texts and returns one row per input.
 
         Args:
             inputs: For image exports, image files and folders (searched recursively for
-                `.jpg .jpeg .png .gif .bmp .webp` files, in sorted order). For text exports, texts and CSV/TSV
-                files (`.csv`, `.tsv`, `.tab`), whose `text_column` gives the texts. A single string or path is one
-                input.
+                `.jpg .jpeg .png .gif .bmp .webp` files, in sorted order). For text exports, texts; `.txt` files (one
+                text each, as training reads them) and folders of them (searched recursively); and CSV/TSV files
+                (`.csv`, `.tsv`, `.tab`), whose `text_column` gives the texts. A string that names an existing file
+                or folder, or ends in `.txt`/`.csv`/`.tsv`/`.tab`, is read as a path. A single string or path is
+                one input.
             text_column: The column of texts in CSV/TSV inputs; by default `text`, or the only column.
             batch_size: Inputs per call of the signature.
+            on_bad: `"error"` stops at files that do not decode (all are named); `"skip"` leaves them out and lists
+                them in the table's `attrs["skipped"]`.
+            texts: Text exports: take every input as a text, even one that names a file.
+            encoding: The encoding of `.txt` and CSV/TSV files.
 
         Returns:
-            A pandas DataFrame: the input (`file` or `text`); for multiclass, `class` (the best) and `score` (its
-            score); for multilabel, `labels` (the names above the threshold, `;`-separated, best first); for both,
-            `score_<class name>` per class; for regression, one column per target.
+            A pandas DataFrame: the input (`file` for images; `text`, and `file` for texts read from files); for
+            multiclass, `class` (the best) and `score` (its score); for multilabel, `labels` (the names above the
+            threshold, `;`-separated, best first); for both, `score_<class name>` per class; for regression, one
+            column per target.
 
         Raises:
-            FileNotFoundError: An image path does not exist.
-            ValueError: Image files do not decode (all are named, with the reason), or a CSV has no such column.
+            FileNotFoundError: A path does not exist.
+            ValueError: Files do not decode (all are named, with the reason), or a CSV has no such column.
             tfxfer.data.DataError: A CSV/TSV file is missing or malformed.
 
         Example:
@@ -104,26 +125,33 @@ class ExportedModel:
         """
         if isinstance(inputs, (str, os.PathLike)):
             inputs = [inputs]
+        bad = BadInputs(on_bad)
         if self.input_kind == "image":
-            column, items = "file", _image_files(inputs)
-            argument = "image_bytes"
+            items = _image_files(inputs, bad)
+            columns = {"file": [str(item) for item in items]}
+            argument, values = "image_bytes", items
         else:
-            column, items = "text", _texts(inputs, text_column)
-            argument = "texts"
+            pairs = [(None, str(item)) for item in inputs] if texts else _texts(inputs, text_column, encoding, bad)
+            columns = {"text": [text for _, text in pairs]}
+            if any(source is not None for source, _ in pairs):
+                columns["file"] = [source for source, _ in pairs]
+            argument, values = "texts", [text for _, text in pairs]
         signature = self.signatures["serving_default"]
         outputs = []
-        for start in range(0, len(items), batch_size):
-            batch = items[start:start + batch_size]
+        for start in range(0, len(values), batch_size):
+            batch = values[start:start + batch_size]
             if self.input_kind == "image":
                 batch = [Path(path).read_bytes() for path in batch]
             result = signature(**{argument: tf.constant(batch, tf.string)})
             outputs.append({key: value.numpy() for key, value in result.items()})
-        return self._table(column, items, outputs)
+        table = self._table(columns, outputs)
+        table.attrs["skipped"] = bad.skipped
+        return table
 
-    def _table(self, column, items, outputs):
+    def _table(self, columns, outputs):
         task = Task(self.task_type, self.class_names)
         merged = {key: _concatenate(outputs, key, len(self.class_names)) for key in task.served_outputs}
-        return pd.DataFrame({column: [str(item) for item in items], **task.prediction_columns(merged)})
+        return pd.DataFrame({**columns, **task.prediction_columns(merged)})
 
 
 def _concatenate(outputs, key, width):
@@ -132,7 +160,7 @@ def _concatenate(outputs, key, width):
     return np.concatenate([output[key] for output in outputs])
 
 
-def _image_files(inputs):
+def _image_files(inputs, bad):
     files = []
     for item in inputs:
         path = Path(item)
@@ -143,28 +171,56 @@ def _image_files(inputs):
         else:
             raise FileNotFoundError(f"Image file {path} does not exist.")
     failures = find_undecodable([str(path) for path in files])
-    if failures:
+    if failures and bad.on_bad == "error":
         listed = "; ".join(f"{files[position]}: {reason}" for position, reason in sorted(failures.items()))
-        raise ValueError(f"{len(failures)} of {len(files)} image files do not decode ({listed}); remove them or "
-                         "pass the others.")
-    return files
+        raise ValueError(f"{len(failures)} of {len(files)} image files do not decode ({listed}); remove them, or "
+                         'pass on_bad="skip" to predict the others.')
+    for position, reason in sorted(failures.items()):
+        bad.report(files[position], "not a decodable image", reason)
+    return [path for position, path in enumerate(files) if position not in failures]
 
 
-def _texts(inputs, text_column):
-    texts = []
+def _is_path(item):
+    """Whether a text export's input names a file or folder rather than being a text itself."""
+    if isinstance(item, os.PathLike):
+        return True
+    return str(item).lower().endswith((*_TABLE_SUFFIXES, *TEXT_EXTENSIONS)) or os.path.exists(str(item))
+
+
+def _texts(inputs, text_column, encoding, bad):
+    """`(file or None, text)` per text: texts as they are, `.txt` files and folders of them, CSV/TSV columns."""
+    pairs = []
     for item in inputs:
-        if isinstance(item, os.PathLike) or str(item).lower().endswith(_TABLE_SUFFIXES):
-            frame = read_table(item, text_columns=(text_column or "text",))
-            column = text_column or "text"
-            if column not in frame.columns and text_column is None and len(frame.columns) == 1:
-                column = frame.columns[0]
-            if column not in frame.columns:
-                raise ValueError(f"{item} has no column {column!r} (columns: {list(frame.columns)}); pass "
-                                 "text_column=.")
-            texts.extend("" if pd.isna(text) else str(text) for text in frame[column])
-        else:
-            texts.append(str(item))
-    return texts
+        if not _is_path(item):
+            pairs.append((None, str(item)))
+            continue
+        path = Path(item)
+        if not path.exists():
+            raise FileNotFoundError(f"{path} does not exist; pass an existing .txt or CSV/TSV file, or texts=True "
+                                    "(--texts) to classify the words themselves.")
+        if path.suffix.lower() in _TABLE_SUFFIXES:
+            pairs.extend((None, text) for text in _table_texts(path, text_column, encoding))
+            continue
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_EXTENSIONS) \
+            if path.is_dir() else [path]
+        if path.is_dir() and not files:
+            raise FileNotFoundError(f"{path} holds no .txt files; a text model reads .txt files (one text each), "
+                                    "CSV/TSV files, or texts.")
+        for file in files:
+            text = read_text_file(file, encoding, bad)
+            if text is not None:
+                pairs.append((str(file), text))
+    return pairs
+
+
+def _table_texts(path, text_column, encoding):
+    frame = read_table(path, text_columns=(text_column or "text",), encoding=encoding)
+    column = text_column or "text"
+    if column not in frame.columns and text_column is None and len(frame.columns) == 1:
+        column = frame.columns[0]
+    if column not in frame.columns:
+        raise ValueError(f"{path} has no column {column!r} (columns: {list(frame.columns)}); pass text_column=.")
+    return ["" if pd.isna(text) else str(text) for text in frame[column]]
 
 
 def load_exported(path):

@@ -1,10 +1,32 @@
-"""Callbacks across models that share weights.
+"""Callbacks: one plain line per epoch for pipes and logs, and callbacks across models that share weights.
 
 While a phase trains on cached activations, Keras runs a smaller model (the blocks after the cut and the head,
 sharing the whole model's weights); a user's callback should still see the whole model, e.g. to save or export it.
 """
 
+import time
+
 import keras
+
+
+class EpochLines(keras.callbacks.Callback):
+    """Prints one plain line per epoch (no progress bar, no ANSI codes, no carriage returns), for output that is not
+    a terminal: a pipe, a log file, a CI job. Train with `verbose=0` and this callback.
+
+    Example:
+        >>> model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+        >>> model.compile("sgd", "mse")
+        >>> _ = model.fit(np.zeros((4, 2)), np.zeros(4), epochs=1, verbose=0, callbacks=[EpochLines()])
+        epoch 1/1: loss 0 (...s)
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        metrics = ", ".join(f"{name} {value:.4g}" for name, value in (logs or {}).items())
+        print(f"epoch {epoch + 1}/{self.params.get('epochs', '?')}: {metrics} "
+              f"({time.perf_counter() - self._started:.1f}s)", flush=True)
 
 
 class OnWholeModel(keras.callbacks.Callback):

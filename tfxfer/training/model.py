@@ -12,7 +12,7 @@ from tfxfer.extractors import Extractor, load_extractor
 from tfxfer.training.callbacks import OnWholeModel
 from tfxfer.training.feature_cache import FeatureCache, cache_refusal
 from tfxfer.training.heads import Head
-from tfxfer.training.phases import plan, regime_name
+from tfxfer.training.phases import ignored_settings, plan, regime_name
 
 log = logging.getLogger(__name__)
 
@@ -244,6 +244,10 @@ class TransferModel:
         """
         regime_name(self.regime)  # a bad regime is refused before the extractor loads
         self._check_arguments()
+        unused = ignored_settings(self.regime, warmup_epochs=self.warmup_epochs)
+        if unused:
+            raise ValueError(f"{unused[0]}={getattr(self, unused[0])} does nothing with regime={self.regime!r}; "
+                             "leave it out, or pass regime='mid-layer' or regime='fine-tune'.")
         self._started = time.perf_counter()
         with self._scope():
             extractor = self.extractor

@@ -46,13 +46,17 @@ class Phase:
         return self.name == "fine-tune"
 
 
-def feature_extraction(n_blocks, *, epochs, learning_rate, **_):
-    """Deep feature extraction: one phase, every block frozen.
+def feature_extraction(n_blocks, *, epochs, learning_rate, freeze_blocks=None, **_):
+    """Deep feature extraction: one phase, every block frozen (`freeze_blocks`, if given, must be all of them).
 
     Example:
         >>> feature_extraction(19, epochs=20, learning_rate=1e-3)
         [Phase(name='head', frozen_blocks=19, epochs=20, learning_rate=0.001, schedule='constant')]
     """
+    if freeze_blocks not in (None, n_blocks):
+        raise ValueError(f"freeze_blocks={freeze_blocks} does nothing in deep feature extraction, which freezes every "
+                         f"block ({n_blocks}): pass regime='mid-layer' or regime='fine-tune' to keep {freeze_blocks} "
+                         "frozen, or leave freeze_blocks out.")
     return [Phase("head", n_blocks, epochs, learning_rate)]
 
 
@@ -137,6 +141,17 @@ def plan(regime, n_blocks, **settings):
     if settings.get("warmup_epochs") is None:
         settings["warmup_epochs"] = DEFAULT_WARMUP[name]
     return REGIMES[name](n_blocks, **settings)
+
+
+def ignored_settings(regime, **settings):
+    """The settings given (not None, not 0) that `regime` has no use for, in the order given.
+
+    Example:
+        >>> ignored_settings("feature-extraction", freeze_blocks=3, warmup_epochs=None)
+        ['freeze_blocks']
+    """
+    unused = {"feature-extraction": ("freeze_blocks", "warmup_epochs")}.get(regime_name(regime), ())
+    return [name for name, value in settings.items() if value and name in unused]
 
 
 def regime_for_depth(frozen_blocks, n_blocks):

@@ -1,0 +1,256 @@
+"""The commands of `tfxfer`: each a thin layer over the public API, with no logic of its own beyond the checks of
+its flags and what it prints.
+
+Each command names what it is doing in `args.stage` (loading, training, searching, exporting...), so that Ctrl-C can
+say what it interrupted and what it left.
+"""
+
+import os
+import sys
+import tempfile
+import warnings
+
+from tfxfer.cli.terminal import FLAGS
+
+#: Skipped files or rows printed one by one; the rest are written to a file whose path is printed.
+LISTED_SKIPS = 10
+
+
+class UsageError(Exception):
+    """Flags that do not fit together, found before anything was loaded (exit 2)."""
+
+
+def _say(args, *lines):
+    """Prints progress and summaries, which `--quiet` and `--json` leave out."""
+    if not (args.quiet or args.json):
+        print(*lines, sep="\n", flush=True)
+
+
+def _result(args, table):
+    """Prints a command's result: the table (JSON records with `--json`); also under `--quiet`."""
+    if args.json:
+        print(table.to_json(orient="records", default_handler=str))
+    else:
+        print(table.to_string(index=False))
+
+
+def _extractor_options(args, source):
+    """The keyword arguments of `load_extractor` that the flags give, refusing flags that do not apply to `source`."""
+    from tfxfer.extractors.loading import is_application_name
+
+    given = {"preprocessor": args.preprocessor, "output_key": args.output_key, "weights": args.weights,
+             "alpha": args.alpha}
+    options = {name: value for name, value in given.items() if value is not None}
+    application = [f"--{name}" for name in ("weights", "alpha") if name in options]
+    if application and not is_application_name(source):
+        raise UsageError(f"{' and '.join(application)} only apply to keras.applications names such as MobileNetV2; "
+                         f"{source!r} is a SavedModel or handle, whose weights come with it: leave "
+                         f"{application[0]} out")
+    if options.get("weights") == "none":
+        options["weights"] = None  # random weights
+    return options
+
+
+def _check_data_path(args):
+    if not os.path.exists(args.data):
+        raise FileNotFoundError(f"the data {args.data} does not exist: pass a folder of class folders, or a CSV/TSV "
+                                "file")
+
+
+def _load_extractor(args, source):
+    import tfxfer
+
+    args.stage = "loading"
+    return tfxfer.load_extractor(source, **_extractor_options(args, source))
+
+
+def _load_data(args, extractor):
+    import tfxfer
+
+    args.stage = "loading"
+    common = dict(validation_split=args.validation_split, test_split=args.test_split, seed=args.seed,
+                  batch_size=args.batch_size, on_bad=args.on_bad, label_column=_one_or_list(args.label_column),
+                  task=args.task, class_names=args.class_names, label_delimiter=args.label_delimiter,
+                  split_column=args.split_column, sep=args.sep, column_names=args.column_names,
+                  encoding=args.encoding)
+    with warnings.catch_warnings():  # the skipped items are listed below, in the command line's words
+        warnings.filterwarnings("ignore", message=".*left out or not read")
+        if extractor.input_kind == "text":
+            data = tfxfer.load_text(args.data, extractor=extractor, text_column=_one_or_list(args.text_column),
+                                    **common)
+        else:
+            data = tfxfer.load_images(args.data, extractor=extractor, augment=args.augment,
+                                      path_column=args.path_column, **common)
+    _say(args, data.summary())
+    _print_skipped(data.skipped)
+    return data
+
+
+def _one_or_list(values):
+    return values[0] if len(values) == 1 else list(values)
+
+
+def _print_skipped(skipped):
+    """Lists what the loader left out on stderr: the first few, and a file with all of them."""
+    if not skipped:
+        return
+    print(f"{len(skipped)} file(s) or row(s) left out or not read:", file=sys.stderr)
+    for item in skipped[:LISTED_SKIPS]:
+        print(f"  {item}", file=sys.stderr)
+    if len(skipped) > LISTED_SKIPS:
+        with tempfile.NamedTemporaryFile("w", prefix="tfxfer-skipped-", suffix=".tsv", delete=False) as file:
+            file.write("source\treason\tdetail\n")
+            file.writelines(f"{item.source}\t{item.reason}\t{item.detail}\n" for item in skipped)
+        print(f"  ... and {len(skipped) - LISTED_SKIPS} more; all {len(skipped)} are listed in {file.name}",
+              file=sys.stderr)
+
+
+def _callbacks(args):
+    """One plain line per epoch when stdout is not a terminal (a pipe, a log file); Keras' progress bars otherwise."""
+    if args.quiet or args.json or sys.stdout.isatty():
+        return [], 0 if (args.quiet or args.json) else "auto"
+    from tfxfer.training.callbacks import EpochLines
+
+    return [EpochLines()], 0
+
+
+def inspect(args):
+    """`tfxfer inspect`: an extractor's blocks."""
+    import tfxfer
+
+    args.stage = "loading"
+    extractor = tfxfer.load_extractor(args.source, granularity=args.granularity,
+                                      **_extractor_options(args, args.source))
+    table = extractor.describe().reset_index()
+    facts = f", input {extractor.image_size} in {extractor.value_range}" if extractor.image_size else ""
+    _say(args, f"{extractor.source}: {extractor.input_kind} extractor, {extractor.n_blocks} blocks{facts}")
+    if table.empty:
+        _say(args, "It has no variables, so no blocks to freeze: use it for deep feature extraction only "
+                   "(--regime feature-extraction).")
+    _result(args, table)
+
+
+def train(args):
+    """`tfxfer train`: one regime, then the export and the report."""
+    import pandas as pd
+
+    import tfxfer
+
+    from tfxfer.training.phases import ignored_settings
+
+    unused = ignored_settings(args.regime, freeze_blocks=args.freeze, warmup_epochs=args.warmup_epochs)
+    if unused:
+        flag = FLAGS[unused[0]]
+        raise UsageError(f"{flag} does nothing with --regime {args.regime} (every block stays frozen); pass --regime "
+                         f"mid-layer or --regime fine-tune with {flag}, or leave {flag} out")
+    _check_data_path(args)
+    extractor = _load_extractor(args, args.extractor)
+    data = _load_data(args, extractor)
+    callbacks, verbose = _callbacks(args)
+    args.stage = "training"
+    model = tfxfer.TransferModel(
+        extractor, regime=args.regime, freeze_blocks=args.freeze,
+        head=tfxfer.Head(hidden_units=tuple(args.hidden_units), dropout=args.dropout, l2=args.l2),
+        learning_rate=args.learning_rate, fine_tune_learning_rate=args.fine_tune_learning_rate,
+        warmup_epochs=args.warmup_epochs, epochs=args.epochs, patience=args.patience, cache=not args.no_cache,
+        seed=args.seed, verbose=verbose,
+    ).fit(data, callbacks=callbacks)
+    row = {"regime": args.regime, "frozen_blocks": model.frozen_blocks_, "trainable_params": model.trainable_params_,
+           "epochs": len(model.history_["loss"]), "seconds": round(model.fit_seconds_, 1)}
+    row.update({k: round(v[-1], 4) for k, v in model.history_.items() if k.startswith("val_")})
+    if args.export is not None:
+        args.stage = "exporting"
+        row["export"] = str(tfxfer.export(model, args.export, root=args.root, data_summary=data,
+                                          models_config=args.models_config))
+    if args.report:
+        args.stage = "reporting"
+        row["report"] = str(tfxfer.write_report(model, data, args.report, export_path=row.get("export")))
+    if args.quiet and not args.json and "export" in row:
+        print(row["export"])
+    else:
+        _result(args, pd.DataFrame([row]))
+
+
+def _distribution(args):
+    """Keras Tuner's chief/worker mode is driven by three environment variables; the flags set them."""
+    address = args.chief or args.worker
+    if address:
+        host, _, port = address.rpartition(":")
+        os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = host, port
+        os.environ["KERASTUNER_TUNER_ID"] = "chief" if args.chief else f"tuner{args.worker_id}"
+
+
+def tune(args):
+    """`tfxfer tune`: a Keras Tuner search, resumed when `--dir` holds one; the best trial exported if asked."""
+    import tfxfer
+
+    _check_data_path(args)
+    _distribution(args)
+    extractor = _load_extractor(args, args.extractor)
+    data = _load_data(args, extractor)
+    directory, project = os.path.split(os.path.normpath(args.dir))
+    space = tfxfer.SearchSpace(**({"frozen_blocks": args.freeze_choices} if args.freeze_choices else {}))
+    search = tfxfer.TransferSearch(extractor, space=space, tuner=args.tuner, max_trials=args.trials,
+                                   epochs=args.epochs, patience=args.patience, directory=directory or ".",
+                                   project_name=project, overwrite=args.overwrite, seed=args.seed,
+                                   cache=not args.no_cache, worker_timeout=args.worker_timeout,
+                                   extractor_options=_extractor_options(args, args.extractor),
+                                   verbose=0 if (args.quiet or args.json) else 1)
+    args.stage = "searching"
+    table = search.search(data)
+    if args.export is not None and os.environ.get("KERASTUNER_TUNER_ID", "chief").startswith("chief"):
+        args.stage = "exporting"
+        fitted = search.best_model(data)
+        path = tfxfer.export(fitted, args.export, root=args.root, data_summary=data, models_config=args.models_config)
+        print(f"best trial retrained and exported to {path}", file=sys.stderr if (args.json or args.quiet) else
+              sys.stdout)
+        if args.quiet and not args.json:
+            print(path)
+            return
+    _result(args, table)
+
+
+def export(args):
+    """`tfxfer export`: retrains a search's best trial on the search's own extractor and exports it."""
+    import tfxfer
+    from tfxfer.search.results import search_record
+
+    directory, project = os.path.split(os.path.normpath(args.search))
+    record = search_record(directory or ".", project)
+    if not record:
+        raise FileNotFoundError(f"{args.search} is not a tfxfer search folder (no tfxfer_search.json); pass the "
+                                "--dir of a `tfxfer tune` run.")
+    _check_data_path(args)
+    args.stage = "loading"
+    extractor = tfxfer.load_extractor(record["extractor"], **record.get("extractor_options", {}))
+    data = _load_data(args, extractor)
+    search = tfxfer.TransferSearch(extractor, tuner=record["tuner"], directory=directory or ".",
+                                   project_name=project, extractor_options=record.get("extractor_options"),
+                                   verbose=0)
+    args.stage = "training"
+    fitted = search.best_model(data)
+    args.stage = "exporting"
+    print(tfxfer.export(fitted, args.name, root=args.root, data_summary=data, models_config=args.models_config))
+
+
+def predict(args):
+    """`tfxfer predict`: an export run on files, texts or a CSV, as a client runs it."""
+    import tfxfer
+
+    args.stage = "loading"
+    exported = tfxfer.load_exported(args.export)
+    args.stage = "predicting"
+    table = exported.predict(args.inputs, text_column=args.text_column, on_bad=args.on_bad, texts=args.texts)
+    _print_skipped(table.attrs.get("skipped", []))
+    _result(args, table)
+
+
+def demo(args):
+    """`tfxfer demo`: the offline end-to-end run on scikit-learn's digits."""
+    from tfxfer.demo import run_demo
+
+    args.stage = "training"
+    _, path = run_demo(per_class=args.per_class, pretrain_epochs=args.pretrain_epochs, epochs=args.epochs,
+                       seed=args.seed, export_root=None if args.no_export else args.root, verbose=not args.quiet)
+    if args.quiet and path is not None:
+        print(path)

@@ -1,0 +1,303 @@
+"""The `tfxfer` argument parser, built without importing TensorFlow, so `--help` and `--version` answer at once.
+
+Flags take their defaults from the library's signatures, read from its source files (`library_defaults`), so the
+command line and the API never disagree. Flag values are checked as they are parsed: a bad one is a usage error
+(exit 2) before anything loads.
+"""
+
+import argparse
+import ast
+from pathlib import Path
+
+import tfxfer
+from tfxfer.cli import commands
+
+PACKAGE = Path(tfxfer.__file__).resolve().parent
+
+EXAMPLES = {
+    "demo": "tfxfer demo\n  tfxfer demo --per-class 10 --no-export",
+    "inspect": "tfxfer inspect MobileNetV2 --weights none\n"
+               "  tfxfer inspect https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5 --json",
+    "train": "tfxfer train hymenoptera_data --extractor ./mobilenet_v2_feature_vector --export ants_bees\n"
+             "  tfxfer train reviews.csv --extractor ./glove --text-column review --regime feature-extraction\n"
+             "  tfxfer train ratings.csv --extractor ./glove --label-column stars --task regression",
+    "tune": "tfxfer tune hymenoptera_data --extractor MobileNetV2 --weights mnv2.weights.h5 --trials 20 --dir runs\n"
+            "  tfxfer tune ... --chief 127.0.0.1:8470       # in one process\n"
+            "  tfxfer tune ... --worker 127.0.0.1:8470 --worker-id 0   # in each worker",
+    "export": "tfxfer export hymenoptera_data --search runs/search --name ants_bees",
+    "predict": "tfxfer predict saved_models/ants_bees photo1.jpg photo2.png\n"
+               "  tfxfer predict saved_models/spam messages.csv --text-column text --json\n"
+               "  tfxfer predict saved_models/spam reviews/ note.txt    # .txt files and folders of them\n"
+               "  tfxfer predict saved_models/spam --texts 'win a prize' 'see you at 5'",
+}
+
+
+def library_defaults(module, function):
+    """The keyword defaults of a library function, class `__init__` or dataclass, read from its source file.
+
+    Args:
+        module: The module's path under `tfxfer/`, e.g. `"data/images.py"`.
+        function: The function's or class's name.
+
+    Returns:
+        `{argument: default}` for the defaults that are literals.
+
+    Example:
+        >>> library_defaults("data/images.py", "load_images")["validation_split"]
+        0.2
+    """
+    tree = ast.parse((PACKAGE / module).read_text())
+    node = next(node for node in tree.body if getattr(node, "name", None) == function)
+    if isinstance(node, ast.ClassDef):
+        init = next((item for item in node.body if getattr(item, "name", None) == "__init__"), None)
+        if init is None:  # a dataclass: its fields' defaults
+            return {item.target.id: ast.literal_eval(item.value) for item in node.body
+                    if isinstance(item, ast.AnnAssign) and item.value is not None}
+        node = init
+    arguments = node.args
+    positional = arguments.posonlyargs + arguments.args
+    pairs = list(zip(positional[len(positional) - len(arguments.defaults):], arguments.defaults))
+    pairs += [(argument, default) for argument, default in zip(arguments.kwonlyargs, arguments.kw_defaults)
+              if default is not None]
+    defaults = {}
+    for argument, default in pairs:
+        try:
+            defaults[argument.arg] = ast.literal_eval(default)
+        except ValueError:
+            continue
+    return defaults
+
+
+def whole(minimum):
+    """An argparse type: a whole number >= `minimum`."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
+        return value
+    parse.__name__ = "whole number"
+    return parse
+
+
+def fraction(text):
+    """An argparse type: a fraction in [0, 1)."""
+    value = _number(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 up to (not including) 1, got {text}")
+    return value
+
+
+def positive(text):
+    """An argparse type: a number > 0."""
+    value = _number(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
+    return value
+
+
+def _number(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+    return value
+
+
+def model_name(text):
+    """An argparse type: a name an export can be served under (`tfxfer.serving.versioning.check_name`; `""`, as an
+    unset shell variable gives, is refused)."""
+    from tfxfer.serving.versioning import check_name
+
+    try:
+        check_name(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def address(text):
+    """An argparse type: HOST:PORT."""
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected HOST:PORT, e.g. 127.0.0.1:8470, got {text!r}")
+    return text
+
+
+def _command(commands_, name, help, run):
+    parser = commands_.add_parser(name, help=help, description=help, epilog=f"examples:\n  {EXAMPLES[name]}",
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(run=run)
+    parser.add_argument("--quiet", action="store_true", help="print only the result (the export's path, the table)")
+    parser.add_argument("--json", action="store_true", help="print tables as JSON records")
+    parser.add_argument("--debug", action="store_true", help="show TensorFlow's messages and tracebacks on errors")
+    return parser
+
+
+def _extractor_flags(parser, source=True):
+    if source:
+        parser.add_argument("--extractor", required=True,
+                            help="TF Hub handle, SavedModel folder or .tar.gz, gs:// path, or keras.applications name")
+    parser.add_argument("--weights", help="keras.applications names only: imagenet (the default), none, or a weights "
+                                          "file")
+    parser.add_argument("--alpha", type=positive, help="keras.applications MobileNets only: the width multiplier, "
+                                                       "e.g. 0.35")
+    parser.add_argument("--preprocessor", help="BERT-style TF Hub encoders: the preprocessing SavedModel")
+    parser.add_argument("--output-key", help="SavedModels that return several outputs: the one to use")
+
+
+def _data_flags(parser):
+    images, text = library_defaults("data/images.py", "load_images"), library_defaults("data/text.py", "load_text")
+    parser.add_argument("data", help="a folder (one subfolder per class, or train/ and val/), or a CSV/TSV file")
+    parser.add_argument("--label-column", nargs="+", default=[images["label_column"]],
+                        help="label column, or several (0/1 per class, or regression targets) (default: label)")
+    parser.add_argument("--text-column", nargs="+", default=[text["text_column"]],
+                        help="text column, or several to join (default: %(default)s)")
+    parser.add_argument("--path-column", default=images["path_column"],
+                        help="CSV of images: the column of image paths (default: %(default)s)")
+    parser.add_argument("--split-column", help="CSV: a column saying train, val or test for each row")
+    parser.add_argument("--column-names", nargs="+", metavar="NAME", help="CSV/TSV without a header row: its columns")
+    parser.add_argument("--sep", help="CSV/TSV field separator (default: tab for .tsv, comma for .csv)")
+    parser.add_argument("--encoding", default=images["encoding"], help="CSV/TSV and .txt encoding, e.g. latin-1 or "
+                                                                       "cp1252 for files from Excel (default: "
+                                                                       "%(default)s)")
+    parser.add_argument("--task", choices=["multiclass", "multilabel", "regression"],
+                        help="what the labels are (default: inferred; whole-number targets such as ratings need "
+                             "--task regression or --task multiclass)")
+    parser.add_argument("--class-names", nargs="+", metavar="NAME", help="the classes, in output order")
+    parser.add_argument("--label-delimiter", default=images["label_delimiter"],
+                        help="multi-label: separator of several labels in one cell (default: %(default)s)")
+    parser.add_argument("--validation-split", type=fraction, default=images["validation_split"],
+                        help="fraction held out when the data has no val/ split (default: %(default)s)")
+    parser.add_argument("--test-split", type=fraction, default=images["test_split"],
+                        help="fraction held out for a test split when the data has none (default: %(default)s)")
+    parser.add_argument("--batch-size", type=whole(1), default=images["batch_size"], help="(default: %(default)s)")
+    parser.add_argument("--augment", action="store_true", help="random flips, rotations, zooms (disables caching)")
+    parser.add_argument("--on-bad", choices=["error", "skip"], default=images["on_bad"],
+                        help="bad files or rows: stop with an error, or skip and list them (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=images["seed"], help="(default: %(default)s)")
+
+
+def _export_flags(parser, name_flag="--export"):
+    defaults = library_defaults("serving/savedmodel.py", "export")
+    if name_flag == "--export":
+        parser.add_argument(name_flag, type=model_name, help="export the model under this name")
+    else:
+        parser.add_argument(name_flag, type=model_name, required=True, help="the export's model name")
+    parser.add_argument("--root", default=defaults["root"], help="export root (default: %(default)s)")
+    parser.add_argument("--models-config", action="store_true", help="write <root>/models.config for TF Serving")
+
+
+def _train_flags(parser):
+    model = library_defaults("training/model.py", "TransferModel")
+    head = library_defaults("training/heads.py", "Head")
+    parser.add_argument("--regime", choices=["feature-extraction", "mid-layer", "fine-tune"], default=model["regime"],
+                        help="(default: %(default)s)")
+    parser.add_argument("--freeze", type=whole(0), default=model["freeze_blocks"],
+                        help="mid-layer and fine-tune: blocks kept frozen (mid-layer: default half; fine-tune: 0)")
+    parser.add_argument("--hidden-units", type=whole(1), nargs="*", default=list(head["hidden_units"]),
+                        help="sizes of hidden layers of the head (default: none)")
+    parser.add_argument("--dropout", type=fraction, default=head["dropout"], help="(default: %(default)s)")
+    parser.add_argument("--l2", type=float, default=head["l2"], help="(default: %(default)s)")
+    parser.add_argument("--learning-rate", type=positive, default=model["learning_rate"],
+                        help="(default: %(default)s)")
+    parser.add_argument("--fine-tune-learning-rate", type=positive, default=model["fine_tune_learning_rate"],
+                        help="(default: %(default)s)")
+    parser.add_argument("--warmup-epochs", type=whole(0), default=model["warmup_epochs"],
+                        help="head epochs before blocks unfreeze (default: 5 for fine-tune, none for mid-layer)")
+    parser.add_argument("--epochs", type=whole(1), default=model["epochs"], help="(default: %(default)s)")
+    parser.add_argument("--patience", type=whole(0), default=model["patience"], help="(default: %(default)s)")
+    parser.add_argument("--no-cache", action="store_true", help="train end to end even where activations could be "
+                                                                "cached")
+    parser.add_argument("--report", metavar="DIR", help="write report.md with training curves and a confusion matrix")
+
+
+def _tune_flags(parser):
+    search = library_defaults("search/search.py", "TransferSearch")
+    parser.add_argument("--trials", type=whole(1), default=search["max_trials"],
+                        help="trials to run (default: %(default)s)")
+    parser.add_argument("--tuner", choices=["random", "bayesian", "hyperband"], default=search["tuner"],
+                        help="(default: %(default)s)")
+    parser.add_argument("--dir", default=f"{search['directory']}/{search['project_name']}",
+                        help="the search's folder (default: %(default)s)")
+    parser.add_argument("--overwrite", action="store_true", help="start afresh, deleting the earlier trials in --dir")
+    parser.add_argument("--freeze-choices", type=whole(0), nargs="+", help="frozen-block counts to try (default: all)")
+    parser.add_argument("--epochs", type=whole(1), default=search["epochs"], help="(default: %(default)s)")
+    parser.add_argument("--patience", type=whole(0), default=search["patience"], help="(default: %(default)s)")
+    parser.add_argument("--no-cache", action="store_true", help="train every trial end to end")
+    role = parser.add_mutually_exclusive_group()
+    role.add_argument("--chief", metavar="HOST:PORT", type=address, help="run the search's oracle here")
+    role.add_argument("--worker", metavar="HOST:PORT", type=address, help="run trials for the chief at HOST:PORT")
+    parser.add_argument("--worker-id", type=whole(0), default=0, help="this worker's number (default: %(default)s)")
+    parser.add_argument("--worker-timeout", type=positive, default=search["worker_timeout"],
+                        help="chief: seconds without a report before a worker's trial goes to another "
+                             "(default: %(default)s)")
+
+
+def build_parser():
+    """The argument parser of `tfxfer` and its subcommands.
+
+    Example:
+        >>> build_parser().parse_args(["train", "photos", "--extractor", "MobileNetV2"]).validation_split
+        0.2
+    """
+    parser = argparse.ArgumentParser(
+        prog="tfxfer", description="Transfer learning for TensorFlow and Keras 3.",
+        epilog="examples:\n  " + "\n  ".join(e.split("\n")[0] for e in EXAMPLES.values()),
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"tfxfer {tfxfer.__version__}")
+    commands_ = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = _command(commands_, "demo", "transfer learning end to end, offline: pretrain a CNN on digits 0-4, save it "
+                                       "in TF Hub format, transfer it to digits 5-9 in every regime, export the best",
+                    commands.demo)
+    defaults = library_defaults("demo.py", "run_demo")
+    demo.add_argument("--per-class", type=whole(1), default=defaults["per_class"],
+                      help="labelled target examples per class (default: %(default)s)")
+    demo.add_argument("--pretrain-epochs", type=whole(1), default=defaults["pretrain_epochs"],
+                      help="(default: %(default)s)")
+    demo.add_argument("--epochs", type=whole(1), default=defaults["epochs"], help="(default: %(default)s)")
+    demo.add_argument("--seed", type=int, default=defaults["seed"], help="(default: %(default)s)")
+    demo.add_argument("--root", default=defaults["export_root"], help="export root (default: %(default)s)")
+    demo.add_argument("--no-export", action="store_true", help="do not export the best model")
+
+    inspect = _command(commands_, "inspect", "show an extractor's blocks", commands.inspect)
+    inspect.add_argument("source", help="TF Hub handle, SavedModel folder or .tar.gz, gs:// path, application name")
+    _extractor_flags(inspect, source=False)
+    inspect.add_argument("--granularity", choices=["stage", "cut"], default="stage",
+                         help="Keras models: blocks per named stage or per true cut (default: %(default)s)")
+
+    train = _command(commands_, "train", "train a model in one regime, and export it", commands.train)
+    _data_flags(train)
+    _extractor_flags(train)
+    _train_flags(train)
+    _export_flags(train)
+
+    tune = _command(commands_, "tune", "search freeze depth, learning rates and head with Keras Tuner (resumes when "
+                                       "--dir exists)", commands.tune)
+    _data_flags(tune)
+    _extractor_flags(tune)
+    _tune_flags(tune)
+    _export_flags(tune)
+
+    export = _command(commands_, "export", "retrain a search's best trial and export it for TF Serving",
+                      commands.export)
+    _data_flags(export)
+    export.add_argument("--search", required=True, help="the --dir of a `tfxfer tune` run")
+    _export_flags(export, name_flag="--name")
+
+    predict = _command(commands_, "predict", "run an export on image files, texts, .txt files or a CSV of texts",
+                       commands.predict)
+    predict.add_argument("export", help="<root>/<name> (its highest version) or <root>/<name>/<version>")
+    predict.add_argument("inputs", nargs="+", help="image files or folders; or texts, .txt files, folders of .txt "
+                                                   "files, or one CSV/TSV file")
+    predict.add_argument("--texts", action="store_true", help="text models: read every input as a text, even one "
+                                                              "that names a file")
+    predict.add_argument("--text-column", help="the CSV's text column (default: text, or its only column)")
+    predict.add_argument("--on-bad", choices=["error", "skip"], default="error",
+                         help="image files that do not decode: stop, or skip and list them (default: %(default)s)")
+    return parser

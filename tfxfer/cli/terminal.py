@@ -1,0 +1,121 @@
+"""What the command line does for the terminal: TensorFlow's start-up noise hidden, errors in the words of its flags,
+and Ctrl-C answered with one line.
+
+TensorFlow 2.21 writes 5-6 lines to the process's stderr file descriptor on every start (absl's "All log messages
+before absl::InitializeLog()", oneDNN's notice, "Could not find cuda drivers", "failed call to cuInit", the CPU
+instruction notice), whatever `TF_CPP_MIN_LOG_LEVEL` says, and they read like errors when none happened. `quiet_stderr`
+puts a pipe in front of file descriptor 2 for the whole command and drops exactly those lines (and TensorFlow's
+retracing warnings); every other line, a real error included, goes through.
+"""
+
+import contextlib
+import os
+import re
+import sys
+import threading
+
+#: Lines TensorFlow, absl and Keras print when nothing is wrong.
+NOISE = re.compile("|".join([
+    r"All log messages before absl::InitializeLog\(\) is called are written to STDERR",
+    r"oneDNN custom operations are on",
+    r"Could not find cuda drivers on your machine",
+    r"failed call to cuInit",
+    r"This TensorFlow binary is optimized to use available CPU instructions",
+    r"To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler flags",
+    r"Unable to register cu(DNN|FFT|BLAS) factory",
+    r"computation placer already registered",
+    r"TF-TRT Warning: Could not find TensorRT",
+    r"cuda_(executor|diagnostics|driver)\.cc",
+    r"cudart_stub\.cc",
+    r"triggered tf\.function retracing",
+    r"Skipping variable loading for optimizer",
+    r"^\s*saveable\.load_own_variables\(store\)\s*$",
+]))
+
+
+@contextlib.contextmanager
+def quiet_stderr(enabled=True):
+    """Filters TensorFlow's start-up noise out of file descriptor 2 while the block runs (see the module docstring).
+
+    Args:
+        enabled: False leaves stderr as it is (`--debug`).
+    """
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    original = os.dup(2)
+    read_end, write_end = os.pipe()
+    os.dup2(write_end, 2)
+    os.close(write_end)
+
+    def forward():
+        with os.fdopen(read_end, "rb") as pipe, os.fdopen(os.dup(original), "wb", buffering=0) as out:
+            for line in pipe:
+                if not NOISE.search(line.decode("utf-8", "replace")):
+                    out.write(line)
+
+    thread = threading.Thread(target=forward, name="tfxfer-stderr", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(original, 2)  # closes the pipe's last write end, so the thread reads to the end and stops
+        os.close(original)
+        thread.join(timeout=5)
+
+
+#: The library's argument names that its messages mention, and the flag that sets each on the command line.
+FLAGS = {"on_bad": "--on-bad", "encoding": "--encoding", "sep": "--sep", "task": "--task",
+         "path_column": "--path-column", "label_column": "--label-column", "text_column": "--text-column",
+         "split_column": "--split-column", "column_names": "--column-names", "class_names": "--class-names",
+         "label_delimiter": "--label-delimiter", "validation_split": "--validation-split", "test_split": "--test-split",
+         "batch_size": "--batch-size", "augment": "--augment", "weights": "--weights", "preprocessor": "--preprocessor",
+         "output_key": "--output-key", "alpha": "--alpha", "freeze_blocks": "--freeze", "regime": "--regime",
+         "learning_rate": "--learning-rate", "fine_tune_learning_rate": "--fine-tune-learning-rate",
+         "warmup_epochs": "--warmup-epochs", "epochs": "--epochs", "patience": "--patience", "max_trials": "--trials",
+         "overwrite": "--overwrite", "root": "--root"}
+
+
+def cli_words(message, flags=FLAGS):
+    """Rewrites the Python argument names in a library message as the command line's flags.
+
+    `on_bad="skip"` becomes `--on-bad skip`, `encoding='latin-1'` `--encoding latin-1`, `column_names=[...]`
+    `--column-names ...`, a bare `sep=` `--sep`; names without a flag stay as they are.
+
+    Example:
+        >>> cli_words('pass on_bad="skip" to count it, or encoding=\\'latin-1\\'', {"on_bad": "--on-bad",
+        ...                                                                          "encoding": "--encoding"})
+        'pass --on-bad skip to count it, or --encoding latin-1'
+    """
+    def replace(match):
+        name, value = match.group(1), match.group(2)
+        if name not in flags:
+            return match.group(0)
+        flag = flags[name]
+        if value is None or value in ("True", "[...]", "..."):
+            return flag
+        if value == "False":
+            return f"no {flag}"
+        return f"{flag} {value.strip(chr(34) + chr(39))}"
+
+    flagged = re.sub(r"\b([a-z][a-z_]*)=(\"[^\"]*\"|'[^']*'|\[\.\.\.\]|[\w.-]+)?", replace, message)
+    # A Python call given as advice, such as load_extractor('MobileNetV2', --weights w.h5), is just its flags here.
+    return re.sub(r"\b[a-z_.]+\([^()]*?(--[a-z][^()]*)\)", r"\1", flagged)
+
+
+#: What is true after Ctrl-C, by what the command was doing.
+_AFTER_INTERRUPT = {
+    "loading": "nothing was trained or written",
+    "training": "nothing was exported",
+    "searching": "the trials that completed are kept; run the same command again to resume the search",
+    "exporting": "no half-written version was left, and the versions already there are unchanged",
+    "predicting": "nothing was written",
+    "reporting": "the report folder may hold part of the report; the export, if any, is whole",
+}
+
+
+def interrupted(command, stage):
+    """The one line that answers Ctrl-C: what was interrupted and what state it left."""
+    return f"tfxfer {command}: interrupted while {stage}; {_AFTER_INTERRUPT.get(stage, 'nothing was written')}."
