@@ -59,7 +59,7 @@ def test_undecodable_image_in_a_csv_names_row_and_file(tmp_path):
     write_image(tmp_path / "b.png", COLOURS[1])
     (tmp_path / "c.jpg").write_bytes(jpeg_bytes()[:900])
     (tmp_path / "labels.csv").write_text("path,label\na.png,x\nb.png,y\nc.jpg,y\n")
-    with pytest.raises(DataError, match=r"labels\.csv, row 2 \(.*c\.jpg\): not a decodable image \(truncated"):
+    with pytest.raises(DataError, match=r"labels\.csv, row 4 \(.*c\.jpg\): not a decodable image \(truncated"):
         load_images(tmp_path / "labels.csv", **UNIT)
     assert load_images(tmp_path / "labels.csv", on_bad="skip", **UNIT).sizes["train"] == 2
 
@@ -158,13 +158,13 @@ def test_table_labels_outside_class_names():
 def test_missing_or_empty_text_and_missing_labels(tmp_path):
     path = tmp_path / "texts.csv"
     path.write_text('text,label\nfine,a\n"   ",b\n,a\nalso fine,\nok,b\nyes,a\nno,b\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"texts\.csv, row 1: missing or empty text \(column 'text' is empty\)"):
+    with pytest.raises(DataError, match=r"texts\.csv, row 3: missing or empty text \(column 'text' is empty\)"):
         load_text(path)
     data = load_text(path, on_bad="skip", validation_split=0)
     assert data.sizes["train"] == 4
     assert [(item.source.rsplit("/", 1)[-1], item.reason) for item in data.skipped] == [
-        ("texts.csv, row 1", "missing or empty text"), ("texts.csv, row 2", "missing or empty text"),
-        ("texts.csv, row 3", "missing label")]
+        ("texts.csv, row 3", "missing or empty text"), ("texts.csv, row 4", "missing or empty text"),
+        ("texts.csv, row 5", "missing label")]
 
 
 @pytest.mark.parametrize("value,reason", [("nan", "target not a number"), ("inf", "target not finite"),
@@ -172,7 +172,7 @@ def test_missing_or_empty_text_and_missing_labels(tmp_path):
 def test_bad_regression_targets(tmp_path, value, reason):
     path = tmp_path / "scores.csv"
     path.write_text(f"text,score\na,0.5\nb,{value}\nc,1.5\nd,2.5\n", encoding="utf-8")
-    with pytest.raises(DataError, match=rf"scores\.csv, row 1: {reason}"):
+    with pytest.raises(DataError, match=rf"scores\.csv, row 3: {reason}"):
         load_text(path, label_column="score", task="regression")
     data = load_text(path, label_column="score", task="regression", on_bad="skip", validation_split=0)
     assert data.sizes["train"] == 3 and count_reasons(data.skipped) == {reason: 1}
@@ -230,7 +230,7 @@ def test_paths_that_do_not_exist_name_row_and_path(tmp_path):
     with pytest.raises(DataError, match=r"DataFrame, row 2: path does not exist \('.*gone\.png' is not a file\)"):
         load_images(frame, base_dir=tmp_path, **UNIT)
     frame = frame.drop(index=2)
-    with pytest.raises(DataError, match=r"DataFrame, row 4: missing path"):
+    with pytest.raises(DataError, match=r"DataFrame, row at position 3 \(index label 4\): missing path"):
         load_images(frame, base_dir=tmp_path, **UNIT)
 
 

@@ -38,6 +38,7 @@ class DataSplits:
         counts: `{split: {class name: examples}}` (for multi-label, examples with that label; for regression, the
             number of examples under each target name); `{}` for an empty split.
         skipped: `Skipped` records of every file or row left out or not read, with the reason.
+        notes: Things worth knowing about examples that were used (e.g. JPEGs whose EXIF rotation is not applied).
         origins: `{split: where it came from}`, e.g. `"folder val/"` or
             `"20% of all examples, stratified by label, seed 0"`.
         image_size: `(height, width)` of the images, None for text.
@@ -48,13 +49,14 @@ class DataSplits:
         seed: The seed of splits, shuffling and augmentation.
     """
 
-    def __init__(self, *, modality, task, examples, origins, skipped, batch_size, seed, image_size=None,
+    def __init__(self, *, modality, task, examples, origins, skipped, batch_size, seed, notes=(), image_size=None,
                  value_range=None, interpolation="bilinear", augmentation=None, cache=False, shuffle_buffer=None):
         self.modality = modality
         self.task = task
         self._examples = examples
         self.origins = origins
         self.skipped = list(skipped)
+        self.notes = list(notes)
         self.batch_size = batch_size
         self.seed = seed
         self.image_size = image_size
@@ -232,6 +234,7 @@ class DataSplits:
         reasons = count_reasons(self.skipped)
         lines.append(f"  skipped: {len(self.skipped)}" + (f" ({', '.join(f'{r} {n}' for r, n in reasons.items())})"
                                                             if reasons else ""))
+        lines += [f"  note: {note}" for note in self.notes]
         cache = {False: "off", True: "in memory"}.get(self.cache, f"in {self.cache}")
         if self.modality == "image":
             lines.append(f"  batch {self.batch_size}, augmentation {'on' if self.augmented else 'off'}, cache {cache}")

@@ -38,6 +38,7 @@ class BadInputs:
     Attributes:
         on_bad: `"error"` or `"skip"`.
         skipped: The `Skipped` records, in the order they were found.
+        notes: Things about items that were used, worth knowing (e.g. JPEGs whose EXIF rotation is not applied).
     """
 
     def __init__(self, on_bad):
@@ -45,6 +46,7 @@ class BadInputs:
             raise ValueError(f'on_bad must be "error" or "skip"; got {on_bad!r}.')
         self.on_bad = on_bad
         self.skipped = []
+        self.notes = []
 
     def report(self, source, reason, detail="", fix=""):
         """Raises for the first bad item, or records it as skipped.

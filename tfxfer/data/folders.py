@@ -1,33 +1,72 @@
-"""Folders with one subfolder per class, optionally already split into `train/`, `val/` or `validation/`, `test/`."""
+"""Folders with one subfolder per class, optionally already split into `train/`, `val/` (or `validation/`...) and
+`test/`.
+
+Split folders are recognised by the usual spellings, in any case (`Train/`, `training/`, `Val/`, `valid/`,
+`validation/`, `dev/`, `test/`, `testing/`); a folder of unlabelled examples beside them (`unlabeled/`,
+`unlabelled/`) is listed as not read. A layout that mixes split folders and class folders, or names a class like a
+split, is refused with the reason: reading it either way would train on the wrong thing.
+"""
 
 import os
 from pathlib import Path
 
 from tfxfer.data.errors import DataError
-from tfxfer.data.stratify import TEST, TRAIN, VALIDATION
+from tfxfer.data.stratify import SPLIT_ALIASES, SPLITS, TRAIN
 
-SPLIT_FOLDERS = {"train": TRAIN, "val": VALIDATION, "validation": VALIDATION, "test": TEST}
+#: Folders of examples without labels, which a split layout may hold beside its splits.
+UNLABELLED_FOLDERS = ("unlabeled", "unlabelled", "unlabeled_images", "unlabelled_images")
 
 
 def _is_hidden(name):
     return name.startswith(".")
 
 
-def _split_folders(root):
-    """`{split id: folder}` when `root` holds `train/` and only split folders, else `{None: root}`."""
+def _split_folders(root, bad):
+    """`{split id: folder}` when `root` holds split folders, else `{None: root}`; unlabelled folders are noted."""
     folders = sorted(entry for entry in root.iterdir() if entry.is_dir() and not _is_hidden(entry.name))
-    names = {folder.name for folder in folders}
-    if "train" not in names or not names <= set(SPLIT_FOLDERS):
+    splits = {folder: SPLIT_ALIASES.get(folder.name.lower()) for folder in folders}
+    named = [folder for folder in folders if splits[folder] is not None]
+    if not named:
         return {None: root}
-    if {"val", "validation"} <= names:
-        raise DataError(f"{root} has both val/ and validation/; keep one validation folder.")
-    return {SPLIT_FOLDERS[folder.name]: folder for folder in folders}
+    if TRAIN not in splits.values():
+        raise DataError(
+            f"{root} has {_listed(named)} named like split folders but no train/ folder. Put the training examples "
+            f"in {root / 'train'}/ (one subfolder per class) beside them; or, if {named[0].name!r} is a class, "
+            "rename it: a class named like a split would be read as one."
+        )
+    unlabelled = [folder for folder in folders if folder.name.lower() in UNLABELLED_FOLDERS]
+    others = [folder for folder in folders if folder not in named and folder not in unlabelled]
+    if others:
+        raise DataError(
+            f"{root} has split folders ({_listed(named)}) and also {_listed(others)}, which is not a split: move "
+            f"each class folder into {named[0].name}/ (and the other splits), or move {others[0].name!r} out of "
+            f"{root}."
+        )
+    for folder in unlabelled:
+        bad.note(folder, "unlabelled folder", "its examples have no labels; not read")
+    by_split = {}
+    for folder in named:
+        if splits[folder] in by_split:
+            raise DataError(f"{root} has both {by_split[splits[folder]].name}/ and {folder.name}/, two folders for the "
+                            f"{SPLITS[splits[folder]]} split; keep one.")
+        by_split[splits[folder]] = folder
+    return by_split
+
+
+def _listed(folders):
+    return ", ".join(f"{folder.name}/" for folder in folders)
 
 
 def _class_files(folder, extensions, bad):
     """The readable files under one class folder (recursively, sorted); everything else is listed as not read."""
-    files = []
-    for directory, subdirectories, names in os.walk(folder):
+    files, seen = [], set()
+    for directory, subdirectories, names in os.walk(folder, followlinks=True):
+        real = os.path.realpath(directory)
+        if real in seen:  # a link back to a folder already read
+            bad.note(Path(directory), "link loop", f"links to {real}, which is already read; not read again")
+            subdirectories[:] = []
+            continue
+        seen.add(real)
         hidden = sorted(name for name in subdirectories if _is_hidden(name))
         for name in hidden:
             bad.note(Path(directory, name), "hidden folder", "not read")
@@ -68,7 +107,7 @@ def scan_class_folders(root, extensions, class_names, bad):
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root} is not a folder.")
-    splits = _split_folders(root)
+    splits = _split_folders(root, bad)
     for entry in sorted(root.iterdir()):
         if entry.is_file():
             bad.note(entry, "not in a class folder", "not read")
@@ -80,6 +119,9 @@ def scan_class_folders(root, extensions, class_names, bad):
                 bad.note(entry, "not in a class folder", "not read")
             elif entry.is_dir() and _is_hidden(entry.name):
                 bad.note(entry, "hidden folder", "not read")
+            elif entry.is_dir() and split is not None and entry.name.lower() in SPLIT_ALIASES:
+                raise DataError(f"{entry} is named like a split folder, inside the split folder {folder.name}/: a "
+                                "class cannot be called train, val or test; rename it, or move the splits up.")
             elif entry.is_dir():
                 classes[entry.name] = _class_files(entry, extensions, bad)
         scanned[split] = classes

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pandas as pd
 
-from tfxfer.data.decoding import IMAGE_EXTENSIONS, find_undecodable
+from tfxfer.data.decoding import IMAGE_EXTENSIONS, exif_orientation, find_undecodable
 from tfxfer.data.loading import check_extractor_kind, from_class_folders, from_table, start
 from tfxfer.data.tables import is_folder, row_source
 
@@ -178,7 +178,17 @@ def _decodable_files(found, bad):
             bad.report(path, "not a decodable image", failures[position], "remove it")
         else:
             kept.append((str(path), label, split))
+    _note_rotations([path for path, _, _ in kept], bad)
     return kept
+
+
+def _note_rotations(paths, bad):
+    """Counts the JPEGs whose EXIF orientation asks for a rotation that tfxfer does not apply."""
+    rotated = [path for path in paths if exif_orientation(path) not in (None, 1)]
+    if rotated:
+        bad.notes.append(f"{len(rotated)} JPEG(s) carry an EXIF rotation (e.g. {rotated[0]}), which is not applied, in "
+                         "training as in serving (TensorFlow's decoders ignore it); rotate the files beforehand if "
+                         "their orientation matters")
 
 
 def _table_paths(frame, source_name, folder, keep, path_column, base_dir, bad):
@@ -204,4 +214,5 @@ def _table_paths(frame, source_name, folder, keep, path_column, base_dir, bad):
         bad.report(f"{row_source(source_name, frame.index[position])} ({paths[position]})", "not a decodable image",
                    reason, "fix or remove the file, drop the row,")
         keep[position] = False
+    _note_rotations([path for path, kept in zip(paths, keep) if kept], bad)
     return paths

@@ -68,6 +68,7 @@ def from_class_folders(source, *, modality, extensions, read, task, class_names,
     """
     if task not in (None, "multiclass"):
         raise ValueError(f"A folder of class subfolders is a multi-class source; got task={task!r}.")
+    _check_file_kind(source, modality, extensions)
     names, found, split_folders = scan_class_folders(source, extensions, class_names, bad)
     kept = read(found)
     return assemble(modality=modality, task=Task("multiclass", names),
@@ -76,6 +77,30 @@ def from_class_folders(source, *, modality, extensions, read, task, class_names,
                     fixed=[split for _, _, split in kept], source=source, bad=bad,
                     fixed_origins={split: f"folder {folder.name}/" for split, folder in split_folders.items()},
                     **options)
+
+
+#: The files each kind of loader reads, to tell a folder of the other kind.
+_KIND_SUFFIXES = {"image": (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp"), "text": (".txt",)}
+
+
+def _check_file_kind(root, modality, extensions):
+    """Raises when a folder holds none of the files this loader reads but files of the other kind (images given to
+    a text model, or the reverse), naming what it found and what to pass instead."""
+    other = next(kind for kind in _KIND_SUFFIXES if kind != modality)
+    found = {}
+    for directory, _, names in os.walk(root, followlinks=True):
+        for name in names:
+            suffix = os.path.splitext(name)[1].lower()
+            if suffix in extensions:
+                return
+            if suffix in _KIND_SUFFIXES[other]:
+                found[suffix] = found.get(suffix, 0) + 1
+    if found:
+        what = ", ".join(f"{count} {suffix}" for suffix, count in sorted(found.items()))
+        loader = "load_images" if other == "image" else "load_text"
+        raise DataError(f"{root} holds {other}s ({what} files) and no {modality} files ({'/'.join(extensions)}), but "
+                        f"the extractor takes {modality}s: pass {'an' if other == 'image' else 'a'} {other} "
+                        f"extractor (and tfxfer.{loader}), or {modality} data.")
 
 
 def from_table(source, *, modality, columns, read, label_column, split_column, sep, column_names, encoding,
@@ -173,6 +198,7 @@ def assemble(*, modality, task, inputs, labels, fixed, validation_split, test_sp
     examples = {name: (inputs[split == split_id].tolist(), labels[split == split_id])
                 for split_id, name in enumerate(SPLITS)}
     return DataSplits(modality=modality, task=task, examples=examples, origins=origins, skipped=bad.skipped,
+                      notes=bad.notes,
                       seed=seed, **pipeline)
 
 

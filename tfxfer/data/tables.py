@@ -83,10 +83,12 @@ def read_table(path, *, sep=None, column_names=None, encoding="utf-8", quoting=N
         text_columns: Columns to keep as strings, never parsed as numbers (`"007"` stays `"007"`).
 
     Returns:
-        A DataFrame with a RangeIndex, so `row i` in messages is `df.iloc[i]`, counted from 0 after the header.
+        A DataFrame with a RangeIndex (`df.iloc[i]` is the i-th row of data). The loaders' messages number the
+        rows as a spreadsheet does instead: the header is row 1 (see `row_names`).
 
     Raises:
-        DataError: The file is missing, empty, not decodable, has duplicate column names or malformed rows.
+        DataError: The file is missing, empty, not decodable, not text at all (an image, an archive, a workbook:
+            the message says what to pass instead), has duplicate column names or malformed rows.
 
     Example:
         >>> import os
@@ -103,6 +105,9 @@ def read_table(path, *, sep=None, column_names=None, encoding="utf-8", quoting=N
         raise DataError(f"{path} does not exist; pass the path of a CSV/TSV file, a folder, or a DataFrame.") from None
     except OSError as error:
         raise DataError(f"{path} cannot be read ({error.strerror}).") from None
+    kind = binary_kind(raw)
+    if kind is not None:
+        raise DataError(f"{path} is {kind}, not a CSV/TSV table. {_INSTEAD.get(kind, _INSTEAD['a binary file'])}")
     text = decode_bytes(raw, encoding, path)
     if not text.strip():
         raise DataError(f"{path} is empty; it needs a header row and at least one row of data.")
@@ -128,6 +133,39 @@ def read_table(path, *, sep=None, column_names=None, encoding="utf-8", quoting=N
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} has no rows of data.") from None
     return frame
+
+
+#: What a file starts with, for files that are no table but are passed as one.
+_SIGNATURES = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"GIF8", "a GIF image"),
+               (b"BM", "a BMP image"), (b"PK\x03\x04", "a zip archive"), (b"\x1f\x8b", "a gzip archive"),
+               (b"%PDF", "a PDF document"), (b"\xd0\xcf\x11\xe0", "an old Excel (.xls) or Office file"),
+               (b"\x89HDF", "an HDF5 file"), (b"\x93NUMPY", "a NumPy array file"))
+_INSTEAD = {
+    "a zip archive": "If it is an Excel workbook (.xlsx), save it as CSV (File > Save As > CSV UTF-8); if it holds "
+                     "images, unpack it and pass the folder of class folders.",
+    "a gzip archive": "Unpack it and pass the folder of class folders or the CSV inside.",
+    "an old Excel (.xls) or Office file": "Save it as CSV from Excel (File > Save As > CSV UTF-8).",
+    "a binary file": "Pass the folder that holds the class folders of images, or a CSV/TSV file of paths or texts.",
+}
+
+
+def binary_kind(raw):
+    """What a file's bytes are when they are clearly not text (an image, an archive, a workbook), else None.
+
+    Example:
+        >>> binary_kind(b"\x89PNG\r\n\x1a\n..."), binary_kind(b"label,text\nham,hi\n")
+        ('a PNG image', None)
+    """
+    for signature, kind in _SIGNATURES:
+        if raw.startswith(signature):
+            return kind
+    if raw[:4] == b"RIFF" and raw[8:12] == b"WEBP":
+        return "a WebP image"
+    if len(raw) > 262 and raw[257:262] == b"ustar":
+        return "a tar archive"
+    if b"\0" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # NULs are no text (UTF-16 aside)
+        return "a binary file"
+    return None
 
 
 def check_unique_columns(names, source):
@@ -174,9 +212,30 @@ def as_column_list(columns, argument):
     return [columns]
 
 
-def row_source(source, index):
-    """How messages name a row: the file (or "DataFrame") and the row's index label."""
-    return f"{source}, row {index}"
+def row_source(source, row):
+    """How messages name a row: the file (or "DataFrame") and the row's name in `load_frame`'s index."""
+    return f"{source}, {row}"
+
+
+def row_names(frame, first_row=None):
+    """The names messages give a table's rows, as a user finds them.
+
+    A file's rows are numbered as a spreadsheet numbers them: `first_row` is 2 when the header is row 1, 1 when the
+    file has no header. A DataFrame's rows (`first_row=None`) are named by their index label when the index is a
+    plain 0, 1, 2... range, else by position and label (an index can repeat labels).
+
+    Example:
+        >>> row_names(pd.DataFrame({"a": [1, 2]}), first_row=2)
+        ['row 2', 'row 3']
+        >>> row_names(pd.DataFrame({"a": [1, 2]}, index=[7, 7]))
+        ['row at position 0 (index label 7)', 'row at position 1 (index label 7)']
+    """
+    if first_row is not None:
+        return [f"row {first_row + position}" for position in range(len(frame))]
+    index = frame.index
+    if isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1:
+        return [f"row {label}" for label in index]
+    return [f"row at position {position} (index label {label!r})" for position, label in enumerate(index)]
 
 
 def is_folder(source):
@@ -196,24 +255,30 @@ def load_frame(source, *, sep, column_names, encoding, text_columns):
     """A table from a CSV/TSV path or a DataFrame, with a name for messages and the folder relative paths start at.
 
     Args:
-        source: A path or a pandas DataFrame (used as it is, not copied).
+        source: A path or a pandas DataFrame (its values are read, not copied; its index is left as it is).
         sep: See `read_table`.
         column_names: See `read_table`.
         encoding: See `read_table`.
         text_columns: Columns to keep as strings.
 
     Returns:
-        `(frame, name, folder)`: name is the path or `"DataFrame"`; folder is the file's folder, or None.
+        `(frame, name, folder)`: the rows, indexed by the names messages give them (see `row_names`); name is the
+        path or `"DataFrame"`; folder is the file's folder, or None.
 
     Raises:
         DataError: See `read_table`; duplicate column names in a DataFrame.
     """
     if isinstance(source, pd.DataFrame):
         check_unique_columns(list(source.columns), "DataFrame")
-        return source, "DataFrame", None
-    path = Path(source)
-    return read_table(path, sep=sep, column_names=column_names, encoding=encoding, text_columns=text_columns), \
-        path, path.parent
+        frame, name, folder, first_row = source, "DataFrame", None, None
+    else:
+        path = Path(source)
+        frame = read_table(path, sep=sep, column_names=column_names, encoding=encoding, text_columns=text_columns)
+        name, folder, first_row = path, path.parent, 2 if column_names is None else 1
+    if frame.empty:
+        raise DataError(f"{name} has no rows of data; a data set needs at least one example per class.")
+    frame = frame.set_axis(row_names(frame, first_row), axis="index")  # a copy: the caller's DataFrame keeps its index
+    return frame, name, folder
 
 
 def split_ids(frame, split_column, source, bad):

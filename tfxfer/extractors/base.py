@@ -206,7 +206,8 @@ class Extractor(keras.layers.Layer):
                     "output_shape": block.output_shape,
                 }
             )
-        return pd.DataFrame(rows).set_index("block")
+        columns = ["block", "name", "layers", "variables", "params", "trainable_params", "frozen", "output_shape"]
+        return pd.DataFrame(rows, columns=columns).set_index("block")  # the columns, even with no block
 
     def get_config(self):
         config = super().get_config()

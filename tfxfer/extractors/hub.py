@@ -31,8 +31,10 @@ def _endpoint(obj, source):
     """The restored function to call, whether it takes `training`, and the spec of its input."""
     call = getattr(obj, "__call__", None)
     if isinstance(call, tf.types.experimental.PolymorphicFunction) and call.concrete_functions:
-        args = call.concrete_functions[0].structured_input_signature[0]
-        return call, True, args[0]
+        args, kwargs = call.concrete_functions[0].structured_input_signature
+        # The Reusable SavedModel format makes `training` optional: a model traced without it takes none.
+        takes_training = len(args) > 1 or "training" in kwargs
+        return call, takes_training, args[0]
     serve = getattr(obj, "serve", None)
     if isinstance(serve, tf.types.experimental.PolymorphicFunction) and serve.concrete_functions:
         return serve, False, serve.concrete_functions[0].structured_input_signature[0][0]

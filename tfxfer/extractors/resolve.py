@@ -7,6 +7,7 @@ TF Hub keeps `resolver.py` apart from `keras_layer.py` in the same way: this mod
 
 import hashlib
 import os
+import re
 
 import tensorflow as tf
 import tensorflow_hub as hub
@@ -94,18 +95,33 @@ def register_text_ops():
 
 
 def load_saved_model(source):
-    """Resolves `source` and loads it with `tensorflow_hub.load`, registering TF Text ops when the model needs them."""
-    path = resolve_source(source)
+    """Resolves `source` and loads it with `tensorflow_hub.load`, registering TF Text ops when the model needs them.
+
+    Raises:
+        ImportError: The model uses TensorFlow Text ops and `tensorflow-text` is not installed (see
+            `load_with_text_ops`).
+    """
+    return load_with_text_ops(hub.load, resolve_source(source), source)
+
+
+def load_with_text_ops(load, path, source):
+    """`load(path)`, registering the TensorFlow Text ops first when the SavedModel at `path` needs them.
+
+    Raises:
+        ImportError: The model uses TensorFlow Text ops and `tensorflow-text` is not installed; the message names
+            `source`, the op, and the package to install.
+    """
     try:
-        return hub.load(path)
-    except tf.errors.NotFoundError as error:
-        if "Op type not registered" not in str(error):
+        return load(path)
+    except (tf.errors.NotFoundError, RuntimeError) as error:
+        missing = re.search(r"Op type not registered '([\w>]+)'", str(error))
+        if missing is None:
             raise
         try:
             import tensorflow_text  # noqa: F401  (registers the ops BERT preprocessors use)
         except ImportError:
             raise ImportError(
-                f"{source!r} uses TensorFlow Text ops ({str(error).splitlines()[0]}). Install them with "
-                "pip install 'tfxfer[text]' (tensorflow-text matching your TensorFlow version)."
+                f"{source!r} uses the TensorFlow Text op {missing.group(1)}, and tensorflow-text is not installed. "
+                "Install it with pip install 'tfxfer[text]' (tensorflow-text matching your TensorFlow version)."
             ) from None
-        return hub.load(path)
+        return load(path)

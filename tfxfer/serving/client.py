@@ -13,6 +13,7 @@ from tfxfer.data.decoding import IMAGE_EXTENSIONS, find_undecodable
 from tfxfer.data.errors import BadInputs
 from tfxfer.data.tables import read_table
 from tfxfer.data.text import TEXT_EXTENSIONS, read_text_file
+from tfxfer.extractors.resolve import load_with_text_ops
 from tfxfer.data.task import Task
 from tfxfer.serving.savedmodel import METADATA_FILE
 from tfxfer.serving.versioning import versions
@@ -47,18 +48,6 @@ def resolve_export(path):
     return path / str(whole[-1])
 
 
-def _load_saved_model(path):
-    try:
-        return tf.saved_model.load(str(path))
-    except (tf.errors.NotFoundError, RuntimeError) as error:
-        if "Op type not registered" not in str(error):
-            raise
-        # BERT-style text exports use TensorFlow Text ops, which importing the package registers.
-        import tensorflow_text  # noqa: F401
-
-        return tf.saved_model.load(str(path))
-
-
 class ExportedModel:
     """An export loaded with TensorFlow, run through its `serving_default` signature as TF Serving runs it.
 
@@ -83,7 +72,8 @@ class ExportedModel:
         self.task_type = self.metadata["task_type"]
         self.class_names = list(self.metadata["class_names"])
         self.input_kind = self.metadata["input_kind"]
-        self._saved_model = _load_saved_model(self.path)
+        # BERT-style text exports use TensorFlow Text ops, which importing tensorflow_text registers.
+        self._saved_model = load_with_text_ops(tf.saved_model.load, str(self.path), str(self.path))
         self.signatures = self._saved_model.signatures
 
     def __repr__(self):
