@@ -36,7 +36,7 @@ def _result(args, table):
 
 def _extractor_options(args, source):
     """The keyword arguments of `load_extractor` that the flags give, refusing flags that do not apply to `source`."""
-    from tfxfer.extractors.loading import is_application_name
+    from tfxfer.extractors.sources import is_application_name
 
     given = {"preprocessor": args.preprocessor, "output_key": args.output_key, "weights": args.weights,
              "alpha": args.alpha}
@@ -60,8 +60,9 @@ def _check_data_path(args):
 def _load_extractor(args, source):
     import tfxfer
 
+    options = _extractor_options(args, source)  # checked before the extractor (and TensorFlow) loads
     args.stage = "loading"
-    return tfxfer.load_extractor(source, **_extractor_options(args, source))
+    return tfxfer.load_extractor(source, **options)
 
 
 def _load_data(args, extractor):
@@ -118,9 +119,9 @@ def inspect(args):
     """`tfxfer inspect`: an extractor's blocks."""
     import tfxfer
 
+    options = _extractor_options(args, args.source)
     args.stage = "loading"
-    extractor = tfxfer.load_extractor(args.source, granularity=args.granularity,
-                                      **_extractor_options(args, args.source))
+    extractor = tfxfer.load_extractor(args.source, granularity=args.granularity, **options)
     table = extractor.describe().reset_index()
     facts = f", input {extractor.image_size} in {extractor.value_range}" if extractor.image_size else ""
     _say(args, f"{extractor.source}: {extractor.input_kind} extractor, {extractor.n_blocks} blocks{facts}")

@@ -75,7 +75,7 @@ FLAGS = {"on_bad": "--on-bad", "encoding": "--encoding", "sep": "--sep", "task":
          "output_key": "--output-key", "alpha": "--alpha", "freeze_blocks": "--freeze", "regime": "--regime",
          "learning_rate": "--learning-rate", "fine_tune_learning_rate": "--fine-tune-learning-rate",
          "warmup_epochs": "--warmup-epochs", "epochs": "--epochs", "patience": "--patience", "max_trials": "--trials",
-         "overwrite": "--overwrite", "root": "--root"}
+         "overwrite": "--overwrite", "root": "--root", "project_name": "--dir", "directory": "--dir"}
 
 
 def cli_words(message, flags=FLAGS):
@@ -101,8 +101,10 @@ def cli_words(message, flags=FLAGS):
         return f"{flag} {value.strip(chr(34) + chr(39))}"
 
     flagged = re.sub(r"\b([a-z][a-z_]*)=(\"[^\"]*\"|'[^']*'|\[\.\.\.\]|[\w.-]+)?", replace, message)
-    # A Python call given as advice, such as load_extractor('MobileNetV2', --weights w.h5), is just its flags here.
-    return re.sub(r"\b[a-z_.]+\([^()]*?(--[a-z][^()]*)\)", r"\1", flagged)
+    # A Python call given as advice, such as load_extractor('MobileNetV2', --weights w.h5), is just its flags here;
+    # two arguments that one flag sets (project_name= or directory=) are that flag once.
+    flagged = re.sub(r"\b[a-z_.]+\([^()]*?(--[a-z][^()]*)\)", r"\1", flagged)
+    return re.sub(r"(--[a-z][\w-]*) or \1\b", r"\1", flagged)
 
 
 #: What is true after Ctrl-C, by what the command was doing.

@@ -5,15 +5,15 @@
 objective, served outputs), per-split counts and the list of `Skipped` items.
 """
 
-from tfxfer.data.datasplits import DataSplits
-from tfxfer.data.decoding import IMAGE_EXTENSIONS, decode_image, find_undecodable, resize_and_scale
-from tfxfer.data.errors import DataError, Skipped
-from tfxfer.data.images import default_augmentation, load_images
-from tfxfer.data.stratify import stratified_split
-from tfxfer.data.tables import read_table
-from tfxfer.data.task import Objective, Task
-from tfxfer.data.text import load_text
+from tfxfer import _lazy
 
-__all__ = ["DataError", "DataSplits", "IMAGE_EXTENSIONS", "Objective", "Skipped", "Task", "decode_image",
-           "default_augmentation", "find_undecodable", "load_images", "load_text", "read_table", "resize_and_scale",
-           "stratified_split"]
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
+    "datasplits": ["DataSplits"],
+    "decoding": ["IMAGE_EXTENSIONS", "decode_image", "find_undecodable", "resize_and_scale"],
+    "errors": ["DataError", "Skipped"],
+    "images": ["default_augmentation", "load_images"],
+    "stratify": ["stratified_split"],
+    "tables": ["read_table"],
+    "task": ["Objective", "Task"],
+    "text": ["load_text"],
+})

@@ -153,8 +153,8 @@ def binary_kind(raw):
     """What a file's bytes are when they are clearly not text (an image, an archive, a workbook), else None.
 
     Example:
-        >>> binary_kind(b"\x89PNG\r\n\x1a\n..."), binary_kind(b"label,text\nham,hi\n")
-        ('a PNG image', None)
+        >>> binary_kind(b"GIF89a..."), binary_kind(b"label,text")
+        ('a GIF image', None)
     """
     for signature, kind in _SIGNATURES:
         if raw.startswith(signature):

@@ -5,14 +5,15 @@ archives, GCS, folders), `hub` wraps them as a layer, `keras_model` splits Keras
 the grouping rules, and `hub_format` writes a Keras model in TF Hub's format.
 """
 
-from tfxfer.extractors.archive import extract_archive
-from tfxfer.extractors.base import Extractor
-from tfxfer.extractors.blocks import Block
-from tfxfer.extractors.hub import HubExtractor
-from tfxfer.extractors.hub_format import save_hub_format
-from tfxfer.extractors.keras_model import KerasExtractor, application_names, split_blocks
-from tfxfer.extractors.loading import load_extractor
-from tfxfer.extractors.resolve import handle_cache_folder, resolve_source
+from tfxfer import _lazy
 
-__all__ = ["Block", "Extractor", "HubExtractor", "KerasExtractor", "application_names", "extract_archive",
-           "handle_cache_folder", "load_extractor", "resolve_source", "save_hub_format", "split_blocks"]
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
+    "archive": ["extract_archive"],
+    "base": ["Extractor"],
+    "blocks": ["Block"],
+    "hub": ["HubExtractor"],
+    "hub_format": ["save_hub_format"],
+    "keras_model": ["KerasExtractor", "application_names", "split_blocks"],
+    "loading": ["load_extractor"],
+    "resolve": ["handle_cache_folder", "resolve_source"],
+})

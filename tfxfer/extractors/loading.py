@@ -6,6 +6,7 @@ import keras
 
 from tfxfer.extractors.hub import HubExtractor
 from tfxfer.extractors.keras_model import KerasExtractor, build_application
+from tfxfer.extractors.sources import is_application_name
 
 
 def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=None, image_size=None,
@@ -56,17 +57,3 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
     return HubExtractor(source, preprocessor=preprocessor, output_key=output_key, image_size=image_size,
                         value_range=value_range, block_pattern=block_pattern, train_batchnorm=train_batchnorm,
                         name=name)
-
-
-def is_application_name(source):
-    """Whether `load_extractor` reads `source` as a `keras.applications` name: not a path or handle, capitalised.
-
-    Example:
-        >>> is_application_name("MobileNetV2"), is_application_name("./MobileNetV2"), is_application_name("https://x")
-        (True, False, False)
-    """
-    if not isinstance(source, (str, os.PathLike)):
-        return False
-    source = os.fspath(source)
-    looks_like_path = "/" in source or os.sep in source or source.startswith(".") or os.path.exists(source)
-    return not looks_like_path and source[:1].isupper()

@@ -13,16 +13,12 @@ import tensorflow as tf
 import tensorflow_hub as hub
 
 from tfxfer.extractors.archive import extract_archive, is_archive
+from tfxfer.extractors.sources import is_handle
 
 _SOURCE_KINDS = (
     "a TF Hub handle (https://tfhub.dev/... or https://www.kaggle.com/models/...), a SavedModel folder, a .tar.gz of "
     "one, a gs:// path, or a keras.applications name such as 'MobileNetV2'"
 )
-
-
-def is_handle(source):
-    """Whether `source` is an http(s) handle that tensorflow_hub downloads and caches."""
-    return str(source).startswith(("http://", "https://"))
 
 
 def handle_cache_folder(handle):

@@ -5,7 +5,9 @@ The figures are made without pyplot, so importing this package or plotting never
 backend, and they show themselves inline in Jupyter.
 """
 
-from tfxfer.reports.markdown import markdown_table, write_report
-from tfxfer.reports.plots import ReportFigure, plot_confusion, plot_history, plot_search
+from tfxfer import _lazy
 
-__all__ = ["ReportFigure", "markdown_table", "plot_confusion", "plot_history", "plot_search", "write_report"]
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
+    "markdown": ["markdown_table", "write_report"],
+    "plots": ["ReportFigure", "plot_confusion", "plot_history", "plot_search"],
+})

@@ -2,9 +2,11 @@
 trial a `TransferModel` built by the `TransferHyperModel`; `search_results` reads a search's table from its folder;
 `distributed` keeps a chief/worker search going through dead workers and restarted chiefs."""
 
-from tfxfer.search.hypermodel import TransferHyperModel
-from tfxfer.search.results import search_results
-from tfxfer.search.search import TransferSearch
-from tfxfer.search.space import SearchSpace
+from tfxfer import _lazy
 
-__all__ = ["SearchSpace", "TransferHyperModel", "TransferSearch", "search_results"]
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
+    "hypermodel": ["TransferHyperModel"],
+    "results": ["search_results"],
+    "search": ["TransferSearch"],
+    "space": ["SearchSpace"],
+})

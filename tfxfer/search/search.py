@@ -115,7 +115,7 @@ class TransferSearch:
             raise ValueError(
                 f"Cannot resume the search in {self.project_dir}: {', '.join(damaged) or 'its state'} is damaged "
                 "(a process was killed while Keras Tuner wrote it). Restore the file, or start afresh with "
-                "overwrite=True (tfxfer tune --overwrite), which deletes the earlier trials."
+                "overwrite=True, which deletes the earlier trials."
             ) from None
         if saved is not None and isinstance(self.tuner_.oracle, kt.Oracle):  # it was reloaded here, not on a chief
             self.tuner_.oracle.resume_trials_out(saved["ongoing_trials"] if _compat.is_chief() else {})
@@ -140,8 +140,8 @@ class TransferSearch:
         if differences:
             raise ValueError(
                 f"Cannot resume the search in {self.project_dir}: it was run with {'; '.join(differences)}. Its trials "
-                "would be mixed with this one's. Start afresh there with overwrite=True (tfxfer tune --overwrite), "
-                "which deletes its trials, or give this search another directory or project_name (another --dir)."
+                "would be mixed with this one's. Start afresh there with overwrite=True, which deletes its trials, or "
+                "give this search another project_name= or directory=."
             )
 
     def _make_tuner(self, hypermodel, task):

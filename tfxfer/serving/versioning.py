@@ -19,8 +19,6 @@ import socket
 import uuid
 from pathlib import Path
 
-import tensorflow as tf
-
 MODELS_CONFIG = "models.config"
 TEMPORARY_PREFIX = ".tmp-"
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
@@ -80,21 +78,21 @@ def write_version(root, name, write):
     return model_folder / str(version)
 
 
-#: File-system failures that TensorFlow's file writers raise as `tf.errors`, and the errno each stands for.
-_TF_WRITE_ERRORS = ((tf.errors.ResourceExhaustedError, errno.ENOSPC), (tf.errors.PermissionDeniedError, errno.EACCES),
-                    (tf.errors.FailedPreconditionError, errno.ENOTDIR))
-
-
 def write_failure(error, model_folder):
     """An OSError naming `model_folder` and why it could not be written, or None when `error` is something else.
 
     TensorFlow's writers report a full or read-only disk as `tf.errors` whose message starts with the file's path;
     only those (and Python's OSErrors) are file-system failures.
     """
+    import tensorflow as tf  # here, so that checking a name (the command line does) needs no TensorFlow
+
+    # File-system failures that TensorFlow's file writers raise as `tf.errors`, and the errno each stands for.
+    tf_write_errors = ((tf.errors.ResourceExhaustedError, errno.ENOSPC), (tf.errors.PermissionDeniedError, errno.EACCES),
+                       (tf.errors.FailedPreconditionError, errno.ENOTDIR))
     if isinstance(error, OSError):
         number, reason = error.errno, error.strerror or str(error)
     else:
-        number = next((number for kind, number in _TF_WRITE_ERRORS if isinstance(error, kind)), None)
+        number = next((number for kind, number in tf_write_errors if isinstance(error, kind)), None)
         if number is None or str(model_folder) not in str(error):
             return None
         reason = re.sub(r"\s*\[Op:\w+\]$", "", str(error).splitlines()[0].rsplit("; ", 1)[-1])

@@ -1,11 +1,12 @@
 """Training: `TransferModel` trains an extractor and a `Head` in a regime's plan of phases, on the activations a
 `FeatureCache` computed once wherever the frozen blocks allow it, inside the strategy `pick_strategy` chose."""
 
-from tfxfer.training.feature_cache import FeatureCache
-from tfxfer.training.heads import Head
-from tfxfer.training.model import TransferModel, build_model
-from tfxfer.training.phases import REGIMES, Phase, plan, regime_name
-from tfxfer.training.strategy import pick_strategy
+from tfxfer import _lazy
 
-__all__ = ["FeatureCache", "Head", "Phase", "REGIMES", "TransferModel", "build_model", "pick_strategy", "plan",
-           "regime_name"]
+__getattr__, __dir__, __all__ = _lazy.attach(__name__, {
+    "feature_cache": ["FeatureCache"],
+    "heads": ["Head"],
+    "model": ["TransferModel", "build_model"],
+    "phases": ["REGIMES", "Phase", "plan", "regime_name"],
+    "strategy": ["pick_strategy"],
+})

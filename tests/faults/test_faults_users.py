@@ -1,0 +1,361 @@
+"""What users actually bring: their folder layouts, files that are no table, resumed searches that differ, flags that
+do not fit. Each case is classified as the corpus of `test_faults_corpus.py` classifies its own (a clear error naming
+the culprit and the remedy, a counted skip, or accepted), and none may give a silent wrong result.
+
+The cases whose correct behaviour is a result rather than an error (a layout that is read right, a text file that is
+predicted as a text) are plain tests below the table.
+"""
+
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+import tensorflow as tf
+
+import tfxfer
+from helpers import class_folders, noise_folders, tiny_cnn, write_image
+from test_faults_corpus import (ACCEPTED, BARE, CLEAR, SILENT, SKIP, Case, NotAsExpected, Workspace, classify,
+                                classify_process, run_cli)
+from tfxfer.data import DataError
+
+UNIT = dict(image_size=(8, 8), value_range=(0.0, 1.0))
+
+
+def _layout(ws, folders, counts=None):
+    """`data/<folder>/<class>/` images for each folder name (`""` for class folders at the top)."""
+    root = ws.tmp / "data"
+    for folder in folders:
+        class_folders(root / folder if folder else root, counts or {"cat": 3, "dog": 3})
+    return root
+
+
+def _load(root, **options):
+    return tfxfer.load_images(root, **{**UNIT, "validation_split": 0.34, **options})
+
+
+def _train_beside_classes(ws):
+    root = _layout(ws, ["train", "val"])
+    class_folders(root / "bird", {"x": 1})
+    return _load(root)
+
+
+def _splits_without_train(ws):
+    return _load(_layout(ws, ["val", "test"]))
+
+
+def _class_named_like_a_split(ws):
+    root = _layout(ws, ["train"])
+    class_folders(root / "train", {"val": 2})
+    return _load(root)
+
+
+def _two_validation_folders(ws):
+    return _load(_layout(ws, ["train", "Val", "validation"]))
+
+
+def _unlabelled_beside_splits(ws):
+    root = _layout(ws, ["train", "val"])
+    write_image(root / "unlabeled" / "x.png")
+    return _load(root)
+
+
+def _link_loop(ws):
+    root = _layout(ws, [""])
+    os.symlink(root / "cat", root / "cat" / "again")
+    return _load(root, validation_split=0)
+
+
+def _jpeg_as_table(ws):
+    return _load(write_image(ws.tmp / "photo.jpg"))
+
+
+def _workbook_as_table(ws):
+    (ws.tmp / "labels.xlsx").write_bytes(b"PK\x03\x04" + bytes(200))
+    return _load(ws.tmp / "labels.xlsx")
+
+
+def _empty_frame(ws):
+    return tfxfer.load_text(pd.DataFrame({"text": [], "label": []}))
+
+
+def _duplicate_index(ws):
+    frame = pd.DataFrame({"text": ["a", "b", "c", "d"], "label": ["x", "y", None, "y"]}, index=[0, 1, 1, 2])
+    return tfxfer.load_text(frame, validation_split=0)
+
+
+def _text_extractor_on_images(ws):
+    text = type("Glove", (), {"input_kind": "text", "source": "glove"})()
+    return tfxfer.load_text(_layout(ws, [""]), extractor=text)
+
+
+def _images_for_text_folder(ws):
+    for name in ("pos", "neg"):
+        (ws.tmp / "reviews" / name).mkdir(parents=True)
+        (ws.tmp / "reviews" / name / "1.txt").write_text("fine")
+    return tfxfer.load_images(ws.tmp / "reviews", **UNIT)
+
+
+def _search(ws, data, extractor, trials=1):
+    return tfxfer.TransferSearch(extractor, max_trials=trials, epochs=1, patience=None, directory=ws.tmp / "runs",
+                                 project_name="p", space=tfxfer.SearchSpace(frozen_blocks=[4]), verbose=0)
+
+
+def _resume_with_other_data(ws):
+    first = noise_folders(ws.tmp / "first", per_class=4)
+    second = noise_folders(ws.tmp / "second", per_class=5)
+    _search(ws, _load(first, image_size=(16, 16)), tiny_cnn()).search(_load(first, image_size=(16, 16)))
+    return _search(ws, None, tiny_cnn()).search(_load(second, image_size=(16, 16)))
+
+
+def _resume_with_other_extractor(ws):
+    data = _load(noise_folders(ws.tmp / "images", per_class=4), image_size=(16, 16))
+    _search(ws, data, tiny_cnn()).search(data)
+    return _search(ws, data, tiny_cnn(seed=7)).search(data)
+
+
+def _freeze_with_feature_extraction(ws):
+    images = np.zeros((4, 16, 16, 3), np.float32)
+    return tfxfer.TransferModel(ws.hub, regime="feature-extraction", freeze_blocks=2, verbose=0).fit(
+        (images, np.array([0, 1, 0, 1])), task=tfxfer.Task("multiclass", ["a", "b"]))
+
+
+def _warmup_with_feature_extraction(ws):
+    images = np.zeros((4, 16, 16, 3), np.float32)
+    return tfxfer.TransferModel(ws.hub, regime="feature-extraction", warmup_epochs=3, verbose=0).fit(
+        (images, np.array([0, 1, 0, 1])), task=tfxfer.Task("multiclass", ["a", "b"]))
+
+
+def _cli_empty_export_name(ws):
+    return ["train", ws.noise, "--extractor", ws.hub, "--export", ""]
+
+
+def _cli_weights_on_a_saved_model(ws):
+    return ["train", ws.noise, "--extractor", ws.hub, "--weights", "w.h5"]
+
+
+def _cli_freeze_with_feature_extraction(ws):
+    return ["train", ws.noise, "--extractor", ws.hub, "--freeze", "2"]
+
+
+def _cli_jpeg_as_data(ws):
+    return ["train", write_image(ws.tmp / "photo.jpg"), "--extractor", ws.hub]
+
+
+def _cli_bad_row_in_cli_words(ws):
+    write_image(ws.tmp / "a.png")
+    (ws.tmp / "photos.csv").write_text("path,label\na.png,x\ngone.png,y\n")
+    return ["train", ws.tmp / "photos.csv", "--extractor", ws.hub]
+
+
+def _cli_bad_fraction(ws):
+    return ["train", ws.noise, "--extractor", ws.hub, "--validation-split", "1.5"]
+
+
+def _cli_missing_text_file(ws):
+    extractor = tfxfer.load_extractor(_text_model(ws.tmp / "text_model"))
+    inputs = keras.Input((), dtype="string")
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(extractor(inputs)))
+    path = tfxfer.export(model, "text", ws.tmp / "exports", task_type="multiclass", class_names=["neg", "pos"])
+    return ["predict", path, ws.tmp / "notes.txt"]
+
+
+CASES = [
+    # Folder layouts.
+    Case("train/ and val/ beside a class folder", "images", _train_beside_classes, CLEAR,
+         lambda ws: ["bird/", "not a split", "move each class folder into"], (DataError,)),
+    Case("val/ and test/ but no train/", "images", _splits_without_train, CLEAR,
+         lambda ws: ["no train/ folder", "rename it"], (DataError,)),
+    Case("a class named like a split inside train/", "images", _class_named_like_a_split, CLEAR,
+         lambda ws: ["train/val", "named like a split"], (DataError,)),
+    Case("Val/ and validation/ both", "images", _two_validation_folders, CLEAR,
+         lambda ws: ["Val/", "validation/", "keep one"], (DataError,)),
+    Case("unlabeled/ beside train/ and val/", "images", _unlabelled_beside_splits, SKIP, given=12),
+    Case("a link inside a class folder back to it", "images", _link_loop, SKIP, given=6),
+    # Files that are no table, and empty or odd tables.
+    Case("a JPEG passed as the data table", "tables", _jpeg_as_table, CLEAR,
+         lambda ws: ["photo.jpg", "a JPEG image, not a CSV/TSV table"], (DataError,)),
+    Case("an Excel workbook passed as the table", "tables", _workbook_as_table, CLEAR,
+         lambda ws: ["labels.xlsx", "Excel workbook", "CSV UTF-8"], (DataError,)),
+    Case("an empty DataFrame", "tables", _empty_frame, CLEAR, lambda ws: ["DataFrame has no rows"], (DataError,)),
+    Case("a bad row in a DataFrame with a repeated index", "tables", _duplicate_index, CLEAR,
+         lambda ws: ["row at position 2 (index label 1)", "missing label"], (DataError,)),
+    # The other kind of data for the extractor.
+    Case("a text extractor on a folder of images", "text", _text_extractor_on_images, CLEAR,
+         lambda ws: ["holds images", "pass an image extractor"], (DataError,)),
+    Case("an image loader on a folder of .txt files", "images", _images_for_text_folder, CLEAR,
+         lambda ws: ["holds texts", "pass a text extractor"], (DataError,)),
+    # Resuming a different search.
+    Case("a search resumed with another data set", "search", _resume_with_other_data, CLEAR,
+         lambda ws: ["Cannot resume", "other data", "overwrite=True", "another project_name= or directory="]),
+    Case("a search resumed with another extractor", "search", _resume_with_other_extractor, CLEAR,
+         lambda ws: ["Cannot resume", "another extractor", "overwrite=True"]),
+    # Settings a regime would ignore.
+    Case("freeze_blocks with deep feature extraction", "training", _freeze_with_feature_extraction, CLEAR,
+         lambda ws: ["freeze_blocks=2", "regime='mid-layer'"]),
+    Case("warmup_epochs with deep feature extraction", "training", _warmup_with_feature_extraction, CLEAR,
+         lambda ws: ["warmup_epochs=3", "leave it out"]),
+    # The command line.
+    Case("tfxfer train --export '' (an unset shell variable)", "cli", _cli_empty_export_name, CLEAR,
+         lambda ws: ["--export", "Export name ''"], exit_code=2),
+    Case("tfxfer train --weights with a SavedModel", "cli", _cli_weights_on_a_saved_model, CLEAR,
+         lambda ws: ["--weights only apply to keras.applications", "leave --weights out"], exit_code=2),
+    Case("tfxfer train --freeze with the default feature extraction", "cli", _cli_freeze_with_feature_extraction,
+         CLEAR, lambda ws: ["--freeze does nothing with --regime feature-extraction"], exit_code=2),
+    Case("tfxfer train on a JPEG instead of a folder", "cli", _cli_jpeg_as_data, CLEAR,
+         lambda ws: ["photo.jpg is a JPEG image, not a CSV/TSV table", "folder"]),
+    Case("tfxfer train on a CSV with a missing file: advice in flags", "cli", _cli_bad_row_in_cli_words, CLEAR,
+         lambda ws: ["photos.csv, row 3", "gone.png", "--on-bad skip"]),
+    Case("tfxfer train --validation-split 1.5", "cli", _cli_bad_fraction, CLEAR,
+         lambda ws: ["--validation-split", "expected a fraction"], exit_code=2),
+    Case("tfxfer predict, a text model, on a .txt file that does not exist", "cli", _cli_missing_text_file, CLEAR,
+         lambda ws: ["notes.txt does not exist", "--texts"]),
+]
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory):
+    return tmp_path_factory.mktemp("shared")
+
+
+@pytest.mark.parametrize("case", [pytest.param(case, id=case.kind) for case in CASES if not case.cli])
+def test_what_users_bring_gets_a_clear_error_or_a_counted_skip(case, shared, tmp_path):
+    outcome = classify(case, Workspace(tmp_path, shared))
+    assert outcome.kind not in (BARE, SILENT), f"{case.kind}: {outcome.kind}: {outcome.detail}"
+    if outcome.kind != case.expect:
+        raise NotAsExpected(f"{case.kind}: expected {case.expect}, got {outcome.kind}: {outcome.detail}")
+
+
+def test_the_command_line_says_it_in_its_flags(shared, tmp_path):
+    cases = [case for case in CASES if case.cli]
+    workspaces = [Workspace(tmp_path / str(index), shared) for index, _ in enumerate(cases)]
+    for workspace in workspaces:
+        workspace.tmp.mkdir()
+    processes = [run_cli(case.provoke(workspace)) for case, workspace in zip(cases, workspaces)]
+    outcomes = [classify_process(case, workspace, process)
+                for case, workspace, process in zip(cases, workspaces, processes)]
+    assert [(case.kind, outcome.kind) for case, outcome in zip(cases, outcomes)] == [
+        (case.kind, CLEAR) for case in cases], [outcome.detail for outcome in outcomes]
+
+
+def test_split_folders_in_any_usual_spelling_are_splits(tmp_path):
+    root = tmp_path / "data"
+    class_folders(root / "Train", {"cat": 3, "dog": 3})
+    class_folders(root / "Validation", {"cat": 1, "dog": 1})
+    class_folders(root / "testing", {"cat": 1, "dog": 2})
+    data = _load(root)
+    assert data.task.class_names == ["cat", "dog"]
+    assert data.sizes == {"train": 6, "validation": 2, "test": 3}
+    assert data.origins["validation"] == "folder Validation/" and data.origins["test"] == "folder testing/"
+
+
+def test_a_linked_folder_inside_a_class_folder_is_read(tmp_path):
+    outside = class_folders(tmp_path / "elsewhere", {"more": 2})
+    root = tmp_path / "data"
+    class_folders(root, {"cat": 2, "dog": 2})
+    os.symlink(outside[0].parent, root / "cat" / "more")
+    data = _load(root, validation_split=0)
+    assert data.counts["train"] == {"cat": 4, "dog": 2} and not data.skipped
+
+
+def test_jpegs_with_an_exif_rotation_are_counted(tmp_path):
+    from PIL import Image
+
+    root = tmp_path / "data"
+    class_folders(root, {"cat": 2, "dog": 2}, suffix=".jpg")
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to view
+    Image.open(root / "cat" / "cat_000.jpg").save(root / "cat" / "cat_000.jpg", exif=exif.tobytes())
+    data = _load(root, validation_split=0)
+    assert len(data.notes) == 1 and "1 JPEG(s) carry an EXIF rotation" in data.notes[0]
+    assert "cat_000.jpg" in data.notes[0] and "not applied" in data.summary()
+
+
+def test_predict_reads_text_files_as_training_does(tmp_path):
+    from tfxfer.serving.client import ExportedModel
+
+    folder = tmp_path / "reviews"
+    (folder / "pos").mkdir(parents=True)
+    (folder / "pos" / "a.txt").write_text("a fine day\n")
+    (folder / "pos" / "b.txt").write_text("lovely")
+    extractor = tfxfer.load_extractor(_text_model(tmp_path / "text_model"))
+    inputs = keras.Input((), dtype="string")
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(extractor(inputs)))
+    exported = ExportedModel(tfxfer.export(model, "text", tmp_path / "exports", task_type="multiclass",
+                                           class_names=["neg", "pos"]))
+    from_files = exported.predict([folder, folder / "pos" / "a.txt"])
+    from_texts = exported.predict(["a fine day\n", "lovely", "a fine day\n"])
+    assert from_files["text"].tolist() == from_texts["text"].tolist()
+    assert from_files["file"].tolist()[0].endswith("a.txt")
+    np.testing.assert_allclose(from_files["score_pos"], from_texts["score_pos"], atol=1e-6)
+    assert exported.predict([str(folder / "pos" / "a.txt")], texts=True)["text"][0].endswith("a.txt")
+
+
+def _text_model(path):
+    """A Reusable SavedModel of strings: hashed words, embedded, averaged."""
+    embeddings = tf.Variable(tf.random.stateless_normal([32, 4], seed=[0, 1]), name="embeddings")
+
+    @tf.function
+    def call(inputs, training=False):
+        ids = tf.strings.to_hash_bucket_fast(tf.strings.split(tf.strings.lower(inputs)), 32)
+        return tf.reduce_mean(tf.gather(embeddings, ids), axis=1)
+
+    for training in (False, True):
+        call.get_concrete_function(tf.TensorSpec([None], tf.string), training)
+    root = tf.train.Checkpoint()
+    root.__call__ = call
+    root.variables = root.trainable_variables = [embeddings]
+    root.regularization_losses = []
+    tf.saved_model.save(root, str(path))
+    return path
+
+
+def test_a_saved_model_whose_call_takes_no_training_argument_loads_and_trains(tmp_path):
+    model = tiny_cnn()
+
+    @tf.function(input_signature=[tf.TensorSpec([None, 16, 16, 3], tf.float32)])
+    def call(inputs):
+        return model(inputs, training=False)
+
+    root = tf.train.Checkpoint()
+    root.__call__ = call
+    root.variables = [v.value for v in model.variables]
+    root.trainable_variables = [v.value for v in model.trainable_variables]
+    tf.saved_model.save(root, str(tmp_path / "no_training"))
+    extractor = tfxfer.load_extractor(tmp_path / "no_training")
+    images = np.random.default_rng(0).random((4, 16, 16, 3), dtype=np.float32)
+    np.testing.assert_allclose(extractor(images).numpy(), model(images).numpy(), atol=1e-5)
+    fitted = tfxfer.TransferModel(extractor, epochs=1, verbose=0).fit((images, np.array([0, 1, 0, 1])),
+                                                                       task=tfxfer.Task("multiclass", ["a", "b"]))
+    assert len(fitted.history_["loss"]) == 1
+
+
+def test_an_empty_newest_version_does_not_block_predict(tmp_path, tiny_hub_model):
+    extractor = tfxfer.load_extractor(tiny_hub_model)
+    inputs = keras.Input((16, 16, 3))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(extractor(inputs)))
+    path = tfxfer.export(model, "m", tmp_path, task_type="multiclass", class_names=["a", "b"])
+    (path.parent / "2").mkdir()
+    with pytest.warns(UserWarning, match=r"version folder\(s\) 2 hold no saved_model.pb, so version 1 is used"):
+        exported = tfxfer.load_exported(path.parent)
+    assert exported.version == 1
+
+
+@pytest.mark.slow
+def test_a_missing_tensorflow_text_names_the_op_and_the_package(shared_assets):
+    code = ("import sys\nsys.modules['tensorflow_text'] = None  # as where it is not installed\nimport tfxfer\n"
+            f"tfxfer.load_extractor({str(shared_assets / 'models/hub/all_minilm_l6_v2_encoder')!r}, "
+            f"preprocessor={str(shared_assets / 'models/hub/all_minilm_l6_v2_preprocess')!r})\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1
+    assert "uses the TensorFlow Text op NormalizeUTF8" in result.stderr
+    assert "pip install 'tfxfer[text]'" in result.stderr
+
+
+def test_the_corpus_of_users_inputs_covers_every_class():
+    areas = {case.area for case in CASES}
+    assert len(CASES) >= 20 and {"images", "tables", "text", "search", "training", "cli"} <= areas
+    assert {ACCEPTED, CLEAR, SKIP} >= {case.expect for case in CASES}
