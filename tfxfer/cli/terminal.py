@@ -100,7 +100,7 @@ def cli_words(message, flags=FLAGS):
             return f"no {flag}"
         return f"{flag} {value.strip(chr(34) + chr(39))}"
 
-    flagged = re.sub(r"\b([a-z][a-z_]*)=(\"[^\"]*\"|'[^']*'|\[\.\.\.\]|[\w.-]+)?", replace, message)
+    flagged = re.sub(r"\b([a-z][a-z_]*)=(\"[^\"]*\"|'[^']*'|\[\.\.\.\]|\w(?:[\w.-]*\w)?)?", replace, message)
     # A Python call given as advice, such as load_extractor('MobileNetV2', --weights w.h5), is just its flags here;
     # two arguments that one flag sets (project_name= or directory=) are that flag once.
     flagged = re.sub(r"\b[a-z_.]+\([^()]*?(--[a-z][^()]*)\)", r"\1", flagged)
