@@ -80,3 +80,70 @@ def test_help_has_examples_and_library_defaults():
     result = tfxfer("tune", "--help")
     assert result.returncode == 0 and "examples:" in result.stdout and "--worker 127.0.0.1:8470" in result.stdout
     assert "(default: 10)" in result.stdout  # TransferSearch's max_trials
+
+
+def test_help_and_version_answer_at_once_without_tensorflow():
+    code = ("import sys, time\nstarted = time.perf_counter()\nfrom tfxfer.cli.parser import build_parser\n"
+            "parser = build_parser()\nparser.format_help()\nprint(time.perf_counter() - started, "
+            "'tensorflow' in sys.modules, 'keras' in sys.modules)")
+    seconds, tensorflow, keras = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                                                check=True).stdout.split()
+    assert (tensorflow, keras) == ("False", "False") and float(seconds) < 1.0
+    for args in (["--help"], ["train", "--help"], ["--version"]):
+        result = tfxfer(*args)
+        assert result.returncode == 0 and result.stdout.strip() and not result.stderr
+
+
+def test_flag_defaults_are_the_librarys():
+    import inspect
+
+    import tfxfer
+    from tfxfer.cli.parser import library_defaults
+
+    for module, function, value in [("data/images.py", "load_images", tfxfer.load_images),
+                                    ("data/text.py", "load_text", tfxfer.load_text),
+                                    ("training/model.py", "TransferModel", tfxfer.TransferModel),
+                                    ("search/search.py", "TransferSearch", tfxfer.TransferSearch),
+                                    ("serving/savedmodel.py", "export", tfxfer.export)]:
+        expected = {name: p.default for name, p in inspect.signature(value).parameters.items()
+                    if p.default is not inspect.Parameter.empty}
+        read = library_defaults(module, function)
+        assert read and all(expected[name] == default for name, default in read.items()), function
+    assert library_defaults("training/heads.py", "Head") == {"hidden_units": (), "activation": "relu",
+                                                              "dropout": 0.2, "l1": 0.0, "l2": 0.0}
+
+
+def test_train_into_a_pipe_prints_one_plain_line_per_epoch_and_no_tensorflow_noise(tiny_hub_model, images):
+    from tfxfer.cli.terminal import NOISE
+
+    result = tfxfer("train", images, "--extractor", tiny_hub_model, "--epochs", "3", "--patience", "5")
+    assert result.returncode == 0, result.stderr[-3000:]
+    epochs = [line for line in result.stdout.splitlines() if line.startswith("epoch ")]
+    assert [line.split(":")[0] for line in epochs] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert "val_accuracy" in epochs[0] and "\x1b" not in result.stdout and "\r" not in result.stdout
+    noise = [line for line in result.stderr.splitlines() if NOISE.search(line) or line.startswith(("I0000", "E0000",
+                                                                                                  "W0000"))]
+    assert not noise and not result.stderr.strip(), result.stderr
+
+
+def _interrupted(args, wait_for, tmp_path):
+    """Starts `tfxfer ARGS`, sends SIGINT once stdout shows `wait_for`, and returns (exit code, stderr)."""
+    import signal
+
+    process = subprocess.Popen([sys.executable, "-m", "tfxfer.cli", *map(str, args)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True, cwd=tmp_path)
+    for line in process.stdout:
+        if line.startswith(wait_for):
+            break
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    return process.returncode, stderr
+
+
+def test_ctrl_c_stops_training_with_one_line_and_exports_nothing(tiny_hub_model, images, tmp_path):
+    code, stderr = _interrupted(["train", images, "--extractor", tiny_hub_model, "--regime", "fine-tune",
+                                 "--epochs", "500", "--patience", "500", "--export", "noise", "--root",
+                                 tmp_path / "exports"], "epoch 2/", tmp_path)
+    assert code == 130 and "Traceback" not in stderr
+    assert stderr.strip().splitlines() == ["tfxfer train: interrupted while training; nothing was exported."]
+    assert not (tmp_path / "exports").exists()
