@@ -147,3 +147,17 @@ def test_ctrl_c_stops_training_with_one_line_and_exports_nothing(tiny_hub_model,
     assert code == 130 and "Traceback" not in stderr
     assert stderr.strip().splitlines() == ["tfxfer train: interrupted while training; nothing was exported."]
     assert not (tmp_path / "exports").exists()
+
+
+def test_quiet_prints_the_export_and_skipped_files_are_listed_in_cli_words(tiny_hub_model, images, tmp_path):
+    for index in range(12):
+        (images / "ants" / f"broken_{index:02d}.png").write_bytes(b"not a png")
+    result = tfxfer("train", images, "--extractor", tiny_hub_model, "--epochs", "1", "--on-bad", "skip", "--quiet",
+                    "--export", "noise", "--root", tmp_path / "exports")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines() == [str(tmp_path / "exports" / "noise" / "1")]
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "12 file(s) or row(s) left out or not read:" and len(lines) == 12
+    assert "broken_00.png: not a decodable image" in lines[1] and ".skipped" not in result.stderr
+    listing = lines[-1].rsplit(" ", 1)[-1]
+    assert lines[-1].startswith("  ... and 2 more; all 12 are listed in") and len(open(listing).readlines()) == 13
