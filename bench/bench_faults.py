@@ -2,7 +2,8 @@
 
 Sections (all by default, or those named with --only):
 
-- corpus: every case of tests/test_faults_corpus.py (CI runs the fast ones), classified by the same `classify`:
+- corpus: every case of tests/faults/test_faults_corpus.py and test_faults_users.py (CI runs the fast ones),
+  classified by the same `classify`:
   clear error / counted skip / accepted / bare traceback / silent drop.
 - search-kills: one local search SIGKILLed at --kills random moments, resumed after each; then run to the end.
   Survived = the next process resumed without error, no completed trial ran again, the final table is complete.
@@ -44,6 +45,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from common import machine  # noqa: E402
 from test_faults_corpus import ACCEPTED, BARE, CASES, CLEAR, SILENT, SKIP, Workspace, classify  # noqa: E402
+from test_faults_users import CASES as USERS_CASES  # noqa: E402
 from test_faults_kills import (running_after_an_end, runs_after_completion, search_script, start_search,  # noqa: E402
                                trial_log, wait_for)
 from helpers import completed_trials, free_port  # noqa: E402
@@ -59,7 +61,7 @@ def _scratch(name):
 def corpus(args):
     shared = _scratch("shared")
     rows = []
-    for case in CASES:
+    for case in CASES + USERS_CASES:
         workspace = Workspace(_scratch("case"), shared)
         started = time.perf_counter()
         outcome = classify(case, workspace)

@@ -17,7 +17,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, {
     "extractors": ["Block", "Extractor", "HubExtractor", "KerasExtractor", "application_names", "extract_archive",
                    "handle_cache_folder", "load_extractor", "save_hub_format"],
     "training": ["REGIMES", "FeatureCache", "Head", "Phase", "TransferModel", "build_model", "pick_strategy"],
-    "search": ["SearchSpace", "TransferHyperModel", "TransferSearch", "search_results"],
+    "search": ["SearchSpace", "TransferHyperModel", "TransferSearch", "probe", "search_results"],
     "serving": ["ExportedModel", "export", "load_exported", "write_models_config"],
     "reports": ["plot_confusion", "plot_history", "plot_search", "write_report"],
 })

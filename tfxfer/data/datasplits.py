@@ -67,6 +67,38 @@ class DataSplits:
         self.shuffle_buffer = shuffle_buffer
         self.counts = {split: task.count(labels) for split, (_, labels) in examples.items()}
 
+    def for_extractor(self, extractor):
+        """The same examples, labels and splits, decoded for another extractor's image size and value range.
+
+        A probe or a search over several extractors compares them on exactly the same split.
+
+        Args:
+            extractor: An object with `input_kind`, `image_size` and `value_range` (a tfxfer extractor).
+
+        Returns:
+            A `DataSplits` (this one when nothing changes).
+
+        Raises:
+            ValueError: The extractor takes the other kind of input.
+
+        Example:
+            >>> bigger = type("Extractor", (), {"input_kind": "image", "image_size": (32, 32),
+            ...                                 "value_range": (-1.0, 1.0)})()
+            >>> data.for_extractor(bigger).image_size, data.for_extractor(bigger).sizes == data.sizes
+            ((32, 32), True)
+        """
+        if getattr(extractor, "input_kind", self.modality) != self.modality:
+            raise ValueError(f"{getattr(extractor, 'source', extractor)!r} takes {extractor.input_kind}s; this data "
+                             f"holds {self.modality}s.")
+        if self.modality != "image" or (tuple(extractor.image_size), tuple(extractor.value_range)) == (
+                tuple(self.image_size), tuple(self.value_range)):
+            return self
+        return DataSplits(modality=self.modality, task=self.task, examples=self._examples, origins=self.origins,
+                          skipped=self.skipped, notes=self.notes, batch_size=self.batch_size, seed=self.seed,
+                          image_size=tuple(extractor.image_size), value_range=tuple(extractor.value_range),
+                          interpolation=self.interpolation, augmentation=self.augmentation, cache=self.cache,
+                          shuffle_buffer=self.shuffle_buffer)
+
     @property
     def augmented(self):
         """Whether random augmentation runs in the training pipeline (then its output differs every epoch, so work

@@ -130,6 +130,19 @@ class Extractor(keras.layers.Layer):
     def _prefix_function(self, k):
         return lambda inputs: self(inputs, training=False)
 
+    def cut_outputs(self, cuts):
+        """A function from the extractor's inputs to the activations after each of `cuts` blocks (a list), in
+        inference mode; a probe of every block boundary runs it once per batch.
+
+        This default runs each cut's prefix; extractors whose graph they can read compute every cut in one pass.
+
+        Example:
+            >>> [tuple(a.shape) for a in extractor.cut_outputs([1, 4])(np.zeros((2, 16, 16, 3), "float32"))]
+            [(2, 16, 16, 4), (2, 8)]
+        """
+        functions = [self.prefix(k) for k in cuts]
+        return lambda inputs: [function(inputs) for function in functions]
+
     def suffix(self, k):
         """A Keras layer that runs blocks `k..n_blocks-1` on the activations `prefix(k)` returns.
 

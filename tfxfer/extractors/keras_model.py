@@ -4,6 +4,7 @@ import inspect
 import os
 
 import keras
+import tensorflow as tf
 
 from tfxfer import _compat
 from tfxfer.extractors.base import Extractor
@@ -220,6 +221,12 @@ class KerasExtractor(Extractor):
         cut = _compat.node_output(self.blocks[k - 1].layers[-1])
         head_cut = keras.Model(self.model.inputs, cut)
         return lambda inputs: head_cut(self._preprocessed(inputs), training=False)
+
+    def cut_outputs(self, cuts):
+        for k in cuts:
+            self._check_cut(k)
+        model = keras.Model(self.model.inputs, [_compat.node_output(self.blocks[k - 1].layers[-1]) for k in cuts])
+        return tf.function(lambda inputs: model(self._preprocessed(inputs), training=False), reduce_retracing=True)
 
     def suffix(self, k):
         self._check_cut(k)

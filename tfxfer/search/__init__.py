@@ -6,6 +6,7 @@ from tfxfer import _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(__name__, {
     "hypermodel": ["TransferHyperModel"],
+    "probing": ["probe"],
     "results": ["search_results"],
     "search": ["TransferSearch"],
     "space": ["SearchSpace"],

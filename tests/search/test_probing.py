@@ -1,0 +1,71 @@
+"""The probe of every block boundary: scores equal to scikit-learn's on the same pooled features, LogME equal to a
+brute-force evidence maximisation, one pass over the data per extractor."""
+
+import numpy as np
+import pytest
+from scipy import optimize
+from sklearn.linear_model import LogisticRegression
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+import tfxfer
+from helpers import noise_folders, tiny_cnn
+from tfxfer.search.probing import logme, pooled_features
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    folder = noise_folders(tmp_path_factory.mktemp("probe") / "images", per_class=8)
+    return tfxfer.load_images(folder, image_size=(16, 16), value_range=(0, 1), batch_size=8, validation_split=0.25,
+                              seed=3)
+
+
+def test_scores_equal_scikit_learn_on_the_same_pooled_features(data, tiny_hub_model):
+    keras_extractor, hub_extractor = tfxfer.load_extractor(tiny_cnn()), tfxfer.load_extractor(tiny_hub_model)
+    table = tfxfer.probe(data, [keras_extractor, hub_extractor])
+    assert set(table.extractor) == {keras_extractor.source, hub_extractor.source}
+    assert sorted(table[table.extractor == keras_extractor.source].cut) == [1, 2, 3, 4]
+    assert list(table.linear) == sorted(table.linear, reverse=True) and table.attrs["rank_by"] == "linear"
+    features = pooled_features(keras_extractor, data)
+    for cut, splits in features.items():
+        (train_x, train_y), (val_x, val_y) = splits["train"], splits["validation"]
+        row = table[(table.extractor == keras_extractor.source) & (table.cut == cut)].iloc[0]
+        linear = make_pipeline(StandardScaler(), LogisticRegression(C=1.0, max_iter=5000)).fit(train_x, train_y)
+        assert row.linear == pytest.approx(linear.score(val_x, val_y))
+        unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)  # noqa: E731
+        knn = KNeighborsClassifier(10).fit(unit(train_x), train_y)
+        assert row.knn == pytest.approx(knn.score(unit(val_x), val_y))
+        assert row.logme == pytest.approx(logme(train_x, train_y)) and row.dim == train_x.shape[1]
+    # The activations pooled are the extractor's own at each cut (global average pooling of the feature map).
+    inputs = np.stack([image.numpy() for image, _ in data.unbatched("train")])
+    np.testing.assert_allclose(features[2]["train"][0], keras_extractor.prefix(2)(inputs).numpy().mean(axis=(1, 2)),
+                               atol=1e-5)
+
+
+def _brute_force_evidence(features, y):
+    """max over (alpha, beta) of log N(y; 0, I/beta + F F^T / alpha) / n, by a numerical optimiser."""
+    n = len(y)
+
+    def negative(log_precisions):
+        alpha, beta = np.exp(log_precisions)
+        covariance = np.eye(n) / beta + features @ features.T / alpha
+        sign, logdet = np.linalg.slogdet(covariance)
+        return 0.5 * (logdet + y @ np.linalg.solve(covariance, y) + n * np.log(2 * np.pi)) / n
+
+    best = min((optimize.minimize(negative, start, method="Nelder-Mead", options={"xatol": 1e-8, "fatol": 1e-10,
+                                                                                   "maxiter": 4000})
+                for start in ([0.0, 0.0], [2.0, -2.0], [-2.0, 2.0])), key=lambda result: result.fun)
+    return -best.fun
+
+
+def test_logme_equals_a_brute_force_evidence_maximisation():
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(40, 5))
+    labels = (features @ rng.normal(size=5) + 0.5 * rng.normal(size=40) > 0).astype(int)
+    indicators = (labels[:, None] == np.array([0, 1])[None, :]).astype(float)
+    expected = np.mean([_brute_force_evidence(features, indicators[:, j]) for j in range(2)])
+    assert logme(features, labels) == pytest.approx(expected, abs=1e-4)
+    targets = features[:, :2] @ np.array([[1.0, 0.5], [-0.3, 2.0]]) + 0.1 * rng.normal(size=(40, 2))
+    expected = np.mean([_brute_force_evidence(features[:, :2], targets[:, j]) for j in range(2)])
+    assert logme(features[:, :2], targets) == pytest.approx(expected, abs=1e-4)
