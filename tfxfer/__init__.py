@@ -19,5 +19,5 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, {
     "training": ["REGIMES", "FeatureCache", "Head", "Phase", "TransferModel", "build_model", "pick_strategy"],
     "search": ["SearchSpace", "TransferHyperModel", "TransferSearch", "probe", "search_results"],
     "serving": ["ExportedModel", "export", "load_exported", "write_models_config"],
-    "reports": ["plot_confusion", "plot_history", "plot_search", "write_report"],
+    "reports": ["plot_confusion", "plot_history", "plot_probe", "plot_search", "write_report"],
 })

@@ -5,6 +5,7 @@ Every public name is still listed where it is exported: `attach` takes `{submodu
 """
 
 import importlib
+import importlib.util
 
 
 def attach(package, exports):
@@ -24,7 +25,9 @@ def attach(package, exports):
 
     def __getattr__(name):
         if name not in home:
-            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+            if importlib.util.find_spec(f"{package}.{name}") is None:  # a submodule, as in any package
+                raise AttributeError(f"module {package!r} has no attribute {name!r}")
+            return importlib.import_module(f"{package}.{name}")
         value = getattr(importlib.import_module(home[name]), name)
         namespace[name] = value
         return value

@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from tfxfer.data.errors import count_reasons
 from tfxfer.data.stratify import SPLITS
-from tfxfer.reports.plots import plot_confusion, plot_history, plot_search
+from tfxfer.reports.evaluation import plot_confusion
+from tfxfer.reports.plots import plot_history, plot_search
 from tfxfer.serving.signatures import signature_table
 from tfxfer.training.phases import regime_name
 

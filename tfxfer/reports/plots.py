@@ -20,12 +20,11 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from tfxfer.data.stratify import SPLITS
 from tfxfer.training.phases import regime_name
 
 #: Resolution of every figure; a figure of `figsize` (w, h) inches is saved as `w * DPI` x `h * DPI` pixels.
 DPI = 100
-_TRAIN_COLOR, _VALIDATION_COLOR, _MARKER_COLOR = "#1f77b4", "#d62728", "0.35"
+TRAIN_COLOR, VALIDATION_COLOR, MARKER_COLOR = "#1f77b4", "#d62728", "0.35"
 
 
 class ReportFigure(Figure):
@@ -37,11 +36,12 @@ class ReportFigure(Figure):
         return buffer.getvalue()
 
 
-def _figure(width, height):
+def new_figure(width, height):
+    """A `ReportFigure` of `width` x `height` inches at `DPI`, laid out by matplotlib's constrained layout."""
     return ReportFigure(figsize=(width, height), dpi=DPI, layout="constrained")
 
 
-def _save(figure, path):
+def save(figure, path):
     """Writes the figure as a PNG at `path` (folders created) when a path is given; returns the figure."""
     if path is not None:
         path = Path(path)
@@ -51,8 +51,7 @@ def _save(figure, path):
 
 
 def _extractor_name(fitted):
-    source = str(getattr(fitted.extractor_, "source", "extractor"))
-    return Path(source).name if os.sep in source else source
+    return _short(getattr(fitted.extractor_, "source", "extractor"))
 
 
 def plot_history(fitted, path=None):
@@ -82,18 +81,18 @@ def plot_history(fitted, path=None):
         raise ValueError("plot_history needs a fitted TransferModel: its history_ has no per-epoch loss; call fit "
                          "first.")
     names = ["loss"] + [name for name in history if name != "loss" and not name.startswith("val_")]
-    figure = _figure(4.6 * len(names), 3.8)
+    figure = new_figure(4.6 * len(names), 3.8)
     axes = figure.subplots(1, len(names), squeeze=False)[0]
     epochs = np.arange(1, len(history["loss"]) + 1)
     marker = "o" if len(epochs) <= 30 else None
     boundaries = list(zip(fitted.phases_, fitted.phase_starts_))[1:]
     for ax, name in zip(axes, names):
-        ax.plot(epochs, history[name], color=_TRAIN_COLOR, marker=marker, markersize=3.5, label="train")
+        ax.plot(epochs, history[name], color=TRAIN_COLOR, marker=marker, markersize=3.5, label="train")
         if f"val_{name}" in history:
-            ax.plot(epochs, history[f"val_{name}"], color=_VALIDATION_COLOR, marker=marker, markersize=3.5,
+            ax.plot(epochs, history[f"val_{name}"], color=VALIDATION_COLOR, marker=marker, markersize=3.5,
                     linestyle="--", label="validation")
         for phase, start in boundaries:
-            ax.axvline(start + 0.5, color=_MARKER_COLOR, linestyle=":", linewidth=1.5,
+            ax.axvline(start + 0.5, color=MARKER_COLOR, linestyle=":", linewidth=1.5,
                        label=f"{phase.title} from epoch {start + 1} (learning rate {phase.learning_rate:g})")
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
@@ -105,7 +104,7 @@ def plot_history(fitted, path=None):
                   ncols=3, fontsize="small", frameon=False)
     figure.suptitle(f"{regime_name(fitted.regime)}, {_extractor_name(fitted)}: "
                     f"{fitted.frozen_blocks_} of {fitted.extractor_.n_blocks} blocks frozen at the end")
-    return _save(figure, path)
+    return save(figure, path)
 
 
 def _spread(groups, width=0.3):
@@ -161,7 +160,7 @@ def plot_search(table, path=None):
         unfroze = (scored["fine_tune_learning_rate"].notna().to_numpy() if "fine_tune_learning_rate" in scored
                    else np.zeros(len(scored), bool))
     x = frozen + _spread(frozen)
-    figure = _figure(7.0, 4.4)
+    figure = new_figure(7.0, 4.4)
     ax = figure.subplots()
     for mask, marker in ((~unfroze, "o"), (unfroze, "^")):
         points = ax.scatter(x[mask], scored["score"][mask], c=rates[mask], cmap="viridis", norm=norm, marker=marker,
@@ -186,126 +185,45 @@ def plot_search(table, path=None):
     ax.set_title(f"Search: {len(scored)} trials scored" + (f", {unscored} without a score" if unscored else "")
                  + f"; best {objective} {best['score']:.4g} with {int(best['frozen_blocks'])} frozen blocks",
                  fontsize="medium")
-    return _save(figure, path)
+    return save(figure, path)
 
 
-def _split_inputs(data, split):
-    """`(inputs for predict, true labels)` of one split of a DataSplits, in a fixed order; or the given arrays."""
-    if isinstance(data, tuple) and len(data) == 2:
-        return data[0], np.asarray(data[1])
-    if not hasattr(data, "unbatched"):
-        raise TypeError(f"data must be the DataSplits from tfxfer.load_images/load_text or a tuple (x, y) of arrays; "
-                        f"got {type(data).__name__}.")
-    dataset = data.unbatched(split)
-    if dataset is None:
-        raise ValueError(f"The {split} split is empty; pass split= one of "
-                         f"{[s for s in SPLITS if data.sizes[s]]}.")
-    return dataset.batch(data.batch_size), data.examples(split)[1]
-
-
-def _confusion(labels, predictions, class_names, split, threshold):
-    side = min(max(1.6 + 0.55 * len(class_names), 4.0), 14.0)
-    figure = _figure(side + 0.6, side)
-    predicted = predictions.argmax(axis=1)
-    n = len(class_names)
-    counts = np.zeros((n, n), int)
-    np.add.at(counts, (labels.astype(int), predicted), 1)
-    fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
-    ax = figure.subplots()
-    image = ax.imshow(fractions, cmap="Blues", vmin=0.0, vmax=1.0)
-    if n <= 30:
-        for (row, column), count in np.ndenumerate(counts):
-            ax.text(column, row, str(count), ha="center", va="center", fontsize="medium" if n <= 10 else "x-small",
-                    color="white" if fractions[row, column] > 0.5 else "black")
-    slanted = max(map(len, class_names)) > 4  # long names would run into each other under the columns
-    ax.set_xticks(range(n), class_names, rotation=45 if slanted else 0, ha="right" if slanted else "center")
-    ax.set_yticks(range(n), class_names)
-    ax.set_xlabel("predicted class")
-    ax.set_ylabel("true class")
-    figure.colorbar(image, ax=ax, shrink=0.8).set_label("fraction of the true class")
-    accuracy = float((predicted == labels).mean())
-    ax.set_title(f"Confusion matrix, {split}: accuracy {accuracy:.3f} ({len(labels)} examples)", fontsize="medium")
-    return figure
-
-
-def _label_scores(labels, predictions, class_names, split, threshold):
-    figure = _figure(6.4, min(max(1.4 + 0.45 * len(class_names), 3.6), 14.0))
-    chosen, truth = predictions > threshold, labels > 0.5
-    hits = (chosen & truth).sum(axis=0)
-    precision = hits / np.maximum(chosen.sum(axis=0), 1)
-    recall = hits / np.maximum(truth.sum(axis=0), 1)
-    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-    ax = figure.subplots()
-    positions = np.arange(len(class_names))
-    for offset, values, name in ((-0.27, precision, "precision"), (0.0, recall, "recall"), (0.27, f1, "F1")):
-        bars = ax.barh(positions + offset, values, height=0.26, label=name)
-        # Written values, so that a score of 0 reads as 0 rather than as a missing bar.
-        ax.bar_label(bars, fmt="%.2f", padding=2, fontsize="x-small")
-    ax.set_yticks(positions, [f"{name} ({count})" for name, count in zip(class_names, truth.sum(axis=0))])
-    ax.invert_yaxis()
-    ax.set_xlim(0, 1.1)
-    ax.set_xlabel(f"score at threshold {threshold:g}")
-    ax.set_ylabel("label (examples with it)")
-    ax.grid(axis="x", alpha=0.3)
-    figure.legend(loc="outside lower center", ncols=3, fontsize="small", frameon=False)
-    ax.set_title(f"Per-label scores, {split} ({len(labels)} examples)", fontsize="medium")
-    return figure
-
-
-def _predicted_vs_true(labels, predictions, class_names, split, threshold):
-    figure = _figure(4.6 * predictions.shape[1], 4.4)
-    labels = labels.reshape(len(labels), -1)
-    axes = figure.subplots(1, labels.shape[1], squeeze=False)[0]
-    for index, (ax, name) in enumerate(zip(axes, class_names)):
-        truth, guess = labels[:, index], predictions[:, index]
-        low, high = float(min(truth.min(), guess.min())), float(max(truth.max(), guess.max()))
-        ax.plot([low, high], [low, high], color=_MARKER_COLOR, linestyle=":", label="predicted = true")
-        ax.scatter(truth, guess, s=14, alpha=0.7, color=_TRAIN_COLOR, label="examples")
-        total = float(((truth - truth.mean()) ** 2).sum())
-        r2 = 1.0 - float(((truth - guess) ** 2).sum()) / total if total else float("nan")
-        ax.set_title(f"{name}, {split}: MAE {np.abs(truth - guess).mean():.3g}, R² {r2:.3f}", fontsize="medium")
-        ax.set_xlabel(f"true {name}")
-        ax.set_ylabel(f"predicted {name}")
-        ax.set_aspect("equal", adjustable="datalim")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize="small", loc="upper left")
-    return figure
-
-
-#: The plot of each `Task.evaluation_plot`.
-_EVALUATION_PLOTS = {"confusion": _confusion, "label_scores": _label_scores, "predicted_vs_true": _predicted_vs_true}
-
-
-def plot_confusion(fitted, data, split="validation", path=None, *, threshold=0.5):
-    """How the model does on one split, as the task allows: a confusion matrix, per-label scores, or a scatter.
-
-    - multiclass: the confusion matrix (true classes in rows, predicted in columns), cells coloured by the fraction
-      of the true class and labelled with counts; the accuracy in the title.
-    - multilabel: precision, recall and F1 of each label at `threshold`, with the number of examples per label.
-    - regression: predicted against true values, one panel per target, with the line predicted = true, MAE and R².
+def plot_probe(table, score=None, path=None):
+    """A probe's scores against block depth, one line per extractor: where the features stop being general.
 
     Args:
-        fitted: A fitted `TransferModel` (anything with `predict` and `task_`).
-        data: The `DataSplits` from `tfxfer.load_images`/`load_text` (its `split` is read in a fixed order, never
-            augmented), or a tuple `(x, y)` of arrays.
-        split: `"train"`, `"validation"` or `"test"`; for arrays it only names them in the title.
+        table: What `tfxfer.probe` returned.
+        score: The score to draw; by default the one the table is ranked by.
         path: Where to save the figure as a PNG; None to only return it.
-        threshold: Multilabel: a score above it predicts the label.
 
     Returns:
-        A `ReportFigure` (a `matplotlib.figure.Figure`).
-
-    Raises:
-        ValueError: The split is empty (the message lists the splits that are not).
-        TypeError: `data` is neither a DataSplits nor a tuple of arrays.
+        A `ReportFigure`, 7 x 4.4 inches at `DPI`; each extractor's best cut is ringed.
 
     Example:
-        >>> plot_confusion(fitted, data, "validation", f"{tmp_dir}/confusion.png")
-        <ReportFigure size 460x400 with 2 Axes>
+        >>> plot_probe(tfxfer.probe(data, [extractor]), path=f"{tmp_dir}/probe.png")
+        <ReportFigure size 700x440 with 1 Axes>
     """
-    inputs, labels = _split_inputs(data, split)
-    predictions = np.asarray(fitted.predict(inputs)).reshape(len(labels), -1)
-    names = [str(name) for name in fitted.task_.class_names]
-    figure = _EVALUATION_PLOTS[fitted.task_.evaluation_plot](np.asarray(labels, dtype=float), predictions, names,
-                                                            split, threshold)
-    return _save(figure, path)
+    score = score or table.attrs.get("rank_by", "linear")
+    if score not in getattr(table, "columns", ()):
+        raise ValueError(f"plot_probe needs the table of tfxfer.probe with a {score!r} column.")
+    result = new_figure(7.0, 4.4)
+    ax = result.subplots()
+    for name, rows in table.groupby("extractor", sort=False):
+        rows = rows.sort_values("cut")
+        line, = ax.plot(rows["cut"], rows[score], marker="o", markersize=4, label=_short(name))
+        best = rows.loc[rows[score].idxmax()]
+        ax.scatter([best["cut"]], [best[score]], s=160, facecolors="none", edgecolors=line.get_color(),
+                   linewidths=1.5, zorder=4)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("blocks before the cut (frozen blocks), input side first")
+    ax.set_ylabel(f"{score} on the validation split" if score != "logme" else "LogME (training split)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small", loc="best")
+    ax.set_title(f"Probe of every block boundary ({table.attrs.get('task_type', '')}); rings: each extractor's best",
+                 fontsize="medium")
+    return save(result, path)
+
+
+def _short(source):
+    source = str(source)
+    return Path(source).name if os.sep in source else source
