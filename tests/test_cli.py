@@ -161,3 +161,15 @@ def test_quiet_prints_the_export_and_skipped_files_are_listed_in_cli_words(tiny_
     assert "broken_00.png: not a decodable image" in lines[1] and ".skipped" not in result.stderr
     listing = lines[-1].rsplit(" ", 1)[-1]
     assert lines[-1].startswith("  ... and 2 more; all 12 are listed in") and len(open(listing).readlines()) == 13
+
+
+def test_probe_scores_every_cut_of_each_extractor_and_draws_them(tiny_hub_model, images, tmp_path):
+    from helpers import tiny_cnn
+    from tfxfer.extractors import save_hub_format
+
+    other = save_hub_format(tiny_cnn(seed=5), tmp_path / "other_hub")
+    rows = records(tfxfer("probe", images, "--extractor", tiny_hub_model, "--extractor", other, "--rank-by", "logme",
+                          "--plot", tmp_path / "probe.png", "--json"))
+    assert {row["extractor"] for row in rows} == {str(tiny_hub_model), str(other)}
+    assert [row["logme"] for row in rows] == sorted((row["logme"] for row in rows), reverse=True)
+    assert (tmp_path / "probe.png").read_bytes()[:4] == b"\x89PNG"

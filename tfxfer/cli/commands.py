@@ -234,6 +234,38 @@ def export(args):
     print(tfxfer.export(fitted, args.name, root=args.root, data_summary=data, models_config=args.models_config))
 
 
+def _probe_extractors(specs):
+    """`(source, options)` from `--extractor SOURCE KEY=VALUE ...`: numbers as numbers, `none` as None."""
+    extractors = []
+    for source, *pairs in specs:
+        options = {}
+        for pair in pairs:
+            key, equals, value = pair.partition("=")
+            if not equals or key not in ("weights", "alpha", "preprocessor", "output_key", "granularity"):
+                raise UsageError(f"--extractor {source}: {pair!r} is not KEY=VALUE with KEY one of weights, alpha, "
+                                 "preprocessor, output_key, granularity")
+            options[key] = None if value == "none" else float(value) if key == "alpha" else value
+        extractors.append((source, options))
+    return extractors
+
+
+def probe(args):
+    """`tfxfer probe`: every block boundary of each extractor scored on frozen features."""
+    import tfxfer
+
+    specs = _probe_extractors(args.extractor)
+    _check_data_path(args)
+    args.stage = "loading"
+    first = tfxfer.load_extractor(specs[0][0], **specs[0][1])
+    data = _load_data(args, first)
+    args.stage = "probing"
+    table = tfxfer.probe(data, [first, *specs[1:]], rank_by=args.rank_by)
+    if args.plot:
+        tfxfer.plot_probe(table, path=args.plot)
+        _say(args, f"plot written to {args.plot}")
+    _result(args, table.round(4))
+
+
 def predict(args):
     """`tfxfer predict`: an export run on files, texts or a CSV, as a client runs it."""
     import tfxfer

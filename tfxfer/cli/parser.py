@@ -25,6 +25,10 @@ EXAMPLES = {
             "  tfxfer tune ... --chief 127.0.0.1:8470       # in one process\n"
             "  tfxfer tune ... --worker 127.0.0.1:8470 --worker-id 0   # in each worker",
     "export": "tfxfer export hymenoptera_data --search runs/search --name ants_bees",
+    "probe": "tfxfer probe hymenoptera_data --extractor ./mobilenet_v2_100_224 --extractor ./mobilenet_v1_025_224 "
+             "--plot probe.png\n"
+             "  tfxfer probe hymenoptera_data --extractor MobileNetV2 weights=mnv2.weights.h5 --extractor "
+             "MobileNetV2 alpha=0.35 weights=mnv2_035.weights.h5",
     "predict": "tfxfer predict saved_models/ants_bees photo1.jpg photo2.png\n"
                "  tfxfer predict saved_models/spam messages.csv --text-column text --json\n"
                "  tfxfer predict saved_models/spam reviews/ note.txt    # .txt files and folders of them\n"
@@ -289,6 +293,16 @@ def build_parser():
     _data_flags(export)
     export.add_argument("--search", required=True, help="the --dir of a `tfxfer tune` run")
     _export_flags(export, name_flag="--name")
+
+    probe = _command(commands_, "probe", "score every block boundary of one or more extractors on frozen features "
+                                         "(linear probe, k-NN, LogME): which extractor, and how deep", commands.probe)
+    _data_flags(probe)
+    probe.add_argument("--extractor", nargs="+", action="append", required=True, metavar=("SOURCE", "KEY=VALUE"),
+                       help="an extractor, with load_extractor options after it (weights=FILE, alpha=0.35, "
+                            "preprocessor=DIR); repeat for each extractor")
+    probe.add_argument("--rank-by", choices=["linear", "knn", "logme"], default="linear",
+                       help="the score the table is sorted by (default: %(default)s)")
+    probe.add_argument("--plot", metavar="PNG", help="draw the scores against block depth into this file")
 
     predict = _command(commands_, "predict", "run an export on image files, texts, .txt files or a CSV of texts",
                        commands.predict)

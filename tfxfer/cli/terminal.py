@@ -114,6 +114,7 @@ _AFTER_INTERRUPT = {
     "searching": "the trials that completed are kept; run the same command again to resume the search",
     "exporting": "no half-written version was left, and the versions already there are unchanged",
     "predicting": "nothing was written",
+    "probing": "nothing was written",
     "reporting": "the report folder may hold part of the report; the export, if any, is whole",
 }
 
