@@ -19,3 +19,8 @@ def test_demo_transfer_beats_scratch_and_exports_the_best(tmp_path):
     best = max(accuracy, key=accuracy.get)
     assert f"best: {best}, exported to saved_models/demo/1" in result.stdout
     assert (tmp_path / "saved_models" / "demo" / "1" / "saved_model.pb").is_file()
+    verdict = re.search(r"most linearly separable after block (\d) of (\d): the probe's pick is .*; the best transfer "
+                        r"regime \((\S+), (\d) frozen\) (agrees|disagrees)", result.stdout)
+    assert verdict, result.stdout
+    best_cut, n_blocks, winner, frozen, word = verdict.groups()
+    assert word == ("agrees" if (best_cut == n_blocks) == (frozen == n_blocks) else "disagrees")

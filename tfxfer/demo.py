@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from tfxfer.data.task import Task
 from tfxfer.extractors import load_extractor, save_hub_format
+from tfxfer.search.probing import probe
 from tfxfer.training import Head, TransferModel
 
 IMAGE_SIZE = (16, 16)
@@ -109,6 +110,8 @@ def run_demo(*, per_class=5, pretrain_epochs=15, epochs=60, seed=0, export_root=
                   f"{len(test[1])} test images")
         extractor = load_extractor(path)
         n_blocks = extractor.n_blocks
+        # Which depth's features fit digits 5-9: the probe of every block boundary, on the same labelled few.
+        probed = probe({"train": train, "validation": test}, [extractor], task=task)
         runs = [
             ("scratch", None, dict(extractor=load_extractor(convnet(seed + 1)), regime="fine-tune", warmup_epochs=0,
                                    fine_tune_learning_rate=3e-3)),
@@ -128,6 +131,7 @@ def run_demo(*, per_class=5, pretrain_epochs=15, epochs=60, seed=0, export_root=
             if verbose:
                 print(f"  {name:<19} test accuracy {accuracy:.3f} ({model.fit_seconds_:.1f} s)")
         table = pd.DataFrame(rows)
+        table.attrs["probe"] = probed
         best_row = table.loc[table.test_accuracy.idxmax()]
         best = best_row.regime
         export_path = None
@@ -146,5 +150,20 @@ def run_demo(*, per_class=5, pretrain_epochs=15, epochs=60, seed=0, export_root=
         transfer = transfers.loc[transfers.test_accuracy.idxmax()]
         print(f"best transfer regime ({transfer.regime}) vs scratch: {transfer.test_accuracy:.3f} vs "
               f"{scratch.test_accuracy:.3f} test accuracy with {per_class} labelled examples per class")
+        print(_probe_verdict(probed, n_blocks, int(transfer.frozen_blocks), transfer.regime))
     return table, export_path
+
+
+def _probe_verdict(probed, n_blocks, winner_frozen, winner):
+    """The probe's table by depth, its pick, and whether the regime that won agrees with it."""
+    by_depth = probed.sort_values("cut")[["cut", "block", "linear", "knn", "logme"]].round(3)
+    best = int(probed.iloc[0].cut)
+    if best == n_blocks:
+        pick, agrees = "every block frozen (deep feature extraction)", winner_frozen == n_blocks
+    else:
+        pick, agrees = f"blocks after block {best} trained (mid-layer with {best} frozen)", winner_frozen < n_blocks
+    return (f"\nprobe of every block boundary (linear probe and k-NN accuracy on the test images, LogME):\n"
+            f"{by_depth.to_string(index=False)}\n"
+            f"the features are most linearly separable after block {best} of {n_blocks}: the probe's pick is {pick}; "
+            f"the best transfer regime ({winner}, {winner_frozen} frozen) {'agrees' if agrees else 'disagrees'}")
 

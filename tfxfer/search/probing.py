@@ -159,47 +159,55 @@ def _metric(task, truth, predicted):
     return float(np.mean(np.asarray(predicted).argmax(axis=1) == np.asarray(truth)))
 
 
-def pooled_features(extractor, data, cuts=None, splits=("train", "validation")):
+def pooled_features(extractor, data, cuts=None, splits=("train", "validation"), batch_size=32):
     """The pooled activations at each cut of `extractor` for each split, in one pass of the extractor per split.
 
     Args:
         extractor: An `Extractor`.
-        data: A `DataSplits` (decoded for this extractor by `DataSplits.for_extractor`).
+        data: A `DataSplits` (decoded for this extractor by `DataSplits.for_extractor`), or `{split: (inputs,
+            labels)}` of arrays that the extractor takes as they are.
         cuts: Numbers of leading blocks whose output to take; by default every cut (`extractor.cache_cuts`).
         splits: The splits to read.
+        batch_size: Examples per pass, for arrays (a `DataSplits` has its own).
 
     Returns:
         `{cut: {split: (features [n, d], labels)}}`.
     """
+    import tensorflow as tf
+
     cuts = list(extractor.cache_cuts if cuts is None else cuts)
-    data = data.for_extractor(extractor)
+    if isinstance(data, dict):
+        batches = {split: (tf.data.Dataset.from_tensor_slices(data[split][0]).batch(batch_size),
+                           np.asarray(data[split][1])) for split in splits if split in data}
+    else:
+        data = data.for_extractor(extractor)
+        batches = {split: (data.unbatched(split).map(lambda x, y: x).batch(data.batch_size),
+                           data.examples(split)[1]) for split in splits if data.sizes.get(split)}
     run = extractor.cut_outputs(cuts)
     result = {cut: {} for cut in cuts}
-    for split in splits:
-        dataset = data.unbatched(split)
-        if dataset is None:
-            continue
+    for split, (dataset, labels) in batches.items():
         pooled = {cut: [] for cut in cuts}
-        for inputs, _ in dataset.batch(data.batch_size):
+        for inputs in dataset:
             for cut, output in zip(cuts, run(inputs)):
                 pooled[cut].append(_pool_cut(output))
-        labels = data.examples(split)[1]
         for cut in cuts:
             result[cut][split] = (np.concatenate(pooled[cut]), labels)
     return result
 
 
-def probe(data, extractors, *, scores=SCORES, rank_by="linear", C=1.0, k=10):
+def probe(data, extractors, *, task=None, scores=SCORES, rank_by="linear", C=1.0, k=10):
     """Scores every block boundary of every extractor on frozen features, best first.
 
     Args:
-        data: A `DataSplits` with training and validation splits (each extractor gets it decoded for itself).
+        data: A `DataSplits` with training and validation splits (each extractor gets it decoded for itself), or
+            `{"train": (inputs, labels), "validation": (inputs, labels)}` of arrays with `task`.
         extractors: Extractors, sources for `tfxfer.load_extractor`, or `(source, options)` pairs whose options
             are `load_extractor`'s keyword arguments.
         scores: Which of `SCORES` to compute.
         rank_by: The score the table is sorted by.
         C: The linear probe's inverse regularisation strength.
         k: The neighbours of the k-NN probe.
+        task: The `Task`, for arrays (a `DataSplits` brings its own).
 
     Returns:
         A DataFrame, one row per (extractor, cut): `extractor`, `cut` (blocks before it, the freeze depth that
@@ -217,7 +225,10 @@ def probe(data, extractors, *, scores=SCORES, rank_by="linear", C=1.0, k=10):
     unknown = [name for name in (*scores, rank_by) if name not in SCORES]
     if unknown:
         raise ValueError(f"probe scores are {SCORES}; got {unknown[0]!r}.")
-    if data.validation is None:
+    task = task or getattr(data, "task", None)
+    if task is None:
+        raise ValueError("probe needs task= with arrays (a DataSplits from load_images/load_text brings its own).")
+    if (data.get("validation") if isinstance(data, dict) else data.validation) is None:
         raise ValueError("A probe scores on the validation split: load the data with validation_split > 0 or a "
                          "val/ folder.")
     rows = []
@@ -231,9 +242,9 @@ def probe(data, extractors, *, scores=SCORES, rank_by="linear", C=1.0, k=10):
             row = {"extractor": extractor.source, "cut": cut, "block": extractor.blocks[cut - 1].name,
                    "depth": cut / extractor.n_blocks, "dim": train[0].shape[1]}
             if "linear" in scores:
-                row["linear"] = linear_score(train, validation, data.task, C)
+                row["linear"] = linear_score(train, validation, task, C)
             if "knn" in scores:
-                row["knn"] = knn_score(train, validation, data.task, k)
+                row["knn"] = knn_score(train, validation, task, k)
             if "logme" in scores:
                 row["logme"] = logme(*train)
             rows.append(row)
@@ -241,5 +252,5 @@ def probe(data, extractors, *, scores=SCORES, rank_by="linear", C=1.0, k=10):
         for row in rows[-len(features):]:
             row["seconds"] = elapsed
     table = pd.DataFrame(rows).sort_values(rank_by, ascending=False, kind="stable").reset_index(drop=True)
-    table.attrs.update(rank_by=rank_by, task_type=data.task.task_type)
+    table.attrs.update(rank_by=rank_by, task_type=task.task_type)
     return table
