@@ -359,3 +359,18 @@ def test_the_corpus_of_users_inputs_covers_every_class():
     areas = {case.area for case in CASES}
     assert len(CASES) >= 20 and {"images", "tables", "text", "search", "training", "cli"} <= areas
     assert {ACCEPTED, CLEAR, SKIP} >= {case.expect for case in CASES}
+
+
+def test_a_saved_model_without_variables_has_no_blocks_and_inspect_says_so(tmp_path):
+    @tf.function(input_signature=[tf.TensorSpec([None, 8, 8, 3], tf.float32)])
+    def call(inputs):
+        return tf.reduce_mean(inputs, axis=[1, 2])
+
+    root = tf.train.Checkpoint()
+    root.__call__ = call
+    tf.saved_model.save(root, str(tmp_path / "no_variables"))
+    table = tfxfer.load_extractor(tmp_path / "no_variables").describe()
+    assert table.empty and list(table.columns)[:3] == ["name", "layers", "variables"]
+    result = subprocess.run([sys.executable, "-m", "tfxfer.cli", "inspect", tmp_path / "no_variables"],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "no blocks to freeze" in result.stdout and not result.stderr.strip()
