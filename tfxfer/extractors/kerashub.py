@@ -28,7 +28,12 @@ HANDLE_SCHEMES = ("kaggle://", "hf://", "modelscope://")
 
 
 def is_preset_folder(path):
-    """Whether `path` is a local KerasHub preset folder: its `config.json` names a `keras_hub>` class."""
+    """Whether `path` is a local KerasHub preset folder: its `config.json` names a `keras_hub>` class.
+
+    Example:
+        >>> is_preset_folder(hub_folder), is_preset_folder(tmp_dir + "/nothing_here")
+        (False, False)
+    """
     try:
         with open(os.path.join(path, "config.json"), encoding="utf-8") as file:
             config = json.load(file)
@@ -70,19 +75,18 @@ def from_preset(cls, source, **kwargs):
         return cls.from_preset(source, **kwargs)
     except (OSError, ValueError) as error:
         if not remote:
-            raise ValueError(f"Cannot load a {cls.__name__} from the KerasHub preset folder {source!r}: "
+            raise ValueError(f"Cannot load {cls.__name__} from the KerasHub preset folder {source!r}: "
                              f"{str(error).splitlines()[0]}") from None
-        handle = keras_hub_module().models.Backbone.presets.get(source, {}).get("kaggle_handle", source)
-        if isinstance(error, ValueError) and "Unknown preset" not in str(error) and "no config.json" not in str(error):
+        if isinstance(error, ValueError) and "no config.json" not in str(error):
             raise ValueError(f"KerasHub preset handle {source!r} is malformed: {str(error).splitlines()[0]}") from None
+        handle = keras_hub_module().models.Backbone.presets.get(source, {}).get("kaggle_handle")
         raise OSError(
-            f"Could not fetch the KerasHub preset {source!r} ({handle}): {str(error).splitlines()[0][:300]}. "
+            f"Could not fetch the KerasHub preset {source!r}{f' ({handle})' if handle else ''}: "
+            f"{str(error).splitlines()[0][:300]}. "
             "Without network access, download the preset folder where there is network (kagglehub.model_download "
             "for kaggle:// handles, huggingface_hub.snapshot_download for hf://), copy it here and pass the local "
             "folder instead of the handle."
         ) from None
-
-
 
 
 def _image_converter(hub, preprocessor, source, task):
@@ -97,15 +101,13 @@ def _image_converter(hub, preprocessor, source, task):
             raise ValueError(f"preprocessor= for the KerasHub image backbone {source!r} takes an ImageConverter, an "
                              f"image preprocessor or a preset; got {type(preprocessor).__name__}.")
         return converter
-    if isinstance(source, str):
-        try:
-            return from_preset(hub.layers.ImageConverter, source)
-        except ValueError:
-            raise ValueError(f"The KerasHub preset {source!r} has no image converter (image_converter.json), so "
-                             "tfxfer does not know how its backbone wants pixels scaled. Save the converter into "
-                             "the folder (converter.save_to_preset(folder)) or pass preprocessor=ImageConverter(...)."
-                             ) from None
-    return None
+    if not isinstance(source, str):
+        return None
+    if os.path.isdir(source) and not os.path.isfile(os.path.join(source, "image_converter.json")):
+        raise ValueError(f"The KerasHub preset {source!r} has no image converter (image_converter.json), so tfxfer "
+                         "does not know how its backbone wants pixels scaled. Save the converter into the folder "
+                         "(converter.save_to_preset(folder)) or pass preprocessor=ImageConverter(...).")
+    return from_preset(hub.layers.ImageConverter, source)
 
 
 def _text_preprocessor(hub, preprocessor, source, task, sequence_length):
@@ -177,6 +179,8 @@ def load_kerashub(source, *, weights="imagenet", preprocessor=None, pooling=None
                                   sequence_length)
         model, output = text_graph(backbone)
         return KerasHubTextExtractor(model, text, source=label, output=output, **common)
+    if sequence_length is not None:
+        raise ValueError(f"sequence_length= applies to text backbones; {label!r} is an image backbone.")
     if value_range is not None and tuple(float(v) for v in value_range) != APPLICATIONS_VALUE_RANGE:
         raise ValueError(f"KerasHub image converters take pixels in [0, 255]; got value_range={value_range!r} for "
                          f"{label!r}. Load the images with value_range=(0, 255) (load_images(..., extractor=...)).")
@@ -188,8 +192,8 @@ def load_kerashub(source, *, weights="imagenet", preprocessor=None, pooling=None
         size = (224, 224)
     if None not in fixed and size != fixed:
         raise ValueError(f"{label!r} takes images of {fixed}; it cannot take image_size={size}.")
-    if converter is not None and converter.image_size is not None:
-        converter.image_size = size
+    if converter is not None and converter.image_size is not None and tuple(converter.image_size) != size:
+        converter = type(converter).from_config({**converter.get_config(), "image_size": size})  # theirs unchanged
     if pooling in (None, "default"):
         pooling = getattr(task, "pooling", None) or classifier_pooling(backbone, preset)
     return KerasHubExtractor(pooled(graph, pooling, label), converter, pooling=pooling, layout=layout,

@@ -74,10 +74,13 @@ def _copied(layer, inputs):
     backbone's graph, where block boundaries are looked up. Some KerasHub layers put derived values in their
     configuration (ViTPatchingAndEmbedding's `num_patches`) that their constructor refuses; those are dropped.
     """
-    accepted = inspect.signature(type(layer).__init__).parameters
-    config = {key: value for key, value in layer.get_config().items()
-              if key in accepted or key in ("name", "trainable", "dtype")}
-    copy = type(layer).from_config(config)
+    config = layer.get_config()
+    try:
+        copy = type(layer).from_config(config)
+    except (TypeError, ValueError):
+        accepted = inspect.signature(type(layer).__init__).parameters
+        copy = type(layer).from_config({key: value for key, value in config.items()
+                                        if key in accepted or key in ("name", "trainable", "dtype")})
     outputs = copy(inputs)
     copy.set_weights(layer.get_weights())
     return outputs
