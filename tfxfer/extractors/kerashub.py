@@ -89,7 +89,7 @@ def from_preset(cls, source, **kwargs):
         ) from None
 
 
-def _image_converter(hub, preprocessor, source, task):
+def _image_converter(hub, preprocessor, source, label, task):
     """The ImageConverter to use: the one given (or its preset's), the task's, the preset's, or None."""
     if isinstance(preprocessor, (str, os.PathLike)):
         return from_preset(hub.layers.ImageConverter, os.fspath(preprocessor))
@@ -98,26 +98,26 @@ def _image_converter(hub, preprocessor, source, task):
     if preprocessor is not None:
         converter = getattr(preprocessor, "image_converter", preprocessor)
         if not isinstance(converter, hub.layers.ImageConverter):
-            raise ValueError(f"preprocessor= for the KerasHub image backbone {source!r} takes an ImageConverter, an "
+            raise ValueError(f"preprocessor= for the KerasHub image backbone {label!r} takes an ImageConverter, an "
                              f"image preprocessor or a preset; got {type(preprocessor).__name__}.")
         return converter
     if not isinstance(source, str):
         return None
     if os.path.isdir(source) and not os.path.isfile(os.path.join(source, "image_converter.json")):
-        raise ValueError(f"The KerasHub preset {source!r} has no image converter (image_converter.json), so tfxfer "
+        raise ValueError(f"The KerasHub preset {label!r} has no image converter (image_converter.json), so tfxfer "
                          "does not know how its backbone wants pixels scaled. Save the converter into the folder "
                          "(converter.save_to_preset(folder)) or pass preprocessor=ImageConverter(...).")
     return from_preset(hub.layers.ImageConverter, source)
 
 
-def _text_preprocessor(hub, preprocessor, source, task, sequence_length):
+def _text_preprocessor(hub, preprocessor, source, label, task, sequence_length):
     """The TextClassifierPreprocessor to use: the one given (or its preset's), the task's, or the preset's."""
     if isinstance(preprocessor, (str, os.PathLike)):
         source_of_preprocessor = os.fspath(preprocessor)
     elif preprocessor is not None or task is not None:
         preprocessor = preprocessor if preprocessor is not None else task.preprocessor
         if not isinstance(preprocessor, hub.models.Preprocessor) or not hasattr(preprocessor, "tokenizer"):
-            raise ValueError(f"preprocessor= for the KerasHub text backbone {source!r} takes a text preprocessor "
+            raise ValueError(f"preprocessor= for the KerasHub text backbone {label!r} takes a text preprocessor "
                              "(such as BertTextClassifierPreprocessor) or a preset; got "
                              f"{type(preprocessor).__name__}.")
         if sequence_length:
@@ -126,7 +126,7 @@ def _text_preprocessor(hub, preprocessor, source, task, sequence_length):
     elif isinstance(source, str):
         source_of_preprocessor = source
     else:
-        raise ValueError(f"The KerasHub text backbone {source!r} needs its tokenizer and packer: pass "
+        raise ValueError(f"The KerasHub text backbone {label!r} needs its tokenizer and packer: pass "
                          "preprocessor=TextClassifierPreprocessor.from_preset(...) (or the preset's name or folder).")
     options = {"sequence_length": int(sequence_length)} if sequence_length else {}
     return from_preset(hub.models.TextClassifierPreprocessor, source_of_preprocessor, **options)
@@ -144,7 +144,8 @@ def load_kerashub(source, *, weights="imagenet", preprocessor=None, pooling=None
         preprocessor: An ImageConverter or text preprocessor (or a preset to load it from) instead of the source's.
         pooling: For vision: `"avg"`, `"max"` (feature maps), `"token"`, `"gap"` (token sequences) or `"none"`;
             by default the one the preset's image classifier uses.
-        sequence_length: For text: the packer's length, instead of the preset's (often 512).
+        sequence_length: For text: the packer's length, instead of the preset's (often 512); a preprocessor object
+            given gets it set.
         image_size: For vision: `(height, width)`, instead of the converter's.
         value_range: For vision, only `(0, 255)`: KerasHub converters take pixels in that range.
         granularity, block_pattern, train_batchnorm, name: See `tfxfer.load_extractor`.
@@ -175,8 +176,7 @@ def load_kerashub(source, *, weights="imagenet", preprocessor=None, pooling=None
         if pooling not in (None, "default"):
             raise ValueError(f"pooling= applies to image backbones; the text backbone {label!r} gives the output "
                              "its text classifier reads.")
-        text = _text_preprocessor(hub, preprocessor, source if isinstance(source, str) else label, task,
-                                  sequence_length)
+        text = _text_preprocessor(hub, preprocessor, source, label, task, sequence_length)
         model, output = text_graph(backbone)
         return KerasHubTextExtractor(model, text, source=label, output=output, **common)
     if sequence_length is not None:
@@ -184,7 +184,7 @@ def load_kerashub(source, *, weights="imagenet", preprocessor=None, pooling=None
     if value_range is not None and tuple(float(v) for v in value_range) != APPLICATIONS_VALUE_RANGE:
         raise ValueError(f"KerasHub image converters take pixels in [0, 255]; got value_range={value_range!r} for "
                          f"{label!r}. Load the images with value_range=(0, 255) (load_images(..., extractor=...)).")
-    converter = _image_converter(hub, preprocessor, source if isinstance(source, str) else label, task)
+    converter = _image_converter(hub, preprocessor, source, label, task)
     graph, layout = vision_graph(backbone)
     fixed = tuple(graph.inputs[0].shape[1:3])
     size = tuple(image_size or (converter.image_size if converter is not None else None) or fixed)
