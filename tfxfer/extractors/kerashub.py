@@ -82,7 +82,7 @@ def from_preset(cls, source, **kwargs):
         handle = keras_hub_module().models.Backbone.presets.get(source, {}).get("kaggle_handle")
         raise OSError(
             f"Could not fetch the KerasHub preset {source!r}{f' ({handle})' if handle else ''}: "
-            f"{str(error).splitlines()[0][:300]}. "
+            f"{str(error).splitlines()[0][:300].rstrip('.')}. "
             "Without network access, download the preset folder where there is network (kagglehub.model_download "
             "for kaggle:// handles, huggingface_hub.snapshot_download for hf://), copy it here and pass the local "
             "folder instead of the handle."
