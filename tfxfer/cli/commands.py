@@ -39,7 +39,7 @@ def _extractor_options(args, source):
     from tfxfer.extractors.sources import is_application_name
 
     given = {"preprocessor": args.preprocessor, "output_key": args.output_key, "weights": args.weights,
-             "alpha": args.alpha}
+             "alpha": args.alpha, "pooling": args.pooling, "sequence_length": args.sequence_length}
     options = {name: value for name, value in given.items() if value is not None}
     application = [f"--{name}" for name in ("weights", "alpha") if name in options]
     if application and not is_application_name(source):
@@ -122,9 +122,13 @@ def inspect(args):
     options = _extractor_options(args, args.source)
     args.stage = "loading"
     extractor = tfxfer.load_extractor(args.source, granularity=args.granularity, **options)
-    table = extractor.describe().reset_index()
+    described = extractor.describe()
+    table = described.reset_index()
     facts = f", input {extractor.image_size} in {extractor.value_range}" if extractor.image_size else ""
     _say(args, f"{extractor.source}: {extractor.input_kind} extractor, {extractor.n_blocks} blocks{facts}")
+    for key in ("preprocessing", "output"):  # KerasHub extractors say what their converter or tokenizer does
+        if key in described.attrs:
+            _say(args, f"{key}: {described.attrs[key]}")
     if table.empty:
         _say(args, "It has no variables, so no blocks to freeze: use it for deep feature extraction only "
                    "(--regime feature-extraction).")
@@ -234,6 +238,11 @@ def export(args):
     print(tfxfer.export(fitted, args.name, root=args.root, data_summary=data, models_config=args.models_config))
 
 
+#: The `load_extractor` options `tfxfer probe --extractor SOURCE KEY=VALUE` takes, and their types.
+_PROBE_OPTIONS = {"weights": str, "alpha": float, "preprocessor": str, "output_key": str, "granularity": str,
+                  "pooling": str, "sequence_length": int}
+
+
 def _probe_extractors(specs):
     """`(source, options)` from `--extractor SOURCE KEY=VALUE ...`: numbers as numbers, `none` as None."""
     extractors = []
@@ -241,10 +250,10 @@ def _probe_extractors(specs):
         options = {}
         for pair in pairs:
             key, equals, value = pair.partition("=")
-            if not equals or key not in ("weights", "alpha", "preprocessor", "output_key", "granularity"):
-                raise UsageError(f"--extractor {source}: {pair!r} is not KEY=VALUE with KEY one of weights, alpha, "
-                                 "preprocessor, output_key, granularity")
-            options[key] = None if value == "none" else float(value) if key == "alpha" else value
+            if not equals or key not in _PROBE_OPTIONS:
+                raise UsageError(f"--extractor {source}: {pair!r} is not KEY=VALUE with KEY one of "
+                                 f"{', '.join(_PROBE_OPTIONS)}")
+            options[key] = None if value == "none" else _PROBE_OPTIONS[key](value)
         extractors.append((source, options))
     return extractors
 

@@ -150,8 +150,14 @@ def _extractor_flags(parser, source=True):
                                           "file")
     parser.add_argument("--alpha", type=positive, help="keras.applications MobileNets only: the width multiplier, "
                                                        "e.g. 0.35")
-    parser.add_argument("--preprocessor", help="BERT-style TF Hub encoders: the preprocessing SavedModel")
+    parser.add_argument("--preprocessor", help="BERT-style TF Hub encoders: the preprocessing SavedModel; KerasHub: a "
+                                               "preset to take the preprocessing from")
     parser.add_argument("--output-key", help="SavedModels that return several outputs: the one to use")
+    parser.add_argument("--pooling", choices=["avg", "max", "token", "gap", "none"],
+                        help="KerasHub image backbones: the pooling on the output (default: the one the preset's "
+                             "image classifier uses)")
+    parser.add_argument("--sequence-length", type=whole(1),
+                        help="KerasHub text backbones: tokens per text (default: the preset's)")
 
 
 def _data_flags(parser):

@@ -75,7 +75,8 @@ FLAGS = {"on_bad": "--on-bad", "encoding": "--encoding", "sep": "--sep", "task":
          "output_key": "--output-key", "alpha": "--alpha", "freeze_blocks": "--freeze", "regime": "--regime",
          "learning_rate": "--learning-rate", "fine_tune_learning_rate": "--fine-tune-learning-rate",
          "warmup_epochs": "--warmup-epochs", "epochs": "--epochs", "patience": "--patience", "max_trials": "--trials",
-         "overwrite": "--overwrite", "root": "--root", "project_name": "--dir", "directory": "--dir"}
+         "overwrite": "--overwrite", "root": "--root", "project_name": "--dir", "directory": "--dir",
+         "pooling": "--pooling", "sequence_length": "--sequence-length"}
 
 
 def cli_words(message, flags=FLAGS):

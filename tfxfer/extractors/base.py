@@ -32,7 +32,11 @@ class Extractor(keras.layers.Layer):
         value_range: `(low, high)` of the pixel values the extractor expects, for images; None for text.
         blocks: The ordered list of `Block`s.
         train_batchnorm: Whether BatchNorm may run in training mode when no block is frozen.
+        client_imports: Python modules a TensorFlow client imports before it loads an export of a model built on
+            this extractor: `("tensorflow_text",)` where the served graph tokenizes with TF Text ops, else empty.
     """
+
+    client_imports = ()
 
     def __init__(self, *, source, input_kind, image_size=None, value_range=None, train_batchnorm=False, **kwargs):
         super().__init__(**kwargs)

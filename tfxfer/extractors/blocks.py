@@ -123,15 +123,20 @@ def group_by_names(names, block_pattern=None):
     return groups
 
 
-def true_cuts(model):
+def true_cuts(model, side_inputs=False):
     """Finds the positions in a functional Keras model where one tensor carries everything forward.
 
     A cut after operation i means: every path from the model's input to its output passes through the single tensor
     that crosses from operations [0..i] to operations (i..n]. An activation computed there is all that the rest of
     the model needs, so it can be cached.
 
+    Transformers take a padding mask beside the token ids, and every layer reads it: between two layers the hidden
+    states and that model input cross. With `side_inputs`, model inputs that cross do not count, so a cut is where
+    exactly one computed tensor crosses; the rest of the model then needs it and the model inputs still in use.
+
     Args:
-        model: A functional `keras.Model` with one input and one output.
+        model: A functional `keras.Model` with one output, and one input unless `side_inputs`.
+        side_inputs: Let model inputs cross a cut.
 
     Returns:
         `(operations, cuts)`: the model's non-input operations in a topological order, and the sorted list of
@@ -152,7 +157,8 @@ def true_cuts(model):
         produced_at[id(tensor)] = -1
     cuts = []
     for i in range(len(operations)):
-        crossing = [t for t, p in produced_at.items() if p <= i and last_use.get(t, -1) > i]
+        crossing = [t for t, p in produced_at.items() if p <= i and last_use.get(t, -1) > i
+                    and not (side_inputs and p < 0)]
         if len(crossing) == 1 and produced_at[crossing[0]] >= 0:
             cuts.append(i)
     return operations, cuts

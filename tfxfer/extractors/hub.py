@@ -124,6 +124,8 @@ class HubExtractor(Extractor):
         super().__init__(source=source, input_kind=input_kind, image_size=image_size, value_range=value_range,
                          train_batchnorm=train_batchnorm, **kwargs)
         self.preprocessor = None if preprocessor is None else os.fspath(preprocessor)
+        if preprocessor is not None:
+            self.client_imports = ("tensorflow_text",)
         self.output_key = output_key
         self.block_pattern = block_pattern
         self._call_fn, self._takes_training, self._preprocess_fn = call_fn, takes_training, preprocess_fn

@@ -83,22 +83,23 @@ def build_application(name, *, weights="imagenet", image_size=None, **applicatio
     return model
 
 
-def split_blocks(model, granularity="stage", block_pattern=None):
+def split_blocks(model, granularity="stage", block_pattern=None, side_inputs=False):
     """Splits a functional Keras model into ordered blocks whose boundaries are true cuts.
 
     Args:
-        model: A functional Keras model with one input and one output.
+        model: A functional Keras model with one output, and one input unless `side_inputs`.
         granularity: `"stage"` groups the cut segments by the running number in layer names (MobileNetV2: stem, its
             17 inverted-residual blocks, the head conv; ResNet50: stem and 4 stages; EfficientNet: stem, 7 stages,
             top); `"cut"` makes every true cut a boundary.
         block_pattern: A regular expression whose first group is a layer name's block key (overrides the default).
+        side_inputs: Model inputs (a transformer's padding mask) may cross a boundary; see `true_cuts`.
 
     Returns:
         A list of `Block`, input side first. Segments without trainable weights join a neighbour.
     """
     if granularity not in GRANULARITIES:
         raise ValueError(f"granularity must be one of {GRANULARITIES}; got {granularity!r}.")
-    operations, cuts = true_cuts(model)
+    operations, cuts = true_cuts(model, side_inputs)
     keys = name_keys([op.name for op in operations], block_pattern)
     segments, start = [], 0
     for cut in cuts:

@@ -6,7 +6,11 @@ import keras
 
 from tfxfer.extractors.hub import HubExtractor
 from tfxfer.extractors.keras_model import KerasExtractor, build_application
-from tfxfer.extractors.sources import is_application_name
+from tfxfer.extractors.kerashub import is_builtin_preset, is_kerashub_source, load_kerashub
+from tfxfer.extractors.sources import is_application_name, looks_like_path
+
+#: Arguments that KerasHub sources take beside load_extractor's own.
+_KERASHUB_OPTIONS = ("pooling", "sequence_length")
 
 
 def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=None, image_size=None,
@@ -22,9 +26,14 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
             - a `.tar.gz`/`.tgz` of such a folder (TF Hub's compressed format), extracted safely;
             - a `gs://` path;
             - a `keras.applications` name such as `"MobileNetV2"`, `"EfficientNetB0"`, `"ResNet50"`;
+            - a KerasHub preset (`pip install 'tfxfer[kerashub]'`): a built-in name such as `"resnet_50_imagenet"`
+              or `"bert_tiny_en_uncased"`, a `kaggle://` or `hf://` handle, or a local preset folder; or a
+              `keras_hub` Backbone or task object (see `tfxfer.extractors.kerashub`);
             - a functional `keras.Model` of your own.
-        weights: For applications: `"imagenet"`, a local weights file, or None.
-        preprocessor: For BERT-style TF Hub encoders, the matching preprocessing SavedModel.
+        weights: For applications: `"imagenet"`, a local weights file, or None. For KerasHub: None for random
+            weights of the preset's shape.
+        preprocessor: For BERT-style TF Hub encoders, the matching preprocessing SavedModel. For KerasHub, an
+            ImageConverter or text preprocessor (or a preset) instead of the source's own.
         output_key: For SavedModels that return a dict, the output to use (default `pooled_output`/`default`).
         image_size: `(height, width)` the extractor takes; by default its own.
         value_range: Pixel range the extractor takes; by default its own (`[0, 1]` for TF Hub, `[0, 255]` for
@@ -33,10 +42,12 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
         block_pattern: A regular expression whose first group is a name's block key, to override the grouping.
         train_batchnorm: Let BatchNorm run in training mode when no block is frozen (default: never).
         name: The Keras layer name.
-        **application_kwargs: Further arguments of a keras.applications constructor, e.g. `alpha=0.35`.
+        **application_kwargs: Further arguments of a keras.applications constructor, e.g. `alpha=0.35`. KerasHub
+            sources take `pooling=` (vision: `"avg"`, `"max"`, `"token"`, `"gap"`, `"none"`; by default their
+            image classifier's) and `sequence_length=` (text; by default the preset's, often 512).
 
     Returns:
-        An `Extractor`: `HubExtractor` or `KerasExtractor`.
+        An `Extractor`: `HubExtractor`, `KerasExtractor`, `KerasHubExtractor` or `KerasHubTextExtractor`.
 
     Raises:
         FileNotFoundError, ValueError, OSError: with the source named and what to do.
@@ -46,6 +57,17 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
         >>> extractor.freeze(5).frozen_blocks
         5
     """
+    def kerashub():
+        unknown = sorted(set(application_kwargs) - set(_KERASHUB_OPTIONS))
+        if unknown:
+            raise ValueError(f"load_extractor got {unknown} for the KerasHub source {source!r}, which takes "
+                             f"{list(_KERASHUB_OPTIONS)} beside load_extractor's own arguments.")
+        return load_kerashub(source, weights=weights, preprocessor=preprocessor, image_size=image_size,
+                             value_range=value_range, granularity=granularity, block_pattern=block_pattern,
+                             train_batchnorm=train_batchnorm, name=name, **application_kwargs)
+
+    if is_kerashub_source(source):
+        return kerashub()
     if isinstance(source, keras.Model):
         return KerasExtractor(source, image_size=image_size, value_range=value_range, granularity=granularity,
                               block_pattern=block_pattern, train_batchnorm=train_batchnorm, name=name)
@@ -54,6 +76,8 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
         model = build_application(source, weights=weights, image_size=image_size, **application_kwargs)
         return KerasExtractor(model, application=source, value_range=value_range, granularity=granularity,
                               block_pattern=block_pattern, train_batchnorm=train_batchnorm, name=name)
+    if not looks_like_path(source) and is_builtin_preset(source):
+        return kerashub()
     return HubExtractor(source, preprocessor=preprocessor, output_key=output_key, image_size=image_size,
                         value_range=value_range, block_pattern=block_pattern, train_batchnorm=train_batchnorm,
                         name=name)

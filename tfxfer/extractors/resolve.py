@@ -17,7 +17,9 @@ from tfxfer.extractors.sources import is_handle
 
 _SOURCE_KINDS = (
     "a TF Hub handle (https://tfhub.dev/... or https://www.kaggle.com/models/...), a SavedModel folder, a .tar.gz of "
-    "one, a gs:// path, or a keras.applications name such as 'MobileNetV2'"
+    "one, a gs:// path, a keras.applications name such as 'MobileNetV2', or a KerasHub preset (a name such as "
+    "'resnet_50_imagenet', a kaggle:// or hf:// handle, or a preset folder; these need pip install "
+    "'tfxfer[kerashub]')"
 )
 
 
@@ -80,6 +82,16 @@ def resolve_source(source):
             "holds saved_model.pb and variables/ (or a .tar.gz of it)."
         )
     return path
+
+
+def keras_hub_module():
+    """Imports `keras_hub` (KerasHub backbones and presets), or says how to install it."""
+    try:
+        import keras_hub
+    except ImportError:
+        raise ImportError("KerasHub backbones and presets need the keras-hub package: pip install "
+                          "'tfxfer[kerashub]'") from None
+    return keras_hub
 
 
 def register_text_ops():

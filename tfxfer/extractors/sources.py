@@ -14,6 +14,17 @@ def is_handle(source):
     return str(source).startswith(("http://", "https://"))
 
 
+def looks_like_path(source):
+    """Whether a string names a path rather than a model by name: it holds a separator, starts with `.`, or exists.
+
+    Example:
+        >>> looks_like_path("./resnet_50"), looks_like_path("resnet_50_imagenet")
+        (True, False)
+    """
+    source = os.fspath(source)
+    return "/" in source or os.sep in source or source.startswith(".") or os.path.exists(source)
+
+
 def is_application_name(source):
     """Whether `load_extractor` reads `source` as a `keras.applications` name: not a path or handle, capitalised.
 
@@ -23,7 +34,5 @@ def is_application_name(source):
     """
     if not isinstance(source, (str, os.PathLike)):
         return False
-    source = os.fspath(source)
-    looks_like_path = "/" in source or os.sep in source or source.startswith(".") or os.path.exists(source)
-    return not looks_like_path and source[:1].isupper()
+    return not looks_like_path(source) and os.fspath(source)[:1].isupper()
 

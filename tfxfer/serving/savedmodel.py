@@ -43,8 +43,9 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
     later exports.
 
     The signatures, input names and output keys are described in this module's docstring and `signature_table`.
-    Exports of BERT-style text models (a TF Hub preprocessor) use TensorFlow Text ops: clients `import
-    tensorflow_text` before loading (TF Serving ships the ops).
+    Exports of BERT-style text models (a TF Hub preprocessor, or a KerasHub text preset's tokenizer) use
+    TensorFlow Text ops: clients `import tensorflow_text` before loading (TF Serving ships the ops); the metadata
+    lists such modules under `client_imports`.
 
     Args:
         model: A Keras model taking what its extractor takes (float32 images `[batch, height, width, 3]` in the
@@ -148,6 +149,7 @@ def serving_spec(model, extractor, task, threshold, data_summary, interpolation)
         "threshold": float(threshold) if task.uses_threshold else None,
         "input_kind": extractor.input_kind,
         "extractor_source": extractor.source,
+        "client_imports": list(extractor.client_imports),
     }
     inputs = model.inputs[0]
     if extractor.input_kind == "text":
