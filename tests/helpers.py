@@ -5,6 +5,7 @@ import io
 import json
 import pathlib
 import socket
+import zlib
 
 import keras
 import numpy as np
@@ -37,9 +38,11 @@ def tiny_cnn(input_shape=(16, 16, 3), seed=0):
 
 
 def write_image(path, colour=(200, 30, 30), size=(12, 10), mode="RGB"):
-    """Writes a flat-colour image; the format follows the suffix (`.png`, `.jpg`, `.gif`, `.bmp`, `.webp`)."""
+    """Writes a flat-colour image, its last pixel marked by its path, so that no two files are the same image (the
+    loaders keep copies of one image in one split); the format follows the suffix (`.png`, `.jpg`, `.gif`...)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     array = np.zeros((size[0], size[1], 3), dtype=np.uint8) + np.asarray(colour, dtype=np.uint8)
+    array[-1, -1] = np.frombuffer(zlib.crc32(str(path).encode()).to_bytes(4, "little")[:3], np.uint8)
     Image.fromarray(array).convert(mode).save(path)
     return path
 

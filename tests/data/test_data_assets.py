@@ -45,7 +45,9 @@ def test_sms_spam_tsv_and_csv(shared_assets):
 def test_sms_spam_split_is_stratified(shared_assets):
     path = shared_assets / "data" / "sms_spam" / "sms_spam.csv"
     data = load_text(path, validation_split=0.2, seed=0)
-    assert data.counts["validation"] == {"ham": 966, "spam": 149}  # 1115 = round(5574 * 0.2)
+    # 20% of the 5171 distinct texts (the 403 repeated ones go where their first copy goes): 1123 messages.
+    assert data.counts["validation"] == {"ham": 972, "spam": 151}
+    assert data.origins["validation"].startswith("1123 (20% asked; copies of one example kept together)")
     assert data.examples("validation")[0] == load_text(path, validation_split=0.2, seed=0).examples("validation")[0]
 
 

@@ -167,7 +167,7 @@ def test_missing_or_empty_text_and_missing_labels(tmp_path):
         ("texts.csv, row 5", "missing label")]
 
 
-@pytest.mark.parametrize("value,reason", [("nan", "target not a number"), ("inf", "target not finite"),
+@pytest.mark.parametrize("value,reason", [("nan", "missing target"), ("inf", "target not finite"),
                                           ("", "missing target"), ("high", "target not a number")])
 def test_bad_regression_targets(tmp_path, value, reason):
     path = tmp_path / "scores.csv"
@@ -240,13 +240,16 @@ def test_skip_counts_reasons_over_a_mixed_table(tmp_path):
     (tmp_path / "e.png").write_bytes(b"")
     (tmp_path / "list.csv").write_text("path,label\na.png,x\nb.png,y\nmissing.png,x\ne.png,y\nc.png,\n"
                                        "d.png,z\nb.png,x\na.png,y\n")
-    with pytest.warns(UserWarning, match=r"list\.csv: 4 files or rows left out or not read \(path does not exist 1, "
-                                         r"not a decodable image 1, missing label 1, label not in class_names 1\)"):
+    # a.png and b.png are listed twice, with two labels each: their second rows are bad input too.
+    with pytest.warns(UserWarning, match=r"list\.csv: 6 files or rows left out or not read \(one example, two labels 2, "
+                                         r"path does not exist 1, not a decodable image 1, missing label 1, label not "
+                                         r"in class_names 1\)"):
         data = load_images(tmp_path / "list.csv", class_names=["x", "y"], on_bad="skip", **UNIT)
-    assert data.sizes["train"] == 4
-    assert count_reasons(data.skipped) == {"path does not exist": 1, "not a decodable image": 1,
-                                           "missing label": 1, "label not in class_names": 1}
-    assert "skipped: 4" in data.summary()
+    assert data.sizes["train"] == 2
+    assert count_reasons(data.skipped) == {"one example, two labels": 2, "path does not exist": 1,
+                                           "not a decodable image": 1, "missing label": 1,
+                                           "label not in class_names": 1}
+    assert "skipped: 6" in data.summary()
 
 
 def test_on_bad_is_checked():

@@ -24,7 +24,24 @@ def test_string_labels_are_multiclass_sorted_with_balanced_weights():
 
 def test_integer_labels_sort_numerically():
     frame = pd.DataFrame({"text": list("abcdef"), "label": [10, 2, 10, 2, 1, 1]})
-    assert load_text(frame, validation_split=0).task.class_names == ["1", "2", "10"]
+    assert load_text(frame, task="multiclass", validation_split=0).task.class_names == ["1", "2", "10"]
+
+
+def test_more_than_two_whole_numbers_ask_whether_they_are_classes_or_a_rating():
+    frame = pd.DataFrame({"text": list("abcdef"), "label": [1, 2, 3, 3, 2, 1]})
+    with pytest.raises(DataError, match=r"whole numbers \(\['1', '2', '3'\]\).*rating\? Pass task='multiclass' or "
+                                        r"task='regression'"):
+        load_text(frame)
+    assert load_text(frame.assign(label=[0, 1, 0, 1, 0, 1]), validation_split=0).task.task_type == "multiclass"
+
+
+def test_missing_value_markers_and_decimal_commas_are_read_as_people_write_them():
+    frame = pd.DataFrame({"text": list("abcdef"), "label": ["cat", "dog", "NaN", "cat", "dog", "cat"]})
+    with pytest.raises(DataError, match=r"DataFrame, row 2: missing label"):
+        load_text(frame)
+    rated = pd.DataFrame({"text": list("abcd"), "label": ["1,5", "2,5", "3,25", "N/A"]})
+    data = load_text(rated, on_bad="skip", validation_split=0)
+    assert data.task.task_type == "regression" and sorted(data.examples("train")[1].tolist()) == [1.5, 2.5, 3.25]
 
 
 def test_caller_class_names_set_the_order():

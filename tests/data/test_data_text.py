@@ -58,14 +58,14 @@ def test_class_folders_of_txt_files(tmp_path):
             folder = tmp_path / "reviews" / split / name
             folder.mkdir(parents=True)
             for i in range(count):
-                (folder / f"{i}.txt").write_text(f"{name} review {i}\nsecond line", encoding="utf-8")
+                (folder / f"{i}.txt").write_text(f"{name} {split} review {i}\nsecond line", encoding="utf-8")
     (tmp_path / "reviews" / "train" / "pos" / "urls.csv").write_text("not read")
     with pytest.warns(UserWarning, match=r"1 file or row left out or not read \(unsupported extension 1\)"):
         data = load_text(tmp_path / "reviews", validation_split=0)
     assert data.task.class_names == ["neg", "pos"]
     assert data.sizes == {"train": 7, "validation": 0, "test": 2}
     assert data.origins["test"] == "folder test/"
-    assert "neg review 0\nsecond line" in data.examples("train")[0]
+    assert "neg train review 0\nsecond line" in data.examples("train")[0]
     assert [item.reason for item in data.skipped] == ["unsupported extension"]
 
 

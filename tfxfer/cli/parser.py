@@ -7,6 +7,7 @@ command line and the API never disagree. Flag values are checked as they are par
 
 import argparse
 import ast
+import os
 from pathlib import Path
 
 import tfxfer
@@ -124,6 +125,14 @@ def model_name(text):
     return text
 
 
+def search_folder(text):
+    """An argparse type: a search's folder, never the working directory itself (`--overwrite` would empty it)."""
+    if not text.strip() or os.path.normpath(text) in (".", "..") or os.path.normpath(text).endswith(os.sep + ".."):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a folder of its own: name the search's folder, e.g. "
+                                         "runs/ants")
+    return text
+
+
 def address(text):
     """An argparse type: HOST:PORT."""
     host, _, port = text.rpartition(":")
@@ -232,7 +241,7 @@ def _tune_flags(parser):
                         help="trials to run (default: %(default)s)")
     parser.add_argument("--tuner", choices=["random", "bayesian", "hyperband"], default=search["tuner"],
                         help="(default: %(default)s)")
-    parser.add_argument("--dir", default=f"{search['directory']}/{search['project_name']}",
+    parser.add_argument("--dir", type=search_folder, default=f"{search['directory']}/{search['project_name']}",
                         help="the search's folder (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="start afresh, deleting the earlier trials in --dir")
     parser.add_argument("--freeze-choices", type=whole(0), nargs="+", help="frozen-block counts to try (default: all)")

@@ -123,6 +123,11 @@ def scan_class_folders(root, extensions, class_names, bad):
                 raise DataError(f"{entry} is named like a split folder, inside the split folder {folder.name}/: a "
                                 "class cannot be called train, val or test; rename it, or move the splits up.")
             elif entry.is_dir():
+                inner = [child.name for child in entry.iterdir() if child.is_dir() and
+                         child.name.lower() in SPLIT_ALIASES]
+                if TRAIN in {SPLIT_ALIASES[name.lower()] for name in inner}:
+                    raise DataError(f"{entry} holds split folders ({', '.join(sorted(inner))}/): it is a data set "
+                                    f"of its own, not a class of {folder}; pass {entry} as the data folder.")
                 classes[entry.name] = _class_files(entry, extensions, bad)
         scanned[split] = classes
     training = splits.get(TRAIN, root)

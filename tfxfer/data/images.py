@@ -177,8 +177,8 @@ def _decodable_files(found, bad):
         if position in failures:
             bad.report(path, "not a decodable image", failures[position], "remove it")
         else:
-            kept.append((str(path), label, split))
-    _note_rotations([path for path, _, _ in kept], bad)
+            kept.append((str(path), label, split, str(path)))
+    _note_rotations([path for path, _, _, _ in kept], bad)
     return kept
 
 

@@ -6,6 +6,7 @@ the output names, the encoded labels of the rows they kept, and the mask of thos
 
 import math
 import numbers
+import re
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,51 @@ def is_missing(value):
     if value is None or value is pd.NA or value is pd.NaT:
         return True
     return isinstance(value, (float, np.floating)) and math.isnan(value)
+
+
+#: What spreadsheets and exports write in an empty label cell; a label that reads so is missing, not a class.
+MISSING_MARKERS = frozenset({"nan", "na", "n/a", "null", "none", "#n/a", "<na>", "nat"})
+_DECIMAL_COMMA = re.compile(r"\s*-?\d+,\d+\s*\Z")
+
+
+def normalise_labels(frame, label_columns):
+    """The table with its label cells read as people write them: missing-value markers (`NaN`, `N/A`, `null`...) as
+    empty, and columns of numbers kept as text (or written with a decimal comma, `2,5`) as numbers.
+
+    Returns:
+        A copy of `frame` (the caller's table is not changed).
+
+    Example:
+        >>> normalise_labels(pd.DataFrame({"label": ["1,5", "2,5", "N/A"]}), ["label"])["label"].tolist()
+        [1.5, 2.5, nan]
+    """
+    frame = frame.copy()
+    for name in label_columns:
+        column = frame[name].map(lambda value: None if isinstance(value, str) and
+                                 value.strip().lower() in MISSING_MARKERS else value).astype(object)
+        present = [value for value in column if not is_missing(value)]
+        if present and all(isinstance(value, str) for value in present):
+            numbers = [_number(value) for value in present]
+            if all(number is not None for number in numbers):
+                converted = iter(numbers)
+                column = column.map(lambda value: None if is_missing(value) else next(converted)).astype(object)
+        if len(column) and column.map(_is_number).all():  # numbers again: pandas gives the column a numeric type
+            frame[name] = pd.to_numeric(column)
+        else:
+            frame[name] = column
+    return frame
+
+
+def _number(text):
+    """A number written as text (`"3"`, `"2.5"`, `"2,5"`), or None."""
+    text = text.strip()
+    if _DECIMAL_COMMA.match(text):
+        text = text.replace(",", ".")
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() and "." not in text and "e" not in text.lower() else value
 
 
 def _is_number(value):
@@ -63,9 +109,10 @@ def infer_task_type(frame, label_columns, delimiter, source):
 
     - several columns, all 0/1: multi-label, one column per class; several numeric columns: regression.
     - one column of lists (DataFrame), or of strings where some hold `delimiter` (`"cat|dog"`): multi-label.
-    - one column of strings, booleans or integers: multi-class.
-    - one column of floats: regression, unless every value is a whole number (`0.0`, `1.0`, as pandas reads an
-      integer column with a gap): that is ambiguous, and the error asks for `task=`.
+    - one column of strings, booleans, or two whole numbers (0/1): multi-class.
+    - one column of more than two whole numbers (classes 1, 2, 3, or ratings?), or of whole numbers stored as floats
+      (`0.0`, `1.0`, as pandas reads an integer column with a gap): ambiguous, and the error asks for `task=`.
+    - one column of other numbers: regression.
 
     Args:
         frame: The table.
@@ -97,11 +144,20 @@ def infer_task_type(frame, label_columns, delimiter, source):
     values = column[~column.map(is_missing)]
     if values.map(_is_list_like).any():
         return "multilabel"
-    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_integer_dtype(values):
+    if pd.api.types.is_bool_dtype(values):
         return "multiclass"
-    if pd.api.types.is_float_dtype(values):
-        finite = values[np.isfinite(values.to_numpy(dtype=float))]
-        if len(finite) and (finite == finite.round()).all():
+    if len(values) and values.map(_is_number).all():
+        numbers = pd.to_numeric(values)
+        finite = numbers[np.isfinite(numbers.to_numpy(dtype=float))]
+        whole = len(finite) and (finite == finite.round()).all()
+        if whole and finite.nunique() > 2:
+            raise DataError(
+                f"{source}: label column {label_columns[0]!r} holds whole numbers ({_sorted_names(finite)[:6]}): "
+                "class numbers, or an ordered target such as a rating? Pass task='multiclass' or task='regression'."
+            )
+        if whole and pd.api.types.is_integer_dtype(numbers):
+            return "multiclass"
+        if whole:
             raise DataError(
                 f"{source}: label column {label_columns[0]!r} holds whole numbers stored as floats "
                 f"(e.g. {finite.iloc[0]!r}); pass task='multiclass' or task='regression'."

@@ -6,6 +6,8 @@ bad files and rows through one `BadInputs` policy; `assemble` then carves the sp
 training covers every class, weighs the classes and makes the `DataSplits`.
 """
 
+import hashlib
+import math
 import os
 import warnings
 
@@ -60,7 +62,7 @@ def from_class_folders(source, *, modality, extensions, read, task, class_names,
         modality: `"image"` or `"text"`.
         extensions: The file suffixes to read.
         read: A function from the list of `(path, class index, split)` found to the kept `(input, class index,
-            split)`, reporting the files it drops through `bad`.
+            split, path)`, reporting the files it drops through `bad`.
         task: The `task=` argument: None or `"multiclass"`.
         class_names: The caller's class names, or None.
         bad: The `BadInputs` policy.
@@ -72,9 +74,10 @@ def from_class_folders(source, *, modality, extensions, read, task, class_names,
     names, found, split_folders = scan_class_folders(source, extensions, class_names, bad)
     kept = read(found)
     return assemble(modality=modality, task=Task("multiclass", names),
-                    inputs=[value for value, _, _ in kept],
-                    labels=np.asarray([label for _, label, _ in kept], dtype=np.int32),
-                    fixed=[split for _, _, split in kept], source=source, bad=bad,
+                    inputs=[value for value, _, _, _ in kept],
+                    labels=np.asarray([label for _, label, _, _ in kept], dtype=np.int32),
+                    fixed=[split for _, _, split, _ in kept], names=[name for _, _, _, name in kept], source=source,
+                    bad=bad,
                     fixed_origins={split: f"folder {folder.name}/" for split, folder in split_folders.items()},
                     **options)
 
@@ -138,8 +141,12 @@ def from_table(source, *, modality, columns, read, label_column, split_column, s
 
 
 def assemble(*, modality, task, inputs, labels, fixed, validation_split, test_split, seed, source, bad,
-             fixed_origins=None, **pipeline):
+             names=None, fixed_origins=None, **pipeline):
     """Splits the examples where the source did not, checks that training covers every class, weighs the classes.
+
+    An example that appears more than once (the same image file contents, the same text) stays in one split: copies
+    are carved into the same split, and a copy that the source put in another split (a copied or linked `val/`
+    folder, a split column) or gave another label is bad input under the `on_bad` policy, named with its twin.
 
     Args:
         modality: `"image"` or `"text"`.
@@ -147,6 +154,7 @@ def assemble(*, modality, task, inputs, labels, fixed, validation_split, test_sp
         inputs: Paths or texts, one per example.
         labels: Encoded labels, one per example.
         fixed: Split id per example from the source (folder or split column), or None where it has none.
+        names: How messages name each example (a path, or the table's row); by default the inputs.
         fixed_origins: `{split id: description}` of the splits the source provides, for `origins`.
         validation_split: Fraction carved from the unassigned examples when the source has no validation split.
         test_split: Same for test.
@@ -161,6 +169,11 @@ def assemble(*, modality, task, inputs, labels, fixed, validation_split, test_sp
     Raises:
         DataError: No examples are left, a class is missing from training, or has too few examples to split.
     """
+    names = [str(item) for item in inputs] if names is None else list(names)
+    keys = _identities(modality, inputs)
+    keep = _one_split_and_label_each(modality, keys, labels, fixed, names, source, bad, task.has_classes)
+    inputs, keys, fixed = ([value for value, kept in zip(values, keep) if kept] for values in (inputs, keys, fixed))
+    labels = labels[keep]
     if not len(inputs):
         raise DataError(f"{source}: no examples are left to load" + (
             f" ({len(bad.skipped)} skipped: {count_reasons(bad.skipped)})" if bad.skipped else "") + ".")
@@ -172,16 +185,26 @@ def assemble(*, modality, task, inputs, labels, fixed, validation_split, test_sp
     split = np.array([TRAIN if value is None else value for value in fixed.tolist()], dtype=np.int8)
     carve = {VALIDATION: 0.0 if VALIDATION in given else validation_split,
              TEST: 0.0 if TEST in given else test_split}
-    # The source's training examples, or all when it has no splits, give what it lacks of validation and test.
+    # The source's training examples, or all when it has no splits, give what it lacks of validation and test;
+    # copies of one example go where its first copy goes.
     pool = np.flatnonzero(split == TRAIN)
     if len(pool) and (carve[VALIDATION] or carve[TEST]):
-        split[pool] = stratified_split(task.strata(labels[pool]), carve[VALIDATION], carve[TEST], seed,
-                                       class_names=task.strict_classes, source=source)
+        first = {}
+        for position in pool:
+            first.setdefault(keys[position], position)
+        representatives = np.asarray(sorted(set(first.values())), dtype=np.int64)
+        chosen = stratified_split(task.strata(labels[representatives]), carve[VALIDATION], carve[TEST], seed,
+                                  class_names=task.strict_classes, source=source)
+        to = dict(zip(representatives.tolist(), chosen.tolist()))
+        split[pool] = [to[first[keys[position]]] for position in pool]
         carved = [SPLITS[split_id] for split_id, fraction in carve.items() if fraction]
+        why = "copies of one example kept together" if len(representatives) < len(pool) else \
+            "each class gives at least one"
         for name in carved:
-            fraction = carve[SPLITS.index(name)]
-            origins[name] = (f"{fraction:.0%} of {origins['train']}, stratified by "
-                             f"{task.stratified_by}, seed {seed}")
+            fraction, count = carve[SPLITS.index(name)], int(np.sum(split[pool] == SPLITS.index(name)))
+            share = f"{fraction:.0%}" if count == math.floor(len(pool) * fraction + 0.5) else \
+                f"{count} ({fraction:.0%} asked; {why})"
+            origins[name] = f"{share} of {origins['train']}, stratified by {task.stratified_by}, seed {seed}"
         origins["train"] = f"{origins['train']} less {' and '.join(carved)}"
     train_labels = labels[split == TRAIN]
     missing = task.missing_from_training(train_labels)
@@ -198,34 +221,47 @@ def assemble(*, modality, task, inputs, labels, fixed, validation_split, test_sp
     examples = {name: (inputs[split == split_id].tolist(), labels[split == split_id])
                 for split_id, name in enumerate(SPLITS)}
     return DataSplits(modality=modality, task=task, examples=examples, origins=origins, skipped=bad.skipped,
-                      notes=bad.notes,
-                      seed=seed, **pipeline)
+                      notes=bad.notes, seed=seed, **pipeline)
 
 
-def _not_duplicated_across_splits(modality, inputs, fixed, names, source, bad):
-    """Reports every row whose example is also in an earlier split of the source; returns the mask of the others.
+def _identities(modality, inputs):
+    """What makes two examples the same: an image file's contents (copies and links alike), a text's characters."""
+    if modality != "image":
+        return list(inputs)
+    keys = []
+    for path in inputs:
+        with open(path, "rb") as file:
+            keys.append(hashlib.sha1(file.read()).hexdigest())
+    return keys
 
-    A text, or an image file (after resolving links and `..`), in a train row and a test row would score the model on
-    what it trained on. The copy in the earliest split (train, then validation, then test) stays; the later ones are
-    the bad input.
+
+def _one_split_and_label_each(modality, keys, labels, fixed, names, source, bad, one_label):
+    """Reports every later copy of an example that is in another split of the source, or has another label; returns
+    the mask of the others.
+
+    A copy in a train row and a test row would score the model on what it trained on; copies with two labels teach
+    both. The copy in the earliest split (train, then validation, then test) stays; the later ones are the bad
+    input. Copies in one split with one label are kept (the data set weighs that example more); regression targets
+    of one example may differ (`one_label` False: several raters' scores, as in STS-B).
     """
-    keep = np.ones(len(inputs), dtype=bool)
+    keep = np.ones(len(keys), dtype=bool)
     split_of = [TRAIN if split is None else split for split in fixed]
-    if len(set(split_of)) < 2:
-        return keep
+    what = "file contents" if modality == "image" else "text"
     first = {}
-    for position in sorted(range(len(inputs)), key=lambda position: (split_of[position], position)):
-        key = os.path.realpath(inputs[position]) if modality == "image" else inputs[position]
-        if key not in first:
-            first[key] = position
+    for position in sorted(range(len(keys)), key=lambda position: (split_of[position], position)):
+        other = first.setdefault(keys[position], position)
+        if other == position:
             continue
-        other = first[key]
-        if split_of[other] == split_of[position]:
+        twin = names[other].removeprefix(f"{source}, ")
+        if one_label and not np.array_equal(labels[other], labels[position]):
+            bad.report(names[position], "one example, two labels", f"same {what} as {twin}, which has another label",
+                       "keep one label for it,")
+        elif split_of[other] != split_of[position]:
+            bad.report(names[position], "duplicate across splits",
+                       f"same {what} as {twin}, which is in {SPLITS[split_of[other]]}; this one is in "
+                       f"{SPLITS[split_of[position]]}", "remove one of them,")
+        else:
             continue
-        bad.report(names[position], "duplicate across splits",
-                   f"same {'file' if modality == 'image' else 'text'} as {names[other].removeprefix(f'{source}, ')}, "
-                   f"which is in {SPLITS[split_of[other]]}; this one is in {SPLITS[split_of[position]]}",
-                   "remove one of them,")
         keep[position] = False
     return keep
 
@@ -234,7 +270,8 @@ def assemble_table(frame, inputs, keep, fixed, *, modality, label_columns, task,
                    split_column, source, bad, **options):
     """Encodes the labels of the rows whose inputs passed their checks, then `assemble`s the splits.
 
-    A row whose text or image file is also in a row of an earlier split (split column) is bad input (`on_bad`).
+    A row whose text or image is also in a row of an earlier split (split column), or with another label, is bad
+    input (`on_bad`).
 
     Args:
         frame: The table.
@@ -262,9 +299,8 @@ def assemble_table(frame, inputs, keep, fixed, *, modality, label_columns, task,
     fixed = [split for split, kept in zip(fixed, label_kept) if kept]
     inputs = [value for value, kept in zip(inputs, label_kept) if kept]
     names = [row_source(source, index) for index, kept in zip(frame.index, label_kept) if kept]
-    unique = _not_duplicated_across_splits(modality, inputs, fixed, names, source, bad)
-    inputs = [value for value, kept in zip(inputs, unique) if kept]
-    fixed = [split for split, kept in zip(fixed, unique) if kept]
+    if modality == "image":  # name the file too, beside the row
+        names = [f"{name} ({path})" for name, path in zip(names, inputs)]
     origins = {split: f"rows with {split_column} = {SPLITS[split]}" for split in set(fixed) if split is not None}
-    return assemble(modality=modality, task=task, inputs=inputs, labels=labels[unique], fixed=fixed, source=source,
-                    bad=bad, fixed_origins=origins, **options)
+    return assemble(modality=modality, task=task, inputs=inputs, labels=labels, fixed=fixed, source=source,
+                    bad=bad, names=names, fixed_origins=origins, **options)

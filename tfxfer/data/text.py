@@ -100,7 +100,7 @@ def _file_texts(found, encoding, bad):
     for path, label, split in found:
         text = read_text_file(path, encoding, bad)
         if text is not None:
-            kept.append((text, label, split))
+            kept.append((text, label, split, str(path)))
     return kept
 
 

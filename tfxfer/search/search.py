@@ -74,6 +74,9 @@ class TransferSearch:
             raise ValueError(f"tuner must be one of {sorted(TUNERS)}; got {tuner!r}.")
         if not isinstance(max_trials, int) or max_trials < 1:
             raise ValueError(f"max_trials must be a whole number >= 1; got {max_trials!r}.")
+        if not str(project_name).strip() or os.path.normpath(str(project_name)) in (".", "..") or \
+                os.sep in str(project_name):
+            raise ValueError(f"project_name must name a folder inside directory (e.g. 'ants'); got {project_name!r}.")
         self.extractor = extractor
         self.space = space or SearchSpace()
         self.tuner = tuner
@@ -131,7 +134,10 @@ class TransferSearch:
                 "n_blocks": extractor.n_blocks, "data": data_identity(data), "space": dataclasses.asdict(self.space)}))
 
     def _check_same_search(self, data):
-        """Refuses to resume a search that was run with another extractor, data set, task or space."""
+        """Refuses to resume a search that was run with another extractor, data set, task or space, and to delete
+        (`overwrite=True`) a folder that holds anything but a search."""
+        if self.overwrite:
+            _check_deletable(self.project_dir)
         stored = search_record(self.directory, self.project_name)
         if self.overwrite or "extractor_weights" not in stored:
             return
@@ -216,3 +222,14 @@ class TransferSearch:
         self.hypermodel_.build(best[0])
         model = self.hypermodel_._trial
         return model.train(data) if retrain else model
+
+
+def _check_deletable(folder):
+    """Raises unless `folder` is absent, empty, or a search's folder, which `overwrite=True` may delete."""
+    if not os.path.isdir(folder) or not os.listdir(folder):
+        return
+    markers = [os.path.join(folder, name) for name in (SEARCH_FILE, "oracle.json")]
+    if not any(os.path.isfile(marker) for marker in markers):
+        raise ValueError(f"{folder} holds files but no search ({SEARCH_FILE} or oracle.json); overwrite=True would "
+                         "delete them all, so it is refused: give the search a folder of its own (another "
+                         "project_name= or directory=).")

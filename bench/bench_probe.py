@@ -1,0 +1,101 @@
+"""Issue 20: the probe of every block boundary, on the shared assets.
+
+Sections (all by default, or those named with --sections):
+
+- cost: for each extractor, the probe (one pass over train and validation, pooled activations at every cut, three
+  scores per cut) against one plain forward pass of the extractor over the same data; goal: <= 1.3x.
+- tau: Kendall's tau between each probe score and the validation score of a trained model at the same
+  (extractor, freeze depth) pairs (a fixed recipe per pair: head warm-up, then the blocks after the depth).
+- search: a search across extractors (probe first, trials on its best pairs) against a search of each extractor
+  alone with the same trial budget each: best extractor, best score, wall time; goal: same extractor, within 0.01,
+  <= 1/2 the time.
+
+Usage: python bench/bench_probe.py [--sections cost tau search] [--out bench/probe.json]
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import ASSETS, HUB_MOBILENET_V2, HYMENOPTERA, KERAS_MOBILENET_V2, machine, require_assets  # noqa: E402
+
+import tfxfer  # noqa: E402
+
+KERAS = ASSETS / "models" / "keras"
+IMAGE_EXTRACTORS = {
+    "hub MobileNetV2 1.0": (str(HUB_MOBILENET_V2), {}),
+    "hub MobileNet v1 0.25": (str(ASSETS / "models" / "hub" / "mobilenet_v1_025_224_feature_vector"), {}),
+    "keras MobileNetV2 1.0": ("MobileNetV2", {"weights": str(KERAS_MOBILENET_V2)}),
+    "keras MobileNetV2 0.35": ("MobileNetV2", {"alpha": 0.35, "weights": str(
+        KERAS / "mobilenet_v2_0.35_224_no_top" / "mobilenet_v2_0.35_224_tm_no_top.weights.h5")}),
+    "keras MobileNet v1 0.25": ("MobileNet", {"alpha": 0.25, "weights": str(
+        KERAS / "mobilenet_v1_0.25_224_no_top" / "mobilenet_2_5_224_tf_no_top.h5")}),
+}
+TEXT_EXTRACTORS = {
+    "hub GloVe 50d": (str(ASSETS / "models" / "hub" / "glove50_top2446_text_embedding"), {}),
+    "hub MiniLM-L6": (str(ASSETS / "models" / "hub" / "all_minilm_l6_v2_encoder"),
+                      {"preprocessor": str(ASSETS / "models" / "hub" / "all_minilm_l6_v2_preprocess")}),
+}
+SMS = ASSETS / "data" / "sms_spam" / "sms_spam.csv"
+
+
+def _forward_seconds(extractor, data):
+    """One plain pass of the extractor over the training and validation splits, as a user would run it."""
+    data = data.for_extractor(extractor)
+    started = time.perf_counter()
+    for split in ("train", "validation"):
+        for inputs, _ in data.unbatched(split).batch(data.batch_size):
+            extractor(inputs, training=False)
+    return time.perf_counter() - started
+
+
+def cost(args):
+    rows = []
+    for name, (source, options), data in _all(args):
+        extractor = tfxfer.load_extractor(source, **options)
+        _forward_seconds(extractor, data)  # traced once, as the probe's own function is traced in its pass
+        forward = _forward_seconds(extractor, data)
+        started = time.perf_counter()
+        table = tfxfer.probe(data, [extractor])
+        probe = time.perf_counter() - started
+        best = table.iloc[0]
+        rows.append({"extractor": name, "blocks": extractor.n_blocks, "cuts": len(table), "forward_s": forward,
+                     "probe_s": probe, "ratio": probe / forward, "best_cut": int(best.cut),
+                     "best_linear": float(best.linear), "best_knn": float(table.knn.max()),
+                     "best_logme": float(table.logme.max())})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def _all(args):
+    images = tfxfer.load_images(HYMENOPTERA, image_size=(224, 224), value_range=(0.0, 1.0), batch_size=32)
+    for name, spec in IMAGE_EXTRACTORS.items():
+        if not args.only or name in args.only:
+            yield name, spec, images
+    texts = tfxfer.load_text(SMS, validation_split=0.2, batch_size=64)
+    for name, spec in TEXT_EXTRACTORS.items():
+        if not args.only or name in args.only:
+            yield name, spec, texts
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sections", nargs="+", default=["cost"], choices=["cost"])
+    parser.add_argument("--only", nargs="+", help="extractor names to run (default: all)")
+    parser.add_argument("--out", default="bench/probe.json")
+    args = parser.parse_args()
+    require_assets()
+    results = {"machine": machine(), "command": "python " + " ".join(sys.argv), "load_start": os.getloadavg()}
+    for section in args.sections:
+        results[section] = globals()[section](args)
+    results["load_end"] = os.getloadavg()
+    Path(args.out).write_text(json.dumps(results, indent=2, default=str))
+    print(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
