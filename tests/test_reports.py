@@ -209,15 +209,17 @@ def test_regression_runs_get_predicted_against_true(folder, tmp_path):
 
 def test_report_covers_data_blocks_regime_metrics_plots_and_serving(fine_tuned, data, search_table, tmp_path):
     export_path = tfxfer.export(fine_tuned, "noise", root=tmp_path / "saved_models", data_summary=data)
+    probed = tfxfer.probe(data, [fine_tuned.extractor_], scores=("linear",))
     path = reports.write_report(fine_tuned, data, tmp_path / "run", export_path=export_path,
-                                search_table=search_table)
+                                search_table=search_table, probe_table=probed)
     assert path == tmp_path / "run" / "report.md"
     text = path.read_text()
     headings = re.findall(r"^## (.+)$", text, flags=re.M)
-    assert headings == ["Data", "Extractor and blocks", "Regime", "Metrics", "Plots", "Search", "Export and serving"]
+    assert headings == ["Data", "Extractor and blocks", "Regime", "Metrics", "Plots", "Probe", "Search",
+                        "Export and serving"]
     # Every picture the report links is a PNG beside it, at its figure's size.
     links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", text)
-    assert sorted(links) == ["confusion.png", "history.png", "search.png"]
+    assert sorted(links) == ["confusion.png", "history.png", "probe.png", "search.png"]
     for link in links:
         assert png_size(path.parent / link)[0] > 300
     # Counts per class and split, and each skipped file with its reason.
@@ -228,6 +230,9 @@ def test_report_covers_data_blocks_regime_metrics_plots_and_serving(fine_tuned, 
     # One row per block, the regime's phases, and metrics of the model as returned.
     assert len(re.findall(r"^\| \d+ \| (stem|block_\d|top)", text, flags=re.M)) == fine_tuned.extractor_.n_blocks
     assert "| fine-tuning began at epoch | 3 |" in text
+    # The probe's cuts, best first.
+    best = probed.iloc[0]
+    assert f"| {best.extractor} | {best.cut} | {best.block} | {best.dim} | {best.linear:.4g} |" in text
     test_accuracy = fine_tuned.evaluate(data.unbatched("test").batch(8))["accuracy"]
     assert re.search(rf"^\| test \| {data.sizes['test']} \| {test_accuracy:.4g} \|", text, flags=re.M)
     # How to serve the export: TF Serving's docker image and a REST call sending the image as b64.

@@ -556,7 +556,7 @@ CASES = [
     Case("label outside class_names", "tables", _unknown_label, CLEAR, lambda ws: ["texts.csv, row 4", "'eggs'"],
          (DataError,)),
     Case("NaN regression target", "tables", _target("nan"), CLEAR,
-         lambda ws: ["scores.csv, row 3", "column 'score'", "target not a number"], (DataError,)),
+         lambda ws: ["scores.csv, row 3", "column 'score'", "missing target"], (DataError,)),
     Case("infinite regression target", "tables", _target("inf"), CLEAR,
          lambda ws: ["scores.csv, row 3", "column 'score'", "not finite"], (DataError,)),
     Case("undecodable text (cp1252 byte in a UTF-8 file)", "text", _undecodable_text, CLEAR,

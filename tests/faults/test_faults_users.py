@@ -129,6 +129,55 @@ def _warmup_with_feature_extraction(ws):
         (images, np.array([0, 1, 0, 1])), task=tfxfer.Task("multiclass", ["a", "b"]))
 
 
+def _linked_class_folder(ws):
+    root = _layout(ws, [""])
+    os.symlink(root / "cat", root / "bird")
+    return _load(root, validation_split=0)
+
+
+def _linked_validation_folder(ws):
+    root = _layout(ws, ["train"])
+    os.symlink(root / "train", root / "val")
+    return _load(root)
+
+
+def _data_set_inside_a_class_folder(ws):
+    root = ws.tmp / "wrapper"
+    root.mkdir()
+    _layout(ws, ["train", "val"]).rename(root / "images")
+    class_folders(root / "masks", {"x": 2})
+    return _load(root)
+
+
+def _column_names_short(ws):
+    (ws.tmp / "sms.tsv").write_text("ham\ten\thi there\nspam\tfr\tgagne\n")
+    return tfxfer.load_text(ws.tmp / "sms.tsv", column_names=["label", "text"])
+
+
+def _cp1252_csv(ws):
+    (ws.tmp / "reviews.csv").write_bytes("text,label\n\u201cgreat\u201d film,pos\n".encode("cp1252"))
+    return tfxfer.load_text(ws.tmp / "reviews.csv")
+
+
+def _semicolon_csv(ws):
+    (ws.tmp / "excel.csv").write_text("text;label\ngreat;pos\nawful;neg\n")
+    return tfxfer.load_text(ws.tmp / "excel.csv")
+
+
+def _export_as_extractor(ws):
+    return tfxfer.load_extractor(sorted(ws.exported.iterdir())[0])
+
+
+def _preprocessor_for_images(ws):
+    return tfxfer.load_extractor(ws.hub, preprocessor=ws.hub)
+
+
+def _overwrite_a_folder_of_photos(ws):
+    photos = _layout(ws, [""])
+    search = tfxfer.TransferSearch(ws.hub, directory=ws.tmp, project_name="data", overwrite=True, verbose=0)
+    return search.search(_load(photos, image_size=(16, 16)))
+
+
 def _cli_empty_export_name(ws):
     return ["train", ws.noise, "--extractor", ws.hub, "--export", ""]
 
@@ -153,6 +202,23 @@ def _cli_bad_row_in_cli_words(ws):
 
 def _cli_bad_fraction(ws):
     return ["train", ws.noise, "--extractor", ws.hub, "--validation-split", "1.5"]
+
+
+def _cli_overwrite_the_working_folder(ws):
+    return ["tune", ws.noise, "--extractor", ws.hub, "--dir", ".", "--overwrite"]
+
+
+def _cli_flag_for_tables_on_a_folder(ws):
+    return ["train", ws.noise, "--extractor", ws.hub, "--text-column", "review"]
+
+
+def _cli_negative_l2(ws):
+    return ["train", ws.noise, "--extractor", ws.hub, "--l2", "-1"]
+
+
+def _cli_report_onto_a_file(ws):
+    (ws.tmp / "notes.py").write_text("x = 1\n")
+    return ["train", ws.noise, "--extractor", ws.hub, "--report", ws.tmp / "notes.py"]
 
 
 def _cli_missing_text_file(ws):
@@ -198,7 +264,34 @@ CASES = [
          lambda ws: ["freeze_blocks=2", "regime='mid-layer'"]),
     Case("warmup_epochs with deep feature extraction", "training", _warmup_with_feature_extraction, CLEAR,
          lambda ws: ["warmup_epochs=3", "leave it out"]),
+    # Found by a hostile user test: links and copies, wrapped data sets, files from Excel, a search's folder.
+    Case("a class folder linked to another class folder", "images", _linked_class_folder, CLEAR,
+         lambda ws: ["one example, two labels", "same file contents as"], (DataError,)),
+    Case("val/ a link to train/", "images", _linked_validation_folder, CLEAR,
+         lambda ws: ["duplicate across splits", "which is in train; this one is in validation"], (DataError,)),
+    Case("a data set of split folders inside a class folder", "images", _data_set_inside_a_class_folder, CLEAR,
+         lambda ws: ["wrapper/images holds split folders", "pass"], (DataError,)),
+    Case("column_names naming fewer columns than the file has", "tables", _column_names_short, CLEAR,
+         lambda ws: ["column_names gives 2 names", "the file has 3 columns"], (DataError,)),
+    Case("a CSV saved by Excel in cp1252, read as UTF-8", "tables", _cp1252_csv, CLEAR,
+         lambda ws: ["reviews.csv", "encoding='cp1252'"], (DataError,)),
+    Case("a semicolon-separated .csv (European Excel)", "tables", _semicolon_csv, CLEAR,
+         lambda ws: ["excel.csv", "separated by ';'", "sep=';'"], (DataError,)),
+    Case("a tfxfer export loaded as an extractor", "extractor", _export_as_extractor, CLEAR,
+         lambda ws: ["is a tfxfer export", "load_exported"]),
+    Case("preprocessor= for an image SavedModel", "extractor", _preprocessor_for_images, CLEAR,
+         lambda ws: ["preprocessor= is for BERT-style encoders", "leave preprocessor out"]),
+    Case("overwrite=True on a folder of photos", "search", _overwrite_a_folder_of_photos, CLEAR,
+         lambda ws: ["holds files but no search", "refused"]),
     # The command line.
+    Case("tfxfer tune --dir . --overwrite", "cli", _cli_overwrite_the_working_folder, CLEAR,
+         lambda ws: ["--dir", "not a folder of its own"], exit_code=2),
+    Case("tfxfer train --text-column on a folder of images", "cli", _cli_flag_for_tables_on_a_folder, CLEAR,
+         lambda ws: ["--text-column does nothing", "an image folder", "leave it out"], exit_code=2),
+    Case("tfxfer train --l2 -1", "cli", _cli_negative_l2, CLEAR, lambda ws: ["--l2", "expected a number >= 0"],
+         exit_code=2),
+    Case("tfxfer train --report onto a file", "cli", _cli_report_onto_a_file, CLEAR,
+         lambda ws: ["--report", "is a file"], exit_code=2),
     Case("tfxfer train --export '' (an unset shell variable)", "cli", _cli_empty_export_name, CLEAR,
          lambda ws: ["--export", "Export name ''"], exit_code=2),
     Case("tfxfer train --weights with a SavedModel", "cli", _cli_weights_on_a_saved_model, CLEAR,
@@ -239,6 +332,41 @@ def test_the_command_line_says_it_in_its_flags(shared, tmp_path):
                 for case, workspace, process in zip(cases, workspaces, processes)]
     assert [(case.kind, outcome.kind) for case, outcome in zip(cases, outcomes)] == [
         (case.kind, CLEAR) for case in cases], [outcome.detail for outcome in outcomes]
+
+
+def test_copies_of_one_example_are_carved_into_one_split(tmp_path):
+    frame = pd.DataFrame({"text": [f"message {i % 10}" for i in range(40)], "label": ["ham", "spam"] * 20})
+    data = tfxfer.load_text(frame, validation_split=0.3)
+    train, validation = set(data.examples("train")[0]), set(data.examples("validation")[0])
+    assert train and validation and not train & validation
+    assert sum(data.sizes.values()) == 40 and "copies of one example kept together" in data.origins["validation"]
+
+
+def test_a_resumed_search_finds_its_extractor_however_the_path_is_spelled(tmp_path, monkeypatch, tiny_hub_model):
+    monkeypatch.chdir(tiny_hub_model.parent)
+    data = _load(noise_folders(tmp_path / "images", per_class=4), image_size=(16, 16))
+    options = dict(max_trials=1, epochs=1, patience=None, directory=tmp_path / "runs", project_name="p",
+                   space=tfxfer.SearchSpace(frozen_blocks=[4, 2]), verbose=0)
+    first = tfxfer.TransferSearch("tiny_hub", **options).search(data)
+    again = tfxfer.TransferSearch(f"./{tiny_hub_model.name}/", **{**options, "max_trials": 2,
+                                                                  "space": tfxfer.SearchSpace(frozen_blocks=[2, 4])})
+    assert len(again.search(data)) == 2 and first.trial_id[0] in set(again.results().trial_id)
+    stored = tfxfer.TransferSearch.from_folder(tmp_path / "runs" / "p", verbose=0)
+    assert stored.extractor == str(tiny_hub_model) and stored.space.frozen_blocks == [4, 2]
+    assert stored.best_model(data).frozen_blocks_ in (2, 4)
+
+
+def test_a_half_copied_newest_version_is_passed_over(tmp_path, tiny_hub_model):
+    extractor = tfxfer.load_extractor(tiny_hub_model)
+    inputs = keras.Input((16, 16, 3))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(extractor(inputs)))
+    path = tfxfer.export(model, "m", tmp_path, task_type="multiclass", class_names=["a", "b"])
+    (path.parent / "2").mkdir()
+    (path.parent / "2" / "saved_model.pb").write_bytes((path / "saved_model.pb").read_bytes()[:100])
+    with pytest.warns(UserWarning, match=r"version folder\(s\) 2 are not whole exports"):
+        assert tfxfer.load_exported(path.parent).version == 1
+    with pytest.raises(ValueError, match=r"m/2 is a SavedModel but not a tfxfer export"):
+        tfxfer.load_exported(path.parent / "2")
 
 
 def test_split_folders_in_any_usual_spelling_are_splits(tmp_path):
@@ -339,7 +467,7 @@ def test_an_empty_newest_version_does_not_block_predict(tmp_path, tiny_hub_model
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(extractor(inputs)))
     path = tfxfer.export(model, "m", tmp_path, task_type="multiclass", class_names=["a", "b"])
     (path.parent / "2").mkdir()
-    with pytest.warns(UserWarning, match=r"version folder\(s\) 2 hold no saved_model.pb, so version 1 is used"):
+    with pytest.warns(UserWarning, match=r"version folder\(s\) 2 are not whole exports .* so version 1 is used"):
         exported = tfxfer.load_exported(path.parent)
     assert exported.version == 1
 

@@ -2,10 +2,13 @@
 importing TensorFlow (`parser`), and what it does for the terminal (`terminal`).
 
 Errors are one line on stderr, in the words of the flags, with exit code 1 (2 for usage errors, 130 for Ctrl-C);
-`--debug` shows TensorFlow's own messages and the traceback.
+`--debug` shows TensorFlow's own messages and the traceback. With `--json` or `--quiet`, stdout holds the result
+alone: what libraries print on the way (Keras Tuner's trial tables) goes to stderr.
 """
 
+import contextlib
 import sys
+import warnings
 
 from tfxfer.cli import terminal
 from tfxfer.cli.commands import UsageError
@@ -20,23 +23,35 @@ def main(argv=None):
         tfxfer 0.1.0
     """
     argv = sys.argv[1:] if argv is None else list(argv)
-    with terminal.quiet_stderr(enabled="--debug" not in argv):
-        parser = build_parser()
-        args = parser.parse_args(argv)
-        args.stage = "loading"
-        try:
-            args.run(args)
-        except KeyboardInterrupt:
-            print(terminal.interrupted(args.command, args.stage), file=sys.stderr)
-            return 130
-        except UsageError as error:
-            print(f"tfxfer {args.command}: error: {error}", file=sys.stderr)
-            return 2
-        except Exception as error:  # One line for people; the traceback with --debug.
-            if args.debug:
-                raise
-            message = terminal.cli_words(str(error).strip()).splitlines()[0] if str(error).strip() else \
-                type(error).__name__
-            print(f"tfxfer {args.command}: error: {message}", file=sys.stderr)
-            return 1
+    parser = build_parser()
+    if not argv:
+        parser.print_help(sys.stderr)
+        return 2
+    args = parser.parse_args(argv)
+    args.stage, args.out = "loading", sys.stdout
+    try:
+        with terminal.quiet_stderr(enabled=not args.debug), warnings.catch_warnings():
+            warnings.showwarning = terminal.warning_line(args.command, args.debug)
+            results_only = contextlib.redirect_stdout(sys.stderr) if (args.json or args.quiet) else \
+                contextlib.nullcontext()
+            with results_only:
+                return _run(args)
+    except KeyboardInterrupt:
+        print(terminal.interrupted(args.command, args.stage), file=sys.stderr)
+        return 130
+
+
+def _run(args):
+    try:
+        args.run(args)
+    except UsageError as error:
+        print(f"tfxfer {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except Exception as error:  # One line for people; the traceback with --debug.
+        if terminal.was_interrupted(error):
+            raise KeyboardInterrupt from None
+        if args.debug:
+            raise
+        print(f"tfxfer {args.command}: error: {terminal.cli_words(terminal.one_line(error))}", file=sys.stderr)
+        return 1
     return 0

@@ -5,6 +5,7 @@ Each command names what it is doing in `args.stage` (loading, training, searchin
 say what it interrupted and what it left.
 """
 
+import json
 import os
 import sys
 import tempfile
@@ -27,11 +28,11 @@ def _say(args, *lines):
 
 
 def _result(args, table):
-    """Prints a command's result: the table (JSON records with `--json`); also under `--quiet`."""
+    """Prints a command's result to stdout: the table (JSON records with `--json`); also under `--quiet`."""
     if args.json:
-        print(table.to_json(orient="records", default_handler=str))
+        print(table.to_json(orient="records", default_handler=str), file=args.out)
     else:
-        print(table.to_string(index=False))
+        print(table.to_string(index=False), file=args.out)
 
 
 def _extractor_options(args, source):
@@ -53,7 +54,7 @@ def _extractor_options(args, source):
 
 def _check_data_path(args):
     if not os.path.exists(args.data):
-        raise FileNotFoundError(f"the data {args.data} does not exist: pass a folder of class folders, or a CSV/TSV "
+        raise FileNotFoundError(f"the data {args.data!r} does not exist: pass a folder of class folders, or a CSV/TSV "
                                 "file")
 
 
@@ -65,9 +66,30 @@ def _load_extractor(args, source):
     return tfxfer.load_extractor(source, **options)
 
 
+#: The data flags, their defaults, and what reads them: "table" (a CSV/TSV), "text" (texts anywhere).
+_DATA_FLAGS = {"path_column": ("path", {"image table"}), "text_column": (["text"], {"text table"}),
+               "label_column": (["label"], {"image table", "text table"}), "sep": (None, {"image table", "text table"}),
+               "split_column": (None, {"image table", "text table"}),
+               "column_names": (None, {"image table", "text table"}),
+               "encoding": ("utf-8", {"image table", "text table", "text folder"}),
+               "augment": (False, {"image table", "image folder"})}
+
+
+def _check_data_flags(args, kind):
+    """Refuses flags that the data's kind ("image folder", "text table"...) has no use for, rather than ignoring
+    them."""
+    unused = [name for name, (default, readers) in _DATA_FLAGS.items()
+              if getattr(args, name) not in (default, None) and kind not in readers]
+    if unused:
+        flags = " and ".join(FLAGS.get(name, f"--{name.replace('_', '-')}") for name in unused)
+        raise UsageError(f"{flags} do{'es' if len(unused) == 1 else ''} nothing for {args.data!r}, a {kind}: leave "
+                         f"{'it' if len(unused) == 1 else 'them'} out")
+
+
 def _load_data(args, extractor):
     import tfxfer
 
+    _check_data_flags(args, f"{extractor.input_kind} {'folder' if os.path.isdir(args.data) else 'table'}")
     args.stage = "loading"
     common = dict(validation_split=args.validation_split, test_split=args.test_split, seed=args.seed,
                   batch_size=args.batch_size, on_bad=args.on_bad, label_column=_one_or_list(args.label_column),
@@ -135,12 +157,21 @@ def inspect(args):
     _result(args, table)
 
 
+def _check_export_flags(args):
+    if args.models_config and args.export is None:
+        raise UsageError("--models-config writes the models.config of an export: pass --export NAME with it")
+    if getattr(args, "report", None) and os.path.exists(args.report) and not os.path.isdir(args.report):
+        raise UsageError(f"--report {args.report} is a file; the report is a folder (report.md and its plots): pass "
+                         "a folder")
+
+
 def train(args):
     """`tfxfer train`: one regime, then the export and the report."""
     import pandas as pd
 
     import tfxfer
 
+    _check_export_flags(args)
     from tfxfer.training.phases import ignored_settings
 
     unused = ignored_settings(args.regime, freeze_blocks=args.freeze, warmup_epochs=args.warmup_epochs)
@@ -171,7 +202,7 @@ def train(args):
         args.stage = "reporting"
         row["report"] = str(tfxfer.write_report(model, data, args.report, export_path=row.get("export")))
     if args.quiet and not args.json and "export" in row:
-        print(row["export"])
+        print(row["export"], file=args.out)
     else:
         _result(args, pd.DataFrame([row]))
 
@@ -189,6 +220,7 @@ def tune(args):
     """`tfxfer tune`: a Keras Tuner search, resumed when `--dir` holds one; the best trial exported if asked."""
     import tfxfer
 
+    _check_export_flags(args)
     _check_data_path(args)
     _distribution(args)
     extractor = _load_extractor(args, args.extractor)
@@ -202,7 +234,7 @@ def tune(args):
                                    extractor_options=_extractor_options(args, args.extractor),
                                    verbose=0 if (args.quiet or args.json) else 1)
     args.stage = "searching"
-    table = search.search(data)
+    table = search.search(data, callbacks=_callbacks(args)[0])
     if args.export is not None and os.environ.get("KERASTUNER_TUNER_ID", "chief").startswith("chief"):
         args.stage = "exporting"
         fitted = search.best_model(data)
@@ -210,32 +242,25 @@ def tune(args):
         print(f"best trial retrained and exported to {path}", file=sys.stderr if (args.json or args.quiet) else
               sys.stdout)
         if args.quiet and not args.json:
-            print(path)
+            print(path, file=args.out)
             return
     _result(args, table)
 
 
 def export(args):
-    """`tfxfer export`: retrains a search's best trial on the search's own extractor and exports it."""
+    """`tfxfer export`: retrains a search's best trial on the search's own extractor and settings, and exports it."""
     import tfxfer
-    from tfxfer.search.results import search_record
 
-    directory, project = os.path.split(os.path.normpath(args.search))
-    record = search_record(directory or ".", project)
-    if not record:
-        raise FileNotFoundError(f"{args.search} is not a tfxfer search folder (no tfxfer_search.json); pass the "
-                                "--dir of a `tfxfer tune` run.")
     _check_data_path(args)
     args.stage = "loading"
-    extractor = tfxfer.load_extractor(record["extractor"], **record.get("extractor_options", {}))
-    data = _load_data(args, extractor)
-    search = tfxfer.TransferSearch(extractor, tuner=record["tuner"], directory=directory or ".",
-                                   project_name=project, extractor_options=record.get("extractor_options"),
-                                   verbose=0)
+    search = tfxfer.TransferSearch.from_folder(args.search, extractor=args.extractor, verbose=0)
+    search.extractor = tfxfer.load_extractor(search.extractor, **(search.extractor_options or {}))  # loaded once
+    data = _load_data(args, search.extractor)
     args.stage = "training"
     fitted = search.best_model(data)
     args.stage = "exporting"
-    print(tfxfer.export(fitted, args.name, root=args.root, data_summary=data, models_config=args.models_config))
+    path = tfxfer.export(fitted, args.name, root=args.root, data_summary=data, models_config=args.models_config)
+    print(json.dumps({"export": str(path)}) if args.json else path, file=args.out)
 
 
 #: The `load_extractor` options `tfxfer probe --extractor SOURCE KEY=VALUE` takes, and their types.
@@ -281,8 +306,14 @@ def predict(args):
 
     args.stage = "loading"
     exported = tfxfer.load_exported(args.export)
+    text_only = [flag for flag, given in (("--texts", args.texts), ("--text-column", args.text_column),
+                                          ("--sep", args.sep), ("--encoding", args.encoding != "utf-8")) if given]
+    if text_only and exported.input_kind == "image":
+        raise UsageError(f"{' and '.join(text_only)} apply to text models; {args.export} takes images: leave "
+                         f"{'it' if len(text_only) == 1 else 'them'} out")
     args.stage = "predicting"
-    table = exported.predict(args.inputs, text_column=args.text_column, on_bad=args.on_bad, texts=args.texts)
+    table = exported.predict(args.inputs, text_column=args.text_column, on_bad=args.on_bad, texts=args.texts,
+                             sep=args.sep, encoding=args.encoding)
     _print_skipped(table.attrs.get("skipped", []))
     _result(args, table)
 
@@ -295,4 +326,4 @@ def demo(args):
     _, path = run_demo(per_class=args.per_class, pretrain_epochs=args.pretrain_epochs, epochs=args.epochs,
                        seed=args.seed, export_root=None if args.no_export else args.root, verbose=not args.quiet)
     if args.quiet and path is not None:
-        print(path)
+        print(path, file=args.out)

@@ -87,6 +87,14 @@ def whole(minimum):
     return parse
 
 
+def seed(text):
+    """An argparse type: a seed, a whole number from 0 to 2**32 - 1."""
+    value = whole(0)(text)
+    if value >= 2**32:
+        raise argparse.ArgumentTypeError(f"expected a seed below 2**32, got {value}")
+    return value
+
+
 def fraction(text):
     """An argparse type: a fraction in [0, 1)."""
     value = _number(text)
@@ -133,12 +141,35 @@ def search_folder(text):
     return text
 
 
+def separator(text):
+    """An argparse type: a field separator; `tab` and `\\t` (as a shell passes it) are the tab character."""
+    text = {"tab": "\t", "\\t": "\t", "semicolon": ";", "comma": ","}.get(text, text)
+    if len(text) != 1:
+        raise argparse.ArgumentTypeError(f"expected one character (or tab), got {text!r}")
+    return text
+
+
+def nonnegative(text):
+    """An argparse type: a finite number >= 0."""
+    value = _number(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
+    return value
+
+
 def address(text):
     """An argparse type: HOST:PORT."""
     host, _, port = text.rpartition(":")
     if not host or not port.isdigit():
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, e.g. 127.0.0.1:8470, got {text!r}")
     return text
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors are one line and a pointer to `--help`, not the whole usage."""
+
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
 def _command(commands_, name, help, run):
@@ -180,7 +211,8 @@ def _data_flags(parser):
                         help="CSV of images: the column of image paths (default: %(default)s)")
     parser.add_argument("--split-column", help="CSV: a column saying train, val or test for each row")
     parser.add_argument("--column-names", nargs="+", metavar="NAME", help="CSV/TSV without a header row: its columns")
-    parser.add_argument("--sep", help="CSV/TSV field separator (default: tab for .tsv, comma for .csv)")
+    parser.add_argument("--sep", type=separator, help="CSV/TSV field separator: a character, or tab (default: tab for "
+                                                      ".tsv, comma for .csv)")
     parser.add_argument("--encoding", default=images["encoding"], help="CSV/TSV and .txt encoding, e.g. latin-1 or "
                                                                        "cp1252 for files from Excel (default: "
                                                                        "%(default)s)")
@@ -198,7 +230,7 @@ def _data_flags(parser):
     parser.add_argument("--augment", action="store_true", help="random flips, rotations, zooms (disables caching)")
     parser.add_argument("--on-bad", choices=["error", "skip"], default=images["on_bad"],
                         help="bad files or rows: stop with an error, or skip and list them (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=images["seed"], help="(default: %(default)s)")
+    parser.add_argument("--seed", type=seed, default=images["seed"], help="(default: %(default)s)")
 
 
 def _export_flags(parser, name_flag="--export"):
@@ -221,7 +253,7 @@ def _train_flags(parser):
     parser.add_argument("--hidden-units", type=whole(1), nargs="*", default=list(head["hidden_units"]),
                         help="sizes of hidden layers of the head (default: none)")
     parser.add_argument("--dropout", type=fraction, default=head["dropout"], help="(default: %(default)s)")
-    parser.add_argument("--l2", type=float, default=head["l2"], help="(default: %(default)s)")
+    parser.add_argument("--l2", type=nonnegative, default=head["l2"], help="(default: %(default)s)")
     parser.add_argument("--learning-rate", type=positive, default=model["learning_rate"],
                         help="(default: %(default)s)")
     parser.add_argument("--fine-tune-learning-rate", type=positive, default=model["fine_tune_learning_rate"],
@@ -264,12 +296,12 @@ def build_parser():
         >>> build_parser().parse_args(["train", "photos", "--extractor", "MobileNetV2"]).validation_split
         0.2
     """
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="tfxfer", description="Transfer learning for TensorFlow and Keras 3.",
         epilog="examples:\n  " + "\n  ".join(e.split("\n")[0] for e in EXAMPLES.values()),
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"tfxfer {tfxfer.__version__}")
-    commands_ = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands_ = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_Parser)
 
     demo = _command(commands_, "demo", "transfer learning end to end, offline: pretrain a CNN on digits 0-4, save it "
                                        "in TF Hub format, transfer it to digits 5-9 in every regime, export the best",
@@ -280,7 +312,7 @@ def build_parser():
     demo.add_argument("--pretrain-epochs", type=whole(1), default=defaults["pretrain_epochs"],
                       help="(default: %(default)s)")
     demo.add_argument("--epochs", type=whole(1), default=defaults["epochs"], help="(default: %(default)s)")
-    demo.add_argument("--seed", type=int, default=defaults["seed"], help="(default: %(default)s)")
+    demo.add_argument("--seed", type=seed, default=defaults["seed"], help="(default: %(default)s)")
     demo.add_argument("--root", default=defaults["export_root"], help="export root (default: %(default)s)")
     demo.add_argument("--no-export", action="store_true", help="do not export the best model")
 
@@ -306,7 +338,9 @@ def build_parser():
     export = _command(commands_, "export", "retrain a search's best trial and export it for TF Serving",
                       commands.export)
     _data_flags(export)
-    export.add_argument("--search", required=True, help="the --dir of a `tfxfer tune` run")
+    export.add_argument("--search", required=True, type=search_folder, help="the --dir of a `tfxfer tune` run")
+    export.add_argument("--extractor", help="the search's extractor at another path (its weights must be the "
+                                            "search's; default: the one the search recorded)")
     _export_flags(export, name_flag="--name")
 
     probe = _command(commands_, "probe", "score every block boundary of one or more extractors on frozen features "
@@ -328,5 +362,9 @@ def build_parser():
                                                               "that names a file")
     predict.add_argument("--text-column", help="the CSV's text column (default: text, or its only column)")
     predict.add_argument("--on-bad", choices=["error", "skip"], default="error",
-                         help="image files that do not decode: stop, or skip and list them (default: %(default)s)")
+                         help="files that do not decode, empty texts: stop, or skip and list them (default: "
+                              "%(default)s)")
+    predict.add_argument("--sep", type=separator, help="the CSV/TSV's field separator (default: from its suffix)")
+    predict.add_argument("--encoding", default="utf-8", help="the encoding of .txt and CSV/TSV files, e.g. cp1252 for "
+                                                             "files from Excel (default: %(default)s)")
     return parser

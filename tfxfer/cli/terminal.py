@@ -13,6 +13,7 @@ import os
 import re
 import sys
 import threading
+import warnings
 
 #: Lines TensorFlow, absl and Keras print when nothing is wrong.
 NOISE = re.compile("|".join([
@@ -28,6 +29,8 @@ NOISE = re.compile("|".join([
     r"cuda_(executor|diagnostics|driver)\.cc",
     r"cudart_stub\.cc",
     r"triggered tf\.function retracing",
+    r"OP_REQUIRES failed at",
+    r"oneDNN supports DT_BOOL only on platforms with AVX-512",
     r"Skipping variable loading for optimizer",
     r"^\s*saveable\.load_own_variables\(store\)\s*$",
 ]))
@@ -102,10 +105,53 @@ def cli_words(message, flags=FLAGS):
         return f"{flag} {value.strip(chr(34) + chr(39))}"
 
     flagged = re.sub(r"\b([a-z][a-z_]*)=(\"[^\"]*\"|'[^']*'|\[\.\.\.\]|\w(?:[\w.-]*\w)?)?", replace, message)
+    # Argument names with an underscore are Python's alone; as bare words (freeze_blocks must be...) they are flags.
+    flagged = re.sub(r"(?<![\w.-])([a-z]+_[a-z_]+)\b(?![=(])",
+                     lambda match: flags.get(match.group(1), match.group(1)), flagged)
     # A Python call given as advice, such as load_extractor('MobileNetV2', --weights w.h5), is just its flags here;
     # two arguments that one flag sets (project_name= or directory=) are that flag once.
     flagged = re.sub(r"\b[a-z_.]+\([^()]*?(--[a-z][^()]*)\)", r"\1", flagged)
     return re.sub(r"(--[a-z][\w-]*) or \1\b", r"\1", flagged)
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def one_line(error):
+    """The line of an exception's message that says what went wrong.
+
+    Keras wraps an error raised inside a layer as "Exception encountered when calling X.call()", with the real
+    message on a later line; TensorFlow's graph errors end with it after "in user code:" and a traceback. Those are
+    unwrapped; any other message gives its first line.
+
+    Example:
+        >>> one_line(ValueError("Exception encountered when calling Dense.call().\n\nbad shape (2, 3)\n\nArguments"))
+        'bad shape (2, 3)'
+    """
+    lines = [line.strip() for line in _ANSI.sub("", str(error)).strip().splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    if lines[0].startswith("Exception encountered when calling") and len(lines) > 1:
+        return lines[1]
+    if lines[0].startswith("in user code:"):
+        return lines[-1]
+    return lines[0]
+
+
+def was_interrupted(error):
+    """Whether an exception is Ctrl-C wrapped by TensorFlow (a KeyboardInterrupt raised inside a traced function)."""
+    return isinstance(error.__cause__ or error.__context__, KeyboardInterrupt) or "KeyboardInterrupt" in str(error)
+
+
+def warning_line(command, debug):
+    """A `warnings.showwarning` that prints tfxfer's warnings as one line, and others only with `--debug`."""
+    def show(message, category, filename, lineno, file=None, line=None):
+        if "tfxfer" in filename.replace("\\", "/").split("/"):
+            print(f"tfxfer {command}: warning: {message}", file=sys.stderr)
+        elif debug:
+            print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)
+
+    return show
 
 
 #: What is true after Ctrl-C, by what the command was doing.

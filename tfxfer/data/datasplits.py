@@ -269,7 +269,8 @@ class DataSplits:
         lines += [f"  note: {note}" for note in self.notes]
         cache = {False: "off", True: "in memory"}.get(self.cache, f"in {self.cache}")
         if self.modality == "image":
-            lines.append(f"  batch {self.batch_size}, augmentation {'on' if self.augmented else 'off'}, cache {cache}")
+            lines.append(f"  batch {self.batch_size}, augmentation {'on' if self.augmented else 'off'}, "
+                         f"decoded-image cache {cache}")
         else:
             lines.append(f"  batch {self.batch_size}")
         return "\n".join(lines)

@@ -18,7 +18,8 @@ UNLABELLED_FOLDERS = ("unlabeled", "unlabelled", "unlabeled_images", "unlabelled
 
 
 def _is_hidden(name):
-    return name.startswith(".")
+    """Hidden files and folders, and the metadata folder macOS adds to zip archives."""
+    return name.startswith(".") or name == "__MACOSX"
 
 
 def _split_folders(root, bad):
@@ -57,8 +58,9 @@ def _listed(folders):
     return ", ".join(f"{folder.name}/" for folder in folders)
 
 
-def _class_files(folder, extensions, bad):
-    """The readable files under one class folder (recursively, sorted); everything else is listed as not read."""
+def list_files(folder, extensions, bad):
+    """The readable files under a folder (recursively, sorted; links followed, a link back read once); hidden files
+    and other extensions are listed in `bad` as not read."""
     files, seen = [], set()
     for directory, subdirectories, names in os.walk(folder, followlinks=True):
         real = os.path.realpath(directory)
@@ -128,7 +130,7 @@ def scan_class_folders(root, extensions, class_names, bad):
                 if TRAIN in {SPLIT_ALIASES[name.lower()] for name in inner}:
                     raise DataError(f"{entry} holds split folders ({', '.join(sorted(inner))}/): it is a data set "
                                     f"of its own, not a class of {folder}; pass {entry} as the data folder.")
-                classes[entry.name] = _class_files(entry, extensions, bad)
+                classes[entry.name] = list_files(entry, extensions, bad)
         scanned[split] = classes
     training = splits.get(TRAIN, root)
     found = scanned.get(TRAIN, scanned.get(None))
@@ -148,18 +150,18 @@ def scan_class_folders(root, extensions, class_names, bad):
                        "add examples, remove the folder,")
             names.remove(name)
     if len(names) < 2:
-        raise DataError(
-            f"{training} has {len(names)} usable class folder(s) {names}; a classifier needs at least two (one "
-            "subfolder per class)."
-        )
+        given = f"class_names names {len(names)} class ({names})" if class_names is not None else \
+            f"{training} has {len(names)} usable class folder(s) {names}"
+        raise DataError(f"{given}; a classifier needs at least two (one subfolder per class).")
     index = {name: position for position, name in enumerate(names)}
     examples = []
     for split, classes in scanned.items():
         for name, files in sorted(classes.items()):
             if name not in index:
+                fix = "add it to class_names, move the file," if class_names is not None else \
+                    f"the model cannot learn it without examples in {training}/{name}: add some there, remove it,"
                 for path in files:
-                    bad.report(path, "label not in class_names", f"folder {name!r} is not one of {names}",
-                               "add it to class_names, move the file,")
+                    bad.report(path, "label not in class_names", f"folder {name!r} is not one of {names}", fix)
                 continue
             examples.extend((path, index[name], split) for path in files)
     examples.sort(key=lambda example: str(example[0]))

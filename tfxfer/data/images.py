@@ -182,6 +182,15 @@ def _decodable_files(found, bad):
     return kept
 
 
+def _path_hint(written):
+    """Why a path in a table may not be found: a URL, or a Windows path."""
+    if written.lower().startswith(("http://", "https://", "gs://", "s3://")):
+        return "; URLs are not read: download the images and list their paths"
+    if "\\" in written:
+        return "; it holds backslashes: write Windows paths with / (relative to the table's folder)"
+    return ""
+
+
 def _note_rotations(paths, bad):
     """Counts the JPEGs whose EXIF orientation asks for a rotation that tfxfer does not apply."""
     rotated = [path for path in paths if exif_orientation(path) not in (None, 1)]
@@ -202,10 +211,11 @@ def _table_paths(frame, source_name, folder, keep, path_column, base_dir, bad):
                        "fill it in, drop the row,")
             keep[position] = False
         elif keep[position]:
+            written = path
             path = Path(path) if Path(path).is_absolute() or base is None else base / path
             if not path.is_file():
-                bad.report(row_source(source_name, index), "path does not exist", f"{str(path)!r} is not a file",
-                           "fix the path, drop the row,")
+                bad.report(row_source(source_name, index), "path does not exist", f"{str(path)!r} is not a file"
+                           + _path_hint(written), "fix the path, drop the row,")
                 keep[position] = False
         paths.append(str(path))
     candidates = np.flatnonzero(keep)

@@ -34,12 +34,17 @@ def decode_bytes(raw, encoding, source):
     try:
         return raw.decode(codec_for(encoding))
     except UnicodeDecodeError as error:
-        raise DataError(
-            f"{source}: {describe_decode_error(raw, error, encoding)}; pass encoding= with the file's encoding, "
-            "e.g. encoding='latin-1'."
-        ) from None
+        raise DataError(f"{source}: {describe_decode_error(raw, error, encoding)}; {encoding_advice(raw)}") from None
     except LookupError:
         raise ValueError(f"encoding={encoding!r} is not a Python codec; use e.g. 'utf-8' or 'latin-1'.") from None
+
+
+def encoding_advice(raw):
+    """What to pass for a file that did not decode: UTF-16 when it says so, else the encodings Excel writes."""
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return "it starts with a UTF-16 byte order mark: pass encoding='utf-16'."
+    return ("pass encoding= with the file's encoding, e.g. encoding='cp1252' for files saved by Excel on Windows "
+            "(or 'latin-1', which reads any byte but turns cp1252's quotes and euro sign into control characters).")
 
 
 def codec_for(encoding):
@@ -114,17 +119,23 @@ def read_table(path, *, sep=None, column_names=None, encoding="utf-8", quoting=N
     sep = sep or _guess_separator(path, text)
     if quoting is None:
         quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
-    options = dict(sep=sep, quoting=quoting, keep_default_na=False, na_values=[""], skip_blank_lines=True)
+    options = dict(sep=sep, quoting=quoting, keep_default_na=False, na_values=[""], skip_blank_lines=False)
     try:
+        header = pd.read_csv(io.StringIO(text), header=None, nrows=1, dtype=str, **options).iloc[0].tolist()
         if column_names is None:
-            header = pd.read_csv(io.StringIO(text), header=None, nrows=1, dtype=str, **options).iloc[0].tolist()
             names = ["" if pd.isna(name) else str(name) for name in header]
         else:
             names = list(column_names)
+            if len(names) != len(header):
+                raise DataError(f"{path}: column_names gives {len(names)} names ({names}) but the file has "
+                                f"{len(header)} columns; name every column, in order.")
+        # Excel saves columns that were once used as empty ones without a name: those are dropped, not an error.
+        blank = [position for position, name in enumerate(names) if name == ""]
+        names = [name or f"\0unnamed {position}" for position, name in enumerate(names)]
         check_unique_columns(names, path)
         dtype = {name: str for name in text_columns if name in names}
-        frame = pd.read_csv(io.StringIO(text), header=0 if column_names is None else None,
-                            names=None if column_names is None else names, dtype=dtype or None, **options)
+        frame = pd.read_csv(io.StringIO(text), header=None, skiprows=1 if column_names is None else 0, names=names,
+                            index_col=False, dtype=dtype or None, **options)
     except pd.errors.ParserError as error:
         raise DataError(
             f"{path}: {str(error).strip()}; check the separator (sep={sep!r}) and quoting, or pass column_names= "
@@ -132,6 +143,15 @@ def read_table(path, *, sep=None, column_names=None, encoding="utf-8", quoting=N
         ) from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} has no rows of data.") from None
+    for position in blank:
+        column = names[position]
+        if frame[column].notna().any():
+            raise DataError(f"{path}: column {position + 1} has values but no name in the header row; name it.")
+        frame = frame.drop(columns=column)
+    # Blank lines are dropped, but counted, so that messages name rows as a spreadsheet numbers them.
+    filled = frame.notna().any(axis=1).to_numpy()
+    frame = frame[filled].reset_index(drop=True)
+    frame.attrs["row_numbers"] = (np.flatnonzero(filled) + (2 if column_names is None else 1)).tolist()
     return frame
 
 
@@ -199,8 +219,22 @@ def require_columns(frame, columns, source):
     for argument, names in columns.items():
         for name in names:
             if name not in available:
-                hint = "" if source == "DataFrame" else " If the file has no header row, pass column_names=[...]."
-                raise DataError(f"{source}: {argument}={name!r} is not a column; the columns are {available}.{hint}")
+                raise DataError(f"{source}: {argument}={name!r} is not a column; the columns are {available}."
+                                f"{_header_hint(available, source)}")
+
+
+def _header_hint(columns, source):
+    """Why the header may have been misread: another separator, a byte order mark read as text, or no header."""
+    if source == "DataFrame":
+        return ""
+    if len(columns) == 1:
+        separator = next((sep for sep in (";", "\t", "|", ",") if sep in str(columns[0])), None)
+        if separator is not None:
+            return (f" The header was read as one column: the file is separated by {separator!r}, so pass "
+                    f"sep={separator!r}.")
+    if columns and str(columns[0]).startswith("\u00ef\u00bb\u00bf"):
+        return " The file starts with a UTF-8 byte order mark, read as text: pass encoding='utf-8'."
+    return " If the file has no header row, pass column_names=[...]."
 
 
 def as_column_list(columns, argument):
@@ -277,7 +311,9 @@ def load_frame(source, *, sep, column_names, encoding, text_columns):
         name, folder, first_row = path, path.parent, 2 if column_names is None else 1
     if frame.empty:
         raise DataError(f"{name} has no rows of data; a data set needs at least one example per class.")
-    frame = frame.set_axis(row_names(frame, first_row), axis="index")  # a copy: the caller's DataFrame keeps its index
+    names = [f"row {number}" for number in frame.attrs["row_numbers"]] if "row_numbers" in frame.attrs else \
+        row_names(frame, first_row)
+    frame = frame.set_axis(names, axis="index")  # a copy: the caller's DataFrame keeps its index
     return frame, name, folder
 
 
@@ -300,7 +336,8 @@ def split_ids(frame, split_column, source, bad):
     for position, (index, value) in enumerate(frame[split_column].items()):
         ids[position] = SPLIT_ALIASES.get(str(value).strip().lower())
         if ids[position] is None:
-            bad.report(row_source(source, index), "unknown split", f"column {split_column!r} holds {value!r}, not "
+            held = "is empty" if pd.isna(value) or not str(value).strip() else f"holds {value!r}"
+            bad.report(row_source(source, index), "unknown split", f"column {split_column!r} {held}, not "
                        "train, val/validation/dev or test", "fix the value,")
             keep[position] = False
     return ids, keep

@@ -185,12 +185,17 @@ class Extractor(keras.layers.Layer):
             )
 
     def fingerprint(self, k):
-        """A digest of what `prefix(k)` computes: the source, input conventions, the cut, and the prefix's weights.
+        """A digest of what `prefix(k)` computes: the kind of extractor, its input conventions, the cut, its blocks'
+        names and the bytes of every weight before the cut; not where it was loaded from.
 
         A cache keyed by it is never reused after the extractor, its input size or range, or any weight before the
-        cut changes.
+        cut changes, and is found again however the extractor's path is spelled (`./model`, `model/`, a copy).
+
+        Example:
+            >>> extractor.fingerprint(2) == tfxfer.load_extractor(extractor.model).fingerprint(2)
+            True
         """
-        digest = hashlib.sha256(repr((type(self).__name__, self.source, self.image_size, self.value_range, k,
+        digest = hashlib.sha256(repr((type(self).__name__, self.image_size, self.value_range, k,
                                       [b.name for b in self.blocks[:k]])).encode())
         for block in self.blocks[:k]:
             for weight in block.weights:

@@ -76,6 +76,12 @@ def resolve_source(source):
         path = source
     if not tf.io.gfile.exists(path):
         raise FileNotFoundError(f"Extractor source {source!r} does not exist. Pass {_SOURCE_KINDS}.")
+    if tf.io.gfile.exists(tf.io.gfile.join(path, "assets.extra", "tfxfer.json")):
+        raise ValueError(
+            f"{source!r} is a tfxfer export (a trained model with its head and preprocessing), not a feature "
+            "extractor: run it with tfxfer.load_exported (tfxfer predict), or load the extractor it was trained from "
+            "(its assets.extra/tfxfer.json names it under extractor_source)."
+        )
     if not tf.io.gfile.exists(tf.io.gfile.join(path, "saved_model.pb")):
         raise ValueError(
             f"Extractor source {source!r} is not a SavedModel folder: it has no saved_model.pb. Pass the folder that "

@@ -1,4 +1,5 @@
-"""How a model does on one split, as its task allows: a confusion matrix, per-label scores, or predicted against true."""
+"""How a model does on one split, as its task allows: a confusion matrix, per-label scores, or predicted against
+true values."""
 
 import numpy as np
 

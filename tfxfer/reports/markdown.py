@@ -12,12 +12,12 @@ import tensorflow as tf
 from tfxfer.data.errors import count_reasons
 from tfxfer.data.stratify import SPLITS
 from tfxfer.reports.evaluation import plot_confusion
-from tfxfer.reports.plots import plot_history, plot_search
+from tfxfer.reports.plots import plot_history, plot_probe, plot_search
 from tfxfer.serving.signatures import signature_table
 from tfxfer.training.phases import regime_name
 
 #: The plots `write_report` writes, by file name: the history, the search, and each `Task.evaluation_plot`.
-PLOT_FILES = {"history": "history.png", "search": "search.png", "confusion": "confusion.png",
+PLOT_FILES = {"history": "history.png", "search": "search.png", "probe": "probe.png", "confusion": "confusion.png",
               "label_scores": "label_scores.png", "predicted_vs_true": "predicted_vs_true.png"}
 EVALUATION_CAPTIONS = {"confusion": "Confusion matrix", "label_scores": "Per-label scores",
                        "predicted_vs_true": "Predicted against true"}
@@ -132,6 +132,15 @@ def _search_section(table, plot):
             markdown_table(table[columns].head(10)), "", f"![Search results]({plot})", ""]
 
 
+def _probe_section(table, plot):
+    score = table.attrs.get("rank_by", "linear")
+    columns = [c for c in ("extractor", "cut", "block", "dim", "linear", "knn", "logme") if c in table]
+    shown = "best first" + (", the first ten" if len(table) > 10 else "")
+    return ["## Probe", "", f"Frozen features scored at {len(table)} block boundaries ({score}, {shown}); `cut` is "
+            "the number of frozen blocks that trains on them:", "",
+            markdown_table(table[columns].head(10)), "", f"![Probe scores against depth]({plot})", ""]
+
+
 def _serving_section(export_path, input_kind, task_type):
     export_path = Path(export_path)
     model_folder, name = export_path.parent, export_path.parent.name
@@ -164,13 +173,13 @@ def _serving_section(export_path, input_kind, task_type):
     ]
 
 
-def write_report(fitted, data, folder, export_path=None, search_table=None):
+def write_report(fitted, data, folder, export_path=None, search_table=None, probe_table=None):
     """Writes a Markdown report of a run, with its plots beside it, for people to read.
 
     `folder/report.md` has the data (examples per class and split, where they came from, what was skipped and
     why), the extractor's blocks, the regime, metrics on the validation and test splits, the plots (relative links
-    to PNGs in `folder`), the search's best trials when `search_table` is given, and, with `export_path`, how to
-    run and serve the export (`tfxfer predict`, `saved_model_cli`, TF Serving's docker image and a REST call).
+    to PNGs in `folder`), the probe's best cuts when `probe_table` is given, the search's best trials when
+    `search_table` is given, and, with `export_path`, how to run and serve the export (`tfxfer predict`, `saved_model_cli`, TF Serving's docker image and a REST call).
 
     Args:
         fitted: A fitted `TransferModel`.
@@ -178,6 +187,7 @@ def write_report(fitted, data, folder, export_path=None, search_table=None):
         folder: Where to write `report.md` and the PNGs (created if needed), e.g. beside the export.
         export_path: The version folder `tfxfer.export` returned, if the model was exported.
         search_table: A search's results table, if the model came from `TransferSearch`.
+        probe_table: What `tfxfer.probe` returned, if the extractor and depth were probed first.
 
     Returns:
         The `pathlib.Path` of `report.md`.
@@ -208,6 +218,9 @@ def write_report(fitted, data, folder, export_path=None, search_table=None):
     lines += _metrics_section(fitted, data)
     lines += ["## Plots", "", f"![Training history]({PLOT_FILES['history']})", "",
               f"![{caption}, {split} split]({evaluation_file})", ""]
+    if probe_table is not None:
+        plot_probe(probe_table, path=folder / PLOT_FILES["probe"])
+        lines += _probe_section(probe_table, PLOT_FILES["probe"])
     if search_table is not None:
         plot_search(search_table, folder / PLOT_FILES["search"])
         lines += _search_section(search_table, PLOT_FILES["search"])

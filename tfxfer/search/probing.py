@@ -28,8 +28,10 @@ def pool(activations, mask=None):
     """One vector per example: the mean over the spatial or token axes (only the tokens `mask` marks, if given).
 
     Example:
-        >>> pool(np.ones((2, 4, 4, 3))).shape, pool(np.arange(6.0).reshape(1, 3, 2), mask=np.array([[1, 1, 0]])).tolist()
-        ((2, 3), [[1.0, 2.0]])
+        >>> pool(np.ones((2, 4, 4, 3))).shape
+        (2, 3)
+        >>> pool(np.arange(6.0).reshape(1, 3, 2), mask=np.array([[1, 1, 0]])).tolist()
+        [[1.0, 2.0]]
     """
     activations = np.asarray(activations, dtype=np.float32)
     if activations.ndim == 2:

@@ -68,10 +68,18 @@ def record_differences(stored, identity):
     elif old.get("examples") != new["examples"]:
         differences.append(f"other data ({old.get('sizes')} examples then, {new['sizes']} now, or the same counts "
                            "of other files)")
-    for key in ("tuner", "space"):
-        if stored.get(key) != identity[key]:
-            differences.append(f"another {key} ({stored.get(key)} then, {identity[key]} now)")
+    for key in ("tuner", "space", "epochs", "patience", "seed"):
+        if key in stored and _unordered(stored[key]) != _unordered(identity[key]):
+            differences.append(f"another {key} ({stored[key]} then, {identity[key]} now)")
     return differences
+
+
+def _unordered(value):
+    """A setting compared without the order of its choices (frozen_blocks [4, 2] is [2, 4])."""
+    if isinstance(value, dict):
+        return {key: sorted(item) if isinstance(item, list) and key == "frozen_blocks" else item
+                for key, item in value.items()}
+    return value
 
 
 def search_record(directory, project_name):

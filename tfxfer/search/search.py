@@ -101,6 +101,8 @@ class TransferSearch:
         return os.path.join(self.directory, self.project_name)
 
     def _tuner(self, data):
+        if self.overwrite:
+            _check_deletable(self.project_dir)  # before anything loads: a refusal should not take a model's time
         cache = FeatureCache(os.path.join(self.project_dir, "feature_cache"), progress=bool(self.verbose)) \
             if self.cache else False
         hypermodel = TransferHyperModel(self.extractor, data, self.space, epochs=self.epochs, patience=self.patience,
@@ -129,15 +131,16 @@ class TransferSearch:
     def _identity(self, data):
         """What defines this search: a resumed search must match it."""
         extractor = self.hypermodel_.extractor
-        return json.loads(json.dumps({"tuner": self.tuner, "extractor": getattr(extractor, "source", str(self.extractor)),
-                "extractor_options": self.extractor_options or {}, "extractor_weights": self.hypermodel_.fingerprint,
-                "n_blocks": extractor.n_blocks, "data": data_identity(data), "space": dataclasses.asdict(self.space)}))
+        source = getattr(extractor, "source", str(self.extractor))
+        space = dataclasses.asdict(self.space)
+        return json.loads(json.dumps({
+            "tuner": self.tuner, "extractor": os.path.abspath(source) if os.path.exists(source) else source,
+            "extractor_options": self.extractor_options or {}, "extractor_weights": self.hypermodel_.fingerprint,
+            "n_blocks": extractor.n_blocks, "data": data_identity(data), "space": space, "epochs": self.epochs,
+            "patience": self.patience, "seed": self.seed}))
 
     def _check_same_search(self, data):
-        """Refuses to resume a search that was run with another extractor, data set, task or space, and to delete
-        (`overwrite=True`) a folder that holds anything but a search."""
-        if self.overwrite:
-            _check_deletable(self.project_dir)
+        """Refuses to resume a search that was run with another extractor, data set, task, space or settings."""
         stored = search_record(self.directory, self.project_name)
         if self.overwrite or "extractor_weights" not in stored:
             return
@@ -149,6 +152,36 @@ class TransferSearch:
                 "would be mixed with this one's. Start afresh there with overwrite=True, which deletes its trials, or "
                 "give this search another project_name= or directory=."
             )
+
+    @classmethod
+    def from_folder(cls, folder, *, extractor=None, **options):
+        """The search stored in `folder` (`directory/project_name`), with the extractor, space and settings it ran
+        with, to resume it or to retrain its best trial.
+
+        Args:
+            folder: The search's folder.
+            extractor: The extractor to use instead of the recorded source (e.g. the same model at another path;
+                its weights must be the recorded ones).
+            **options: Further `TransferSearch` arguments (`verbose`, `strategy`...).
+
+        Raises:
+            FileNotFoundError: `folder` holds no search.
+
+        Example:
+            >>> again = TransferSearch.from_folder(search.project_dir, verbose=0)
+            >>> again.space == search.space and again.epochs == search.epochs
+            True
+        """
+        directory, project_name = os.path.split(os.path.normpath(folder))
+        record = search_record(directory or ".", project_name)
+        if "space" not in record:
+            raise FileNotFoundError(f"{folder} is not a tfxfer search folder (no {SEARCH_FILE}); pass the directory "
+                                    "and project_name of a TransferSearch (the --dir of a `tfxfer tune` run).")
+        settings = {"tuner": record["tuner"], "epochs": record.get("epochs", 20), "patience": record.get("patience", 3),
+                    "seed": record.get("seed", 0), "extractor_options": record.get("extractor_options") or None,
+                    "space": SearchSpace(**record["space"]), **options}
+        return cls(extractor if extractor is not None else record["extractor"], directory=directory or ".",
+                   project_name=project_name, **settings)
 
     def _make_tuner(self, hypermodel, task):
         """Keras Tuner's tuner for `self.tuner`, over tfxfer's guarded oracle; `tuner_options` go to whichever of the

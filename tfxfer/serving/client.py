@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from tfxfer.data.decoding import IMAGE_EXTENSIONS, find_undecodable
 from tfxfer.data.errors import BadInputs
-from tfxfer.data.tables import read_table
+from tfxfer.data.folders import list_files
+from tfxfer.data.tables import load_frame, require_columns, row_source
 from tfxfer.data.text import TEXT_EXTENSIONS, read_text_file
 from tfxfer.extractors.resolve import load_with_text_ops
 from tfxfer.data.task import Task
@@ -34,18 +35,23 @@ def resolve_export(path):
     if (path / "saved_model.pb").is_file():
         return path
     found = versions(path)
-    whole = [version for version in found if (path / str(version) / "saved_model.pb").is_file()]
+    whole = [version for version in found if _whole(path / str(version))]
     if not whole:
-        held = f"only version folders without a saved_model.pb ({', '.join(map(str, found))})" if found else \
+        held = f"only version folders that are not whole exports ({', '.join(map(str, found))})" if found else \
             "neither saved_model.pb nor version folders (1/, 2/...)"
         raise FileNotFoundError(f"{path} is not an export: it holds {held}. Pass <root>/<name> or "
                                 "<root>/<name>/<version> of a tfxfer export.")
     passed_over = [version for version in found if version > whole[-1]]
     if passed_over:
-        warnings.warn(f"{path}: version folder(s) {', '.join(map(str, passed_over))} hold no saved_model.pb, so "
-                      f"version {whole[-1]} is used; remove or complete them (TF Serving would try the highest).",
-                      stacklevel=3)
+        warnings.warn(f"{path}: version folder(s) {', '.join(map(str, passed_over))} are not whole exports (a "
+                      f"saved_model.pb, variables/ and {METADATA_FILE}), so version {whole[-1]} is used; remove or "
+                      "complete them (TF Serving would try the highest).", stacklevel=3)
     return path / str(whole[-1])
+
+
+def _whole(folder):
+    """Whether a version folder holds a whole tfxfer export, as `tfxfer.export` writes one."""
+    return all((folder / name).exists() for name in ("saved_model.pb", "variables", METADATA_FILE))
 
 
 class ExportedModel:
@@ -68,33 +74,44 @@ class ExportedModel:
         if not metadata_file.is_file():
             raise ValueError(f"{self.path} is a SavedModel but not a tfxfer export (no {METADATA_FILE}); "
                              "export models with tfxfer.export.")
-        self.metadata = json.loads(metadata_file.read_text())
+        try:
+            self.metadata = json.loads(metadata_file.read_text())
+        except ValueError as error:
+            raise ValueError(f"{metadata_file} is damaged ({error}); export the model again, or pass an earlier "
+                             "version.") from None
         self.task_type = self.metadata["task_type"]
         self.class_names = list(self.metadata["class_names"])
         self.input_kind = self.metadata["input_kind"]
         # BERT-style text exports use TensorFlow Text ops, which importing tensorflow_text registers.
-        self._saved_model = load_with_text_ops(tf.saved_model.load, str(self.path), str(self.path))
+        try:
+            self._saved_model = load_with_text_ops(tf.saved_model.load, str(self.path), str(self.path))
+        except (tf.errors.OpError, ValueError, OSError) as error:
+            raise ValueError(f"{self.path} could not be loaded ({str(error).strip().splitlines()[0]}); the version may "
+                             "be damaged or partly copied: export the model again, or pass an earlier version.") \
+                from None
         self.signatures = self._saved_model.signatures
 
     def __repr__(self):
         return (f"ExportedModel({str(self.path)!r}: {self.input_kind} {self.task_type}, "
                 f"{len(self.class_names)} outputs {self.class_names[:10]})")
 
-    def predict(self, inputs, *, text_column=None, batch_size=32, on_bad="error", texts=False, encoding="utf-8"):
+    def predict(self, inputs, *, text_column=None, batch_size=32, on_bad="error", texts=False, sep=None,
+                encoding="utf-8"):
         """Runs `serving_default` on image files or texts and returns one row per input.
 
         Args:
             inputs: For image exports, image files and folders (searched recursively for
                 `.jpg .jpeg .png .gif .bmp .webp` files, in sorted order). For text exports, texts; `.txt` files (one
                 text each, as training reads them) and folders of them (searched recursively); and CSV/TSV files
-                (`.csv`, `.tsv`, `.tab`), whose `text_column` gives the texts. A string that names an existing file
-                or folder, or ends in `.txt`/`.csv`/`.tsv`/`.tab`, is read as a path. A single string or path is
-                one input.
+                (`.csv`, `.tsv`, `.tab`), whose `text_column` gives the texts. A path object, a string that ends in
+                `.txt`/`.csv`/`.tsv`/`.tab`, or one that names an existing folder, is read as a path; other strings
+                are texts. A single string or path is one input.
             text_column: The column of texts in CSV/TSV inputs; by default `text`, or the only column.
             batch_size: Inputs per call of the signature.
             on_bad: `"error"` stops at files that do not decode (all are named); `"skip"` leaves them out and lists
                 them in the table's `attrs["skipped"]`.
             texts: Text exports: take every input as a text, even one that names a file.
+            sep: The CSV/TSV field separator (by default from the suffix, see `tfxfer.data.read_table`).
             encoding: The encoding of `.txt` and CSV/TSV files.
 
         Returns:
@@ -121,7 +138,8 @@ class ExportedModel:
             columns = {"file": [str(item) for item in items]}
             argument, values = "image_bytes", items
         else:
-            pairs = [(None, str(item)) for item in inputs] if texts else _texts(inputs, text_column, encoding, bad)
+            pairs = [(None, str(item)) for item in inputs] if texts else _texts(inputs, text_column, sep, encoding,
+                                                                                   bad)
             columns = {"text": [text for _, text in pairs]}
             if any(source is not None for source, _ in pairs):
                 columns["file"] = [source for source, _ in pairs]
@@ -155,7 +173,11 @@ def _image_files(inputs, bad):
     for item in inputs:
         path = Path(item)
         if path.is_dir():
-            files.extend(sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS))
+            found = list_files(path, IMAGE_EXTENSIONS, bad)  # as training lists a class folder
+            if not found:
+                raise FileNotFoundError(f"{path} holds no image files ({', '.join(IMAGE_EXTENSIONS)}); an image "
+                                        "model reads image files and folders of them.")
+            files.extend(found)
         elif path.is_file():
             files.append(path)
         else:
@@ -171,13 +193,14 @@ def _image_files(inputs, bad):
 
 
 def _is_path(item):
-    """Whether a text export's input names a file or folder rather than being a text itself."""
+    """Whether a text export's input names a file or folder rather than being a text itself: a path object, a name
+    ending in .txt/.csv/.tsv/.tab, or an existing folder."""
     if isinstance(item, os.PathLike):
         return True
-    return str(item).lower().endswith((*_TABLE_SUFFIXES, *TEXT_EXTENSIONS)) or os.path.exists(str(item))
+    return str(item).lower().endswith((*_TABLE_SUFFIXES, *TEXT_EXTENSIONS)) or os.path.isdir(str(item))
 
 
-def _texts(inputs, text_column, encoding, bad):
+def _texts(inputs, text_column, sep, encoding, bad):
     """`(file or None, text)` per text: texts as they are, `.txt` files and folders of them, CSV/TSV columns."""
     pairs = []
     for item in inputs:
@@ -189,8 +212,11 @@ def _texts(inputs, text_column, encoding, bad):
             raise FileNotFoundError(f"{path} does not exist; pass an existing .txt or CSV/TSV file, or texts=True "
                                     "(--texts) to classify the words themselves.")
         if path.suffix.lower() in _TABLE_SUFFIXES:
-            pairs.extend((None, text) for text in _table_texts(path, text_column, encoding))
+            pairs.extend(_table_texts(path, text_column, sep, encoding, bad))
             continue
+        if path.is_file() and path.suffix.lower() not in TEXT_EXTENSIONS:
+            raise ValueError(f"{path} is not a .txt file (nor a CSV/TSV); a text model reads texts from .txt files, "
+                             "as training does. Pass texts=True (--texts) to classify the name itself.")
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_EXTENSIONS) \
             if path.is_dir() else [path]
         if path.is_dir() and not files:
@@ -203,14 +229,22 @@ def _texts(inputs, text_column, encoding, bad):
     return pairs
 
 
-def _table_texts(path, text_column, encoding):
-    frame = read_table(path, text_columns=(text_column or "text",), encoding=encoding)
+def _table_texts(path, text_column, sep, encoding, bad):
+    """`(row, text)` of a CSV/TSV's text column; empty cells are reported, as training reports them."""
+    frame, name, _ = load_frame(path, sep=sep, column_names=None, encoding=encoding,
+                                text_columns=(text_column or "text",))
     column = text_column or "text"
     if column not in frame.columns and text_column is None and len(frame.columns) == 1:
         column = frame.columns[0]
-    if column not in frame.columns:
-        raise ValueError(f"{path} has no column {column!r} (columns: {list(frame.columns)}); pass text_column=.")
-    return ["" if pd.isna(text) else str(text) for text in frame[column]]
+    require_columns(frame, {"text_column": [column]}, name)
+    pairs = []
+    for row, text in frame[column].items():
+        if pd.isna(text) or not str(text).strip():
+            bad.report(row_source(name, row), "missing or empty text", f"column {column!r} is empty",
+                       "fill it in, drop the row,")
+            continue
+        pairs.append((row_source(name, row), str(text)))
+    return pairs
 
 
 def load_exported(path):

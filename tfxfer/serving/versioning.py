@@ -59,6 +59,7 @@ def write_version(root, name, write):
             of the failed version is left, and the versions already there are unchanged.
     """
     model_folder = Path(root) / name
+    created = not model_folder.exists()
     try:
         model_folder.mkdir(parents=True, exist_ok=True)
     except OSError as error:
@@ -71,6 +72,8 @@ def write_version(root, name, write):
         version = _claim_version(temporary, model_folder)
     except BaseException as error:
         shutil.rmtree(temporary, ignore_errors=True)
+        if created and not any(model_folder.iterdir()):  # leave no empty model folder this call made
+            model_folder.rmdir()
         failure = write_failure(error, model_folder)
         if failure is None:
             raise
@@ -87,7 +90,8 @@ def write_failure(error, model_folder):
     import tensorflow as tf  # here, so that checking a name (the command line does) needs no TensorFlow
 
     # File-system failures that TensorFlow's file writers raise as `tf.errors`, and the errno each stands for.
-    tf_write_errors = ((tf.errors.ResourceExhaustedError, errno.ENOSPC), (tf.errors.PermissionDeniedError, errno.EACCES),
+    tf_write_errors = ((tf.errors.ResourceExhaustedError, errno.ENOSPC),
+                       (tf.errors.PermissionDeniedError, errno.EACCES),
                        (tf.errors.FailedPreconditionError, errno.ENOTDIR))
     if isinstance(error, OSError):
         number, reason = error.errno, error.strerror or str(error)

@@ -15,6 +15,7 @@ every weight before the cut. A changed data set, extractor or cut never reads a 
 import hashlib
 import logging
 import os
+import sys
 import uuid
 from pathlib import Path
 
@@ -158,7 +159,7 @@ class FeatureCache:
         prefix = extractor.prefix(k)
         dataset = data.unbatched(split).batch(data.batch_size).prefetch(tf.data.AUTOTUNE)
         total = data.sizes[split]
-        bar = keras.utils.Progbar(total, unit_name="example") if self.progress else None
+        bar = keras.utils.Progbar(total, unit_name="example") if self.progress and _interactive() else None
         if bar is not None:
             print(f"Caching activations after block {k} of {extractor.n_blocks} ({split}, {total} examples)")
         features, labels, done = None, [], 0
@@ -252,3 +253,8 @@ def cached_dataset(features, labels, *, batch_size, shuffle_seed=None):
             dataset = dataset.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
         dataset = dataset.batch(batch_size)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def _interactive():
+    """Whether progress bars can redraw: a terminal, or a notebook (pipes and logs get one line instead)."""
+    return sys.stdout.isatty() or "ipykernel" in sys.modules
