@@ -58,11 +58,28 @@ def test_tune_resumes_and_export_retrains_the_best(tiny_hub_model, images, tmp_p
     assert result.stdout.strip().splitlines()[-1].endswith("best/1")
 
 
+def test_tune_across_two_extractors_names_each_trials_extractor_and_export_retrains_the_best(tiny_hub_model, images,
+                                                                                              tmp_path):
+    from helpers import tiny_cnn
+    from tfxfer.extractors import save_hub_format
+
+    other = save_hub_format(tiny_cnn(seed=5), tmp_path / "other_hub")
+    search = tmp_path / "runs" / "two"
+    rows = records(tfxfer("tune", images, "--extractor", tiny_hub_model, "--extractor", other, "--probe-margin", "1",
+                          "--trials", "2", "--epochs", "1", "--dir", search, "--json"))
+    assert len(rows) == 2 and {row["extractor"] for row in rows} <= {str(tiny_hub_model), str(other)}
+    assert (search / "probe.csv").exists()
+    result = tfxfer("export", images, "--search", search, "--name", "best", "--root", tmp_path / "exports")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.strip().splitlines()[-1].endswith("best/1")
+
+
 @pytest.mark.parametrize("args, message", [
     (["frobnicate"], "invalid choice"),
     (["train", "data"], "the following arguments are required: --extractor"),
     (["train", "data", "--extractor", "x", "--regime", "sideways"], "invalid choice: 'sideways'"),
     (["tune", "data", "--extractor", "x", "--chief", "h:1", "--worker", "h:1"], "not allowed with argument"),
+    (["tune", "data", "--extractor", "x", "--extractor", "y", "--freeze-choices", "1"], "--freeze-choices applies"),
 ])
 def test_bad_usage_exits_2(args, message):
     result = tfxfer(*args)

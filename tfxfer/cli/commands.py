@@ -221,17 +221,24 @@ def tune(args):
     import tfxfer
 
     _check_export_flags(args)
+    several = len(args.extractor) > 1
+    if several and args.freeze_choices:
+        raise UsageError("--freeze-choices applies to one --extractor; with several, the probe chooses each one's "
+                         "freeze depths: leave --freeze-choices out, or tune one extractor")
     _check_data_path(args)
     _distribution(args)
-    extractor = _load_extractor(args, args.extractor)
-    data = _load_data(args, extractor)
+    options = [_extractor_options(args, source) for source in args.extractor]
+    extractors = [_load_extractor(args, source) for source in args.extractor]
+    data = _load_data(args, extractors[0])
     directory, project = os.path.split(os.path.normpath(args.dir))
     space = tfxfer.SearchSpace(**({"frozen_blocks": args.freeze_choices} if args.freeze_choices else {}))
-    search = tfxfer.TransferSearch(extractor, space=space, tuner=args.tuner, max_trials=args.trials,
+    chosen = {"extractors": list(zip(extractors, options))} if several else {"extractor": extractors[0],
+                                                          "extractor_options": options[0]}
+    search = tfxfer.TransferSearch(**chosen, space=space, tuner=args.tuner, max_trials=args.trials,
                                    epochs=args.epochs, patience=args.patience, directory=directory or ".",
                                    project_name=project, overwrite=args.overwrite, seed=args.seed,
                                    cache=not args.no_cache, worker_timeout=args.worker_timeout,
-                                   extractor_options=_extractor_options(args, args.extractor),
+                                   probe_score=args.probe_score, probe_margin=args.probe_margin,
                                    verbose=0 if (args.quiet or args.json) else 1)
     args.stage = "searching"
     table = search.search(data, callbacks=_callbacks(args)[0])
@@ -254,8 +261,13 @@ def export(args):
     _check_data_path(args)
     args.stage = "loading"
     search = tfxfer.TransferSearch.from_folder(args.search, extractor=args.extractor, verbose=0)
-    search.extractor = tfxfer.load_extractor(search.extractor, **(search.extractor_options or {}))  # loaded once
-    data = _load_data(args, search.extractor)
+    if search.extractors is None:
+        search.extractor = tfxfer.load_extractor(search.extractor, **(search.extractor_options or {}))  # loaded once
+        data = _load_data(args, search.extractor)
+    else:  # a search across extractors: the data as the first one takes it (each gets it decoded for itself)
+        search.extractors = [(tfxfer.load_extractor(source, **options), options)
+                             for source, options in search.extractors]
+        data = _load_data(args, search.extractors[0][0])
     args.stage = "training"
     fitted = search.best_model(data)
     args.stage = "exporting"

@@ -23,6 +23,8 @@ EXAMPLES = {
              "  tfxfer train reviews.csv --extractor ./glove --text-column review --regime feature-extraction\n"
              "  tfxfer train ratings.csv --extractor ./glove --label-column stars --task regression",
     "tune": "tfxfer tune hymenoptera_data --extractor MobileNetV2 --weights mnv2.weights.h5 --trials 20 --dir runs\n"
+            "  tfxfer tune hymenoptera_data --extractor ./mobilenet_v2_100_224 --extractor ./mobilenet_v1_025_224 "
+            "--trials 20\n"
             "  tfxfer tune ... --chief 127.0.0.1:8470       # in one process\n"
             "  tfxfer tune ... --worker 127.0.0.1:8470 --worker-id 0   # in each worker",
     "export": "tfxfer export hymenoptera_data --search runs/search --name ants_bees",
@@ -182,10 +184,11 @@ def _command(commands_, name, help, run):
     return parser
 
 
-def _extractor_flags(parser, source=True):
+def _extractor_flags(parser, source=True, repeat=False):
     if source:
-        parser.add_argument("--extractor", required=True,
-                            help="TF Hub handle, SavedModel folder or .tar.gz, gs:// path, or keras.applications name")
+        parser.add_argument("--extractor", required=True, action="append" if repeat else "store",
+                            help="TF Hub handle, SavedModel folder or .tar.gz, gs:// path, or keras.applications name"
+                                 + ("; repeat it to choose among several (they are probed first)" if repeat else ""))
     parser.add_argument("--weights", help="keras.applications names only: imagenet (the default), none, or a weights "
                                           "file")
     parser.add_argument("--alpha", type=positive, help="keras.applications MobileNets only: the width multiplier, "
@@ -276,7 +279,13 @@ def _tune_flags(parser):
     parser.add_argument("--dir", type=search_folder, default=f"{search['directory']}/{search['project_name']}",
                         help="the search's folder (default: %(default)s)")
     parser.add_argument("--overwrite", action="store_true", help="start afresh, deleting the earlier trials in --dir")
-    parser.add_argument("--freeze-choices", type=whole(0), nargs="+", help="frozen-block counts to try (default: all)")
+    parser.add_argument("--freeze-choices", type=whole(0), nargs="+", help="frozen-block counts to try (default: all; "
+                                                                           "with several --extractor, the probe's)")
+    parser.add_argument("--probe-score", choices=["linear", "knn", "logme"], default=search["probe_score"],
+                        help="several --extractor: the probe score that ranks them (default: %(default)s)")
+    parser.add_argument("--probe-margin", type=nonnegative, default=search["probe_margin"],
+                        help="several --extractor: how far below the best probe score an extractor is still tried "
+                             "(default: %(default)s)")
     parser.add_argument("--epochs", type=whole(1), default=search["epochs"], help="(default: %(default)s)")
     parser.add_argument("--patience", type=whole(0), default=search["patience"], help="(default: %(default)s)")
     parser.add_argument("--no-cache", action="store_true", help="train every trial end to end")
@@ -331,7 +340,7 @@ def build_parser():
     tune = _command(commands_, "tune", "search freeze depth, learning rates and head with Keras Tuner (resumes when "
                                        "--dir exists)", commands.tune)
     _data_flags(tune)
-    _extractor_flags(tune)
+    _extractor_flags(tune, repeat=True)
     _tune_flags(tune)
     _export_flags(tune)
 

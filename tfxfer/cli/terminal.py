@@ -51,9 +51,10 @@ def quiet_stderr(enabled=True):
     read_end, write_end = os.pipe()
     os.dup2(write_end, 2)
     os.close(write_end)
+    forward_to = os.dup(original)  # here, not in the thread: a short command may close `original` before it runs
 
     def forward():
-        with os.fdopen(read_end, "rb") as pipe, os.fdopen(os.dup(original), "wb", buffering=0) as out:
+        with os.fdopen(read_end, "rb") as pipe, os.fdopen(forward_to, "wb", buffering=0) as out:
             for line in pipe:
                 if not NOISE.search(line.decode("utf-8", "replace")):
                     out.write(line)

@@ -2,6 +2,7 @@
 with the memory of released trials given back."""
 
 import contextlib
+import os
 
 import keras
 import keras_tuner as kt
@@ -16,10 +17,12 @@ class TransferHyperModel(kt.HyperModel):
     """A Keras Tuner HyperModel whose trials are `TransferModel`s sharing one extractor and one `FeatureCache`.
 
     The extractor is loaded once; each trial starts from its pretrained weights (restored, not reloaded), so the
-    cache keys, which include the weights before each cut, match across trials.
+    cache keys, which include the weights before each cut, match across trials. Across several extractors, each is
+    loaded once and a trial's `candidate` hyperparameter says which one it trains, and how deep.
 
     Args:
-        extractor: An `Extractor`, or a source for `tfxfer.load_extractor`.
+        extractor: An `Extractor`, or a source for `tfxfer.load_extractor`; or a list of them (or of `(source,
+            options)` pairs), with `candidates`; each gets the data decoded for it (`DataSplits.for_extractor`).
         data: The `DataSplits` to train and validate on.
         space: A `SearchSpace`.
         epochs: Most epochs of each phase (early stopping may end it sooner; Hyperband's budget caps it).
@@ -27,11 +30,13 @@ class TransferHyperModel(kt.HyperModel):
         cache: A `FeatureCache`, or False to train every trial end to end.
         strategy: A `tf.distribute.Strategy` to build and train in.
         extractor_options: Keyword arguments of `load_extractor`.
+        candidates: With several extractors, the `"extractor@depth"` values of the `candidate` hyperparameter
+            (see `tfxfer.search.candidates`), naming the extractors by `extractor_key`.
         verbose: Keras' verbosity for each trial's `fit`.
     """
 
     def __init__(self, extractor, data, space=None, *, epochs=20, patience=3, cache=None, strategy=None,
-                 extractor_options=None, verbose=0):
+                 extractor_options=None, candidates=None, verbose=0):
         super().__init__(name="tfxfer")
         self.data = data
         self.space = space or SearchSpace()
@@ -40,26 +45,47 @@ class TransferHyperModel(kt.HyperModel):
         self.cache = FeatureCache(progress=bool(verbose)) if cache is None else cache
         self.strategy = strategy
         self.verbose = verbose
+        self.candidates = candidates
         scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
         with scope:
-            self.extractor = extractor if isinstance(extractor, Extractor) else load_extractor(
-                extractor, **(extractor_options or {}))
-        self.space.check(self.extractor.n_blocks)
-        self._pretrained = [w.numpy() for w in self.extractor.weights]
-        self.fingerprint = self.extractor.fingerprint(self.extractor.n_blocks)
-        self.extractor.mark_graphs()
+            self.members = {}
+            several = isinstance(extractor, list)
+            for source in extractor if several else [extractor]:
+                source, options = source if isinstance(source, tuple) else (source, extractor_options)
+                member = _Member(source, data, options, decode=several)
+                key = extractor_key(member.extractor.source)
+                if key in self.members:
+                    raise ValueError(f"Two of the extractors are named {key!r}; a search across extractors tells "
+                                     "them apart by name: give them different sources (or Keras model names).")
+                self.members[key] = member
+        self.extractor = next(iter(self.members.values())).extractor  # the first; a trial's is `_trial.extractor`
+        if not several:
+            self.space.check(self.extractor.n_blocks)
+        self.fingerprint = [member.fingerprint for member in self.members.values()] if several \
+            else next(iter(self.members.values())).fingerprint
         self._trial = None
         self._gradients = _custom_gradients()
 
+    @property
+    def n_blocks(self):
+        """`{extractor key: blocks}` of the extractors searched (see `extractor_key`)."""
+        return {name: member.extractor.n_blocks for name, member in self.members.items()}
+
     def build(self, hp):
-        values = self.space.sample(hp, self.extractor.n_blocks)
+        if self.candidates is None:
+            values = self.space.sample(hp, self.extractor.n_blocks)
+            member = next(iter(self.members.values()))
+        else:
+            values = self.space.sample(hp, self.n_blocks, candidates=self.candidates)
+            member = self.members[values["extractor"]]
         # The previous trial's model and its traced train step, so that memory stays flat over a search.
-        self.extractor.release_models()
+        for other in self.members.values():
+            other.extractor.release_models()
         _forget_custom_gradients(keep=self._gradients)
-        for weight, value in zip(self.extractor.weights, self._pretrained):
-            weight.assign(value)
+        member.restore()
+        self._member = member
         self._trial = TransferModel(
-            self.extractor,
+            member.extractor,
             regime=values["regime"],
             freeze_blocks=values["frozen_blocks"],
             head=Head(hidden_units=(values["hidden_units"],) if values["hidden_units"] else (),
@@ -82,7 +108,7 @@ class TransferHyperModel(kt.HyperModel):
             trial.epochs = min(trial.epochs, epochs)
         callbacks = list(callbacks or [])
         heartbeats = [_Heartbeat(c.tuner, c.trial) for c in callbacks if isinstance(c, _compat.tuner_callback_class())]
-        trial.train(self.data, callbacks=callbacks + heartbeats)
+        trial.train(self._member.data, callbacks=callbacks + heartbeats)
         history = trial.history_
         best = self.data.task.best_epoch(history)
         result = {name: float(values[best]) for name, values in history.items()}
@@ -92,6 +118,30 @@ class TransferHyperModel(kt.HyperModel):
             # Once a trial has metrics, Keras Tuner ignores what fit returns; the totals are reported here instead.
             heartbeat.tuner.oracle.update_trial(heartbeat.trial.trial_id, result, step=len(history["loss"]))
         return result
+
+
+def extractor_key(source):
+    """How a search names an extractor: its source, as an absolute path where it is a path (so that a resumed
+    search finds it however the path is spelled)."""
+    return os.path.abspath(source) if os.path.exists(source) else source
+
+
+class _Member:
+    """One extractor of a search: loaded once, its pretrained weights kept to restore before each trial, and the
+    data decoded for it (its image size and value range)."""
+
+    def __init__(self, extractor, data, options, decode):
+        self.extractor = extractor if isinstance(extractor, Extractor) else load_extractor(extractor,
+                                                                                         **(options or {}))
+        self.data = data.for_extractor(self.extractor) if decode else data
+        self.pretrained = [w.numpy() for w in self.extractor.weights]
+        self.fingerprint = self.extractor.fingerprint(self.extractor.n_blocks)
+        self.extractor.mark_graphs()
+
+    def restore(self):
+        """Gives the extractor its pretrained weights back (restored, not reloaded: cache keys stay the same)."""
+        for weight, value in zip(self.extractor.weights, self.pretrained):
+            weight.assign(value)
 
 
 def _custom_gradients():

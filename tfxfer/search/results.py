@@ -8,6 +8,7 @@ import os
 import keras_tuner as kt
 import pandas as pd
 
+from tfxfer.search.space import split_candidate
 from tfxfer.training.phases import regime_for_depth
 
 #: What tfxfer adds to Keras Tuner's project folder: the objective and its direction, the extractor and the space.
@@ -68,7 +69,7 @@ def record_differences(stored, identity):
     elif old.get("examples") != new["examples"]:
         differences.append(f"other data ({old.get('sizes')} examples then, {new['sizes']} now, or the same counts "
                            "of other files)")
-    for key in ("tuner", "space", "epochs", "patience", "seed"):
+    for key in ("tuner", "space", "epochs", "patience", "seed", "probe"):
         if key in stored and _unordered(stored[key]) != _unordered(identity[key]):
             differences.append(f"another {key} ({stored[key]} then, {identity[key]} now)")
     return differences
@@ -98,7 +99,7 @@ def search_results(directory, project_name):
 
     Returns:
         A DataFrame with one row per trial: `trial_id`, `status` (COMPLETED, RUNNING, FAILED, INVALID...), every
-        hyperparameter, `regime` (the plan the trial trained in), `score` (the objective), the other metrics at the
+        hyperparameter (a search across extractors has `extractor` and `frozen_blocks` for its `candidate`), `regime` (the plan the trial trained in), `score` (the objective), the other metrics at the
         best epoch, `epochs`, `seconds`, sorted best first (trials without a score last). `table.attrs` holds the
         `objective` and its `direction` as the search stored them, and the extractor's `n_blocks`.
 
@@ -113,9 +114,15 @@ def search_results(directory, project_name):
     for path in sorted(glob.glob(os.path.join(directory, project_name, "trial_*", "trial.json"))):
         trial = kt.engine.trial.Trial.load(path)
         row = {"trial_id": trial.trial_id, "status": trial.status}
-        row.update(trial.hyperparameters.values)
-        if "frozen_blocks" in row and "n_blocks" in record:
-            row["regime"] = regime_for_depth(row["frozen_blocks"], record["n_blocks"])
+        values = dict(trial.hyperparameters.values)
+        if "candidate" in values:  # a search across extractors: which one, and how deep
+            row["extractor"], row["frozen_blocks"] = split_candidate(values.pop("candidate"))
+        row.update(values)
+        n_blocks = record.get("n_blocks")
+        if isinstance(n_blocks, dict):
+            n_blocks = n_blocks.get(row.get("extractor"))
+        if "frozen_blocks" in row and n_blocks is not None:
+            row["regime"] = regime_for_depth(row["frozen_blocks"], n_blocks)
         row["score"] = trial.score
         for name, history in trial.metrics.metrics.items():
             best = history.get_best_value()

@@ -8,6 +8,10 @@ fine-tuning, 0 < k < n mid-layer). All trials share one `FeatureCache`, so the e
 every feature-extraction trial) is computed once per search, and for Keras extractors the activations at each cut
 once per k.
 
+Across several extractors (`extractors=[...]`), the extractor is a hyperparameter too: the search first probes
+every cut of every extractor on frozen features (`tfxfer.probe`, stored in the project folder as `probe.csv`) and
+its trials go to the (extractor, freeze depth) candidates the probe ranks highest (`tfxfer.search.candidates`).
+
 The search is Keras Tuner's own: its oracles (random, Bayesian, Hyperband; subclassed in `distributed` with guards
 for dead workers and restarted chiefs), its project folder (a search started again with the same `directory` and
 `project_name` resumes: completed trials are not run again, a trial that was running is run again), and its
@@ -25,8 +29,10 @@ import time
 import keras_tuner as kt
 
 from tfxfer import _compat
+from tfxfer.search.candidates import choose_candidates
 from tfxfer.search.distributed import TUNERS, Watchdog, answer_late_workers, patient_workers
-from tfxfer.search.hypermodel import TransferHyperModel
+from tfxfer.search.hypermodel import TransferHyperModel, extractor_key
+from tfxfer.search.probing import SCORES, probe
 from tfxfer.search.results import (SEARCH_FILE, data_identity, read_json, readable_json, record_differences,
                                    search_record, search_results, write_json)
 from tfxfer.search.space import SearchSpace
@@ -38,6 +44,11 @@ class TransferSearch:
 
     Args:
         extractor: An `Extractor` or a source for `tfxfer.load_extractor`.
+        extractors: Instead of `extractor`, several of them (or `(source, options)` pairs): the search probes them
+            and tunes the (extractor, freeze depth) pairs the probe ranks highest (`SearchSpace.frozen_blocks` must
+            then be left to the probe).
+        probe_score: With `extractors`, the probe score that ranks them (`"linear"`, `"knn"` or `"logme"`).
+        probe_margin: With `extractors`, how far below the best probe score an extractor may be and still be tried.
         space: A `SearchSpace` (defaults cover every freeze depth, both learning rates and the head).
         tuner: `"random"`, `"bayesian"` or `"hyperband"`.
         max_trials: Trials to run (for Hyperband, its `max_epochs` is `epochs` instead).
@@ -67,9 +78,23 @@ class TransferSearch:
         True
     """
 
-    def __init__(self, extractor, *, space=None, tuner="random", max_trials=10, objective=None, epochs=20, patience=3,
-                 directory="tfxfer_search", project_name="search", overwrite=False, seed=0, cache=True,
-                 strategy=None, extractor_options=None, worker_timeout=1800, verbose=1, **tuner_options):
+    def __init__(self, extractor=None, *, extractors=None, space=None, tuner="random", max_trials=10, objective=None,
+                 epochs=20, patience=3, directory="tfxfer_search", project_name="search", overwrite=False, seed=0,
+                 cache=True, strategy=None, extractor_options=None, probe_score="linear", probe_margin=0.05,
+                 worker_timeout=1800, verbose=1, **tuner_options):
+        if (extractor is None) == (extractors is None):
+            raise ValueError("Pass extractor= (one extractor) or extractors= (a list, to choose among them), not "
+                             f"{'both' if extractor is not None else 'neither'}.")
+        if extractors is not None:
+            extractors = list(extractors)
+            if len(extractors) < 2:
+                raise ValueError(f"extractors= chooses among several extractors; got {len(extractors)}: pass "
+                                 "extractor= for one.")
+            if space is not None and space.frozen_blocks is not None:
+                raise ValueError("With extractors=, the probe chooses each extractor's freeze depths: leave "
+                                 "SearchSpace(frozen_blocks=) out.")
+            if probe_score not in SCORES:
+                raise ValueError(f"probe_score must be one of {SCORES}; got {probe_score!r}.")
         if tuner not in TUNERS:
             raise ValueError(f"tuner must be one of {sorted(TUNERS)}; got {tuner!r}.")
         if not isinstance(max_trials, int) or max_trials < 1:
@@ -78,6 +103,9 @@ class TransferSearch:
                 os.sep in str(project_name):
             raise ValueError(f"project_name must name a folder inside directory (e.g. 'ants'); got {project_name!r}.")
         self.extractor = extractor
+        self.extractors = extractors
+        self.probe_score = probe_score
+        self.probe_margin = probe_margin
         self.space = space or SearchSpace()
         self.tuner = tuner
         self.max_trials = max_trials
@@ -105,10 +133,13 @@ class TransferSearch:
             _check_deletable(self.project_dir)  # before anything loads: a refusal should not take a model's time
         cache = FeatureCache(os.path.join(self.project_dir, "feature_cache"), progress=bool(self.verbose)) \
             if self.cache else False
-        hypermodel = TransferHyperModel(self.extractor, data, self.space, epochs=self.epochs, patience=self.patience,
-                                        cache=cache, strategy=self.strategy, extractor_options=self.extractor_options,
+        hypermodel = TransferHyperModel(self.extractor if self.extractors is None else self.extractors, data,
+                                        self.space, epochs=self.epochs, patience=self.patience, cache=cache,
+                                        strategy=self.strategy, extractor_options=self.extractor_options,
                                         verbose=0 if self.verbose < 2 else 1)
         self.hypermodel_ = hypermodel
+        if self.extractors is not None:
+            hypermodel.candidates = self._candidates(hypermodel, data)
         self._check_same_search(data)
         state = os.path.join(self.project_dir, "oracle.json")
         try:
@@ -128,16 +159,35 @@ class TransferSearch:
             patient_workers(self.tuner_.oracle)
         return self.tuner_
 
+    def _candidates(self, hypermodel, data):
+        """The (extractor, freeze depth) candidates: the stored ones on a resume, else the probe's choice."""
+        stored = search_record(self.directory, self.project_name)
+        if not self.overwrite and "candidates" in stored:
+            return stored["candidates"]  # a resume: the identity check below says if anything else changed
+        if self.verbose:
+            print(f"Probing {len(hypermodel.members)} extractors at every cut...")
+        self.probe_ = probe(data, [member.extractor for member in hypermodel.members.values()],
+                            scores=(self.probe_score,), rank_by=self.probe_score)
+        self.probe_["extractor"] = self.probe_.extractor.map(extractor_key)
+        os.makedirs(self.project_dir, exist_ok=True)
+        self.probe_.to_csv(os.path.join(self.project_dir, "probe.csv"), index=False)
+        return choose_candidates(self.probe_, hypermodel.n_blocks, score=self.probe_score, margin=self.probe_margin)
+
     def _identity(self, data):
         """What defines this search: a resumed search must match it."""
-        extractor = self.hypermodel_.extractor
-        source = getattr(extractor, "source", str(self.extractor))
-        space = dataclasses.asdict(self.space)
-        return json.loads(json.dumps({
-            "tuner": self.tuner, "extractor": os.path.abspath(source) if os.path.exists(source) else source,
-            "extractor_options": self.extractor_options or {}, "extractor_weights": self.hypermodel_.fingerprint,
-            "n_blocks": extractor.n_blocks, "data": data_identity(data), "space": space, "epochs": self.epochs,
-            "patience": self.patience, "seed": self.seed}))
+        hypermodel = self.hypermodel_
+        several = self.extractors is not None
+        sources = list(hypermodel.members)
+        identity = {
+            "tuner": self.tuner, "extractor": sources if several else sources[0],
+            "extractor_options": [source[1] if isinstance(source, tuple) else {} for source in self.extractors]
+            if several else self.extractor_options or {}, "extractor_weights": hypermodel.fingerprint,
+            "n_blocks": hypermodel.n_blocks if several else hypermodel.extractor.n_blocks, "data": data_identity(data), "space": dataclasses.asdict(self.space),
+            "epochs": self.epochs, "patience": self.patience, "seed": self.seed}
+        if several:
+            identity.update(candidates=hypermodel.candidates, probe={"score": self.probe_score,
+                                                                     "margin": self.probe_margin})
+        return json.loads(json.dumps(identity))
 
     def _check_same_search(self, data):
         """Refuses to resume a search that was run with another extractor, data set, task, space or settings."""
@@ -180,6 +230,16 @@ class TransferSearch:
         settings = {"tuner": record["tuner"], "epochs": record.get("epochs", 20), "patience": record.get("patience", 3),
                     "seed": record.get("seed", 0), "extractor_options": record.get("extractor_options") or None,
                     "space": SearchSpace(**record["space"]), **options}
+        if isinstance(record["extractor"], list):
+            if extractor is not None:
+                raise ValueError(f"{folder} is a search across {len(record['extractor'])} extractors; extractor= "
+                                 "replaces the one of a single-extractor search.")
+            probed = record.get("probe", {})
+            options = settings.pop("extractor_options") or [{}] * len(record["extractor"])
+            return cls(extractors=[(source, option or {}) for source, option in zip(record["extractor"], options)],
+                       directory=directory or ".", project_name=project_name,
+                       probe_score=probed.get("score", "linear"), probe_margin=probed.get("margin", 0.05),
+                       **settings)
         return cls(extractor if extractor is not None else record["extractor"], directory=directory or ".",
                    project_name=project_name, **settings)
 
@@ -254,7 +314,7 @@ class TransferSearch:
             raise ValueError(f"No completed trial in {self.project_dir}; run search() first.")
         self.hypermodel_.build(best[0])
         model = self.hypermodel_._trial
-        return model.train(data) if retrain else model
+        return model.train(self.hypermodel_._member.data) if retrain else model
 
 
 def _check_deletable(folder):

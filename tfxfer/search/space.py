@@ -1,4 +1,5 @@
-"""What a search explores: freeze depth, the two learning rates, warm-up and the head."""
+"""What a search explores: freeze depth (or, across several extractors, (extractor, freeze depth) candidates), the two
+learning rates, warm-up and the head."""
 
 import dataclasses
 
@@ -61,12 +62,19 @@ class SearchSpace:
             raise ValueError(f"warmup_epochs must be whole numbers >= 0; got {self.warmup_epochs!r}.")
         return frozen
 
-    def sample(self, hp, n_blocks):
+    def sample(self, hp, n_blocks, candidates=None):
         """Declares the hyperparameters in `hp` and returns this trial's values as a dict.
 
         The values include `regime`, the plan the trial trains in (see `tfxfer.training.phases.regime_for_depth`):
         deep feature extraction with every block frozen, full fine-tuning with none, mid-layer between (each after
         `warmup_epochs` of head warm-up, the unfrozen blocks at `fine_tune_learning_rate`).
+
+        Args:
+            hp: Keras Tuner's `HyperParameters`.
+            n_blocks: The extractor's blocks; across several extractors, `{extractor: blocks}`.
+            candidates: Across several extractors, the `"extractor@depth"` pairs to choose from (one hyperparameter,
+                `candidate`, instead of `frozen_blocks`; see `tfxfer.search.candidates`); the values then include
+                `extractor`.
 
         Example:
             >>> import keras_tuner as kt
@@ -74,11 +82,19 @@ class SearchSpace:
             >>> values["regime"], values["frozen_blocks"], values["warmup_epochs"]
             ('mid-layer', 3, 5)
         """
-        frozen = self.check(n_blocks)
-        values = {"frozen_blocks": _choice(hp, "frozen_blocks", frozen)}
+        if candidates is None:
+            frozen = self.check(n_blocks)
+            values = {"frozen_blocks": _choice(hp, "frozen_blocks", frozen)}
+            parent, training = "frozen_blocks", [k for k in frozen if k < n_blocks]
+        else:
+            pick = hp.Fixed("candidate", candidates[0]) if len(candidates) == 1 else \
+                hp.Choice("candidate", candidates, ordered=False)
+            values = dict(zip(("extractor", "frozen_blocks"), split_candidate(pick)))
+            parent, training = "candidate", [c for c in candidates if _trains(c, n_blocks)]
+            n_blocks = n_blocks[values["extractor"]]
         values["learning_rate"] = _rate(hp, "learning_rate", self.learning_rate)
-        if any(k < n_blocks for k in frozen):
-            with hp.conditional_scope("frozen_blocks", [k for k in frozen if k < n_blocks]):
+        if training:
+            with hp.conditional_scope(parent, training):
                 values["fine_tune_learning_rate"] = _rate(hp, "fine_tune_learning_rate", self.fine_tune_learning_rate)
                 values["warmup_epochs"] = _choice(hp, "warmup_epochs", _values(self.warmup_epochs))
         values["hidden_units"] = _choice(hp, "hidden_units", _values(self.hidden_units))
@@ -88,6 +104,28 @@ class SearchSpace:
         values["l2"] = _choice(hp, "l2", _values(self.l2))
         values["regime"] = regime_for_depth(values["frozen_blocks"], n_blocks)
         return values
+
+
+def candidate_name(extractor, depth):
+    """The value of the `candidate` hyperparameter for `depth` frozen blocks of `extractor` (its source).
+
+    Example:
+        >>> candidate_name("mobilenet_v2", 12), split_candidate("mobilenet_v2@12")
+        ('mobilenet_v2@12', ('mobilenet_v2', 12))
+    """
+    return f"{extractor}@{depth}"
+
+
+def split_candidate(name):
+    """`(extractor, depth)` of a `candidate` value (see `candidate_name`)."""
+    extractor, _, depth = name.rpartition("@")
+    return extractor, int(depth)
+
+
+def _trains(candidate, n_blocks):
+    """Whether a candidate leaves blocks to train; `n_blocks` is its extractor's count, or `{extractor: count}`."""
+    extractor, depth = split_candidate(candidate)
+    return depth < (n_blocks[extractor] if isinstance(n_blocks, dict) else n_blocks)
 
 
 def _choice(hp, name, values):

@@ -1,0 +1,113 @@
+"""A search across several extractors: the probe picks the (extractor, freeze depth) candidates, the results say
+which extractor each trial trained, and a search killed with SIGKILL resumes with each trial's extractor kept."""
+
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+
+import tfxfer
+from helpers import TESTS, completed_trials, noise_folders, tiny_cnn
+from tfxfer.search import SearchSpace, TransferSearch
+from tfxfer.search.candidates import choose_candidates
+
+
+@pytest.fixture
+def data(tmp_path):
+    folder = noise_folders(tmp_path / "images", per_class=8)
+    return tfxfer.load_images(folder, image_size=(16, 16), value_range=(0, 1), batch_size=8, validation_split=0.25,
+                              seed=3)
+
+
+def _two_extractors():
+    other = tiny_cnn(seed=1)
+    other.name = "other_cnn"
+    return [tiny_cnn(), other]
+
+
+def test_the_probe_chooses_the_candidates_and_the_table_names_each_trials_extractor(data, tmp_path):
+    search = TransferSearch(extractors=_two_extractors(), max_trials=2, epochs=1, patience=None,
+                            directory=tmp_path / "runs", project_name="p", space=SearchSpace(warmup_epochs=1),
+                            probe_margin=1.0, verbose=0)
+    table = search.search(data)
+    probed = pd.read_csv(tmp_path / "runs" / "p" / "probe.csv")
+    assert set(probed.extractor) == {"tiny_cnn", "other_cnn"} and len(probed) == 8
+    assert search.hypermodel_.candidates == choose_candidates(probed, {"tiny_cnn": 4, "other_cnn": 4}, margin=1.0)
+    assert len(table) == 2 and "candidate" not in table
+    assert set(table.extractor) <= {"tiny_cnn", "other_cnn"}
+    chosen = {f"{row.extractor}@{row.frozen_blocks}" for row in table.itertuples()}
+    assert chosen <= set(search.hypermodel_.candidates)
+    assert all(row.regime == ("feature-extraction" if row.frozen_blocks == 4 else "mid-layer")
+               for row in table.itertuples())
+    best = search.best_model(data, retrain=False)
+    assert (best.extractor.source, best.freeze_blocks) == (table.extractor[0], table.frozen_blocks[0])
+
+
+def test_the_probe_leaves_out_an_extractor_far_below_the_best():
+    table = pd.DataFrame({"extractor": ["a", "a", "b", "b"], "cut": [1, 2, 1, 2], "linear": [0.7, 0.9, 0.5, 0.6]})
+    assert choose_candidates(table, {"a": 2, "b": 2}, margin=0.1) == ["a@2", "a@1"]
+    assert choose_candidates(table, {"a": 2, "b": 2}, margin=0.3) == ["a@2", "a@1", "b@2", "b@1"]
+    with pytest.raises(ValueError, match="no 'knn' score"):
+        choose_candidates(table, {"a": 2, "b": 2}, score="knn")
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"extractor": "a", "extractors": ["a", "b"]}, "not both"),
+    ({}, "not neither"),
+    ({"extractors": ["a"]}, "got 1"),
+    ({"extractors": ["a", "b"], "space": SearchSpace(frozen_blocks=[2])}, "probe chooses"),
+    ({"extractors": ["a", "b"], "probe_score": "accuracy"}, "probe_score"),
+])
+def test_bad_extractor_arguments_are_refused(options, message):
+    with pytest.raises(ValueError, match=message):
+        TransferSearch(**options)
+
+
+SCRIPT = """
+import sys
+sys.path.insert(0, {tests!r})
+import tfxfer
+from tfxfer.search import SearchSpace, TransferSearch
+data = tfxfer.load_images({images!r}, image_size=(16, 16), value_range=(0, 1), batch_size=8, validation_split=0.25,
+                          seed=3)
+search = TransferSearch(extractors={extractors!r}, max_trials=4, epochs=2, directory={runs!r}, project_name="p",
+                        space=SearchSpace(warmup_epochs=1), probe_margin=1.0, patience=None, verbose=0)
+table = search.search(data)
+print("TRIALS", len(table), sorted(table.status), sorted(set(table.extractor)))
+"""
+
+
+def _candidates(project):
+    return {path.parent.name: json.loads(path.read_text())["hyperparameters"]["values"]["candidate"]
+            for path in project.glob("trial_*/trial.json")
+            if json.loads(path.read_text())["status"] == "COMPLETED"}
+
+
+def test_a_search_across_two_extractors_resumes_after_sigkill_with_each_trials_extractor_kept(tmp_path):
+    extractors = [str(tfxfer.save_hub_format(tiny_cnn(seed=seed), tmp_path / name))
+                  for seed, name in ((0, "first"), (1, "second"))]
+    script = tmp_path / "search.py"
+    script.write_text(SCRIPT.format(tests=str(TESTS), images=str(noise_folders(tmp_path / "images", per_class=8)),
+                                    extractors=extractors, runs=str(tmp_path / "runs")))
+    project = tmp_path / "runs" / "p"
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while len(completed_trials(project)) < 1 and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    before, chosen = completed_trials(project), _candidates(project)
+    assert 1 <= len(before) < 4, "the kill should land mid-search"
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "TRIALS 4 ['COMPLETED', 'COMPLETED', 'COMPLETED', 'COMPLETED']" in result.stdout
+    after = completed_trials(project)
+    assert all(after[trial_id] == mtime for trial_id, mtime in before.items()), "a completed trial ran again"
+    assert {trial: _candidates(project)[trial] for trial in chosen} == chosen
+    record = json.loads((project / "tfxfer_search.json").read_text())
+    assert record["extractor"] == extractors and len(record["candidates"]) >= 2
+    assert all(candidate.rpartition("@")[0] in extractors for candidate in _candidates(project).values())
