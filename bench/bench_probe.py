@@ -10,7 +10,8 @@ Sections (all by default, or those named with --sections):
   alone with the same trial budget each: best extractor, best score, wall time; goal: same extractor, within 0.01,
   <= 1/2 the time.
 
-Usage: python bench/bench_probe.py [--sections cost tau search] [--out bench/probe.json]
+Usage: python bench/bench_probe.py [--sections cost tau search] [--image-size 224] [--epochs 10] [--every 1]
+       [--trials 8] [--out bench/probe.json]
 """
 
 import argparse
@@ -71,6 +72,82 @@ def cost(args):
     return rows
 
 
+def _images(args):
+    return tfxfer.load_images(HYMENOPTERA, image_size=(args.image_size,) * 2, value_range=(0.0, 1.0), batch_size=32)
+
+
+def tau(args):
+    """Each probe score against the validation accuracy of a model trained at the same (extractor, depth) pairs."""
+    from scipy.stats import kendalltau
+
+    data, rows, pairs = _images(args), [], []
+    for name in args.tau_extractors:
+        source, options = IMAGE_EXTRACTORS[name]
+        extractor = tfxfer.load_extractor(source, **options)
+        table = tfxfer.probe(data, [extractor]).sort_values("cut")
+        pretrained = [w.numpy() for w in extractor.weights]
+        cache = tfxfer.FeatureCache()
+        for row in table.iloc[::-args.every].itertuples():  # every `every`-th cut, down from the output
+            for weight, value in zip(extractor.weights, pretrained):
+                weight.assign(value)
+            started = time.perf_counter()
+            regime = "feature-extraction" if row.cut == extractor.n_blocks else "mid-layer"
+            options = {} if regime == "feature-extraction" else {"freeze_blocks": row.cut, "warmup_epochs": 3,
+                                                                    "fine_tune_learning_rate": 1e-4}
+            model = tfxfer.TransferModel(extractor, regime=regime, epochs=args.epochs, learning_rate=1e-3,
+                                         patience=None, cache=cache, seed=0, verbose=0, **options).fit(data)
+            trained = max(model.history_["val_accuracy"])
+            pairs.append({"extractor": name, "cut": int(row.cut), "linear": row.linear, "knn": row.knn,
+                          "logme": row.logme, "trained": trained, "seconds": time.perf_counter() - started})
+            print(pairs[-1], flush=True)
+    for score in ("linear", "knn", "logme"):
+        statistic, p_value = kendalltau([p[score] for p in pairs], [p["trained"] for p in pairs])
+        rows.append({"score": score, "kendall_tau": statistic, "p_value": p_value, "pairs": len(pairs)})
+        print(rows[-1], flush=True)
+    return {"pairs": pairs, "tau": rows}
+
+
+def search(args):
+    """A search across extractors against a search of each extractor alone, with the same trial budget each."""
+    import shutil
+    import tempfile
+
+    data, folder = _images(args), Path(tempfile.mkdtemp(prefix="bench_probe_"))
+    common = dict(max_trials=args.trials, epochs=args.epochs, patience=None, seed=0, verbose=0,
+                  directory=folder, space=tfxfer.SearchSpace(warmup_epochs=3))
+    specs = [IMAGE_EXTRACTORS[name] for name in args.search_extractors]
+    runs = []
+    started = time.perf_counter()
+    across = tfxfer.TransferSearch(extractors=specs, project_name="across", **common)
+    table = across.search(data)
+    runs.append({"run": "across extractors (probe first)", "trials": len(table), "best_extractor":
+                 table.extractor[0], "best_frozen_blocks": int(table.frozen_blocks[0]), "best_score":
+                 float(table.score[0]), "seconds": time.perf_counter() - started,
+                 "candidates": across.hypermodel_.candidates})
+    print(runs[-1], flush=True)
+    alone_seconds, alone_best = 0.0, None
+    for name, (source, options) in zip(args.search_extractors, specs):
+        started = time.perf_counter()
+        table = tfxfer.TransferSearch(source, extractor_options=options, project_name=name.replace(" ", "_"),
+                                      **common).search(data)
+        seconds = time.perf_counter() - started
+        alone_seconds += seconds
+        runs.append({"run": f"{name} alone", "trials": len(table), "best_extractor": name,
+                     "best_frozen_blocks": int(table.frozen_blocks[0]), "best_score": float(table.score[0]),
+                     "seconds": seconds})
+        print(runs[-1], flush=True)
+        if alone_best is None or runs[-1]["best_score"] > alone_best["best_score"]:
+            alone_best = runs[-1]
+    shutil.rmtree(folder, ignore_errors=True)
+    names = {source: name for name, (source, _) in IMAGE_EXTRACTORS.items()}
+    chosen = names.get(runs[0]["best_extractor"], runs[0]["best_extractor"])
+    summary = {"same_best_extractor": chosen == alone_best["best_extractor"],
+               "score_gap": alone_best["best_score"] - runs[0]["best_score"],
+               "time_ratio": runs[0]["seconds"] / alone_seconds}
+    print(summary, flush=True)
+    return {"runs": runs, "summary": summary}
+
+
 def _all(args):
     images = tfxfer.load_images(HYMENOPTERA, image_size=(224, 224), value_range=(0.0, 1.0), batch_size=32)
     for name, spec in IMAGE_EXTRACTORS.items():
@@ -84,8 +161,16 @@ def _all(args):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sections", nargs="+", default=["cost"], choices=["cost"])
-    parser.add_argument("--only", nargs="+", help="extractor names to run (default: all)")
+    parser.add_argument("--sections", nargs="+", default=["cost", "tau", "search"], choices=["cost", "tau", "search"])
+    parser.add_argument("--only", nargs="+", help="cost: extractor names to run (default: all)")
+    parser.add_argument("--image-size", type=int, default=224, help="tau and search: image side in pixels")
+    parser.add_argument("--epochs", type=int, default=10, help="tau and search: most epochs of each phase")
+    parser.add_argument("--every", type=int, default=1, help="tau: every how many cuts a model is trained")
+    parser.add_argument("--trials", type=int, default=8, help="search: the trial budget of each search")
+    parser.add_argument("--tau-extractors", nargs="+", default=["keras MobileNetV2 0.35", "keras MobileNet v1 0.25"],
+                        choices=list(IMAGE_EXTRACTORS))
+    parser.add_argument("--search-extractors", nargs="+", choices=list(IMAGE_EXTRACTORS),
+                        default=["keras MobileNetV2 0.35", "keras MobileNet v1 0.25", "hub MobileNet v1 0.25"])
     parser.add_argument("--out", default="bench/probe.json")
     args = parser.parse_args()
     require_assets()

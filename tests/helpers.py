@@ -4,7 +4,11 @@ import hashlib
 import io
 import json
 import pathlib
+import signal
 import socket
+import subprocess
+import sys
+import time
 import zlib
 
 import keras
@@ -95,6 +99,18 @@ def completed_trials(project):
         if trial["status"] == "COMPLETED":
             done[trial["trial_id"]] = path.stat().st_mtime_ns
     return done
+
+
+def kill_after_trials(script, project, trials, timeout=240):
+    """Runs a search script as a process, SIGKILLs it once `trials` trials have completed, and returns
+    `completed_trials(project)` as the kill left them."""
+    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    while len(completed_trials(project)) < trials and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    return completed_trials(project)
 
 
 def checksums(folder):

@@ -2,16 +2,14 @@
 which extractor each trial trained, and a search killed with SIGKILL resumes with each trial's extractor kept."""
 
 import json
-import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
 
 import tfxfer
-from helpers import TESTS, completed_trials, noise_folders, tiny_cnn
+from helpers import TESTS, completed_trials, kill_after_trials, noise_folders, tiny_cnn
 from tfxfer.search import SearchSpace, TransferSearch
 from tfxfer.search.candidates import choose_candidates
 
@@ -94,13 +92,7 @@ def test_a_search_across_two_extractors_resumes_after_sigkill_with_each_trials_e
     script.write_text(SCRIPT.format(tests=str(TESTS), images=str(noise_folders(tmp_path / "images", per_class=8)),
                                     extractors=extractors, runs=str(tmp_path / "runs")))
     project = tmp_path / "runs" / "p"
-    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 240
-    while len(completed_trials(project)) < 1 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    before, chosen = completed_trials(project), _candidates(project)
+    before, chosen = kill_after_trials(script, project, 1), _candidates(project)
     assert 1 <= len(before) < 4, "the kill should land mid-search"
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -12,7 +12,7 @@ import pytest
 import tensorflow as tf
 
 import tfxfer
-from helpers import TESTS, completed_trials, free_port, noise_folders, tiny_cnn
+from helpers import TESTS, completed_trials, free_port, kill_after_trials, noise_folders, tiny_cnn
 from tfxfer.search import SearchSpace, TransferSearch, search_results
 from tfxfer.search.hypermodel import _custom_gradients
 from tfxfer.training import pick_strategy
@@ -103,13 +103,7 @@ def _script(tmp_path, trials, epochs):
 def test_search_resumes_after_sigkill_without_rerunning_completed_trials(tmp_path):
     script = _script(tmp_path, trials=6, epochs=4)
     project = tmp_path / "runs" / "p"
-    process = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 240
-    while len(completed_trials(project)) < 2 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    before = completed_trials(project)
+    before = kill_after_trials(script, project, 2)
     assert 2 <= len(before) < 6, "the kill should land mid-search"
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]

@@ -82,7 +82,7 @@ def _check_data_flags(args, kind):
               if getattr(args, name) not in (default, None) and kind not in readers]
     if unused:
         flags = " and ".join(FLAGS.get(name, f"--{name.replace('_', '-')}") for name in unused)
-        raise UsageError(f"{flags} do{'es' if len(unused) == 1 else ''} nothing for {args.data!r}, a {kind}: leave "
+        raise UsageError(f"{flags} do{'es' if len(unused) == 1 else ''} nothing for {args.data!r}, {'an' if kind[0] in 'aeiou' else 'a'} {kind}: leave "
                          f"{'it' if len(unused) == 1 else 'them'} out")
 
 

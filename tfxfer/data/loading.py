@@ -198,13 +198,14 @@ def assemble(*, modality, task, inputs, labels, fixed, validation_split, test_sp
         to = dict(zip(representatives.tolist(), chosen.tolist()))
         split[pool] = [to[first[keys[position]]] for position in pool]
         carved = [SPLITS[split_id] for split_id, fraction in carve.items() if fraction]
-        why = "copies of one example kept together" if len(representatives) < len(pool) else \
-            "each class gives at least one"
+        copies = len(representatives) < len(pool)
+        why = "copies of one example kept together" if copies else "each class gives at least one"
         for name in carved:
             fraction, count = carve[SPLITS.index(name)], int(np.sum(split[pool] == SPLITS.index(name)))
-            share = f"{fraction:.0%}" if count == math.floor(len(pool) * fraction + 0.5) else \
-                f"{count} ({fraction:.0%} asked; {why})"
-            origins[name] = f"{share} of {origins['train']}, stratified by {task.stratified_by}, seed {seed}"
+            exact = count == math.floor(len(pool) * fraction + 0.5)
+            share = f"{fraction:.0%}" if exact else f"{count} ({fraction:.0%} asked; {why})"
+            origins[name] = f"{share} of {origins['train']}, stratified by {task.stratified_by}, seed {seed}" + (
+                f", {why}" if exact and copies else "")
         origins["train"] = f"{origins['train']} less {' and '.join(carved)}"
     train_labels = labels[split == TRAIN]
     missing = task.missing_from_training(train_labels)
