@@ -389,11 +389,15 @@ def test_load_exported_runs_texts_and_a_csv(tiny_exports, tmp_path):
     csv = tmp_path / "texts.csv"
     csv.write_text("id,text\n" + "".join(f'{i},"{text}"\n' for i, text in enumerate(case["texts"])))
     exported = load_exported(case["path"].parent)
-    from_csv = exported.predict(csv)
-    assert from_csv["text"].tolist() == case["texts"]
-    np.testing.assert_allclose(from_csv[[f"score_{n}" for n in CLASSES]].to_numpy(), case["expected"], atol=1e-6)
+    with pytest.raises(tfxfer.DataError, match=r"texts.csv, row 4: missing or empty text"):
+        exported.predict(csv)  # the third text is empty
+    from_csv = exported.predict(csv, on_bad="skip")
+    kept = [i for i, text in enumerate(case["texts"]) if text]
+    assert from_csv["text"].tolist() == [case["texts"][i] for i in kept] and len(from_csv.attrs["skipped"]) == 1
+    np.testing.assert_allclose(from_csv[[f"score_{n}" for n in CLASSES]].to_numpy(), case["expected"][kept],
+                               atol=1e-6)
     assert exported.predict(case["texts"][:2])["class"].tolist() == from_csv["class"].tolist()[:2]
-    with pytest.raises(ValueError, match="no column 'body'"):
+    with pytest.raises(ValueError, match="text_column='body' is not a column; the columns are \\['id', 'text'\\]"):
         exported.predict(csv, text_column="body")
 
 
