@@ -76,13 +76,19 @@ def _images(args):
     return tfxfer.load_images(HYMENOPTERA, image_size=(args.image_size,) * 2, value_range=(0.0, 1.0), batch_size=32)
 
 
+def _spec(name, args):
+    """An image extractor's source and options, at the benchmark's image size."""
+    source, options = IMAGE_EXTRACTORS[name]
+    return source, {**options, "image_size": (args.image_size,) * 2}
+
+
 def tau(args):
     """Each probe score against the validation accuracy of a model trained at the same (extractor, depth) pairs."""
     from scipy.stats import kendalltau
 
     data, rows, pairs = _images(args), [], []
     for name in args.tau_extractors:
-        source, options = IMAGE_EXTRACTORS[name]
+        source, options = _spec(name, args)
         extractor = tfxfer.load_extractor(source, **options)
         table = tfxfer.probe(data, [extractor]).sort_values("cut")
         pretrained = [w.numpy() for w in extractor.weights]
@@ -115,7 +121,7 @@ def search(args):
     data, folder = _images(args), Path(tempfile.mkdtemp(prefix="bench_probe_"))
     common = dict(max_trials=args.trials, epochs=args.epochs, patience=None, seed=0, verbose=0,
                   directory=folder, space=tfxfer.SearchSpace(warmup_epochs=3))
-    specs = [IMAGE_EXTRACTORS[name] for name in args.search_extractors]
+    specs = [_spec(name, args) for name in args.search_extractors]
     runs = []
     started = time.perf_counter()
     across = tfxfer.TransferSearch(extractors=specs, project_name="across", **common)
@@ -129,7 +135,7 @@ def search(args):
     for name, (source, options) in zip(args.search_extractors, specs):
         started = time.perf_counter()
         table = tfxfer.TransferSearch(source, extractor_options=options, project_name=name.replace(" ", "_"),
-                                      **common).search(data)
+                                      **common).search(data.for_extractor(tfxfer.load_extractor(source, **options)))
         seconds = time.perf_counter() - started
         alone_seconds += seconds
         runs.append({"run": f"{name} alone", "trials": len(table), "best_extractor": name,
@@ -139,8 +145,10 @@ def search(args):
         if alone_best is None or runs[-1]["best_score"] > alone_best["best_score"]:
             alone_best = runs[-1]
     shutil.rmtree(folder, ignore_errors=True)
-    names = {source: name for name, (source, _) in IMAGE_EXTRACTORS.items()}
-    chosen = names.get(runs[0]["best_extractor"], runs[0]["best_extractor"])
+    from tfxfer.search.hypermodel import extractor_key
+
+    names = {extractor_key(source, options): name for name, (source, options) in zip(args.search_extractors, specs)}
+    chosen = names[runs[0]["best_extractor"]]
     summary = {"same_best_extractor": chosen == alone_best["best_extractor"],
                "score_gap": alone_best["best_score"] - runs[0]["best_score"],
                "time_ratio": runs[0]["seconds"] / alone_seconds}

@@ -53,7 +53,7 @@ class TransferHyperModel(kt.HyperModel):
             for source in extractor if several else [extractor]:
                 source, options = source if isinstance(source, tuple) else (source, extractor_options)
                 member = _Member(source, data, options, decode=several)
-                key = extractor_key(member.extractor.source)
+                key = extractor_key(member.extractor.source, options if several else None)
                 if key in self.members:
                     raise ValueError(f"Two of the extractors are named {key!r}; a search across extractors tells "
                                      "them apart by name: give them different sources (or Keras model names).")
@@ -120,10 +120,20 @@ class TransferHyperModel(kt.HyperModel):
         return result
 
 
-def extractor_key(source):
+def extractor_key(source, options=None):
     """How a search names an extractor: its source, as an absolute path where it is a path (so that a resumed
-    search finds it however the path is spelled)."""
-    return os.path.abspath(source) if os.path.exists(source) else source
+    search finds it however the path is spelled), with the `load_extractor` options that make it another model.
+
+    Example:
+        >>> extractor_key("MobileNetV2", {"alpha": 0.35, "weights": "/models/mnv2_035.weights.h5"})
+        'MobileNetV2(alpha=0.35, weights=mnv2_035.weights.h5)'
+    """
+    name = os.path.abspath(source) if os.path.exists(source) else source
+    if not options:
+        return name
+    values = {key: os.path.basename(value) if isinstance(value, str) and os.sep in value else value
+              for key, value in sorted(options.items())}
+    return f"{name}({', '.join(f'{key}={value}' for key, value in values.items())})"
 
 
 class _Member:

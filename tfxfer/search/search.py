@@ -27,11 +27,12 @@ import os
 import time
 
 import keras_tuner as kt
+import pandas as pd
 
 from tfxfer import _compat
 from tfxfer.search.candidates import choose_candidates
 from tfxfer.search.distributed import TUNERS, Watchdog, answer_late_workers, patient_workers
-from tfxfer.search.hypermodel import TransferHyperModel, extractor_key
+from tfxfer.search.hypermodel import TransferHyperModel
 from tfxfer.search.probing import SCORES, probe
 from tfxfer.search.results import (SEARCH_FILE, data_identity, read_json, readable_json, record_differences,
                                    search_record, search_results, write_json)
@@ -166,9 +167,12 @@ class TransferSearch:
             return stored["candidates"]  # a resume: the identity check below says if anything else changed
         if self.verbose:
             print(f"Probing {len(hypermodel.members)} extractors at every cut...")
-        self.probe_ = probe(data, [member.extractor for member in hypermodel.members.values()],
-                            scores=(self.probe_score,), rank_by=self.probe_score)
-        self.probe_["extractor"] = self.probe_.extractor.map(extractor_key)
+        tables = []
+        for key, member in hypermodel.members.items():  # each named as its trials name it
+            tables.append(probe(data, [member.extractor], scores=(self.probe_score,), rank_by=self.probe_score))
+            tables[-1]["extractor"] = key
+        self.probe_ = pd.concat(tables).sort_values(self.probe_score, ascending=False, kind="stable")
+        self.probe_ = self.probe_.reset_index(drop=True)
         os.makedirs(self.project_dir, exist_ok=True)
         self.probe_.to_csv(os.path.join(self.project_dir, "probe.csv"), index=False)
         return choose_candidates(self.probe_, hypermodel.n_blocks, score=self.probe_score, margin=self.probe_margin)
