@@ -115,7 +115,8 @@ def test_load_exported_tables_on_real_photos_and_an_sms_csv(real_exports, shared
     np.testing.assert_allclose(table[["score_ants", "score_bees"]].to_numpy(), hub["expected"], atol=1e-5)
     pd.read_csv(shared_assets / "data/sms_spam/sms_spam.csv").head(5).to_csv(tmp_path / "sms.csv", index=False)
     texts = load_exported(real_exports["glove"]["path"]).predict(tmp_path / "sms.csv")
-    assert len(texts) == 5 and list(texts.columns) == ["text", "class", "score", "score_ham", "score_spam"]
+    assert len(texts) == 5 and list(texts.columns) == ["text", "file", "class", "score", "score_ham", "score_spam"]
+    assert texts.file[0].endswith("sms.csv, row 2") and texts.file[4].endswith("sms.csv, row 6")
 
 
 def test_minilm_pair_export_runs_with_tensorflow_text(shared_assets, tmp_path):
