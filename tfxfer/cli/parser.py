@@ -25,7 +25,9 @@ EXAMPLES = {
     "tune": "tfxfer tune hymenoptera_data --extractor MobileNetV2 --weights mnv2.weights.h5 --trials 20 --dir runs\n"
             "  tfxfer tune ... --chief 127.0.0.1:8470       # in one process\n"
             "  tfxfer tune ... --worker 127.0.0.1:8470 --worker-id 0   # in each worker",
-    "export": "tfxfer export hymenoptera_data --search runs/search --name ants_bees",
+    "export": "tfxfer export hymenoptera_data --search runs/search --name ants_bees\n"
+              "  tfxfer export hymenoptera_data --search runs/search --name ants_bees_lite --format litert "
+              "--quantize int8",
     "probe": "tfxfer probe hymenoptera_data --extractor ./mobilenet_v2_100_224 --extractor ./mobilenet_v1_025_224 "
              "--plot probe.png\n"
              "  tfxfer probe hymenoptera_data --extractor MobileNetV2 weights=mnv2.weights.h5 --extractor "
@@ -33,7 +35,8 @@ EXAMPLES = {
     "predict": "tfxfer predict saved_models/ants_bees photo1.jpg photo2.png\n"
                "  tfxfer predict saved_models/spam messages.csv --text-column text --json\n"
                "  tfxfer predict saved_models/spam reviews/ note.txt    # .txt files and folders of them\n"
-               "  tfxfer predict saved_models/spam --texts 'win a prize' 'see you at 5'",
+               "  tfxfer predict saved_models/spam --texts 'win a prize' 'see you at 5'\n"
+               "  tfxfer predict saved_models/ants_bees_lite/1/model.tflite photo1.jpg   # LiteRT, in its interpreter",
 }
 
 
@@ -241,7 +244,9 @@ def _export_flags(parser, name_flag="--export"):
         parser.add_argument(name_flag, type=model_name, required=True, help="the export's model name")
     parser.add_argument("--root", default=defaults["root"], help="export root (default: %(default)s)")
     parser.add_argument("--models-config", action="store_true", help="write <root>/models.config for TF Serving")
+    from tfxfer.cli.edge import litert_flags
 
+    litert_flags(parser)
 
 def _train_flags(parser):
     model = library_defaults("training/model.py", "TransferModel")
@@ -355,7 +360,8 @@ def build_parser():
 
     predict = _command(commands_, "predict", "run an export on image files, texts, .txt files or a CSV of texts",
                        commands.predict)
-    predict.add_argument("export", help="<root>/<name> (its highest version) or <root>/<name>/<version>")
+    predict.add_argument("export", help="<root>/<name> (its highest version), <root>/<name>/<version>, or a LiteRT "
+                                        "export's model.tflite")
     predict.add_argument("inputs", nargs="+", help="image files or folders; or texts, .txt files, folders of .txt "
                                                    "files, or one CSV/TSV file")
     predict.add_argument("--texts", action="store_true", help="text models: read every input as a text, even one "
