@@ -55,3 +55,69 @@ def said_verification(args, path):
                                      f"difference from the SavedModel {check['max_score_difference']:.2g}, top-1 "
                                      f"agreement {check['top1_agreement']}")
     _say(args, f"{path}/model.tflite: {litert['size_bytes'] / 1e6:.2f} MB, {litert['quantize']}; verified {found}")
+
+
+def distill_flags(commands_, command, data_flags, extractor_flags, export_flags):
+    """`tfxfer distill`: its parser, with the data, extractor and export flags of the other commands."""
+    from tfxfer.cli.parser import library_defaults, positive, whole
+
+    defaults = library_defaults("training/distill.py", "distill")
+    parser = command(commands_, "distill", "train a small student extractor on a tuned teacher's soft predictions "
+                                           "(frozen student, cached features), and export it", distill)
+    data_flags(parser)
+    extractor_flags(parser)
+    parser.add_argument("--teacher", required=True, help="the teacher: a tfxfer SavedModel export of an image model "
+                                                         "(<root>/<name> or a version folder)")
+    parser.add_argument("--temperature", type=positive, default=defaults["temperature"],
+                        help="softens the teacher's and student's scores (default: %(default)s)")
+    parser.add_argument("--teacher-weight", type=_weight, default=defaults["alpha"],
+                        help="alpha: weight of the teacher's soft term, 0 (labels only) to 1 (default: %(default)s)")
+    parser.add_argument("--unlabeled", metavar="FOLDER", help="a folder of unlabelled images the teacher labels")
+    parser.add_argument("--epochs", type=whole(1), default=defaults["epochs"], help="(default: %(default)s)")
+    parser.add_argument("--learning-rate", type=positive, default=defaults["learning_rate"],
+                        help="(default: %(default)s)")
+    export_flags(parser)
+    return parser
+
+
+def _weight(text):
+    from tfxfer.cli.parser import _number
+
+    value = _number(text)
+    if not 0 <= value <= 1:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text}")
+    return value
+
+
+def distill(args):
+    """`tfxfer distill`: the student distilled from an exported teacher, evaluated, and exported if asked."""
+    import os
+
+    import pandas as pd
+
+    import tfxfer
+    from tfxfer.cli.commands import _check_data_path, _check_export_flags, _load_data, _load_extractor, _result
+
+    _check_export_flags(args)
+    options = export_options(args)
+    _check_data_path(args)
+    if args.unlabeled and not os.path.isdir(args.unlabeled):
+        raise FileNotFoundError(f"--unlabeled {args.unlabeled} is not a folder: pass a folder of images")
+    extractor = _load_extractor(args, args.extractor)
+    data = _load_data(args, extractor)
+    args.stage = "training"
+    student = tfxfer.distill(args.teacher, extractor, data, temperature=args.temperature, alpha=args.teacher_weight,
+                             unlabeled=args.unlabeled, epochs=args.epochs, learning_rate=args.learning_rate,
+                             seed=args.seed)
+    row = {"temperature": args.temperature, "teacher_weight": args.teacher_weight, "unlabeled_images": student.distillation_[
+        "unlabeled_images"], "epochs": len(student.history_["loss"]), "seconds": round(student.fit_seconds_, 1)}
+    if data.validation is not None:
+        row["val_accuracy"] = round(student.evaluate(data.validation)["accuracy"], 4)
+    if args.export is not None:
+        args.stage = "exporting"
+        row["export"] = str(tfxfer.export(student, args.export, root=args.root, data_summary=data,
+                                          models_config=args.models_config, **options))
+        said_verification(args, row["export"])
+    _result(args, pd.DataFrame([row]))

@@ -28,6 +28,8 @@ EXAMPLES = {
     "export": "tfxfer export hymenoptera_data --search runs/search --name ants_bees\n"
               "  tfxfer export hymenoptera_data --search runs/search --name ants_bees_lite --format litert "
               "--quantize int8",
+    "distill": "tfxfer distill hymenoptera_data --teacher saved_models/ants_bees --extractor ./mobilenet_v1_025_224 "
+               "--export ants_bees_small --format litert --quantize int8",
     "probe": "tfxfer probe hymenoptera_data --extractor ./mobilenet_v2_100_224 --extractor ./mobilenet_v1_025_224 "
              "--plot probe.png\n"
              "  tfxfer probe hymenoptera_data --extractor MobileNetV2 weights=mnv2.weights.h5 --extractor "
@@ -357,6 +359,10 @@ def build_parser():
     probe.add_argument("--rank-by", choices=["linear", "knn", "logme"], default="linear",
                        help="the score the table is sorted by (default: %(default)s)")
     probe.add_argument("--plot", metavar="PNG", help="draw the scores against block depth into this file")
+
+    from tfxfer.cli.edge import distill_flags
+
+    distill_flags(commands_, _command, _data_flags, _extractor_flags, _export_flags)
 
     predict = _command(commands_, "predict", "run an export on image files, texts, .txt files or a CSV of texts",
                        commands.predict)

@@ -30,16 +30,12 @@ from tfxfer.serving.savedmodel import export_metadata, export_pieces, serving_sp
 from tfxfer.serving.versioning import check_format, check_name, write_version
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
-#: Training examples drawn (seeded) to calibrate int8 quantization: TensorFlow's guide suggests about 100 to 500.
-CALIBRATION_SIZE = 200
-#: Held-out examples the written file is checked on.
-VERIFICATION_SIZE = 100
 _TEXTS = ["a short sentence", "An example, with punctuation!", "", "words words words", "the last one"]
 
 
 def export_litert(model, name, root="saved_models", *, quantize="none", input_type="float32",
-                  output_type="float32", calibration_data=None, calibration_size=CALIBRATION_SIZE,
-                  verification_size=VERIFICATION_SIZE, select_tf_ops=False, seed=0, extractor=None, task_type=None,
+                  output_type="float32", calibration_data=None, calibration_size=200,
+                  verification_size=100, select_tf_ops=False, seed=0, extractor=None, task_type=None,
                   class_names=None, threshold=0.5, metrics=None, data_summary=None, interpolation=None):
     """Exports a trained model as the next version of `<root>/<name>`, a verified LiteRT (`.tflite`) file.
 
@@ -61,7 +57,8 @@ def export_litert(model, name, root="saved_models", *, quantize="none", input_ty
             are in the file and the metadata; `load_exported` dequantizes them).
         calibration_data: The `DataSplits` whose training split calibrates int8 and whose validation split (else
             test, else training) verifies the file; by default `data_summary` when it is a `DataSplits`.
-        calibration_size: Training examples for int8 calibration (all when fewer).
+        calibration_size: Training examples for int8 calibration, drawn with `seed` (all when fewer); TensorFlow's
+            guide suggests 100 to 500.
         verification_size: Held-out examples the written file is checked on. Without data, seeded random pixel
             images (or a few fixed sentences) are used, and the metadata says so.
         select_tf_ops: Let TensorFlow ops that LiteRT lacks (string splitting, lookups, TF Text) into the file as
