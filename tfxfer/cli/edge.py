@@ -59,9 +59,11 @@ def said_verification(args, path):
 
 def distill_flags(commands_, command, data_flags, extractor_flags, export_flags):
     """`tfxfer distill`: its parser, with the data, extractor and export flags of the other commands."""
-    from tfxfer.cli.parser import library_defaults, positive, whole
+    from tfxfer.cli.parser import EXAMPLES, library_defaults, positive, whole
 
-    defaults = library_defaults("training/distill.py", "distill")
+    EXAMPLES["distill"] = ("tfxfer distill hymenoptera_data --teacher saved_models/ants_bees --extractor "
+                           "./mobilenet_v1_025_224 --export ants_bees_small --format litert --quantize int8")
+    defaults = library_defaults("training/distillation.py", "distill")
     parser = command(commands_, "distill", "train a small student extractor on a tuned teacher's soft predictions "
                                            "(frozen student, cached features), and export it", distill)
     data_flags(parser)

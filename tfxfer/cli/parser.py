@@ -28,8 +28,6 @@ EXAMPLES = {
     "export": "tfxfer export hymenoptera_data --search runs/search --name ants_bees\n"
               "  tfxfer export hymenoptera_data --search runs/search --name ants_bees_lite --format litert "
               "--quantize int8",
-    "distill": "tfxfer distill hymenoptera_data --teacher saved_models/ants_bees --extractor ./mobilenet_v1_025_224 "
-               "--export ants_bees_small --format litert --quantize int8",
     "probe": "tfxfer probe hymenoptera_data --extractor ./mobilenet_v2_100_224 --extractor ./mobilenet_v1_025_224 "
              "--plot probe.png\n"
              "  tfxfer probe hymenoptera_data --extractor MobileNetV2 weights=mnv2.weights.h5 --extractor "

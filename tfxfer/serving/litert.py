@@ -77,7 +77,7 @@ def export_litert(model, name, root="saved_models", *, quantize="none", input_ty
         >>> path = tfxfer.export(fitted, "ants_bees_lite", root=tmp_dir, format="litert", data_summary=data)
         >>> sorted(p.name for p in path.iterdir())
         ['assets.extra', 'labels.txt', 'model.tflite']
-        >>> check = load_exported(path).metadata["litert"]["verification"]
+        >>> check = tfxfer.load_exported(path).metadata["litert"]["verification"]
         >>> check["max_score_difference"] < 1e-4, check["top1_agreement"]
         (True, 1.0)
     """

@@ -127,7 +127,7 @@ class LiteRTModel(ExportedModel):
         runner: The `LiteRTRunner`.
 
     Example:
-        >>> exported = load_exported(tfxfer.export(fitted, "lite", root=tmp_dir, format="litert"))
+        >>> exported = tfxfer.load_exported(tfxfer.export(fitted, "lite", root=tmp_dir, format="litert"))
         >>> type(exported).__name__, list(exported.predict(data.examples("validation")[0][:2]).columns)
         ('LiteRTModel', ['file', 'class', 'score', 'score_ants', 'score_bees', 'score_wasps'])
     """
@@ -160,7 +160,13 @@ class LiteRTModel(ExportedModel):
 def litert_input(item, spec, dtype):
     """One input as a LiteRT export takes it: a text as `[1]` strings, or an image file decoded and resized as
     training decodes it (`spec`: `input_kind`, `image_size`, `interpolation`), as `[1, height, width, 3]` pixels in
-    [0, 255] of `dtype` (uint8 rounded)."""
+    [0, 255] of `dtype` (uint8 rounded).
+
+    Example:
+        >>> spec = {"input_kind": "image", "image_size": [8, 8], "interpolation": "bilinear"}
+        >>> litert_input(data.examples("train")[0][0], spec, np.uint8).shape
+        (1, 8, 8, 3)
+    """
     if spec["input_kind"] == "text":
         return np.array([item], dtype=object)
     pixels = decode_image(tf.io.read_file(str(item)), spec["image_size"], (0.0, 255.0), spec["interpolation"])

@@ -5,7 +5,7 @@ trains a small student on a teacher's soft predictions."""
 from tfxfer import _lazy
 
 __getattr__, __dir__, __all__ = _lazy.attach(__name__, {
-    "distill": ["distill"],
+    "distillation": ["distill"],
     "feature_cache": ["FeatureCache"],
     "heads": ["Head"],
     "model": ["TransferModel", "build_model"],

@@ -118,7 +118,14 @@ def distill(teacher, student_extractor, data, *, temperature=4.0, alpha=0.7, unl
 
 
 def distillation_loss(n_classes, temperature, alpha):
-    """The loss of the module docstring, on targets packed as `[one-hot label, teacher scores, labelled flag]`."""
+    """The loss of the module docstring, on targets packed as `[one-hot label, teacher scores, labelled flag]`.
+
+    Example:
+        >>> loss = distillation_loss(2, temperature=2.0, alpha=0.5)
+        >>> packed = tf.constant([[1.0, 0.0, 0.9, 0.1, 1.0], [0.0, 0.0, 0.9, 0.1, 0.0]])  # labelled, unlabelled
+        >>> [round(float(value), 3) for value in loss(packed, tf.constant([[0.9, 0.1], [0.9, 0.1]]))]
+        [0.053, 0.0]
+    """
     def loss(packed, scores):
         labels, teacher, labelled = packed[:, :n_classes], packed[:, n_classes:2 * n_classes], packed[:, -1]
         soft_teacher = tf.nn.softmax(tf.math.log(teacher + _EPSILON) / temperature)
