@@ -3,14 +3,16 @@ tiny data."""
 
 import json
 
+import tfxfer as library
 from helpers import noise_folders
 from test_cli import records, tfxfer
 
 
 def test_distill_exports_an_int8_tflite_student_that_predict_runs(tiny_hub_model, tmp_path):
     images = noise_folders(tmp_path / "images", per_class=6)
-    teacher = records(tfxfer("train", images, "--extractor", tiny_hub_model, "--epochs", "1", "--export", "teacher",
-                             "--root", tmp_path / "exports", "--json"))[0]["export"]
+    data = library.load_images(images, extractor=library.load_extractor(tiny_hub_model), seed=0)
+    fitted = library.TransferModel(tiny_hub_model, epochs=1, patience=None, verbose=0).fit(data)
+    teacher = library.export(fitted, "teacher", root=tmp_path / "exports")  # what `tfxfer train --export` writes
     result = tfxfer("distill", images, "--teacher", teacher, "--extractor", tiny_hub_model, "--epochs", "2",
                     "--temperature", "3", "--export", "student", "--root", tmp_path / "lite", "--format", "litert",
                     "--quantize", "int8", "--calibration-size", "8")

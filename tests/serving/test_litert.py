@@ -67,17 +67,18 @@ def test_multilabel_and_regression_exports_run(tmp_path):
     multilabel = head_model(extractor, 3, "sigmoid")
     multilabel.layers[-1].bias.assign([4.0, -4.0, 0.0])  # one label always above the threshold, one never
     path = tfxfer.export(multilabel, "labels", root=tmp_path, format="litert", quantize="dynamic",
-                         task_type="multilabel", class_names=CLASSES)
+                         task_type="multilabel", class_names=CLASSES, verification_size=2)
     table = load_exported(path).predict(files)
     assert all(labels.startswith("ants") and "bees" not in labels for labels in table["labels"])
     regression = head_model(extractor, 2, None)
     path = tfxfer.export(regression, "sizes", root=tmp_path, format="litert", quantize="float16",
-                         task_type="regression", class_names=["length", "weight"])
-    table = load_exported(path).predict(files)
+                         task_type="regression", class_names=["length", "weight"], verification_size=2)
+    exported = load_exported(path)
+    table = exported.predict(files)
     expected = regression(decoded(files, extractor), training=False).numpy()
     assert list(table.columns) == ["file", "length", "weight"]
     np.testing.assert_allclose(table[["length", "weight"]].to_numpy(), expected, atol=1e-2)  # float16 weights
-    assert load_exported(path).metadata["litert"]["verification"]["top1_agreement"] is None
+    assert exported.metadata["litert"]["verification"]["top1_agreement"] is None
 
 
 def test_versions_are_never_overwritten_and_formats_never_mixed(noise, tmp_path):

@@ -59,6 +59,7 @@ def test_a_student_of_an_exported_teacher_with_unlabelled_images_exports_to_lite
                          data_summary=taught["data"], calibration_size=20)
     exported = load_exported(path)
     assert exported.metadata["training"]["regime"] == "feature-extraction"
+    assert exported.metadata["training"]["distillation"]["unlabeled_images"] == 12
     assert exported.metadata["litert"]["verification"]["top1_agreement"] >= 0.9
 
 

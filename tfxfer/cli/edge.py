@@ -113,8 +113,9 @@ def distill(args):
     student = tfxfer.distill(args.teacher, extractor, data, temperature=args.temperature, alpha=args.teacher_weight,
                              unlabeled=args.unlabeled, epochs=args.epochs, learning_rate=args.learning_rate,
                              seed=args.seed)
-    row = {"temperature": args.temperature, "teacher_weight": args.teacher_weight, "unlabeled_images": student.distillation_[
-        "unlabeled_images"], "epochs": len(student.history_["loss"]), "seconds": round(student.fit_seconds_, 1)}
+    row = {"temperature": args.temperature, "teacher_weight": args.teacher_weight,
+           "unlabeled_images": student.distillation_["unlabeled_images"], "epochs": len(student.history_["loss"]),
+           "seconds": round(student.fit_seconds_, 1)}
     if data.validation is not None:
         row["val_accuracy"] = round(student.evaluate(data.validation)["accuracy"], 4)
     if args.export is not None:

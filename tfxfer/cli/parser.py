@@ -340,7 +340,7 @@ def build_parser():
     _tune_flags(tune)
     _export_flags(tune)
 
-    export = _command(commands_, "export", "retrain a search's best trial and export it for TF Serving",
+    export = _command(commands_, "export", "retrain a search's best trial and export it (--format litert: .tflite)",
                       commands.export)
     _data_flags(export)
     export.add_argument("--search", required=True, type=search_folder, help="the --dir of a `tfxfer tune` run")

@@ -15,7 +15,6 @@ export is then verified: the written file runs in the LiteRT interpreter (`ai_ed
 and the largest score difference from the SavedModel graph and the top-1 agreement are recorded.
 """
 
-import json
 import re
 import tempfile
 from pathlib import Path
@@ -84,6 +83,7 @@ def export_litert(model, name, root="saved_models", *, quantize="none", input_ty
     _check_options(quantize, input_type, output_type, calibration_size, verification_size)
     model, extractor, task, training = export_pieces(model, extractor, task_type, class_names)
     check_name(name)
+    check_format(Path(root) / name, "litert")
     spec = serving_spec(model, extractor, task, threshold, data_summary, interpolation)
     if spec["input_kind"] == "text" and input_type != "float32":
         raise ValueError(f"input_type={input_type!r} is for image models; a text model takes strings: leave it out.")
@@ -121,9 +121,8 @@ def export_litert(model, name, root="saved_models", *, quantize="none", input_ty
         folder.mkdir()
         (folder / LITERT_FILE).write_bytes(flatbuffer)
         (folder / LABELS_FILE).write_text("".join(f"{label}\n" for label in spec["class_names"]))
-        write_metadata(folder, json.loads(json.dumps(metadata)))
+        write_metadata(folder, metadata)
 
-    check_format(Path(root) / name, "litert")
     return write_version(root, name, write)
 
 

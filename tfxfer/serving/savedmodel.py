@@ -142,7 +142,7 @@ def export_pieces(model, extractor, task_type, class_names):
         if hasattr(fitted, "phases_"):
             training["phases"] = [dataclasses.asdict(phase) for phase in fitted.phases_]
         for attribute in ("regime", "frozen_blocks_", "fine_tune_epoch_", "learning_rates_", "cached_phases_",
-                          "trainable_params_", "fit_seconds_"):
+                          "trainable_params_", "fit_seconds_", "distillation_"):
             if hasattr(fitted, attribute):
                 training[attribute.rstrip("_")] = getattr(fitted, attribute)
     if extractor is None:
