@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import tfxfer
-from tfxfer.cli import commands
+from tfxfer.cli import commands, edge
 
 PACKAGE = Path(tfxfer.__file__).resolve().parent
 
@@ -244,9 +244,8 @@ def _export_flags(parser, name_flag="--export"):
         parser.add_argument(name_flag, type=model_name, required=True, help="the export's model name")
     parser.add_argument("--root", default=defaults["root"], help="export root (default: %(default)s)")
     parser.add_argument("--models-config", action="store_true", help="write <root>/models.config for TF Serving")
-    from tfxfer.cli.edge import litert_flags
+    edge.litert_flags(parser)
 
-    litert_flags(parser)
 
 def _train_flags(parser):
     model = library_defaults("training/model.py", "TransferModel")
@@ -358,9 +357,7 @@ def build_parser():
                        help="the score the table is sorted by (default: %(default)s)")
     probe.add_argument("--plot", metavar="PNG", help="draw the scores against block depth into this file")
 
-    from tfxfer.cli.edge import distill_flags
-
-    distill_flags(commands_, _command, _data_flags, _extractor_flags, _export_flags)
+    edge.distill_flags(commands_, _command, _data_flags, _extractor_flags, _export_flags)
 
     predict = _command(commands_, "predict", "run an export on image files, texts, .txt files or a CSV of texts",
                        commands.predict)

@@ -212,10 +212,15 @@ def _convert(converter, select_tf_ops):
         return converter.convert()
     except Exception as error:  # the converter raises its own ConverterError, not exported by tf.lite
         message = str(error)
-        ops = sorted(set(re.findall(r"'(tf\.\w+)' op is neither a custom op nor a flex op", message)) |
-                     set(re.findall(r"\b(tf\.\w+)\s*\{", message)))
+        ops = sorted(set(re.findall(r"'(tf\.[\w>]+)' op is neither a custom op nor a flex op", message)) |
+                     set(re.findall(r"\b(tf\.[\w>]+)\s*\{", message)))
         if not ops:
             raise
+        library_ops = [op for op in ops if ">" in op]  # e.g. tf.TFText>RoundRobinTrim
+        if library_ops:
+            raise ValueError(f"LiteRT cannot convert {', '.join(library_ops)}: custom ops of a TensorFlow library "
+                             "(such as TF Text) that neither LiteRT's built-in ops nor select TF ops include; export "
+                             "this model as a SavedModel (format='savedmodel').") from None
         if select_tf_ops:
             raise ValueError(f"LiteRT cannot convert the model's ops {', '.join(ops)}, even as select TF ops; "
                              "export it as a SavedModel (format='savedmodel') instead.") from None
