@@ -17,8 +17,9 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, {
     "data": ["DataError", "DataSplits", "Objective", "Skipped", "Task", "decode_image", "load_images", "load_text"],
     "extractors": ["Block", "Extractor", "HubExtractor", "KerasExtractor", "KerasHubExtractor", "KerasHubTextExtractor",
                    "application_names", "extract_archive", "handle_cache_folder", "load_extractor", "save_hub_format"],
-    "training": ["REGIMES", "FeatureCache", "Head", "Phase", "TransferModel", "build_model", "pick_strategy"],
+    "training": ["REGIMES", "FeatureCache", "Head", "Phase", "TransferModel", "build_model", "distill",
+                 "pick_strategy"],
     "search": ["SearchSpace", "TransferHyperModel", "TransferSearch", "probe", "search_results"],
-    "serving": ["ExportedModel", "export", "load_exported", "write_models_config"],
+    "serving": ["ExportedModel", "LiteRTModel", "export", "load_exported", "write_models_config"],
     "reports": ["plot_confusion", "plot_history", "plot_probe", "plot_search", "write_report"],
 })

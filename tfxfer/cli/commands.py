@@ -171,8 +171,11 @@ def train(args):
 
     import tfxfer
 
-    _check_export_flags(args)
+    from tfxfer.cli.edge import export_options, said_verification
     from tfxfer.training.phases import ignored_settings
+
+    _check_export_flags(args)
+    options = export_options(args)
 
     unused = ignored_settings(args.regime, freeze_blocks=args.freeze, warmup_epochs=args.warmup_epochs)
     if unused:
@@ -197,7 +200,8 @@ def train(args):
     if args.export is not None:
         args.stage = "exporting"
         row["export"] = str(tfxfer.export(model, args.export, root=args.root, data_summary=data,
-                                          models_config=args.models_config))
+                                          models_config=args.models_config, **options))
+        said_verification(args, row["export"])
     if args.report:
         args.stage = "reporting"
         row["report"] = str(tfxfer.write_report(model, data, args.report, export_path=row.get("export")))
@@ -220,11 +224,14 @@ def tune(args):
     """`tfxfer tune`: a Keras Tuner search, resumed when `--dir` holds one; the best trial exported if asked."""
     import tfxfer
 
+    from tfxfer.cli.edge import export_options, said_verification
+
     _check_export_flags(args)
     several = len(args.extractor) > 1
     if several and args.freeze_choices:
         raise UsageError("--freeze-choices applies to one --extractor; with several, the probe chooses each one's "
                          "freeze depths: leave --freeze-choices out, or tune one extractor")
+    formats = export_options(args)
     _check_data_path(args)
     _distribution(args)
     options = [_extractor_options(args, source) for source in args.extractor]
@@ -245,7 +252,9 @@ def tune(args):
     if args.export is not None and os.environ.get("KERASTUNER_TUNER_ID", "chief").startswith("chief"):
         args.stage = "exporting"
         fitted = search.best_model(data)
-        path = tfxfer.export(fitted, args.export, root=args.root, data_summary=data, models_config=args.models_config)
+        path = tfxfer.export(fitted, args.export, root=args.root, data_summary=data, models_config=args.models_config,
+                             **formats)
+        said_verification(args, path)
         print(f"best trial retrained and exported to {path}", file=sys.stderr if (args.json or args.quiet) else
               sys.stdout)
         if args.quiet and not args.json:
@@ -257,7 +266,9 @@ def tune(args):
 def export(args):
     """`tfxfer export`: retrains a search's best trial on the search's own extractor and settings, and exports it."""
     import tfxfer
+    from tfxfer.cli.edge import export_options, said_verification
 
+    options = export_options(args)
     _check_data_path(args)
     args.stage = "loading"
     search = tfxfer.TransferSearch.from_folder(args.search, extractor=args.extractor, verbose=0)
@@ -271,7 +282,9 @@ def export(args):
     args.stage = "training"
     fitted = search.best_model(data)
     args.stage = "exporting"
-    path = tfxfer.export(fitted, args.name, root=args.root, data_summary=data, models_config=args.models_config)
+    path = tfxfer.export(fitted, args.name, root=args.root, data_summary=data, models_config=args.models_config,
+                         **options)
+    said_verification(args, path)
     print(json.dumps({"export": str(path)}) if args.json else path, file=args.out)
 
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import tfxfer
-from tfxfer.cli import commands
+from tfxfer.cli import commands, edge
 
 PACKAGE = Path(tfxfer.__file__).resolve().parent
 
@@ -27,7 +27,9 @@ EXAMPLES = {
             "--trials 20\n"
             "  tfxfer tune ... --chief 127.0.0.1:8470       # in one process\n"
             "  tfxfer tune ... --worker 127.0.0.1:8470 --worker-id 0   # in each worker",
-    "export": "tfxfer export hymenoptera_data --search runs/search --name ants_bees",
+    "export": "tfxfer export hymenoptera_data --search runs/search --name ants_bees\n"
+              "  tfxfer export hymenoptera_data --search runs/search --name ants_bees_lite --format litert "
+              "--quantize int8",
     "probe": "tfxfer probe hymenoptera_data --extractor ./mobilenet_v2_100_224 --extractor ./mobilenet_v1_025_224 "
              "--plot probe.png\n"
              "  tfxfer probe hymenoptera_data --extractor MobileNetV2 weights=mnv2.weights.h5 --extractor "
@@ -35,7 +37,8 @@ EXAMPLES = {
     "predict": "tfxfer predict saved_models/ants_bees photo1.jpg photo2.png\n"
                "  tfxfer predict saved_models/spam messages.csv --text-column text --json\n"
                "  tfxfer predict saved_models/spam reviews/ note.txt    # .txt files and folders of them\n"
-               "  tfxfer predict saved_models/spam --texts 'win a prize' 'see you at 5'",
+               "  tfxfer predict saved_models/spam --texts 'win a prize' 'see you at 5'\n"
+               "  tfxfer predict saved_models/ants_bees_lite/1/model.tflite photo1.jpg   # LiteRT, in its interpreter",
 }
 
 
@@ -244,6 +247,7 @@ def _export_flags(parser, name_flag="--export"):
         parser.add_argument(name_flag, type=model_name, required=True, help="the export's model name")
     parser.add_argument("--root", default=defaults["root"], help="export root (default: %(default)s)")
     parser.add_argument("--models-config", action="store_true", help="write <root>/models.config for TF Serving")
+    edge.litert_flags(parser)
 
 
 def _train_flags(parser):
@@ -344,7 +348,7 @@ def build_parser():
     _tune_flags(tune)
     _export_flags(tune)
 
-    export = _command(commands_, "export", "retrain a search's best trial and export it for TF Serving",
+    export = _command(commands_, "export", "retrain a search's best trial and export it (--format litert: .tflite)",
                       commands.export)
     _data_flags(export)
     export.add_argument("--search", required=True, type=search_folder, help="the --dir of a `tfxfer tune` run")
@@ -362,9 +366,12 @@ def build_parser():
                        help="the score the table is sorted by (default: %(default)s)")
     probe.add_argument("--plot", metavar="PNG", help="draw the scores against block depth into this file")
 
+    edge.distill_flags(commands_, _command, _data_flags, _extractor_flags, _export_flags)
+
     predict = _command(commands_, "predict", "run an export on image files, texts, .txt files or a CSV of texts",
                        commands.predict)
-    predict.add_argument("export", help="<root>/<name> (its highest version) or <root>/<name>/<version>")
+    predict.add_argument("export", help="<root>/<name> (its highest version), <root>/<name>/<version>, or a LiteRT "
+                                        "export's model.tflite")
     predict.add_argument("inputs", nargs="+", help="image files or folders; or texts, .txt files, folders of .txt "
                                                    "files, or one CSV/TSV file")
     predict.add_argument("--texts", action="store_true", help="text models: read every input as a text, even one "

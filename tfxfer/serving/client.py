@@ -22,36 +22,36 @@ from tfxfer.serving.versioning import versions
 _TABLE_SUFFIXES = (".csv", ".tsv", ".tab")
 
 
-def resolve_export(path):
-    """The version folder of an export: `path` itself if it holds `saved_model.pb`, else its highest whole version.
+#: What a whole version of a SavedModel export holds; the first names the format.
+SAVEDMODEL_FILES = ("saved_model.pb", "variables", str(METADATA_FILE))
 
-    A version folder without `saved_model.pb` (made by hand, or copied in part) is passed over with a warning, as it
-    would fail to load.
+
+def resolve_export(path, files=SAVEDMODEL_FILES):
+    """The version folder of an export: `path` itself if it holds `files[0]` (`saved_model.pb`), else its highest
+    whole version (one holding all of `files`).
+
+    A version folder that is not whole (made by hand, or copied in part) is passed over with a warning, as it would
+    fail to load.
 
     Raises:
         FileNotFoundError: `path` is neither a version folder nor a folder of versions.
     """
     path = Path(path)
-    if (path / "saved_model.pb").is_file():
+    if (path / files[0]).is_file():
         return path
     found = versions(path)
-    whole = [version for version in found if _whole(path / str(version))]
+    whole = [version for version in found if all((path / str(version) / name).exists() for name in files)]
     if not whole:
         held = f"only version folders that are not whole exports ({', '.join(map(str, found))})" if found else \
-            "neither saved_model.pb nor version folders (1/, 2/...)"
+            f"neither {files[0]} nor version folders (1/, 2/...)"
         raise FileNotFoundError(f"{path} is not an export: it holds {held}. Pass <root>/<name> or "
                                 "<root>/<name>/<version> of a tfxfer export.")
     passed_over = [version for version in found if version > whole[-1]]
     if passed_over:
         warnings.warn(f"{path}: version folder(s) {', '.join(map(str, passed_over))} are not whole exports (a "
-                      f"saved_model.pb, variables/ and {METADATA_FILE}), so version {whole[-1]} is used; remove or "
+                      f"{', '.join(files)}), so version {whole[-1]} is used; remove or "
                       "complete them (TF Serving would try the highest).", stacklevel=3)
     return path / str(whole[-1])
-
-
-def _whole(folder):
-    """Whether a version folder holds a whole tfxfer export, as `tfxfer.export` writes one."""
-    return all((folder / name).exists() for name in ("saved_model.pb", "variables", METADATA_FILE))
 
 
 class ExportedModel:
@@ -69,10 +69,21 @@ class ExportedModel:
 
     def __init__(self, path):
         self.path = resolve_export(path)
+        self._read_metadata("a SavedModel")
+        # BERT-style text exports use TensorFlow Text ops, which importing tensorflow_text registers.
+        try:
+            self._saved_model = load_with_text_ops(tf.saved_model.load, str(self.path), str(self.path))
+        except (tf.errors.OpError, ValueError, OSError) as error:
+            raise ValueError(f"{self.path} could not be loaded ({str(error).strip().splitlines()[0]}); the version may "
+                             "be damaged or partly copied: export the model again, or pass an earlier version.") \
+                from None
+        self.signatures = self._saved_model.signatures
+
+    def _read_metadata(self, what):
         self.version = int(self.path.name) if self.path.name.isdigit() else None
         metadata_file = self.path / METADATA_FILE
         if not metadata_file.is_file():
-            raise ValueError(f"{self.path} is a SavedModel but not a tfxfer export (no {METADATA_FILE}); "
+            raise ValueError(f"{self.path} is {what} but not a tfxfer export (no {METADATA_FILE}); "
                              "export models with tfxfer.export.")
         try:
             self.metadata = json.loads(metadata_file.read_text())
@@ -82,14 +93,6 @@ class ExportedModel:
         self.task_type = self.metadata["task_type"]
         self.class_names = list(self.metadata["class_names"])
         self.input_kind = self.metadata["input_kind"]
-        # BERT-style text exports use TensorFlow Text ops, which importing tensorflow_text registers.
-        try:
-            self._saved_model = load_with_text_ops(tf.saved_model.load, str(self.path), str(self.path))
-        except (tf.errors.OpError, ValueError, OSError) as error:
-            raise ValueError(f"{self.path} could not be loaded ({str(error).strip().splitlines()[0]}); the version may "
-                             "be damaged or partly copied: export the model again, or pass an earlier version.") \
-                from None
-        self.signatures = self._saved_model.signatures
 
     def __repr__(self):
         return (f"ExportedModel({str(self.path)!r}: {self.input_kind} {self.task_type}, "
@@ -144,17 +147,18 @@ class ExportedModel:
             if any(source is not None for source, _ in pairs):
                 columns["file"] = [source for source, _ in pairs]
             argument, values = "texts", [text for _, text in pairs]
-        signature = self.signatures["serving_default"]
-        outputs = []
-        for start in range(0, len(values), batch_size):
-            batch = values[start:start + batch_size]
-            if self.input_kind == "image":
-                batch = [Path(path).read_bytes() for path in batch]
-            result = signature(**{argument: tf.constant(batch, tf.string)})
-            outputs.append({key: value.numpy() for key, value in result.items()})
+        outputs = [self._run(argument, values[start:start + batch_size])
+                   for start in range(0, len(values), batch_size)]
         table = self._table(columns, outputs)
         table.attrs["skipped"] = bad.skipped
         return table
+
+    def _run(self, argument, batch):
+        """The served outputs (NumPy arrays by key) of one batch of image paths or texts."""
+        if self.input_kind == "image":
+            batch = [Path(path).read_bytes() for path in batch]
+        result = self.signatures["serving_default"](**{argument: tf.constant(batch, tf.string)})
+        return {key: value.numpy() for key, value in result.items()}
 
     def _table(self, columns, outputs):
         task = Task(self.task_type, self.class_names)
@@ -250,11 +254,15 @@ def _table_texts(path, text_column, sep, encoding, bad):
 def load_exported(path):
     """Loads an export with TensorFlow, to run it on image files, texts or a CSV of texts.
 
+    LiteRT exports (`format="litert"`) load too, into a `tfxfer.serving.litert_client.LiteRTModel` that runs the
+    `.tflite` file in the LiteRT interpreter and returns the same tables.
+
     Args:
-        path: `<root>/<name>` (its highest version is loaded) or `<root>/<name>/<version>`.
+        path: `<root>/<name>` (its highest version is loaded), `<root>/<name>/<version>`, or a LiteRT export's
+            `model.tflite`.
 
     Returns:
-        An `ExportedModel`; `.predict(inputs)` returns a pandas DataFrame.
+        An `ExportedModel` (or `LiteRTModel`); `.predict(inputs)` returns a pandas DataFrame.
 
     Raises:
         FileNotFoundError: `path` is not an export.
@@ -265,4 +273,6 @@ def load_exported(path):
         >>> exported.class_names, exported.input_kind
         (['ants', 'bees', 'wasps'], 'image')
     """
-    return ExportedModel(path)
+    from tfxfer.serving.litert_client import LiteRTModel, is_litert_export
+
+    return LiteRTModel(path) if is_litert_export(path) else ExportedModel(path)

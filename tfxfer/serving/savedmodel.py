@@ -25,15 +25,17 @@ import tensorflow as tf
 from tfxfer.data.task import Task
 from tfxfer.extractors import Extractor
 from tfxfer.serving.signatures import serving_module, signature_table
-from tfxfer.serving.versioning import check_name, write_models_config, write_version
+from tfxfer.serving.versioning import check_format, check_name, write_models_config, write_version
 
 METADATA_FILE = Path("assets.extra") / "tfxfer.json"
 FORMAT_VERSION = 1
 
 
 def export(model, name, root="saved_models", *, extractor=None, task_type=None, class_names=None, threshold=0.5,
-           metrics=None, data_summary=None, interpolation=None, models_config=False):
-    """Exports a trained model as the next version of `<root>/<name>`, for TF Serving and bare TensorFlow clients.
+           metrics=None, data_summary=None, interpolation=None, models_config=False, format="savedmodel",
+           quantize=None, **litert_options):
+    """Exports a trained model as the next version of `<root>/<name>`, for TF Serving and bare TensorFlow clients,
+    or (`format="litert"`) as a verified `.tflite` file for phones and boards.
 
     The version is one more than the highest present. The SavedModel is written to a temporary folder beside the
     versions and renamed into place, so a version appears whole or not at all, an existing version is never
@@ -66,6 +68,10 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
             (`data_summary.interpolation`), else `"bilinear"`, as in training.
         models_config: Also write `<root>/models.config` listing every model under `root` (see
             `write_models_config`).
+        format: `"savedmodel"`, or `"litert"` (also called `"tflite"`): see `tfxfer.serving.litert.export_litert`.
+        quantize: LiteRT exports: `"none"` (the default), `"float16"`, `"dynamic"` or `"int8"`.
+        **litert_options: LiteRT exports: the other arguments of `export_litert` (`input_type`, `output_type`,
+            `calibration_data`, `calibration_size`, `verification_size`, `select_tf_ops`, `seed`).
 
     Returns:
         The `pathlib.Path` of the new version folder, e.g. `saved_models/ants_bees/3`.
@@ -81,10 +87,26 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
         >>> path.name, sorted(p.name for p in path.iterdir())
         ('1', ['assets', 'assets.extra', 'fingerprint.pb', 'saved_model.pb', 'variables'])
     """
+    if format in ("litert", "tflite"):
+        if models_config:
+            raise ValueError("models_config=True lists SavedModels for TF Serving, which does not serve LiteRT "
+                             "files; leave it out with format='litert'.")
+        from tfxfer.serving.litert import export_litert
+
+        return export_litert(model, name, root, quantize=quantize or "none", extractor=extractor,
+                             task_type=task_type, class_names=class_names, threshold=threshold, metrics=metrics,
+                             data_summary=data_summary, interpolation=interpolation, **litert_options)
+    if format != "savedmodel":
+        raise ValueError(f"format must be 'savedmodel', 'litert' or 'tflite'; got {format!r}.")
+    given = ["quantize"] * (quantize is not None) + sorted(litert_options)
+    if given:
+        raise ValueError(f"{', '.join(given)} apply to LiteRT exports; pass format='litert' with them, or leave them "
+                         "out.")
     model, extractor, task, training = export_pieces(model, extractor, task_type, class_names)
     check_name(name)
     spec = serving_spec(model, extractor, task, threshold, data_summary, interpolation)
     metadata = export_metadata(spec, training, metrics, data_summary)
+    check_format(Path(root) / name, "savedmodel")
 
     def write(folder):
         module, signatures = serving_module(model, spec, json.dumps(metadata, sort_keys=True))
@@ -120,7 +142,7 @@ def export_pieces(model, extractor, task_type, class_names):
         if hasattr(fitted, "phases_"):
             training["phases"] = [dataclasses.asdict(phase) for phase in fitted.phases_]
         for attribute in ("regime", "frozen_blocks_", "fine_tune_epoch_", "learning_rates_", "cached_phases_",
-                          "trainable_params_", "fit_seconds_"):
+                          "trainable_params_", "fit_seconds_", "distillation_"):
             if hasattr(fitted, attribute):
                 training[attribute.rstrip("_")] = getattr(fitted, attribute)
     if extractor is None:

@@ -45,6 +45,21 @@ def check_name(name):
                          "'_' and '-' (and not be all digits, which would look like a version), e.g. 'ants_bees'.")
 
 
+#: The file that every version of each export format holds.
+FORMAT_FILES = {"savedmodel": "saved_model.pb", "litert": "model.tflite"}
+
+
+def check_format(model_folder, export_format):
+    """Raises when `<root>/<name>` holds versions of another export format than `export_format`: TF Serving serves a
+    name's highest version, so a `.tflite` version would hide (and fail) the SavedModels."""
+    for other, marker in FORMAT_FILES.items():
+        held = [v for v in versions(model_folder) if (Path(model_folder) / str(v) / marker).exists()]
+        if other != export_format and held:
+            raise ValueError(f"{model_folder} holds {other} exports (versions {', '.join(map(str, held))}); a name's "
+                             f"versions are all of one format: export the {export_format} model under another name "
+                             "or root.")
+
+
 def write_version(root, name, write):
     """Writes the next version of `<root>/<name>` with `write(folder)`, and returns the version's folder.
 
@@ -182,7 +197,8 @@ def remove_stale_temporaries(model_folder):
 
 
 def write_models_config(root="saved_models", base_path=None):
-    """Writes `<root>/models.config`, TF Serving's `model_config_list` of every model exported under `root`.
+    """Writes `<root>/models.config`, TF Serving's `model_config_list` of every SavedModel exported under `root`
+    (LiteRT exports are left out: TF Serving does not serve `.tflite` files).
 
     The file is regenerated from the folders (every `<root>/<name>` holding at least one version), so edits by hand
     are replaced; it is written to a temporary file and renamed, under a lock, so a reader or a concurrent writer
@@ -219,7 +235,7 @@ def write_models_config(root="saved_models", base_path=None):
         # Listing and writing under one lock: a writer that listed before another export's rename never writes last.
         fcntl.flock(lock, fcntl.LOCK_EX)
         names = sorted(entry.name for entry in root.iterdir()
-                       if entry.is_dir() and _NAME.match(entry.name) and versions(entry))
+                       if entry.is_dir() and _NAME.match(entry.name) and versions(entry) and not _litert(entry))
         if not names:
             raise FileNotFoundError(f"{root} holds no exported model (<name>/<version>/ folders); export one first.")
         lines = ["model_config_list {"]
@@ -232,6 +248,11 @@ def write_models_config(root="saved_models", base_path=None):
         temporary.write_text("\n".join(lines) + "\n")
         os.replace(temporary, path)
     return path
+
+
+def _litert(model_folder):
+    """Whether a model's versions are LiteRT files, which TF Serving does not serve."""
+    return all((model_folder / str(v) / FORMAT_FILES["litert"]).exists() for v in versions(model_folder))
 
 
 def _quote(text):

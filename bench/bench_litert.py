@@ -1,0 +1,138 @@
+"""A tuned teacher and its LiteRT exports, and a distilled small student in int8, side by side on hymenoptera.
+
+Teacher: the TF Hub MobileNetV2 1.0 224 of ../shared/assets, frozen, under a softmax head trained on the cached
+features (`tfxfer.TransferModel`, feature extraction). It is exported with `tfxfer.export` as a SavedModel and as
+LiteRT files: float32, float16, dynamic-range and full-integer int8 (calibrated on 200 seeded training images, the
+default). Student: MobileNet v1 0.25 224, frozen, under a head trained by `tfxfer.distill` on the teacher's soft
+scores (temperature 4, alpha 0.7), exported in int8 and float32; the same student trained on the labels alone is
+measured beside it.
+
+For each: file size, accuracy on all 153 validation images (LiteRT files in the `ai_edge_litert` interpreter, the
+SavedModel through its `serving_images` signature, both on the pixels `decode_image` gives), and latency per image
+(batch of one, decoded 224x224 pixels in, scores out to NumPy) with the interpreter at 1 and 2 threads and with the
+SavedModel signature (TensorFlow's own thread pools). Latency calls are interleaved: one call of each variant per
+round, in rotating order, after a warm-up, so drift in a shared machine's speed hits all alike. Prints Markdown and
+writes bench/litert.json.
+
+Usage:
+    python bench/bench_litert.py [--epochs 20] [--student-epochs 40] [--rounds 60] [--root /tmp/bench_litert]
+"""
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import tfxfer  # noqa: E402
+from common import ASSETS, HUB_MOBILENET_V2, HYMENOPTERA, machine, require_assets  # noqa: E402
+from tfxfer.serving.litert_client import LiteRTRunner, litert_input  # noqa: E402
+
+HUB_MOBILENET_V1_025 = ASSETS / "models" / "hub" / "mobilenet_v1_025_224_feature_vector"
+
+
+def _percentiles(seconds):
+    return {"p50_ms": round(1000 * float(np.percentile(seconds, 50)), 2),
+            "p95_ms": round(1000 * float(np.percentile(seconds, 95)), 2)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--epochs", type=int, default=20, help="teacher head epochs")
+    parser.add_argument("--student-epochs", type=int, default=40)
+    parser.add_argument("--rounds", type=int, default=60, help="timed calls per variant")
+    parser.add_argument("--warmup", type=int, default=5)
+    parser.add_argument("--root", type=Path, default=Path("/tmp/bench_litert"))
+    args = parser.parse_args()
+    require_assets()
+    shutil.rmtree(args.root, ignore_errors=True)
+    load_before, started = os.getloadavg()[0], time.perf_counter()
+
+    teacher_extractor = tfxfer.load_extractor(HUB_MOBILENET_V2)
+    data = tfxfer.load_images(HYMENOPTERA, extractor=teacher_extractor, batch_size=32, seed=0)
+    teacher = tfxfer.TransferModel(teacher_extractor, epochs=args.epochs, patience=None, seed=0, verbose=0).fit(data)
+    student_data = data.for_extractor(tfxfer.load_extractor(HUB_MOBILENET_V1_025))
+    student = tfxfer.distill(teacher, HUB_MOBILENET_V1_025, student_data, temperature=4.0, alpha=0.7,
+                             epochs=args.student_epochs, patience=None, seed=0)
+    labels_only = tfxfer.TransferModel(HUB_MOBILENET_V1_025, epochs=args.student_epochs, patience=None, seed=0,
+                                       verbose=0).fit(student_data)
+    trained = time.perf_counter() - started
+
+    exports = {"teacher SavedModel": tfxfer.export(teacher, "teacher", root=args.root / "saved", data_summary=data)}
+    for quantize in ("none", "float16", "dynamic", "int8"):
+        exports[f"teacher LiteRT {'float32' if quantize == 'none' else quantize}"] = tfxfer.export(
+            teacher, "teacher", root=args.root / "lite", format="litert", quantize=quantize, data_summary=data,
+            verification_size=20)
+    for quantize in ("none", "int8"):
+        exports[f"student LiteRT {'float32' if quantize == 'none' else quantize}"] = tfxfer.export(
+            student, "student", root=args.root / "lite", format="litert", quantize=quantize,
+            data_summary=student_data, verification_size=20)
+    exported = time.perf_counter() - started - trained
+
+    paths, labels = data.examples("validation")
+    rows, calls = {}, {}
+    for name, path in exports.items():
+        metadata = tfxfer.load_exported(path).metadata
+        if name.endswith("SavedModel"):
+            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file() and "assets.extra" not in str(f))
+            signature = tf.saved_model.load(str(path)).signatures["serving_images"]
+            pixels = [litert_input(p, metadata, np.float32) for p in paths]
+            predicted = np.concatenate([signature(images=tf.constant(x))["scores"].numpy() for x in pixels])
+            calls[name] = lambda x=pixels[0], s=signature: s(images=tf.constant(x))["scores"].numpy()
+        else:
+            size = (path / "model.tflite").stat().st_size
+            dtype = np.dtype(metadata["litert"]["input"]["dtype"])
+            pixels = [litert_input(p, metadata, dtype) for p in paths]
+            runners = {threads: LiteRTRunner(path / "model.tflite", num_threads=threads) for threads in (1, 2)}
+            predicted = np.concatenate([runners[2].run(x) for x in pixels])
+            for threads, runner in runners.items():
+                calls[f"{name} @{threads}"] = lambda x=pixels[0], r=runner: r.run(x)
+        rows[name] = {"size_bytes": size, "val_accuracy": round(float(np.mean(predicted.argmax(1) == labels)), 4)}
+        if "litert" in metadata:
+            rows[name]["verification"] = metadata["litert"]["verification"]
+    rows["student (labels alone) Keras"] = {"val_accuracy": round(
+        labels_only.evaluate(student_data.validation)["accuracy"], 4)}
+    rows["teacher Keras"] = {"val_accuracy": round(teacher.evaluate(data.validation)["accuracy"], 4)}
+
+    timings = {name: [] for name in calls}
+    for _ in range(args.warmup):
+        for call in calls.values():
+            call()
+    order = list(calls)
+    for round_ in range(args.rounds):
+        for name in order[round_ % len(order):] + order[:round_ % len(order)]:
+            start = time.perf_counter()
+            calls[name]()
+            timings[name].append(time.perf_counter() - start)
+    for name, seconds in timings.items():
+        model, _, threads = name.partition(" @")
+        rows[model][f"latency_{threads}_threads" if threads else "latency_tf"] = _percentiles(seconds)
+
+    report = {"machine": machine(), "load_average_before": load_before, "load_average_after": os.getloadavg()[0],
+              "seconds_training": round(trained, 1), "seconds_exporting": round(exported, 1),
+              "seconds_total": round(time.perf_counter() - started, 1), "rounds": args.rounds,
+              "teacher_epochs": args.epochs, "student_epochs": args.student_epochs, "rows": rows,
+              "student_distillation": student.distillation_}
+    (Path(__file__).resolve().parent / "litert.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"{report['machine']}; load average {load_before:.1f} before, {report['load_average_after']:.1f} after; "
+          f"{report['seconds_total']:.0f} s")
+    print("| model | size | val accuracy | LiteRT 1 thread p50 / p95 ms | LiteRT 2 threads p50 / p95 ms | "
+          "SavedModel p50 / p95 ms |")
+    print("|---|---|---|---|---|---|")
+    for name, row in rows.items():
+        cells = [f"{row['size_bytes'] / 1e6:.2f} MB" if "size_bytes" in row else "", f"{row['val_accuracy']:.3f}"]
+        for key in ("latency_1_threads", "latency_2_threads", "latency_tf"):
+            cells.append(f"{row[key]['p50_ms']} / {row[key]['p95_ms']}" if key in row else "")
+        print(f"| {name} | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()

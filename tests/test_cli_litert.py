@@ -1,0 +1,34 @@
+"""`tfxfer distill` and `--format litert` exports, and `tfxfer predict` on the .tflite file, as real subprocesses on
+tiny data."""
+
+import json
+
+import tfxfer as library
+from helpers import noise_folders
+from test_cli import records, tfxfer
+
+
+def test_distill_exports_an_int8_tflite_student_that_predict_runs(tiny_hub_model, tmp_path):
+    images = noise_folders(tmp_path / "images", per_class=6)
+    data = library.load_images(images, extractor=library.load_extractor(tiny_hub_model), seed=0)
+    fitted = library.TransferModel(tiny_hub_model, epochs=1, patience=None, verbose=0).fit(data)
+    teacher = library.export(fitted, "teacher", root=tmp_path / "exports")  # what `tfxfer train --export` writes
+    result = tfxfer("distill", images, "--teacher", teacher, "--extractor", tiny_hub_model, "--epochs", "2",
+                    "--temperature", "3", "--export", "student", "--root", tmp_path / "lite", "--format", "litert",
+                    "--quantize", "int8", "--calibration-size", "8")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "model.tflite" in result.stdout and "verified on" in result.stdout and "top-1 agreement" in result.stdout
+    version = tmp_path / "lite" / "student" / "1"
+    metadata = json.loads((version / "assets.extra" / "tfxfer.json").read_text())
+    assert metadata["litert"]["quantize"] == "int8" and metadata["litert"]["calibration"]["examples"] == 8
+    picture = sorted((images / "bees").iterdir())[0]
+    rows = records(tfxfer("predict", version / "model.tflite", picture, "--json"))
+    assert len(rows) == 1 and rows[0]["class"] in {"ants", "bees", "wasps"} and 0 <= rows[0]["score"] <= 1
+
+
+def test_litert_flags_without_the_format_are_usage_errors(tiny_hub_model, tmp_path):
+    result = tfxfer("train", tmp_path, "--extractor", tiny_hub_model, "--export", "x", "--quantize", "int8")
+    assert result.returncode == 2 and "--quantize apply to LiteRT exports: pass --format litert" in result.stderr
+    result = tfxfer("distill", tmp_path, "--teacher", tmp_path, "--extractor", tiny_hub_model, "--teacher-weight",
+                    "2")
+    assert result.returncode == 2 and "expected a number from 0 to 1" in result.stderr

@@ -1,0 +1,70 @@
+"""Distillation: a small student learns a teacher's soft scores on cached features, measured against the same student
+trained on the labels alone, and exports like any fitted model."""
+
+import keras
+import numpy as np
+import pytest
+
+import tfxfer
+from helpers import noise_folders, tiny_cnn
+from tfxfer.serving import load_exported
+
+#: How much worse than the labels-only student the distilled one may be on the validation split (15 images). Measured
+#: here (2-core CPU): teacher 0.933, distilled student 1.000, the same student on labels alone 1.000. The classes
+#: differ by mean colour, which the small student learns from the labels alone, so distillation cannot beat it on
+#: this data; the test holds it to at most one image in 15 worse. The comparison on real photos (hymenoptera, a
+#: MobileNetV2 teacher, a MobileNet v1 0.25 student) is in bench/RESULTS_litert.md.
+MARGIN = 1 / 15 + 1e-6
+
+
+def small_student(seed=0):
+    """A student far smaller than the teacher: one convolution of 4 filters, averaged."""
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((16, 16, 3))
+    features = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3, name="conv")(inputs))
+    return tfxfer.load_extractor(keras.Model(inputs, features, name="small"))
+
+
+@pytest.fixture(scope="module")
+def taught(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("distill")
+    data = tfxfer.load_images(noise_folders(folder / "images", per_class=20), extractor=tfxfer.load_extractor(
+        tiny_cnn()), batch_size=16, validation_split=0.25, seed=1)
+    teacher = tfxfer.TransferModel(tfxfer.load_extractor(tiny_cnn(seed=1)), learning_rate=0.1, epochs=60,
+                                   patience=None, seed=0, verbose=0).fit(data)
+    return {"folder": folder, "data": data, "teacher": teacher}
+
+
+def test_the_distilled_student_is_measured_against_labels_alone(taught):
+    data, teacher = taught["data"], taught["teacher"]
+    teacher_accuracy = teacher.evaluate(data.validation)["accuracy"]
+    distilled = tfxfer.distill(teacher, small_student(), data, temperature=4.0, alpha=0.7, epochs=20,
+                               learning_rate=0.1, patience=None)
+    labels_only = tfxfer.TransferModel(small_student(), learning_rate=0.1, epochs=20, patience=None, seed=0,
+                                       verbose=0).fit(data)
+    validation = data.for_extractor(distilled.extractor_).validation
+    got, baseline = (model.evaluate(validation)["accuracy"] for model in (distilled, labels_only))
+    print(f"teacher {teacher_accuracy:.3f}, distilled {got:.3f}, labels alone {baseline:.3f}")
+    assert got >= baseline - MARGIN, f"distilled {got:.3f} is worse than labels alone {baseline:.3f}"
+    assert distilled.frozen_blocks_ == distilled.extractor_.n_blocks and distilled.cached_phases_ == [True]
+    assert len(distilled.history_["loss"]) == 20 and "val_accuracy" in distilled.history_
+
+
+def test_a_student_of_an_exported_teacher_with_unlabelled_images_exports_to_litert(taught, tmp_path):
+    teacher_export = tfxfer.export(taught["teacher"], "teacher", root=tmp_path)
+    unlabelled = noise_folders(tmp_path / "unlabelled", per_class=4, seed=7)
+    student = tfxfer.distill(str(teacher_export), small_student(), taught["data"], unlabeled=unlabelled, epochs=3)
+    assert student.distillation_["unlabeled_images"] == 12 and student.distillation_["teacher"] == str(teacher_export)
+    path = tfxfer.export(student, "student", root=tmp_path, format="litert", quantize="int8",
+                         data_summary=taught["data"], calibration_size=20)
+    exported = load_exported(path)
+    assert exported.metadata["training"]["regime"] == "feature-extraction"
+    assert exported.metadata["training"]["distillation"]["unlabeled_images"] == 12
+    assert exported.metadata["litert"]["verification"]["top1_agreement"] >= 0.9
+
+
+@pytest.mark.parametrize("options, message", [(dict(temperature=0), "temperature must be > 0"),
+                                              (dict(alpha=1.5), "alpha from 0 to 1")])
+def test_bad_distillation_arguments_are_named(taught, options, message):
+    with pytest.raises(ValueError, match=message):
+        tfxfer.distill(taught["teacher"], small_student(), taught["data"], **options)

@@ -1,0 +1,126 @@
+"""The command line's edge deployment: LiteRT flags of the exporting commands (`--format litert`, `--quantize`...)
+and `tfxfer distill`, kept apart from the SavedModel commands."""
+
+from tfxfer.cli.commands import UsageError, _say
+
+
+def litert_flags(parser):
+    """The flags of LiteRT exports (`tfxfer.serving.litert.export_litert`)."""
+    from tfxfer.cli.parser import library_defaults, whole
+
+    defaults = library_defaults("serving/litert.py", "export_litert")
+    parser.add_argument("--format", choices=["savedmodel", "litert", "tflite"], default="savedmodel",
+                        help="savedmodel for TF Serving, or litert (also tflite): a verified .tflite file for phones "
+                             "and boards (default: %(default)s)")
+    parser.add_argument("--quantize", choices=["none", "float16", "dynamic", "int8"],
+                        help=f"litert: weights and activations (int8: calibrated on training examples) (default: "
+                             f"{defaults['quantize']})")
+    parser.add_argument("--input-type", choices=["float32", "uint8"],
+                        help=f"litert image models: the pixels' type (default: {defaults['input_type']})")
+    parser.add_argument("--output-type", choices=["float32", "uint8"],
+                        help=f"litert with --quantize int8: the scores' type (default: {defaults['output_type']})")
+    parser.add_argument("--calibration-size", type=whole(1),
+                        help="litert int8: training examples to calibrate on (default: "
+                             f"{defaults['calibration_size']})")
+    parser.add_argument("--select-tf-ops", action="store_true",
+                        help="litert: let TensorFlow ops that LiteRT lacks (string ops of text models) into the file; "
+                             "the app then needs LiteRT's Flex delegate")
+
+
+def export_options(args):
+    """The LiteRT arguments of `tfxfer.export` that `--format` and its flags give; refuses them with a SavedModel."""
+    given = {"quantize": args.quantize, "input_type": args.input_type, "output_type": args.output_type,
+             "calibration_size": args.calibration_size, "select_tf_ops": args.select_tf_ops or None}
+    given = {name: value for name, value in given.items() if value is not None}
+    if args.format == "savedmodel":
+        if given:
+            flags = " and ".join(f"--{name.replace('_', '-')}" for name in given)
+            raise UsageError(f"{flags} apply to LiteRT exports: pass --format litert with them, or leave them out")
+        return {}
+    if args.models_config:
+        raise UsageError("--models-config lists SavedModels for TF Serving, which does not serve .tflite files: "
+                         "leave it out with --format litert")
+    return {"format": "litert", **given}
+
+
+def said_verification(args, path):
+    """Prints what the verification of a LiteRT export found."""
+    if args.format == "savedmodel":
+        return
+    from tfxfer.serving.litert_client import LiteRTModel
+
+    litert = LiteRTModel(path).metadata["litert"]
+    check = litert["verification"]
+    found = check.get("skipped") or (f"on {check['examples']} examples of the {check['source']}: largest score "
+                                     f"difference from the SavedModel {check['max_score_difference']:.2g}, top-1 "
+                                     f"agreement {check['top1_agreement']}")
+    _say(args, f"{path}/model.tflite: {litert['size_bytes'] / 1e6:.2f} MB, {litert['quantize']}; verified {found}")
+
+
+def distill_flags(commands_, command, data_flags, extractor_flags, export_flags):
+    """`tfxfer distill`: its parser, with the data, extractor and export flags of the other commands."""
+    from tfxfer.cli.parser import EXAMPLES, library_defaults, positive, whole
+
+    EXAMPLES["distill"] = ("tfxfer distill hymenoptera_data --teacher saved_models/ants_bees --extractor "
+                           "./mobilenet_v1_025_224 --export ants_bees_small --format litert --quantize int8")
+    defaults = library_defaults("training/distillation.py", "distill")
+    parser = command(commands_, "distill", "train a small student extractor on a tuned teacher's soft predictions "
+                                           "(frozen student, cached features), and export it", distill)
+    data_flags(parser)
+    extractor_flags(parser)
+    parser.add_argument("--teacher", required=True, help="the teacher: a tfxfer SavedModel export of an image model "
+                                                         "(<root>/<name> or a version folder)")
+    parser.add_argument("--temperature", type=positive, default=defaults["temperature"],
+                        help="softens the teacher's and student's scores (default: %(default)s)")
+    parser.add_argument("--teacher-weight", type=_weight, default=defaults["alpha"],
+                        help="alpha: weight of the teacher's soft term, 0 (labels only) to 1 (default: %(default)s)")
+    parser.add_argument("--unlabeled", metavar="FOLDER", help="a folder of unlabelled images the teacher labels")
+    parser.add_argument("--epochs", type=whole(1), default=defaults["epochs"], help="(default: %(default)s)")
+    parser.add_argument("--learning-rate", type=positive, default=defaults["learning_rate"],
+                        help="(default: %(default)s)")
+    export_flags(parser)
+    return parser
+
+
+def _weight(text):
+    from tfxfer.cli.parser import _number
+
+    value = _number(text)
+    if not 0 <= value <= 1:
+        import argparse
+
+        raise argparse.ArgumentTypeError(f"expected a number from 0 to 1, got {text}")
+    return value
+
+
+def distill(args):
+    """`tfxfer distill`: the student distilled from an exported teacher, evaluated, and exported if asked."""
+    import os
+
+    import pandas as pd
+
+    import tfxfer
+    from tfxfer.cli.commands import _check_data_path, _check_export_flags, _load_data, _load_extractor, _result
+
+    _check_export_flags(args)
+    options = export_options(args)
+    _check_data_path(args)
+    if args.unlabeled and not os.path.isdir(args.unlabeled):
+        raise FileNotFoundError(f"--unlabeled {args.unlabeled} is not a folder: pass a folder of images")
+    extractor = _load_extractor(args, args.extractor)
+    data = _load_data(args, extractor)
+    args.stage = "training"
+    student = tfxfer.distill(args.teacher, extractor, data, temperature=args.temperature, alpha=args.teacher_weight,
+                             unlabeled=args.unlabeled, epochs=args.epochs, learning_rate=args.learning_rate,
+                             seed=args.seed)
+    row = {"temperature": args.temperature, "teacher_weight": args.teacher_weight,
+           "unlabeled_images": student.distillation_["unlabeled_images"], "epochs": len(student.history_["loss"]),
+           "seconds": round(student.fit_seconds_, 1)}
+    if data.validation is not None:
+        row["val_accuracy"] = round(student.evaluate(data.validation)["accuracy"], 4)
+    if args.export is not None:
+        args.stage = "exporting"
+        row["export"] = str(tfxfer.export(student, args.export, root=args.root, data_summary=data,
+                                          models_config=args.models_config, **options))
+        said_verification(args, row["export"])
+    _result(args, pd.DataFrame([row]))

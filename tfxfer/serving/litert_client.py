@@ -1,0 +1,174 @@
+"""Running a LiteRT export as an app does: the `.tflite` file in the LiteRT interpreter (`ai_edge_litert`, the package
+that replaces `tf.lite.Interpreter`), one input at a time, with the tables of `tfxfer.serving.client`."""
+
+import re
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tfxfer.data.decoding import decode_image
+from tfxfer.data.task import Task
+from tfxfer.serving.client import ExportedModel, resolve_export
+from tfxfer.serving.savedmodel import METADATA_FILE
+from tfxfer.serving.versioning import FORMAT_FILES, versions
+
+LITERT_FILE = FORMAT_FILES["litert"]
+LABELS_FILE = "labels.txt"
+#: What a whole version of a LiteRT export holds.
+LITERT_FILES = (LITERT_FILE, LABELS_FILE, str(METADATA_FILE))
+
+
+def _interpreter_class():
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        raise ImportError("Running LiteRT (.tflite) exports needs the LiteRT interpreter: pip install "
+                          "'tfxfer[litert]' (or ai-edge-litert).") from None
+    return Interpreter
+
+
+class LiteRTRunner:
+    """A `.tflite` file's `serving_default` signature in the LiteRT interpreter, one example at a time.
+
+    Args:
+        model: The flatbuffer (bytes) or the path of a `.tflite` file.
+        num_threads: Interpreter threads; None for LiteRT's default.
+
+    Attributes:
+        input_name: The signature's one input (`images` or `texts`).
+        output_name: Its one output (`scores` or `predictions`).
+        runtime: The interpreter package and its version.
+
+    Example:
+        >>> path = tfxfer.export(fitted, "runner", root=tmp_dir, format="litert")
+        >>> runner = LiteRTRunner(path / "model.tflite", num_threads=1)
+        >>> runner.run(np.full((1, 40, 30, 3), 128.0, np.float32)).shape
+        (1, 3)
+    """
+
+    def __init__(self, model, num_threads=None):
+        interpreter_class = _interpreter_class()
+        content = model if isinstance(model, bytes) else Path(model).read_bytes()
+        self.interpreter = interpreter_class(model_content=content, num_threads=num_threads)
+        self._signature = self.interpreter.get_signature_runner("serving_default")
+        (self.input_name,), (self.output_name,) = self._inputs(), self._outputs()
+        import ai_edge_litert
+
+        self.runtime = {"package": "ai-edge-litert", "version": getattr(ai_edge_litert, "__version__", None)}
+
+    def _inputs(self):
+        return list(self._signature.get_input_details())
+
+    def _outputs(self):
+        return list(self._signature.get_output_details())
+
+    def run(self, example):
+        """The output for one example (`[1, height, width, 3]` pixels or `[1]` strings), dequantized to float32."""
+        try:
+            output = self._signature(**{self.input_name: example})[self.output_name]
+        except RuntimeError as error:
+            if "Flex delegate" not in str(error):
+                raise
+            ops = ", ".join(sorted(set(re.findall(r"\((Flex\w+)\)", str(error))))) or "select TF ops"
+            raise RuntimeError(f"The file holds select TF ops ({ops}), which the ai-edge-litert interpreter cannot "
+                               "run: run it where LiteRT is linked with the Flex delegate (Android: "
+                               "org.tensorflow:tensorflow-lite-select-tf-ops), or export a SavedModel.") from None
+        scale, zero_point = self._signature.get_output_details()[self.output_name]["quantization"]
+        if scale:
+            output = (output.astype(np.float32) - zero_point) * scale
+        return output.astype(np.float32)
+
+    def input_details(self):
+        """The input tensor: name, dtype, shape (-1 where any size goes), quantization `(scale, zero point)`."""
+        return _details(self.input_name, self._signature.get_input_details()[self.input_name])
+
+    def output_details(self):
+        """The output tensor, described as `input_details` describes the input."""
+        return _details(self.output_name, self._signature.get_output_details()[self.output_name])
+
+    def signature(self):
+        """`{"inputs": {name: "dtype shape"}, "outputs": {...}}`, as the SavedModel signature tables say it."""
+        return {"inputs": _described(self.input_details()), "outputs": _described(self.output_details())}
+
+
+def _details(name, details):
+    scale, zero_point = details["quantization"]
+    return {"name": name, "dtype": np.dtype(details["dtype"]).name if details["dtype"] is not np.object_ else "string",
+            "shape": [int(side) for side in details["shape_signature"]],
+            "quantization": {"scale": float(scale), "zero_point": int(zero_point)} if scale else None}
+
+
+def _described(details):
+    return {details["name"]: f"{details['dtype']} [{', '.join('any' if s < 0 else str(s) for s in details['shape'])}]"}
+
+
+def is_litert_export(path):
+    """Whether `path` is a LiteRT export: a `.tflite` file, a version folder holding one, or a folder of versions
+    whose highest holds one."""
+    path = Path(path)
+    if path.suffix == ".tflite" or (path / LITERT_FILE).is_file():
+        return True
+    found = versions(path)
+    return bool(found) and (path / str(found[-1]) / LITERT_FILE).is_file()
+
+
+class LiteRTModel(ExportedModel):
+    """A LiteRT export loaded in the LiteRT interpreter; `predict` returns the tables `ExportedModel.predict` does.
+
+    Images are decoded and resized as training decodes them, then given to the file as pixels in [0, 255].
+
+    Args:
+        path: `<root>/<name>`, a version folder, or its `model.tflite`.
+        num_threads: Interpreter threads; None for LiteRT's default.
+
+    Attributes:
+        path, version, metadata, task_type, class_names, input_kind: As for `ExportedModel`.
+        runner: The `LiteRTRunner`.
+
+    Example:
+        >>> exported = tfxfer.load_exported(tfxfer.export(fitted, "lite", root=tmp_dir, format="litert"))
+        >>> type(exported).__name__, list(exported.predict(data.examples("validation")[0][:2]).columns)
+        ('LiteRTModel', ['file', 'class', 'score', 'score_ants', 'score_bees', 'score_wasps'])
+    """
+
+    def __init__(self, path, num_threads=None):
+        path = Path(path)
+        if path.suffix == ".tflite":
+            if not path.is_file():
+                raise FileNotFoundError(f"{path} does not exist.")
+            path = path.parent
+        self.path = resolve_export(path, LITERT_FILES)
+        self._read_metadata("a .tflite file")
+        try:
+            self.runner = LiteRTRunner(self.path / LITERT_FILE, num_threads=num_threads)
+        except (ValueError, RuntimeError) as error:
+            raise ValueError(f"{self.path / LITERT_FILE} could not be loaded ({str(error).strip().splitlines()[0]}); "
+                             "the version may be damaged or partly copied: export the model again.") from None
+        self._input_dtype = np.dtype(self.runner.input_details()["dtype"]) if self.input_kind == "image" else None
+
+    def _run(self, argument, batch):
+        rows = np.concatenate([self.runner.run(self._prepare(item)) for item in batch]) if batch else \
+            np.zeros((0, len(self.class_names)), np.float32)
+        task = Task(self.task_type, self.class_names)
+        return {key: value.numpy() for key, value in task.serve(tf.constant(rows), self.metadata["threshold"]).items()}
+
+    def _prepare(self, item):
+        return litert_input(item, self.metadata, self._input_dtype)
+
+
+def litert_input(item, spec, dtype):
+    """One input as a LiteRT export takes it: a text as `[1]` strings, or an image file decoded and resized as
+    training decodes it (`spec`: `input_kind`, `image_size`, `interpolation`), as `[1, height, width, 3]` pixels in
+    [0, 255] of `dtype` (uint8 rounded).
+
+    Example:
+        >>> spec = {"input_kind": "image", "image_size": [8, 8], "interpolation": "bilinear"}
+        >>> litert_input(data.examples("train")[0][0], spec, np.uint8).shape
+        (1, 8, 8, 3)
+    """
+    if spec["input_kind"] == "text":
+        return np.array([item], dtype=object)
+    pixels = decode_image(tf.io.read_file(str(item)), spec["image_size"], (0.0, 255.0), spec["interpolation"])
+    pixels = pixels.numpy()[None]
+    return (np.round(pixels) if np.dtype(dtype) == np.uint8 else pixels).astype(dtype)

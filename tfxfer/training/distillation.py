@@ -1,0 +1,195 @@
+"""Distillation: a small student extractor under a new head learns a tuned teacher's soft predictions (Hinton et al.,
+2015), on the student's frozen features computed once (`FeatureCache`) and the teacher's scores computed once.
+
+The loss of one example, with the student's and teacher's scores `s`, `t`, temperature `T` and mixing weight `alpha`:
+
+    alpha * T**2 * KL(softmax(log t / T) || softmax(log s / T)) + (1 - alpha) * crossentropy(label, s)
+
+(`log` of softmax scores gives logits up to a constant, which softmax ignores; the `T**2` keeps the soft term's
+gradients on the scale of the hard term's). Unlabelled examples carry the soft term only. Keras 3's
+`keras.distillation.Distiller` runs the teacher beside the student on every batch of every epoch, on the same
+inputs; here the teacher runs once per example and the student trains on cached features, so the same loss is written
+out instead.
+"""
+
+import time
+from types import SimpleNamespace
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfxfer.data.decoding import IMAGE_EXTENSIONS, decode_image
+from tfxfer.data.errors import BadInputs
+from tfxfer.data.folders import list_files
+from tfxfer.training.feature_cache import FeatureCache
+from tfxfer.training.model import TransferModel
+
+_EPSILON = 1e-7
+
+
+def distill(teacher, student_extractor, data, *, temperature=4.0, alpha=0.7, unlabeled=None, head=None, epochs=40,
+            learning_rate=1e-3, patience=5, seed=0, extractor_options=None, verbose=0):
+    """Trains `student_extractor` (frozen) under a new head on `teacher`'s soft predictions and the true labels.
+
+    Args:
+        teacher: A fitted `TransferModel`, or the folder of a tfxfer SavedModel export of an image model (its
+            `serving_images` signature is run), trained on the same classes as `data`.
+        student_extractor: An `Extractor`, or a source for `tfxfer.load_extractor`.
+        data: The `DataSplits` from `tfxfer.load_images` for the student (multi-class).
+        temperature: Softens both distributions (above 1); 2 to 5 is usual.
+        alpha: Weight of the soft (teacher) term, from 0 (labels only) to 1 (teacher only).
+        unlabeled: A folder of unlabelled images (searched recursively) the teacher labels softly; they add to the
+            training split with the soft term only.
+        head: A `Head`, default `Head()`.
+        epochs: Most epochs; early stopping on the validation loss (best weights restored) may end sooner.
+        learning_rate: Adam's learning rate.
+        patience: Epochs without improvement before stopping; None trains every epoch.
+        seed: Seeds the head's initialisation and the shuffling.
+        extractor_options: `load_extractor` options when `student_extractor` is a source.
+        verbose: Keras' verbosity.
+
+    Returns:
+        A fitted `TransferModel` (feature extraction: every block frozen) that exports like any other, with
+        `distillation_`: the temperature, alpha, teacher and the number of unlabelled images used.
+
+    Raises:
+        ValueError: An argument is out of range, the task is not multi-class, or the teacher's classes differ.
+
+    Example:
+        >>> inputs = keras.Input((16, 16, 3))
+        >>> small = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(4, 3)(inputs)))
+        >>> student = distill(fitted, tfxfer.load_extractor(small), data, epochs=2)
+        >>> student.distillation_["temperature"], student.frozen_blocks_ == student.extractor_.n_blocks
+        (4.0, True)
+    """
+    if not temperature > 0 or not 0 <= alpha <= 1:
+        raise ValueError(f"temperature must be > 0 and alpha from 0 to 1; got temperature={temperature!r}, "
+                         f"alpha={alpha!r}.")
+    if not data.task.has_classes or data.task.uses_threshold:
+        raise ValueError(f"distill takes multi-class data (soft class predictions); this data is "
+                         f"{data.task.task_type}.")
+    started = time.perf_counter()
+    keras.utils.set_random_seed(seed)
+    scores = _teacher(teacher, data.task.class_names)
+    student = TransferModel(student_extractor, regime="feature-extraction", head=head, learning_rate=learning_rate,
+                            epochs=epochs, patience=patience, seed=seed, extractor_options=extractor_options,
+                            verbose=verbose)
+    student.build(data.task)
+    extractor, cache = student.extractor_, FeatureCache(progress=False)
+    data = data.for_extractor(extractor)
+    n_classes = len(data.task.class_names)
+
+    def split_arrays(split):
+        features, labels = cache.features(extractor, data, extractor.n_blocks, split)
+        targets = np.concatenate([np.eye(n_classes, dtype=np.float32)[labels], scores(data, split),
+                                  np.ones((len(labels), 1), np.float32)], axis=1)
+        return np.asarray(features), targets
+
+    features, targets = split_arrays("train")
+    used = 0
+    if unlabeled is not None:
+        extra_features, extra_scores = _unlabeled(unlabeled, extractor, scores)
+        used = len(extra_features)
+        extra = np.concatenate([np.zeros((used, n_classes), np.float32), extra_scores,
+                                np.zeros((used, 1), np.float32)], axis=1)
+        features, targets = np.concatenate([features, extra_features]), np.concatenate([targets, extra])
+    head_model = student.model_.get_layer("head")
+    head_model.compile(optimizer=keras.optimizers.Adam(learning_rate),
+                       loss=distillation_loss(n_classes, temperature, alpha), metrics=[_label_accuracy(n_classes)])
+    fit = {"x": features, "y": targets, "batch_size": data.batch_size, "epochs": epochs, "verbose": verbose,
+           "shuffle": True}
+    callbacks = []
+    if data.sizes.get("validation"):
+        fit["validation_data"] = split_arrays("validation")
+        if patience is not None:
+            callbacks.append(keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True))
+    result = head_model.fit(**fit, callbacks=callbacks)
+    student._compile(student.model_, data.task, learning_rate)
+    student.history_ = {key.replace("label_accuracy", "accuracy"): values for key, values in result.history.items()}
+    student.phase_starts_, student.learning_rates_, student.cached_phases_ = [0], [learning_rate], [True]
+    student.fine_tune_epoch_, student.frozen_blocks_ = None, extractor.frozen_blocks
+    student.trainable_params_ = int(sum(np.prod(w.shape) for w in head_model.trainable_weights))
+    student.fit_seconds_ = time.perf_counter() - started
+    student.distillation_ = {"temperature": float(temperature), "alpha": float(alpha), "unlabeled_images": used,
+                             "teacher": str(teacher) if isinstance(teacher, (str, bytes)) or hasattr(
+                                 teacher, "__fspath__") else type(teacher).__name__}
+    return student
+
+
+def distillation_loss(n_classes, temperature, alpha):
+    """The loss of the module docstring, on targets packed as `[one-hot label, teacher scores, labelled flag]`.
+
+    Example:
+        >>> loss = distillation_loss(2, temperature=2.0, alpha=0.5)
+        >>> packed = tf.constant([[1.0, 0.0, 0.9, 0.1, 1.0], [0.0, 0.0, 0.9, 0.1, 0.0]])  # labelled, unlabelled
+        >>> [round(float(value), 3) for value in loss(packed, tf.constant([[0.9, 0.1], [0.9, 0.1]]))]
+        [0.053, 0.0]
+    """
+    def loss(packed, scores):
+        labels, teacher, labelled = packed[:, :n_classes], packed[:, n_classes:2 * n_classes], packed[:, -1]
+        soft_teacher = tf.nn.softmax(tf.math.log(teacher + _EPSILON) / temperature)
+        log_soft_student = tf.nn.log_softmax(tf.math.log(scores + _EPSILON) / temperature)
+        soft = tf.reduce_sum(soft_teacher * (tf.math.log(soft_teacher + _EPSILON) - log_soft_student), axis=-1)
+        hard = -tf.reduce_sum(labels * tf.math.log(scores + _EPSILON), axis=-1)
+        return alpha * temperature**2 * soft + (1 - alpha) * labelled * hard
+
+    return loss
+
+
+def _label_accuracy(n_classes):
+    def label_accuracy(packed, scores):
+        return tf.cast(tf.argmax(packed[:, :n_classes], -1) == tf.argmax(scores, -1), tf.float32)
+
+    return label_accuracy
+
+
+def _teacher(teacher, class_names):
+    """`scores(data, split)`: the teacher's class scores for a split's examples, in order; or `scores(images)` for
+    a batch of pixels in [0, 255] at the teacher's size."""
+    if hasattr(teacher, "model_"):
+        names, extractor = list(teacher.task_.class_names), teacher.extractor_
+
+        def run(pixels):
+            low, high = extractor.value_range
+            return teacher.model_(pixels * ((high - low) / 255.0) + low, training=False).numpy()
+    else:
+        from tfxfer.serving.client import ExportedModel
+
+        exported = ExportedModel(teacher)
+        if exported.input_kind != "image" or "serving_images" not in exported.signatures:
+            raise ValueError(f"teacher {teacher} is not an image export; distill takes a fitted TransferModel or a "
+                             "tfxfer SavedModel export of an image model.")
+        names, signature = exported.class_names, exported.signatures["serving_images"]
+        extractor = SimpleNamespace(input_kind="image", image_size=tuple(exported.metadata["image_size"]),
+                                    value_range=(0.0, 255.0))
+
+        def run(pixels):
+            return signature(images=tf.convert_to_tensor(pixels, tf.float32))["scores"].numpy()
+    if names != list(class_names):
+        raise ValueError(f"The teacher's classes {names} differ from the data's {list(class_names)}; distill needs a "
+                         "teacher trained on the same classes in the same order.")
+    pixels = SimpleNamespace(input_kind="image", image_size=tuple(extractor.image_size), value_range=(0.0, 255.0))
+
+    def scores(data, split=None):
+        if split is None:
+            return run(data)
+        batches = data.for_extractor(pixels).unbatched(split).map(lambda x, _: x).batch(data.batch_size)
+        return np.concatenate([run(batch) for batch in batches])
+
+    scores.image_size = pixels.image_size
+    return scores
+
+
+def _unlabeled(folder, extractor, scores):
+    """The student's features and the teacher's scores of every image in `folder`."""
+    files = list_files(folder, IMAGE_EXTENSIONS, BadInputs("error"))
+    if not files:
+        raise ValueError(f"unlabeled={str(folder)!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)}).")
+    student_features, teacher_scores = [], []
+    for start in range(0, len(files), 32):
+        contents = [tf.io.read_file(str(path)) for path in files[start:start + 32]]
+        student_features.append(extractor(tf.stack([decode_image(c, extractor.image_size, extractor.value_range)
+                                                    for c in contents]), training=False).numpy())
+        teacher_scores.append(scores(tf.stack([decode_image(c, scores.image_size, (0.0, 255.0)) for c in contents])))
+    return np.concatenate(student_features), np.concatenate(teacher_scores)
