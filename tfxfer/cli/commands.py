@@ -174,13 +174,17 @@ def train(args):
     _check_export_flags(args)
     from tfxfer.training.phases import ignored_settings
 
-    unused = ignored_settings(args.regime, freeze_blocks=args.freeze, warmup_epochs=args.warmup_epochs)
+    unused = ignored_settings(args.regime, freeze_blocks=args.freeze, warmup_epochs=args.warmup_epochs,
+                              layer_decay=args.layer_decay, block_rates=args.block_rates)
     if unused:
         flag = FLAGS[unused[0]]
         raise UsageError(f"{flag} does nothing with --regime {args.regime} (every block stays frozen); pass --regime "
                          f"mid-layer or --regime fine-tune with {flag}, or leave {flag} out")
     _check_data_path(args)
     extractor = _load_extractor(args, args.extractor)
+    if args.tta and extractor.input_kind != "image":
+        raise UsageError(f"--tta averages each image with its mirror image; {args.extractor} takes text: leave --tta "
+                         "out")
     data = _load_data(args, extractor)
     callbacks, verbose = _callbacks(args)
     args.stage = "training"
@@ -189,15 +193,18 @@ def train(args):
         head=tfxfer.Head(hidden_units=tuple(args.hidden_units), dropout=args.dropout, l2=args.l2),
         learning_rate=args.learning_rate, fine_tune_learning_rate=args.fine_tune_learning_rate,
         warmup_epochs=args.warmup_epochs, epochs=args.epochs, patience=args.patience, cache=not args.no_cache,
-        seed=args.seed, verbose=verbose,
+        seed=args.seed, verbose=verbose, **_recipe(args),
     ).fit(data, callbacks=callbacks)
     row = {"regime": args.regime, "frozen_blocks": model.frozen_blocks_, "trainable_params": model.trainable_params_,
            "epochs": len(model.history_["loss"]), "seconds": round(model.fit_seconds_, 1)}
     row.update({k: round(v[-1], 4) for k, v in model.history_.items() if k.startswith("val_")})
+    if args.tta and data.sizes.get("validation"):
+        row.update({f"val_{k}_tta": round(v, 4) for k, v in model.evaluate(data.validation,
+                                                                          test_time_augmentation=True).items()})
     if args.export is not None:
         args.stage = "exporting"
         row["export"] = str(tfxfer.export(model, args.export, root=args.root, data_summary=data,
-                                          models_config=args.models_config))
+                                          models_config=args.models_config, test_time_augmentation=args.tta))
     if args.report:
         args.stage = "reporting"
         row["report"] = str(tfxfer.write_report(model, data, args.report, export_path=row.get("export")))
@@ -205,6 +212,39 @@ def train(args):
         print(row["export"], file=args.out)
     else:
         _result(args, pd.DataFrame([row]))
+
+
+def _recipe(args):
+    """The `TransferModel` arguments of the recipe flags (`--layer-decay`, `--schedule`...)."""
+    rates = None if args.block_rates is None else tuple(args.block_rates)
+    return {"layer_decay": args.layer_decay, "block_rates": rates, "schedule": args.schedule, "label_smoothing": args.label_smoothing, "precision": args.precision}
+
+
+def lr_find(args):
+    """`tfxfer lr-find`: the learning-rate finder on the regime's first phase; prints both suggestions."""
+    import pandas as pd
+
+    import tfxfer
+
+    if args.plot and os.path.isdir(args.plot):
+        raise UsageError(f"--plot {args.plot} is a folder; pass a .png file name")
+    if args.start >= args.end:
+        raise UsageError(f"--start {args.start} must be below --end {args.end}")
+    _check_data_path(args)
+    extractor = _load_extractor(args, args.extractor)
+    data = _load_data(args, extractor)
+    args.stage = "finding a learning rate"
+    model = tfxfer.TransferModel(extractor, regime=args.regime, freeze_blocks=args.freeze, cache=not args.no_cache,
+                                 seed=args.seed, verbose=0)
+    finding = model.find_learning_rate(data, steps=args.steps, start=args.start, end=args.end)
+    row = {"valley": float(f"{finding.valley:.3g}"), "steepest": float(f"{finding.steepest:.3g}"),
+           "steps": len(finding.rates), "lowest_loss": round(float(finding.smoothed.min()), 4)}
+    if args.plot:
+        finding.plot(args.plot)
+        row["plot"] = args.plot
+    _say(args, "valley: the steadier suggestion (fastai's default); steepest: where the loss falls fastest. Train "
+               "the head at about either with --learning-rate.")
+    _result(args, pd.DataFrame([row]))
 
 
 def _distribution(args):
@@ -227,6 +267,12 @@ def tune(args):
     data = _load_data(args, extractor)
     directory, project = os.path.split(os.path.normpath(args.dir))
     space = tfxfer.SearchSpace(**({"frozen_blocks": args.freeze_choices} if args.freeze_choices else {}))
+    if args.centre_rates:
+        args.stage = "finding a learning rate"
+        finding = tfxfer.TransferModel(extractor, cache=not args.no_cache, seed=args.seed, verbose=0)
+        space = space.centred_on(finding.find_learning_rate(data).valley)
+        _say(args, f"learning-rate finder: the head's rate searched from {space.learning_rate[0]:g} to "
+                   f"{space.learning_rate[1]:g}")
     search = tfxfer.TransferSearch(extractor, space=space, tuner=args.tuner, max_trials=args.trials,
                                    epochs=args.epochs, patience=args.patience, directory=directory or ".",
                                    project_name=project, overwrite=args.overwrite, seed=args.seed,

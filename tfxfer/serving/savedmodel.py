@@ -26,13 +26,14 @@ from tfxfer.data.task import Task
 from tfxfer.extractors import Extractor
 from tfxfer.serving.signatures import serving_module, signature_table
 from tfxfer.serving.versioning import check_name, write_models_config, write_version
+from tfxfer.training.recipe import flip_averaged
 
 METADATA_FILE = Path("assets.extra") / "tfxfer.json"
 FORMAT_VERSION = 1
 
 
 def export(model, name, root="saved_models", *, extractor=None, task_type=None, class_names=None, threshold=0.5,
-           metrics=None, data_summary=None, interpolation=None, models_config=False):
+           metrics=None, data_summary=None, interpolation=None, models_config=False, test_time_augmentation=False):
     """Exports a trained model as the next version of `<root>/<name>`, for TF Serving and bare TensorFlow clients.
 
     The version is one more than the highest present. The SavedModel is written to a temporary folder beside the
@@ -66,6 +67,8 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
             (`data_summary.interpolation`), else `"bilinear"`, as in training.
         models_config: Also write `<root>/models.config` listing every model under `root` (see
             `write_models_config`).
+        test_time_augmentation: Image models: serve the mean of the scores of each image and its mirror image
+            (`tfxfer.training.recipe.flip_averaged`); twice the compute per request.
 
     Returns:
         The `pathlib.Path` of the new version folder, e.g. `saved_models/ants_bees/3`.
@@ -83,6 +86,10 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
     """
     model, extractor, task, training = export_pieces(model, extractor, task_type, class_names)
     check_name(name)
+    if test_time_augmentation:
+        if extractor.input_kind != "image":
+            raise ValueError("test_time_augmentation flips images; this model takes text: leave it out.")
+        model = flip_averaged(model)
     spec = serving_spec(model, extractor, task, threshold, data_summary, interpolation)
     metadata = export_metadata(spec, training, metrics, data_summary)
 

@@ -84,15 +84,19 @@ def valley(rates, smoothed):
     return rates[start + int(section) + int(section / 2)]
 
 
-def steepest(rates, smoothed, skip=5):
-    """The rate where the smoothed loss falls fastest against log10(rate), the first `skip` steps left out.
+def steepest(rates, smoothed, skip=None):
+    """The rate where the smoothed loss falls fastest against log10(rate), before its lowest point (past it the
+    loss is diverging) and after the first `skip` steps (default a tenth; the average is still settling there).
 
     Example:
-        >>> float(steepest(np.logspace(-4, 0, 9), np.array([3, 3, 3, 3, 3, 2.9, 2, 1.9, 1.8]), skip=2))
-        0.01
+        >>> round(float(steepest(np.logspace(-4, 0, 9), np.array([3, 3, 3, 3, 3, 2.5, 1.0, 0.9, 0.8]), skip=2)), 4)
+        0.0316
     """
-    skip = min(skip, max(len(rates) - 3, 0))
-    slopes = np.gradient(smoothed[skip:], np.log10(rates[skip:]))
+    lowest = int(np.argmin(smoothed))
+    skip = min(max(5, len(rates) // 10) if skip is None else skip, max(lowest - 2, 0))
+    if lowest - skip < 2:
+        return rates[lowest]
+    slopes = np.gradient(smoothed[skip:lowest + 1], np.log10(rates[skip:lowest + 1]))
     return rates[skip + int(np.argmin(slopes))]
 
 
