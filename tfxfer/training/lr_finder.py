@@ -84,20 +84,29 @@ def valley(rates, smoothed):
     return rates[start + int(section) + int(section / 2)]
 
 
-def steepest(rates, smoothed, skip=None):
+def steepest(rates, smoothed, skip=None, window=None):
     """The rate where the smoothed loss falls fastest against log10(rate), before its lowest point (past it the
     loss is diverging) and after the first `skip` steps (default a tenth; the average is still settling there).
+
+    The slope at a step is taken across `window` steps on either side (default a 25th of the steps), so that the
+    batch-to-batch noise left in the moving average does not pass for a descent.
 
     Example:
         >>> round(float(steepest(np.logspace(-4, 0, 9), np.array([3, 3, 3, 3, 3, 2.5, 1.0, 0.9, 0.8]), skip=2)), 4)
         0.0316
     """
-    lowest = int(np.argmin(smoothed))
-    skip = min(max(5, len(rates) // 10) if skip is None else skip, max(lowest - 2, 0))
-    if lowest - skip < 2:
-        return rates[lowest]
-    slopes = np.gradient(smoothed[skip:lowest + 1], np.log10(rates[skip:lowest + 1]))
-    return rates[skip + int(np.argmin(slopes))]
+    n, lowest = len(smoothed), int(np.argmin(smoothed))
+    skip = max(5, n // 10) if skip is None else skip
+    window = max(1, n // 25) if window is None else window
+    logs = np.log10(rates)
+    best, best_slope = lowest, 0.0
+    for i in range(skip, lowest + 1):
+        before, after = max(i - window, 0), min(i + window, lowest)
+        if after > before:
+            slope = (smoothed[after] - smoothed[before]) / (logs[after] - logs[before])
+            if slope < best_slope:
+                best, best_slope = i, slope
+    return rates[best]
 
 
 def _batches(fit_kwargs):

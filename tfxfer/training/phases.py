@@ -13,7 +13,8 @@ model: freeze, fit the head, unfreeze, fit again at a lower rate.)
 
 import dataclasses
 
-from tfxfer.training.schedules import check_schedule
+#: The schedules a phase can follow (see `tfxfer.training.schedules`).
+SCHEDULES = ("constant", "cosine", "one-cycle")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -176,6 +177,17 @@ def regime_for_depth(frozen_blocks, n_blocks):
     if frozen_blocks >= n_blocks:
         return "feature-extraction"
     return "fine-tune" if frozen_blocks == 0 else "mid-layer"
+
+
+def check_schedule(schedule, name="schedule"):
+    """Raises ValueError naming `name` unless `schedule` is one of `SCHEDULES`.
+
+    Example:
+        >>> check_schedule("one-cycle") is None
+        True
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"{name} must be one of {SCHEDULES}; got {schedule!r}.")
 
 
 def with_recipe(phases, n_blocks, *, schedule="constant", layer_decay=None, block_rates=None):

@@ -13,17 +13,10 @@ import math
 
 import keras
 
-#: The schedules a phase can follow.
-SCHEDULES = ("constant", "cosine", "one-cycle")
+from tfxfer.training.phases import check_schedule
 
 #: The share of a cosine phase's steps spent warming up.
 WARMUP_FRACTION = 0.1
-
-
-def check_schedule(schedule, name="schedule"):
-    """Raises ValueError naming `name` unless `schedule` is one of `SCHEDULES`."""
-    if schedule not in SCHEDULES:
-        raise ValueError(f"{name} must be one of {SCHEDULES}; got {schedule!r}.")
 
 
 @keras.saving.register_keras_serializable(package="tfxfer")
