@@ -181,6 +181,8 @@ def train(args):
         raise UsageError(f"{flag} does nothing with --regime {args.regime} (every block stays frozen); pass --regime "
                          f"mid-layer or --regime fine-tune with {flag}, or leave {flag} out")
     _check_data_path(args)
+    from tfxfer.cli.recipe import recipe_arguments
+
     extractor = _load_extractor(args, args.extractor)
     if args.tta and extractor.input_kind != "image":
         raise UsageError(f"--tta averages each image with its mirror image; {args.extractor} takes text: leave --tta "
@@ -193,7 +195,7 @@ def train(args):
         head=tfxfer.Head(hidden_units=tuple(args.hidden_units), dropout=args.dropout, l2=args.l2),
         learning_rate=args.learning_rate, fine_tune_learning_rate=args.fine_tune_learning_rate,
         warmup_epochs=args.warmup_epochs, epochs=args.epochs, patience=args.patience, cache=not args.no_cache,
-        seed=args.seed, verbose=verbose, **_recipe(args),
+        seed=args.seed, verbose=verbose, **recipe_arguments(args),
     ).fit(data, callbacks=callbacks)
     row = {"regime": args.regime, "frozen_blocks": model.frozen_blocks_, "trainable_params": model.trainable_params_,
            "epochs": len(model.history_["loss"]), "seconds": round(model.fit_seconds_, 1)}
@@ -212,39 +214,6 @@ def train(args):
         print(row["export"], file=args.out)
     else:
         _result(args, pd.DataFrame([row]))
-
-
-def _recipe(args):
-    """The `TransferModel` arguments of the recipe flags (`--layer-decay`, `--schedule`...)."""
-    rates = None if args.block_rates is None else tuple(args.block_rates)
-    return {"layer_decay": args.layer_decay, "block_rates": rates, "schedule": args.schedule, "label_smoothing": args.label_smoothing, "precision": args.precision}
-
-
-def lr_find(args):
-    """`tfxfer lr-find`: the learning-rate finder on the regime's first phase; prints both suggestions."""
-    import pandas as pd
-
-    import tfxfer
-
-    if args.plot and os.path.isdir(args.plot):
-        raise UsageError(f"--plot {args.plot} is a folder; pass a .png file name")
-    if args.start >= args.end:
-        raise UsageError(f"--start {args.start} must be below --end {args.end}")
-    _check_data_path(args)
-    extractor = _load_extractor(args, args.extractor)
-    data = _load_data(args, extractor)
-    args.stage = "finding a learning rate"
-    model = tfxfer.TransferModel(extractor, regime=args.regime, freeze_blocks=args.freeze, cache=not args.no_cache,
-                                 seed=args.seed, verbose=0)
-    finding = model.find_learning_rate(data, steps=args.steps, start=args.start, end=args.end)
-    row = {"valley": float(f"{finding.valley:.3g}"), "steepest": float(f"{finding.steepest:.3g}"),
-           "steps": len(finding.rates), "lowest_loss": round(float(finding.smoothed.min()), 4)}
-    if args.plot:
-        finding.plot(args.plot)
-        row["plot"] = args.plot
-    _say(args, "valley: the steadier suggestion (fastai's default); steepest: where the loss falls fastest. Train "
-               "the head at about either with --learning-rate.")
-    _result(args, pd.DataFrame([row]))
 
 
 def _distribution(args):

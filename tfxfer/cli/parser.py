@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import tfxfer
-from tfxfer.cli import commands
+from tfxfer.cli import commands, recipe
 
 PACKAGE = Path(tfxfer.__file__).resolve().parent
 
@@ -269,39 +269,6 @@ def _train_flags(parser):
     parser.add_argument("--report", metavar="DIR", help="write report.md with training curves and a confusion matrix")
 
 
-def _recipe_flags(parser):
-    """The training recipe of `tfxfer train`: rates per block, schedules, label smoothing, precision, TTA."""
-    model = library_defaults("training/model.py", "TransferModel")
-    parser.add_argument("--layer-decay", type=fraction, help="phases that train blocks: each block below the top at "
-                                                             "this factor of the rate above it (timm), e.g. 0.75")
-    parser.add_argument("--block-rates", type=positive, nargs=2, metavar=("LOW", "HIGH"),
-                        help="phases that train blocks: rates spread from LOW (lowest trainable block) to HIGH "
-                             "(the head) (fastai's slice)")
-    parser.add_argument("--schedule", choices=["constant", "cosine", "one-cycle"], default=model["schedule"],
-                        help="how the rate moves within each phase (default: %(default)s)")
-    parser.add_argument("--label-smoothing", type=fraction, default=model["label_smoothing"],
-                        help="classes: the share of each label spread over the others (default: %(default)s)")
-    parser.add_argument("--precision", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
-                        default=model["precision"], help="dtype policy; auto: mixed on GPUs and TPUs, float32 on "
-                                                         "CPUs (default: %(default)s)")
-    parser.add_argument("--tta", action="store_true", help="images: evaluate and export the mean over each image and "
-                                                           "its mirror image (test-time augmentation)")
-
-
-def _lr_find_flags(parser):
-    model = library_defaults("training/model.py", "TransferModel")
-    finder = library_defaults("training/lr_finder.py", "ramp")
-    parser.add_argument("--regime", choices=["feature-extraction", "mid-layer", "fine-tune"], default=model["regime"],
-                        help="the regime whose first phase the finder runs (default: %(default)s)")
-    parser.add_argument("--freeze", type=whole(0), help="mid-layer: blocks kept frozen (default: half)")
-    parser.add_argument("--steps", type=whole(10), default=finder["steps"], help="(default: %(default)s)")
-    parser.add_argument("--start", type=positive, default=finder["start"], help="first rate (default: %(default)s)")
-    parser.add_argument("--end", type=positive, default=finder["end"], help="last rate (default: %(default)s)")
-    parser.add_argument("--plot", metavar="PNG", help="draw the loss against the rate into this file")
-    parser.add_argument("--no-cache", action="store_true", help="run end to end even where activations could be "
-                                                                "cached")
-
-
 def _tune_flags(parser):
     search = library_defaults("search/search.py", "TransferSearch")
     parser.add_argument("--trials", type=whole(1), default=search["max_trials"],
@@ -363,14 +330,14 @@ def build_parser():
     _data_flags(train)
     _extractor_flags(train)
     _train_flags(train)
-    _recipe_flags(train)
+    recipe.recipe_flags(train)
     _export_flags(train)
 
     lr_find = _command(commands_, "lr-find", "the learning-rate finder: a few hundred steps at growing rates, and two "
-                                             "suggestions (valley, steepest descent)", commands.lr_find)
+                                             "suggestions (valley, steepest descent)", recipe.lr_find)
     _data_flags(lr_find)
     _extractor_flags(lr_find)
-    _lr_find_flags(lr_find)
+    recipe.lr_find_flags(lr_find)
 
     tune = _command(commands_, "tune", "search freeze depth, learning rates and head with Keras Tuner (resumes when "
                                        "--dir exists)", commands.tune)

@@ -329,12 +329,8 @@ class TransferModel:
         """Runs the learning-rate finder (`tfxfer.training.lr_finder.ramp`) on what trains in the first phase: the
         head alone for feature extraction and fine-tuning, on cached activations where the freeze allows it.
 
-        Args:
-            data, validation, task: As for `fit`.
-            **options: `start`, `end`, `steps`, `smoothing`, `divergence` of `ramp`.
-
-        Returns:
-            A `LearningRateFinding`: rates, smoothed losses, `valley` and `steepest` suggestions, and `plot()`.
+        `data`, `validation` and `task` are as for `fit`; `**options` are `ramp`'s (`start`, `end`, `steps`...).
+        Returns a `LearningRateFinding`: rates, smoothed losses, `valley` and `steepest` suggestions, `plot()`.
 
         Example:
             >>> finding = TransferModel(extractor, verbose=0).find_learning_rate(data, steps=30)
@@ -344,7 +340,7 @@ class TransferModel:
         from tfxfer.training.lr_finder import ramp
 
         if self.seed is not None:
-            keras.utils.set_random_seed(self.seed)
+            keras.utils.set_random_seed(self.seed)  # as `fit` does
         self.build(fit_arguments(data, validation, task)[1])
         fit_kwargs, splits, task = self._inputs(data, validation)
         with self._scope():

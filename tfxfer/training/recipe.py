@@ -23,9 +23,9 @@ def phase_optimizer(phase, extractor, steps_per_epoch, weight_decay=None):
         A Keras optimizer, not built.
 
     Example:
-        >>> phase = Phase("fine-tune", 2, epochs=3, learning_rate=1e-3, schedule="cosine", layer_decay=0.5)
+        >>> phase = tfxfer.Phase("fine-tune", 2, epochs=3, learning_rate=1e-3, schedule="cosine", layer_decay=0.5)
         >>> optimizer = phase_optimizer(phase, extractor, steps_per_epoch=10)
-        >>> type(optimizer).__name__, sorted(set(scale for _, scale in variable_scales(extractor, {2: .25, 3: .5})))
+        >>> type(optimizer).__name__, sorted(set(optimizer.rate_scales.values()))  # blocks 2 and 3 of 4
         ('AdamWithBlockRates', [0.25, 0.5])
     """
     rate = learning_rate(phase.schedule, phase.learning_rate, steps_per_epoch * phase.epochs)

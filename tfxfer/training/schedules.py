@@ -33,7 +33,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
 
     Example:
         >>> schedule = OneCycle(1e-3, 100)
-        >>> [round(float(schedule(step)), 7) for step in (0, 25, 100)]
+        >>> [float(f"{float(schedule(step)):.3g}") for step in (0, 25, 100)]
         [4e-05, 0.001, 1e-08]
     """
 
