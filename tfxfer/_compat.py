@@ -160,3 +160,11 @@ def retry_queue(oracle):
 def project_dir(oracle):
     """The folder of the oracle's trials."""
     return _tuner(oracle, "_project_dir")
+
+
+# Keras optimizers.
+
+def optimizer_variable_index(optimizer, variable):
+    """The position of `variable` (a Keras variable, its `tf.Variable`, or one replica's copy) among the variables
+    `optimizer` was built for; Keras' own `update_step`s find their slots the same way."""
+    return _keras(optimizer, "_get_variable_index")(variable)

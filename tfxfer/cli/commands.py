@@ -177,13 +177,19 @@ def train(args):
     _check_export_flags(args)
     options = export_options(args)
 
-    unused = ignored_settings(args.regime, freeze_blocks=args.freeze, warmup_epochs=args.warmup_epochs)
+    unused = ignored_settings(args.regime, freeze_blocks=args.freeze, warmup_epochs=args.warmup_epochs,
+                              layer_decay=args.layer_decay, block_rates=args.block_rates)
     if unused:
         flag = FLAGS[unused[0]]
         raise UsageError(f"{flag} does nothing with --regime {args.regime} (every block stays frozen); pass --regime "
                          f"mid-layer or --regime fine-tune with {flag}, or leave {flag} out")
     _check_data_path(args)
+    from tfxfer.cli.recipe import recipe_arguments
+
     extractor = _load_extractor(args, args.extractor)
+    if args.tta and extractor.input_kind != "image":
+        raise UsageError(f"--tta averages each image with its mirror image; {args.extractor} takes text: leave --tta "
+                         "out")
     data = _load_data(args, extractor)
     callbacks, verbose = _callbacks(args)
     args.stage = "training"
@@ -192,15 +198,19 @@ def train(args):
         head=tfxfer.Head(hidden_units=tuple(args.hidden_units), dropout=args.dropout, l2=args.l2),
         learning_rate=args.learning_rate, fine_tune_learning_rate=args.fine_tune_learning_rate,
         warmup_epochs=args.warmup_epochs, epochs=args.epochs, patience=args.patience, cache=not args.no_cache,
-        seed=args.seed, verbose=verbose,
+        seed=args.seed, verbose=verbose, **recipe_arguments(args),
     ).fit(data, callbacks=callbacks)
     row = {"regime": args.regime, "frozen_blocks": model.frozen_blocks_, "trainable_params": model.trainable_params_,
            "epochs": len(model.history_["loss"]), "seconds": round(model.fit_seconds_, 1)}
     row.update({k: round(v[-1], 4) for k, v in model.history_.items() if k.startswith("val_")})
+    if args.tta and data.sizes.get("validation"):
+        row.update({f"val_{k}_tta": round(v, 4) for k, v in model.evaluate(data.validation,
+                                                                          test_time_augmentation=True).items()})
     if args.export is not None:
         args.stage = "exporting"
         row["export"] = str(tfxfer.export(model, args.export, root=args.root, data_summary=data,
-                                          models_config=args.models_config, **options))
+                                          models_config=args.models_config, test_time_augmentation=args.tta,
+                                          **options))
         said_verification(args, row["export"])
     if args.report:
         args.stage = "reporting"
@@ -239,6 +249,12 @@ def tune(args):
     data = _load_data(args, extractors[0])
     directory, project = os.path.split(os.path.normpath(args.dir))
     space = tfxfer.SearchSpace(**({"frozen_blocks": args.freeze_choices} if args.freeze_choices else {}))
+    if args.centre_rates:
+        args.stage = "finding a learning rate"
+        finding = tfxfer.TransferModel(extractors[0], cache=not args.no_cache, seed=args.seed, verbose=0)
+        space = space.centred_on(finding.find_learning_rate(data).valley)
+        _say(args, f"learning-rate finder: the head's rate searched from {space.learning_rate[0]:g} to "
+                   f"{space.learning_rate[1]:g}")
     chosen = {"extractors": list(zip(extractors, options))} if several else {"extractor": extractors[0],
                                                           "extractor_options": options[0]}
     search = tfxfer.TransferSearch(**chosen, space=space, tuner=args.tuner, max_trials=args.trials,

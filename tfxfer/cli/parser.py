@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 import tfxfer
-from tfxfer.cli import commands, edge
+from tfxfer.cli import commands, edge, recipe
 
 PACKAGE = Path(tfxfer.__file__).resolve().parent
 
@@ -30,6 +30,8 @@ EXAMPLES = {
     "export": "tfxfer export hymenoptera_data --search runs/search --name ants_bees\n"
               "  tfxfer export hymenoptera_data --search runs/search --name ants_bees_lite --format litert "
               "--quantize int8",
+    "lr-find": "tfxfer lr-find hymenoptera_data --extractor ./mobilenet_v2_100_224 --plot lr_find.png\n"
+               "  tfxfer train hymenoptera_data --extractor ./mobilenet_v2_100_224 --learning-rate 3e-3  # the valley",
     "probe": "tfxfer probe hymenoptera_data --extractor ./mobilenet_v2_100_224 --extractor ./mobilenet_v1_025_224 "
              "--plot probe.png\n"
              "  tfxfer probe hymenoptera_data --extractor MobileNetV2 weights=mnv2.weights.h5 --extractor "
@@ -293,6 +295,8 @@ def _tune_flags(parser):
     parser.add_argument("--epochs", type=whole(1), default=search["epochs"], help="(default: %(default)s)")
     parser.add_argument("--patience", type=whole(0), default=search["patience"], help="(default: %(default)s)")
     parser.add_argument("--no-cache", action="store_true", help="train every trial end to end")
+    parser.add_argument("--centre-rates", action="store_true", help="run the learning-rate finder first and search "
+                                                                    "the head's rate from its valley / 10 to x 10")
     role = parser.add_mutually_exclusive_group()
     role.add_argument("--chief", metavar="HOST:PORT", type=address, help="run the search's oracle here")
     role.add_argument("--worker", metavar="HOST:PORT", type=address, help="run trials for the chief at HOST:PORT")
@@ -339,7 +343,14 @@ def build_parser():
     _data_flags(train)
     _extractor_flags(train)
     _train_flags(train)
+    recipe.recipe_flags(train)
     _export_flags(train)
+
+    lr_find = _command(commands_, "lr-find", "the learning-rate finder: a few hundred steps at growing rates, and two "
+                                             "suggestions (valley, steepest descent)", recipe.lr_find)
+    _data_flags(lr_find)
+    _extractor_flags(lr_find)
+    recipe.lr_find_flags(lr_find)
 
     tune = _command(commands_, "tune", "search freeze depth, learning rates and head with Keras Tuner (resumes when "
                                        "--dir exists)", commands.tune)

@@ -80,7 +80,9 @@ FLAGS = {"on_bad": "--on-bad", "encoding": "--encoding", "sep": "--sep", "task":
          "learning_rate": "--learning-rate", "fine_tune_learning_rate": "--fine-tune-learning-rate",
          "warmup_epochs": "--warmup-epochs", "epochs": "--epochs", "patience": "--patience", "max_trials": "--trials",
          "overwrite": "--overwrite", "root": "--root", "project_name": "--dir", "directory": "--dir",
-         "pooling": "--pooling", "sequence_length": "--sequence-length"}
+         "pooling": "--pooling", "sequence_length": "--sequence-length", "layer_decay": "--layer-decay",
+         "block_rates": "--block-rates", "schedule": "--schedule", "label_smoothing": "--label-smoothing",
+         "precision": "--precision", "test_time_augmentation": "--tta"}
 
 
 def cli_words(message, flags=FLAGS):

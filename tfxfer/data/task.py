@@ -116,9 +116,10 @@ class Task:
         """The head's output activation: softmax, sigmoid, or None (linear)."""
         return self._kind.activation
 
-    def loss(self):
-        """The Keras loss: sparse categorical cross-entropy, binary cross-entropy, or mean squared error."""
-        return self._kind.loss(self)
+    def loss(self, label_smoothing=0.0):
+        """The Keras loss: sparse categorical cross-entropy, binary cross-entropy, or mean squared error; with
+        `label_smoothing` (classes only), each label's share spread over the others."""
+        return self._kind.loss(self, label_smoothing)
 
     def metrics(self):
         """Fresh Keras metrics: accuracy; AUC and macro F1 at 0.5; mean absolute error."""

@@ -19,6 +19,29 @@ class Objective:
     direction: str
 
 
+@keras.saving.register_keras_serializable(package="tfxfer")
+class SmoothedSparseCrossentropy(keras.losses.Loss):
+    """Categorical cross-entropy with label smoothing on integer labels (Keras' sparse loss has no smoothing):
+    the true class gets `1 - label_smoothing + label_smoothing / classes`, every other `label_smoothing / classes`.
+
+    Example:
+        >>> loss = SmoothedSparseCrossentropy(2, 0.2)
+        >>> round(float(loss(np.array([0]), np.array([[0.9, 0.1]]))), 4)  # -(0.9 log 0.9 + 0.1 log 0.1)
+        0.3251
+    """
+
+    def __init__(self, classes, label_smoothing, name="smoothed_sparse_crossentropy", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.classes, self.label_smoothing = int(classes), float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        labels = keras.ops.one_hot(keras.ops.reshape(keras.ops.cast(y_true, "int32"), (-1,)), self.classes)
+        return keras.losses.categorical_crossentropy(labels, y_pred, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "classes": self.classes, "label_smoothing": self.label_smoothing}
+
+
 class _MultiClass:
     title = "multi-class"
     label_encoding = "sparse"
@@ -35,7 +58,9 @@ class _MultiClass:
     encode = staticmethod(label_encoders.encode_multiclass)
 
     @staticmethod
-    def loss(task):
+    def loss(task, label_smoothing=0.0):
+        if label_smoothing:
+            return SmoothedSparseCrossentropy(task.num_outputs, label_smoothing)
         return keras.losses.SparseCategoricalCrossentropy()
 
     @staticmethod
@@ -67,8 +92,8 @@ class _MultiLabel(_MultiClass):
     encode = staticmethod(label_encoders.encode_multilabel)
 
     @staticmethod
-    def loss(task):
-        return keras.losses.BinaryCrossentropy()
+    def loss(task, label_smoothing=0.0):
+        return keras.losses.BinaryCrossentropy(label_smoothing=label_smoothing)
 
     @staticmethod
     def metrics():
@@ -105,7 +130,10 @@ class _Regression(_MultiLabel):
     encode = staticmethod(label_encoders.encode_regression)
 
     @staticmethod
-    def loss(task):
+    def loss(task, label_smoothing=0.0):
+        if label_smoothing:
+            raise ValueError(f"label_smoothing={label_smoothing} is for classes; a regression head has none: leave "
+                             "it out.")
         return keras.losses.MeanSquaredError()
 
     @staticmethod

@@ -94,6 +94,7 @@ class TransferHyperModel(kt.HyperModel):
             # Feature-extraction trials leave the conditional rates unset; they do not use them.
             fine_tune_learning_rate=values.get("fine_tune_learning_rate") or 1e-5,
             warmup_epochs=values.get("warmup_epochs") or 0,
+            layer_decay=None if values.get("layer_decay", 1.0) == 1.0 else values["layer_decay"],
             epochs=self.epochs,
             patience=self.patience,
             cache=self.cache,

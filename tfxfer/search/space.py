@@ -1,5 +1,5 @@
 """What a search explores: freeze depth (or, across several extractors, (extractor, freeze depth) candidates), the two
-learning rates, warm-up and the head."""
+learning rates, layer-wise rate decay, warm-up and the head."""
 
 import dataclasses
 
@@ -23,6 +23,8 @@ class SearchSpace:
         dropout: A range of dropout rates (in steps of 0.1), or a value.
         l2: Choices of the head's L2 penalty.
         warmup_epochs: Head warm-up epochs before unfreezing: a value or choices.
+        layer_decay: timm's layer-wise rate decay for trials that train blocks (see `TransferModel`): a value or
+            choices in (0, 1], e.g. `[1.0, 0.9, 0.75]`; 1.0 is one rate for every block (the default, undeclared).
         batch_size: None keeps the data's batch size; choices tune it (end-to-end trials only).
 
     Example:
@@ -37,6 +39,7 @@ class SearchSpace:
     dropout: float | tuple = (0.0, 0.5)
     l2: float | list = dataclasses.field(default_factory=lambda: [0.0, 1e-5, 1e-4, 1e-3])
     warmup_epochs: int | list = 5
+    layer_decay: float | list = 1.0
 
     def check(self, n_blocks):
         """Raises ValueError naming the first hyperparameter whose values are out of range."""
@@ -58,6 +61,9 @@ class SearchSpace:
             raise ValueError(f"hidden_units must be whole numbers >= 0; got {self.hidden_units!r}.")
         if any(not isinstance(v, (int, float)) or v < 0 for v in _values(self.l2)):
             raise ValueError(f"l2 must be numbers >= 0; got {self.l2!r}.")
+        decays = _values(self.layer_decay)
+        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1 for v in decays):
+            raise ValueError(f"layer_decay must be numbers in (0, 1]; got {self.layer_decay!r}.")
         if any(not isinstance(v, int) or v < 0 for v in _values(self.warmup_epochs)):
             raise ValueError(f"warmup_epochs must be whole numbers >= 0; got {self.warmup_epochs!r}.")
         return frozen
@@ -97,6 +103,8 @@ class SearchSpace:
             with hp.conditional_scope(parent, training):
                 values["fine_tune_learning_rate"] = _rate(hp, "fine_tune_learning_rate", self.fine_tune_learning_rate)
                 values["warmup_epochs"] = _choice(hp, "warmup_epochs", _values(self.warmup_epochs))
+                if _values(self.layer_decay) != [1.0]:
+                    values["layer_decay"] = _choice(hp, "layer_decay", _values(self.layer_decay))
         values["hidden_units"] = _choice(hp, "hidden_units", _values(self.hidden_units))
         dropout = _values(self.dropout)
         values["dropout"] = (hp.Fixed("dropout", dropout[0]) if len(dropout) == 1 else
@@ -104,6 +112,19 @@ class SearchSpace:
         values["l2"] = _choice(hp, "l2", _values(self.l2))
         values["regime"] = regime_for_depth(values["frozen_blocks"], n_blocks)
         return values
+
+    def centred_on(self, rate, factor=10.0):
+        """This space with the head's learning rate ranging from `rate / factor` to `rate * factor`, e.g. around
+        the learning-rate finder's valley (`TransferModel.find_learning_rate`), which measures the head's rate.
+
+        Example:
+            >>> SearchSpace().centred_on(3e-3).learning_rate
+            (0.0003, 0.03)
+        """
+        if not 0 < rate < 1 or factor <= 1:
+            raise ValueError(f"centred_on needs a rate in (0, 1) and a factor > 1; got rate={rate}, factor={factor}.")
+        low, high = float(f"{rate / factor:.3g}"), float(f"{min(rate * factor, 0.5):.3g}")
+        return dataclasses.replace(self, learning_rate=(low, high))
 
 
 def candidate_name(extractor, depth):

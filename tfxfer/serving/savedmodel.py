@@ -26,14 +26,15 @@ from tfxfer.data.task import Task
 from tfxfer.extractors import Extractor
 from tfxfer.serving.signatures import serving_module, signature_table
 from tfxfer.serving.versioning import check_format, check_name, write_models_config, write_version
+from tfxfer.training.recipe import flip_averaged
 
 METADATA_FILE = Path("assets.extra") / "tfxfer.json"
 FORMAT_VERSION = 1
 
 
 def export(model, name, root="saved_models", *, extractor=None, task_type=None, class_names=None, threshold=0.5,
-           metrics=None, data_summary=None, interpolation=None, models_config=False, format="savedmodel",
-           quantize=None, **litert_options):
+           metrics=None, data_summary=None, interpolation=None, models_config=False, test_time_augmentation=False,
+           format="savedmodel", quantize=None, **litert_options):
     """Exports a trained model as the next version of `<root>/<name>`, for TF Serving and bare TensorFlow clients,
     or (`format="litert"`) as a verified `.tflite` file for phones and boards.
 
@@ -72,6 +73,8 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
         quantize: LiteRT exports: `"none"` (the default), `"float16"`, `"dynamic"` or `"int8"`.
         **litert_options: LiteRT exports: the other arguments of `export_litert` (`input_type`, `output_type`,
             `calibration_data`, `calibration_size`, `verification_size`, `select_tf_ops`, `seed`).
+        test_time_augmentation: Image models: serve the mean of the scores of each image and its mirror image
+            (`tfxfer.training.recipe.flip_averaged`); twice the compute per request.
 
     Returns:
         The `pathlib.Path` of the new version folder, e.g. `saved_models/ants_bees/3`.
@@ -91,6 +94,9 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
         if models_config:
             raise ValueError("models_config=True lists SavedModels for TF Serving, which does not serve LiteRT "
                              "files; leave it out with format='litert'.")
+        if test_time_augmentation:
+            raise ValueError("test_time_augmentation applies to SavedModel exports; leave it out with "
+                             "format='litert' (a phone can flip and average itself).")
         from tfxfer.serving.litert import export_litert
 
         return export_litert(model, name, root, quantize=quantize or "none", extractor=extractor,
@@ -104,6 +110,10 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
                          "out.")
     model, extractor, task, training = export_pieces(model, extractor, task_type, class_names)
     check_name(name)
+    if test_time_augmentation:
+        if extractor.input_kind != "image":
+            raise ValueError("test_time_augmentation flips images; this model takes text: leave it out.")
+        model = flip_averaged(model)
     spec = serving_spec(model, extractor, task, threshold, data_summary, interpolation)
     metadata = export_metadata(spec, training, metrics, data_summary)
     check_format(Path(root) / name, "savedmodel")

@@ -84,8 +84,8 @@ def serving_module(model, spec, metadata_json):
     module.model_variables = [variable.value for variable in model.variables]
     task = Task(spec["task_type"], spec["class_names"])
 
-    def outputs(inputs):
-        return task.serve(model(inputs, training=False), spec["threshold"])
+    def outputs(inputs):  # float32 scores whatever the model's dtype policy
+        return task.serve(tf.cast(model(inputs, training=False), tf.float32), spec["threshold"])
 
     constants = {"class_names": tf.constant(spec["class_names"]), "task_type": tf.constant(spec["task_type"]),
                  "input_kind": tf.constant(spec["input_kind"]),

@@ -7,8 +7,12 @@ from tfxfer import _lazy
 __getattr__, __dir__, __all__ = _lazy.attach(__name__, {
     "distillation": ["distill"],
     "feature_cache": ["FeatureCache"],
-    "heads": ["Head"],
-    "model": ["TransferModel", "build_model"],
+    "heads": ["Head", "build_model"],
+    "lr_finder": ["LearningRateFinding", "ramp"],
+    "model": ["TransferModel"],
+    "rates": ["block_scales", "with_block_rates"],
+    "recipe": ["flip_averaged"],
+    "schedules": ["OneCycle"],
     "phases": ["REGIMES", "Phase", "plan", "regime_name"],
-    "strategy": ["pick_strategy"],
+    "strategy": ["pick_precision", "pick_strategy"],
 })

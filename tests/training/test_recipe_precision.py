@@ -1,0 +1,72 @@
+"""Mixed precision (bfloat16 runs on CPU) trains and exports float32 scores; flip TTA averages a model and its
+mirror; label smoothing and the precision policy refuse what they cannot do."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfxfer
+from helpers import tiny_cnn
+from tfxfer.data.task import Task
+from tfxfer.training import Head, flip_averaged, pick_precision
+
+MULTICLASS = Task("multiclass", ["a", "b", "c"], 3, "sparse", class_weights={0: 1.0, 1: 1.0, 2: 1.0})
+
+
+def arrays(n=16, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, 16, 16, 3), dtype=np.float32), rng.integers(0, 3, n)
+
+
+def test_bfloat16_trains_and_exports_float32_scores(tiny_hub_model, tmp_path):
+    x, y = arrays()
+    model = tfxfer.TransferModel(tiny_hub_model, regime="fine-tune", warmup_epochs=1, epochs=1, batch_size=16,
+                                 head=Head(hidden_units=(8,)), precision="mixed_bfloat16", label_smoothing=0.1,
+                                 patience=None, cache=False, verbose=0).fit((x, y), task=MULTICLASS)
+    head = model.model_.get_layer("head")
+    assert head.get_layer("head_dense_0").compute_dtype == "bfloat16"
+    assert head.get_layer("output").compute_dtype == "float32"
+    assert model.extractor_.compute_dtype == "float32"  # a SavedModel's graph stays float32
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is restored
+    assert np.isfinite(model.history_["loss"]).all() and len(model.history_["loss"]) == 2
+    predicted = model.predict(x)
+    assert predicted.dtype == np.float32
+    path = tfxfer.export(model, "mixed", root=tmp_path / "exports", test_time_augmentation=True)
+    served = tf.saved_model.load(str(path)).signatures["serving_images"](images=tf.constant(x * 255.0))
+    assert served["scores"].dtype == tf.float32
+    expected = model.predict(x, test_time_augmentation=True)
+    np.testing.assert_allclose(served["scores"].numpy(), expected, atol=2e-2)
+    assert not np.allclose(expected, predicted, atol=1e-6)  # the export serves the flip-averaged scores
+
+
+def test_mixed_float16_scales_the_loss_and_auto_is_float32_on_cpu():
+    model = tfxfer.TransferModel(tiny_cnn(), precision="mixed_float16", verbose=0)
+    compiled = model.build(MULTICLASS)
+    assert isinstance(compiled.optimizer, keras.optimizers.LossScaleOptimizer)
+    assert pick_precision() == "float32"
+    assert tfxfer.TransferModel(tiny_cnn(), verbose=0).build(MULTICLASS).dtype_policy.name == "float32"
+    with pytest.raises(ValueError, match="precision must be 'auto' or one of"):
+        tfxfer.TransferModel(tiny_cnn(), precision="float16").build(MULTICLASS)
+
+
+def test_flip_averaged_is_the_mean_over_the_mirror_image():
+    inputs = keras.Input((16, 16, 3))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inputs)))
+    x = arrays(4)[0]
+    averaged = flip_averaged(model).predict(x, verbose=0)
+    expected = (model.predict(x, verbose=0) + model.predict(x[:, :, ::-1], verbose=0)) / 2
+    np.testing.assert_allclose(averaged, expected, atol=1e-6)
+
+
+def test_recipe_arguments_are_checked():
+    regression = Task("regression", ["score"], 1, "float")
+    with pytest.raises(ValueError, match="label_smoothing=0.1 is for classes"):
+        tfxfer.TransferModel(tiny_cnn(), label_smoothing=0.1, verbose=0).build(regression)
+    with pytest.raises(ValueError, match="pass one of them"):
+        tfxfer.TransferModel(tiny_cnn(), regime="fine-tune", layer_decay=0.8,
+                             block_rates=(1e-6, 1e-4)).build(MULTICLASS)
+    with pytest.raises(ValueError, match="layer_decay=0.8 does nothing with regime='feature-extraction'"):
+        tfxfer.TransferModel(tiny_cnn(), layer_decay=0.8).build(MULTICLASS)
+    with pytest.raises(ValueError, match=r"block_rates must be a pair \(low, high\)"):
+        tfxfer.TransferModel(tiny_cnn(), regime="fine-tune", block_rates=(1e-3, 1e-5)).build(MULTICLASS)

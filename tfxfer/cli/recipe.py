@@ -1,0 +1,75 @@
+"""The training recipe on the command line: the flags of `tfxfer train` for rates per block, schedules, label
+smoothing, precision and TTA, and the `tfxfer lr-find` command. Like the parser, importing it loads no TensorFlow."""
+
+import os
+
+from tfxfer.cli.commands import UsageError, _check_data_path, _load_data, _load_extractor, _result, _say
+
+
+def recipe_flags(parser):
+    """The training recipe of `tfxfer train`: rates per block, schedules, label smoothing, precision, TTA."""
+    from tfxfer.cli.parser import fraction, library_defaults, positive
+    model = library_defaults("training/model.py", "TransferModel")
+    parser.add_argument("--layer-decay", type=fraction, help="phases that train blocks: each block below the top at "
+                                                             "this factor of the rate above it (timm), e.g. 0.75")
+    parser.add_argument("--block-rates", type=positive, nargs=2, metavar=("LOW", "HIGH"),
+                        help="phases that train blocks: rates spread from LOW (lowest trainable block) to HIGH "
+                             "(the head) (fastai's slice)")
+    parser.add_argument("--schedule", choices=["constant", "cosine", "one-cycle"], default=model["schedule"],
+                        help="how the rate moves within each phase (default: %(default)s)")
+    parser.add_argument("--label-smoothing", type=fraction, default=model["label_smoothing"],
+                        help="classes: the share of each label spread over the others (default: %(default)s)")
+    parser.add_argument("--precision", choices=["auto", "float32", "mixed_float16", "mixed_bfloat16"],
+                        default=model["precision"], help="dtype policy; auto: mixed on GPUs and TPUs, float32 on "
+                                                         "CPUs (default: %(default)s)")
+    parser.add_argument("--tta", action="store_true", help="images: evaluate and export the mean over each image and "
+                                                           "its mirror image (test-time augmentation)")
+
+
+def lr_find_flags(parser):
+    """The flags of `tfxfer lr-find` beside the data and extractor flags."""
+    from tfxfer.cli.parser import library_defaults, positive, whole
+    model = library_defaults("training/model.py", "TransferModel")
+    finder = library_defaults("training/lr_finder.py", "ramp")
+    parser.add_argument("--regime", choices=["feature-extraction", "mid-layer", "fine-tune"], default=model["regime"],
+                        help="the regime whose first phase the finder runs (default: %(default)s)")
+    parser.add_argument("--freeze", type=whole(0), help="mid-layer: blocks kept frozen (default: half)")
+    parser.add_argument("--steps", type=whole(10), default=finder["steps"], help="(default: %(default)s)")
+    parser.add_argument("--start", type=positive, default=finder["start"], help="first rate (default: %(default)s)")
+    parser.add_argument("--end", type=positive, default=finder["end"], help="last rate (default: %(default)s)")
+    parser.add_argument("--plot", metavar="PNG", help="draw the loss against the rate into this file")
+    parser.add_argument("--no-cache", action="store_true", help="run end to end even where activations could be "
+                                                                "cached")
+
+
+def recipe_arguments(args):
+    """The `TransferModel` arguments of the recipe flags (`--layer-decay`, `--schedule`...)."""
+    rates = None if args.block_rates is None else tuple(args.block_rates)
+    return {"layer_decay": args.layer_decay, "block_rates": rates, "schedule": args.schedule, "label_smoothing": args.label_smoothing, "precision": args.precision}
+
+
+def lr_find(args):
+    """`tfxfer lr-find`: the learning-rate finder on the regime's first phase; prints both suggestions."""
+    import pandas as pd
+
+    import tfxfer
+
+    if args.plot and os.path.isdir(args.plot):
+        raise UsageError(f"--plot {args.plot} is a folder; pass a .png file name")
+    if args.start >= args.end:
+        raise UsageError(f"--start {args.start} must be below --end {args.end}")
+    _check_data_path(args)
+    extractor = _load_extractor(args, args.extractor)
+    data = _load_data(args, extractor)
+    args.stage = "finding a learning rate"
+    model = tfxfer.TransferModel(extractor, regime=args.regime, freeze_blocks=args.freeze, cache=not args.no_cache,
+                                 seed=args.seed, verbose=0)
+    finding = model.find_learning_rate(data, steps=args.steps, start=args.start, end=args.end)
+    row = {"valley": float(f"{finding.valley:.3g}"), "steepest": float(f"{finding.steepest:.3g}"),
+           "steps": len(finding.rates), "lowest_loss": round(float(finding.smoothed.min()), 4)}
+    if args.plot:
+        finding.plot(args.plot)
+        row["plot"] = args.plot
+    _say(args, "valley: the steadier suggestion (fastai's default); steepest: where the loss falls fastest. Train "
+               "the head at about either with --learning-rate.")
+    _result(args, pd.DataFrame([row]))

@@ -1,0 +1,54 @@
+"""What `fit` accepts: the data forms, checked against the extractor and the task before anything trains."""
+
+import numpy as np
+import tensorflow as tf
+
+
+def check_data_fits(extractor, inputs, labels, task):
+    """Raises a clear error when data does not fit the extractor or the head.
+
+    Args:
+        extractor: The `Extractor`.
+        inputs: A `DataSplits`, a `tf.data.Dataset` of `(inputs, labels)` batches, or an array of inputs.
+        labels: The labels when `inputs` is an array, else None.
+        task: The task the head is built for.
+    """
+    if hasattr(inputs, "modality"):  # DataSplits: what it was loaded as
+        shape = (None, *inputs.image_size, 3) if inputs.modality == "image" else (None,)
+        dtype = tf.float32 if inputs.modality == "image" else tf.string
+    elif isinstance(inputs, tf.data.Dataset):
+        spec = inputs.element_spec[0]
+        shape, dtype = tuple(spec.shape), spec.dtype
+    else:
+        inputs = np.asarray(inputs)
+        shape, dtype = inputs.shape, tf.as_dtype(tf.string if inputs.dtype.kind in "OUS" else inputs.dtype)
+    if extractor.input_kind == "text" and dtype != tf.string:
+        raise ValueError(f"{extractor.source!r} is a text extractor, but the data holds {dtype.name} of shape "
+                         f"{shape}, not text. Load texts with tfxfer.load_text, or use an image extractor.")
+    if extractor.input_kind == "image":
+        if dtype == tf.string:
+            raise ValueError(f"{extractor.source!r} is an image extractor, but the data holds text. Load images "
+                             "with tfxfer.load_images, or use a text extractor.")
+        if len(shape) != 4 or shape[-1] != 3 or (None not in shape[1:3] and tuple(shape[1:3]) != extractor.image_size):
+            raise ValueError(f"The data's images are of size {tuple(shape[1:3])} (shape {shape}), but "
+                             f"{extractor.source!r} takes images of size {extractor.image_size} with 3 channels. Load "
+                             "them with load_images(..., extractor=extractor).")
+    if labels is not None:
+        task.check_labels(labels)
+
+
+def fit_arguments(data, validation, task):
+    """Splits the accepted data forms into Keras `fit` arguments and the task."""
+    if hasattr(data, "train") and hasattr(data, "task"):
+        validation = data.validation if validation is None else validation
+        task = task or data.task
+        data = data.train
+    if task is None:
+        raise ValueError("fit needs a task: pass data from tfxfer.load_images/load_text, or task=tfxfer.data.Task(...).")
+    if isinstance(data, tuple):
+        kwargs = {"x": data[0], "y": data[1]}
+    else:
+        kwargs = {"x": data}
+    if validation is not None:
+        kwargs["validation_data"] = validation
+    return kwargs, task

@@ -1,0 +1,170 @@
+"""The learning-rate finder (Smith's range test, as fastai's `lr_find` runs it): train a few hundred steps while
+the rate grows exponentially, and read off where the loss falls fastest.
+
+Two suggestions, because one number alone misleads (ktrain#117): `steepest`, where the smoothed loss falls fastest
+against the log of the rate, and `valley` (fastai's default), the middle of the longest stretch over which the
+smoothed loss keeps decreasing; the valley is the steadier of the two. Rates up to about
+either are safe to train at; the finder's own weights are thrown away.
+"""
+
+import dataclasses
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+@dataclasses.dataclass
+class LearningRateFinding:
+    """What the finder measured.
+
+    Attributes:
+        rates: The learning rate of each step.
+        losses: The training loss of each step's batch.
+        smoothed: `losses` smoothed by a debiased exponential moving average.
+        valley: The suggested rate by fastai's valley rule.
+        steepest: The rate where the smoothed loss falls fastest.
+    """
+
+    rates: np.ndarray
+    losses: np.ndarray
+    smoothed: np.ndarray
+    valley: float
+    steepest: float
+
+    def plot(self, path=None):
+        """The smoothed loss against the rate (log scale), the suggestions marked; written to `path` if given.
+
+        Returns:
+            The matplotlib `Figure`.
+
+        Example:
+            >>> finding = LearningRateFinding(np.logspace(-5, 0, 50), np.linspace(2, 1, 50), np.linspace(2, 1, 50),
+            ...                               1e-3, 1e-2)
+            >>> finding.plot().axes[0].get_xscale()
+            'log'
+        """
+        import matplotlib
+
+        matplotlib.use("Agg")
+        from matplotlib.figure import Figure
+
+        figure = Figure(figsize=(6, 4))
+        axes = figure.subplots()
+        axes.plot(self.rates, self.smoothed, label="smoothed loss")
+        for name, rate, colour in (("valley", self.valley, "tab:green"), ("steepest", self.steepest, "tab:red")):
+            axes.axvline(rate, color=colour, linestyle="--", label=f"{name} {rate:.2g}")
+        axes.set(xscale="log", xlabel="learning rate", ylabel="training loss", title="learning-rate finder")
+        axes.legend()
+        figure.tight_layout()
+        if path is not None:
+            figure.savefig(path, dpi=100)
+        return figure
+
+
+def valley(rates, smoothed):
+    """fastai's valley rule: the longest run of steps over which the loss keeps falling, and the rate about halfway
+    into it.
+
+    Example:
+        >>> float(valley(np.logspace(-4, 0, 5), np.array([3.0, 2.0, 1.0, 0.5, 4.0])))
+        0.001
+    """
+    n = len(smoothed)
+    longest = np.ones(n, int)  # the longest decreasing run ending at i
+    end = 0
+    for i in range(1, n):
+        earlier = longest[:i][smoothed[:i] > smoothed[i]]
+        if earlier.size:
+            longest[i] = earlier.max() + 1
+        if longest[i] > longest[end]:
+            end = i
+    start = end - longest[end] + 1
+    section = (end - start) / 3
+    return rates[start + int(section) + int(section / 2)]
+
+
+def steepest(rates, smoothed, skip=None, window=None):
+    """The rate where the smoothed loss falls fastest against log10(rate), before its lowest point (past it the
+    loss is diverging) and after the first `skip` steps (default a tenth; the average is still settling there).
+
+    The slope at a step is taken across `window` steps on either side (default a 25th of the steps), so that the
+    batch-to-batch noise left in the moving average does not pass for a descent.
+
+    Example:
+        >>> round(float(steepest(np.logspace(-4, 0, 9), np.array([3, 3, 3, 3, 3, 2.5, 1.0, 0.9, 0.8]), skip=2)), 4)
+        0.0316
+    """
+    n, lowest = len(smoothed), int(np.argmin(smoothed))
+    skip = max(5, n // 10) if skip is None else skip
+    window = max(1, n // 25) if window is None else window
+    logs = np.log10(rates)
+    best, best_slope = lowest, 0.0
+    for i in range(skip, lowest + 1):
+        before, after = max(i - window, 0), min(i + window, lowest)
+        if after > before:
+            slope = (smoothed[after] - smoothed[before]) / (logs[after] - logs[before])
+            if slope < best_slope:
+                best, best_slope = i, slope
+    return rates[best]
+
+
+def _batches(fit_kwargs):
+    """An endless iterator of `(inputs, labels)` batches over `fit` arguments."""
+    x = fit_kwargs["x"]
+    if isinstance(x, tf.data.Dataset):
+        yield from x.repeat()
+    size, rng = fit_kwargs.get("batch_size", 32), np.random.default_rng(0)
+    while True:
+        order = rng.permutation(len(x))
+        for start in range(0, len(x), size):
+            yield x[order[start:start + size]], fit_kwargs["y"][order[start:start + size]]
+
+
+def ramp(model, fit_kwargs, *, loss, scope, start=1e-7, end=10.0, steps=200, smoothing=0.98, divergence=4.0,
+         class_weight=None):
+    """Trains `model` with Adam while the rate grows from `start` to `end` over `steps` (a Keras
+    `ExponentialDecay` that grows), one batch a step; stops early once the smoothed loss passes `divergence` times
+    its lowest. The model's weights are restored afterwards.
+
+    Args:
+        model: The Keras model to train (e.g. a head over cached activations).
+        fit_kwargs: Keras `fit` arguments: `x` a dataset of batches, or arrays `x`, `y` and `batch_size`.
+        loss: The Keras loss.
+        scope: A function returning the context to compile in (the strategy's scope).
+        start, end: The first and last rates of the ramp.
+        steps: Optimizer steps over the ramp.
+        smoothing: The moving average's factor.
+        divergence: Stop once the smoothed loss exceeds this multiple of its lowest.
+        class_weight: Keras class weights, or None.
+
+    Returns:
+        A `LearningRateFinding`.
+
+    Raises:
+        ValueError: the ramp is not `0 < start < end` over at least 10 steps.
+    """
+    if not 0 < start < end or int(steps) < 10:
+        raise ValueError(f"The finder's ramp needs 0 < start < end and steps >= 10; got start={start}, end={end}, "
+                         f"steps={steps}.")
+    growth = (end / start) ** (1 / (steps - 1))
+    weights = [np.array(w) for w in model.get_weights()]
+    with scope():
+        schedule = keras.optimizers.schedules.ExponentialDecay(start, decay_steps=1, decay_rate=growth)
+        model.compile(optimizer=keras.optimizers.Adam(schedule), loss=loss)
+    rates, losses, smoothed, average = [], [], [], 0.0
+    try:
+        for step, (inputs, labels) in zip(range(steps), _batches(fit_kwargs)):
+            value = float(np.asarray(model.train_on_batch(inputs, labels, class_weight=class_weight)).ravel()[0])
+            average = smoothing * average + (1 - smoothing) * value
+            rates.append(start * growth**step)
+            losses.append(value)
+            smoothed.append(average / (1 - smoothing ** (step + 1)))
+            if not np.isfinite(value) or smoothed[-1] > divergence * min(smoothed):
+                break
+    finally:
+        model.set_weights(weights)
+    rates, losses, smoothed = np.array(rates), np.array(losses), np.array(smoothed)
+    kept = np.isfinite(smoothed)
+    return LearningRateFinding(rates, losses, smoothed, float(valley(rates[kept], smoothed[kept])),
+                               float(steepest(rates[kept], smoothed[kept])))
