@@ -80,4 +80,4 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
         return kerashub()
     return HubExtractor(source, preprocessor=preprocessor, output_key=output_key, image_size=image_size,
                         value_range=value_range, block_pattern=block_pattern, train_batchnorm=train_batchnorm,
-                        name=name)
+                        name=name, **{k: v for k, v in application_kwargs.items() if k == "cache_sequences"})
