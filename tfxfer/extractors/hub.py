@@ -139,6 +139,10 @@ class HubExtractor(Extractor):
         # It owns the preprocessor's resources (vocabulary tables), which an export must be able to reach.
         self._restored_preprocessor = restored_preprocessor
         self._regularization_losses = list(getattr(restored, "regularization_losses", []))
+        if cache_sequences and preprocessor is None:
+            raise ValueError(f"cache_sequences=True is for BERT-style encoders loaded with preprocessor=; {source!r} "
+                             f"is {'an image' if input_kind == 'image' else 'a text'} model without one: leave "
+                             "cache_sequences out (its cuts, if any, are cached without asking).")
         self.cache_sequences = bool(cache_sequences)
         self._wrap_variables(restored)
         self._find_cuts(restored)
@@ -184,7 +188,7 @@ class HubExtractor(Extractor):
                      "SavedModel's __call__ is cut")
         elif self.n_blocks < 2:
             uncut = "it has fewer than two blocks (its variable names give no block structure)"
-        elif self.input_kind == "text" and not self.cache_sequences:
+        elif self.preprocessor is not None and not self.cache_sequences:
             uncut = ("a cut between transformer layers caches the sequence and its mask, [tokens, hidden + 1] floats "
                      "per text (197 KB at 128 tokens and hidden size 384, 1 GB for 5,000 texts); load it with "
                      "cache_sequences=True to cache there")
