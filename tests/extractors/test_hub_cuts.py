@@ -92,13 +92,32 @@ def fit(extractor, folder, cache, **options):
     return model, data
 
 
-def test_training_on_a_cut_equals_training_end_to_end(tiny_hub_model, data_folder):
+def test_training_on_a_cut_equals_training_end_to_end_and_exports_whole(tiny_hub_model, data_folder, tmp_path):
     runs = [fit(tfxfer.load_extractor(tiny_hub_model), data_folder, cache) for cache in (False, True)]
     assert [model.cached_phases_ for model, _ in runs] == [[False], [True]]
     (whole, data), (cut, _) = runs
-    np.testing.assert_allclose(whole.predict(data.validation), cut.predict(data.validation), atol=1e-4)
+    images = np.stack([x.numpy() for x, _ in data.unbatched("validation")])
+    np.testing.assert_allclose(whole.predict(images), cut.predict(images), atol=1e-4)
     moved = [w.numpy() for w in whole.extractor_.blocks[3].learnable]
     np.testing.assert_allclose(moved[0], cut.extractor_.blocks[3].learnable[0].numpy(), atol=1e-4)
+    # The export of the model trained on the cut is one SavedModel, prefix and suffix joined.
+    path = tfxfer.export(cut, "cut", tmp_path / "saved_models")
+    np.save(tmp_path / "pixels.npy", images * 255.0)  # serving_images takes [0, 255] and scales as training did
+    result = subprocess.run([sys.executable, "-c", CLIENT, str(path), str(tmp_path / "pixels.npy")], text=True,
+                            capture_output=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    served = np.asarray(json.loads(result.stdout.strip().splitlines()[-1]))
+    np.testing.assert_allclose(served, cut.predict(images), atol=1e-5)
+
+
+CLIENT = textwrap.dedent("""
+    import json, sys
+    sys.modules["tfxfer"] = sys.modules["tensorflow_hub"] = None
+    import numpy as np, tensorflow as tf
+    model = tf.saved_model.load(sys.argv[1])
+    images = tf.constant(np.load(sys.argv[2]))
+    print(json.dumps(model.signatures["serving_images"](images=images)["scores"].numpy().tolist()))
+""")
 
 
 def tiny_uncuttable(path):
@@ -123,25 +142,3 @@ def test_a_model_that_cannot_be_cut_says_why_and_still_trains(tmp_path, data_fol
     assert model.cached_phases_ == [False] and "can only be cached after blocks [3]" in caplog.text
     assert model.history_["loss"][-1] < model.history_["loss"][0]
 
-
-CLIENT = textwrap.dedent("""
-    import json, sys
-    sys.modules["tfxfer"] = sys.modules["tensorflow_hub"] = None
-    import numpy as np, tensorflow as tf
-    model = tf.saved_model.load(sys.argv[1])
-    images = tf.constant(np.load(sys.argv[2]))
-    print(json.dumps(model.signatures["serving_images"](images=images)["scores"].numpy().tolist()))
-""")
-
-
-def test_a_model_trained_on_a_cut_exports_whole(tiny_hub_model, data_folder, tmp_path):
-    model, data = fit(tfxfer.load_extractor(tiny_hub_model), data_folder, True)
-    assert model.cached_phases_ == [True]
-    path = tfxfer.export(model, "cut", tmp_path / "saved_models")
-    images = np.stack([x.numpy() for x, _ in data.unbatched("validation")])
-    np.save(tmp_path / "pixels.npy", images * 255.0)  # serving_images takes [0, 255] and scales as training did
-    result = subprocess.run([sys.executable, "-c", CLIENT, str(path), str(tmp_path / "pixels.npy")], text=True,
-                            capture_output=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}, timeout=120)
-    assert result.returncode == 0, result.stderr[-2000:]
-    served = np.asarray(json.loads(result.stdout.strip().splitlines()[-1]))
-    np.testing.assert_allclose(served, model.predict(images), atol=1e-5)

@@ -199,16 +199,21 @@ class HubExtractor(Extractor):
             key = self._output_key(outputs) if isinstance(outputs, dict) else None
             try:
                 cuts = GraphCuts(function, blocks, self.n_blocks, key)
-                cuts.prefix(sorted(cuts.cuts), whole=True)  # the import runs now, so that an op it cannot read shows here
+                cuts.prefix(sorted(cuts.cuts), whole=True)  # imported now: an op it cannot read shows here
             except Exception as error:  # noqa: BLE001 - whatever the import trips on, the model still trains whole
                 cuts, uncut = None, f"its graph cannot be imported and cut ({type(error).__name__}: {error})"
         if cuts is not None and not cuts.cuts:
-            uncut = cuts.reasons[1] if self.n_blocks == 2 else "no block boundary is a cut of its graph"
+            uncut = f"no block boundary is a cut of its graph (after {self.blocks[0].name}: {cuts.reasons[1]})"
         for k in (cuts.cuts if cuts is not None else {}):
             self.blocks[k - 1].output_shape = tuple(cuts.cut_shape(k))
         object.__setattr__(self, "_graph_cuts", cuts if uncut is None else None)  # untracked: not for export
         object.__setattr__(self, "_uncut", uncut)
         object.__setattr__(self, "_cut_reasons", {} if cuts is None else cuts.reasons)
+
+    @property
+    def graph_cuts(self):
+        """The `GraphCuts` of the restored graph, or None where it is cached at its output only (see `describe`)."""
+        return self._graph_cuts
 
     @property
     def cache_cuts(self):
@@ -227,9 +232,14 @@ class HubExtractor(Extractor):
     def _prefix_function(self, k):
         if k == self.n_blocks:
             return super()._prefix_function(k)
-        return self.cut_outputs([k], wrap=False)
+        run = self._activations([k])
 
-    def cut_outputs(self, cuts, wrap=True):
+        def prefix(inputs):
+            return run(inputs)[0]
+
+        return prefix
+
+    def cut_outputs(self, cuts):
         """A function from the inputs to the activations after each of `cuts` blocks, all from one pass of the
         graph (side inputs appended as channels, see `suffix`).
 
@@ -238,6 +248,9 @@ class HubExtractor(Extractor):
             >>> [tuple(a.shape) for a in hub.cut_outputs(hub.cache_cuts[-2:])(np.zeros((2, 16, 16, 3), "float32"))]
             [(2, 8, 8, 8), (2, 8)]
         """
+        return tf.function(self._activations(cuts), reduce_retracing=True)
+
+    def _activations(self, cuts):
         for k in cuts:
             self._check_cut(k)
         inner = [k for k in cuts if k < self.n_blocks]
@@ -253,9 +266,7 @@ class HubExtractor(Extractor):
                 activations[self.n_blocks] = fetched[-1]
             return [activations[k] for k in cuts]
 
-        if not wrap:
-            return lambda inputs: run(inputs)[0]
-        return tf.function(run, reduce_retracing=True)
+        return run
 
     def suffix(self, k):
         """A Keras layer that runs blocks `k..n_blocks-1` on what `prefix(k)` returns, over this extractor's

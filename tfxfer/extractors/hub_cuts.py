@@ -28,7 +28,12 @@ _FUNCTION_OPS = {"PartitionedCall", "StatefulPartitionedCall", "If", "StatelessI
 
 
 def inference_function(restored):
-    """The restored `__call__` concrete function traced with `training=False` (or without `training`), else None."""
+    """The restored `__call__` concrete function traced with `training=False` (or without `training`), else None.
+
+    Example:
+        >>> inference_function(tf.saved_model.load(hub_folder)).structured_input_signature[0][0].shape
+        TensorShape([None, 16, 16, 3])
+    """
     call = getattr(restored, "__call__", None)
     if not isinstance(call, tf.types.experimental.PolymorphicFunction):
         return None
@@ -53,6 +58,11 @@ class GraphCuts:
         cuts: `{k: name of the cut tensor}` for each boundary `k` in `1..n_blocks-1` where the graph can be cut.
         reasons: `{k: why not}` for each boundary where it cannot.
         side_inputs: `{k: [names of the inputs the suffix reads besides the cut tensor]}`.
+
+    Example:
+        >>> cuts = tfxfer.load_extractor(hub_folder).graph_cuts
+        >>> sorted(cuts.cuts), cuts.cut_shape(2)
+        ([1, 2, 3], TensorShape([None, 16, 16, 4]))
     """
 
     def __init__(self, function, variable_blocks, n_blocks, output=None):
@@ -104,6 +114,11 @@ class GraphCuts:
                 continue
             suffix = [by_name[name] for name in order[position[found.op.name] + 1:]]
             sides = sorted({name for op in suffix for name in _sources(op, downstream) & inputs})
+            ranks = {by_name[name].outputs[0].shape.rank for name in sides}
+            if found.shape.rank is None or found.shape[-1] is None or ranks - {found.shape.rank - 1}:
+                self.reasons[k] = (f"the tensor between block {k - 1} and block {k} ({found.shape}) has no known "
+                                   "number of channels, or inputs the later blocks read cannot sit beside it")
+                continue
             self.cuts[k], self.side_inputs[k] = found.name, sides
 
     def _blocks_read(self, op, downstream):
@@ -194,7 +209,12 @@ class GraphCuts:
 
 
 def pack_sides(cut, *sides):
-    """The cut tensor with the side inputs appended as channels (integers such as a mask are exact in float32)."""
+    """The cut tensor with the side inputs appended as channels (integers such as a mask are exact in float32).
+
+    Example:
+        >>> pack_sides(tf.zeros((1, 128, 384)), tf.ones((1, 128), tf.int32)).shape
+        TensorShape([1, 128, 385])
+    """
     if not sides:
         return cut
     return tf.concat([cut, *(tf.cast(side, cut.dtype)[..., None] for side in sides)], axis=-1)
@@ -213,6 +233,12 @@ class HubSuffix(keras.layers.Layer):
             extractor does).
         output_shape: The static shape of the output.
         **kwargs: Keras layer arguments.
+
+    Example:
+        >>> hub = tfxfer.load_extractor(hub_folder).freeze(2)
+        >>> suffix = hub.suffix(2)  # a HubSuffix
+        >>> suffix(hub.prefix(2)(np.zeros((1, 16, 16, 3), "float32"))).shape, len(suffix.trainable_weights)
+        (TensorShape([1, 8]), 6)
     """
 
     def __init__(self, function, weights, width, side_dtypes, regularization_losses, output_shape, **kwargs):
