@@ -164,8 +164,7 @@ class GraphCuts:
 
             def imported(*inputs):
                 fed = dict(zip(feeds, inputs))
-                # An identity of each captured handle (a restored variable) captures it into this graph.
-                bound = {name: tf.identity(external) for name, external in captures.items()}
+                bound = {name: _compat.capture(external) for name, external in captures.items()}
                 bound.update((name, tensor) for name, tensor in fed.items() if name in used)
                 outputs = iter(tf.graph_util.import_graph_def(graph_def, input_map=bound, name="hub",
                                                               return_elements=[n for n in flat if n not in fed]))
