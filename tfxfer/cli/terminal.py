@@ -52,8 +52,12 @@ def quiet_stderr(enabled=True):
     os.dup2(write_end, 2)
     os.close(write_end)
 
+    # Duplicated here, not in the thread: a block that ends at once (a usage error) closes `original` before the
+    # thread would run, and the message would be lost.
+    forward_to = os.dup(original)
+
     def forward():
-        with os.fdopen(read_end, "rb") as pipe, os.fdopen(os.dup(original), "wb", buffering=0) as out:
+        with os.fdopen(read_end, "rb") as pipe, os.fdopen(forward_to, "wb", buffering=0) as out:
             for line in pipe:
                 if not NOISE.search(line.decode("utf-8", "replace")):
                     out.write(line)

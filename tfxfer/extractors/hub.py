@@ -289,7 +289,8 @@ class HubExtractor(Extractor):
             table.attrs["cuts"] = f"Cached only at its output: {self._uncut}."
         else:
             others = "".join(f" After {self.blocks[k - 1].name}: {why}." for k, why in sorted(self._cut_reasons.items()))
-            table.attrs["cuts"] = f"Cut (activations cached) after {', '.join(inner)} and at the output.{others}"
+            table.attrs["cuts"] = (f"Cut (activations cached) after {', '.join(inner)} and at the output; the "
+                                   f"blocks after a cut run BatchNorm in inference mode.{others}")
         return table
 
     def _set_block_trainable(self, block, trainable):
