@@ -37,6 +37,7 @@ def assert_cuts_join_to_the_whole(extractor, inputs):
     np.testing.assert_allclose(extractor.prefix(extractor.cache_cuts[0])(inputs), activations[0], atol=1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("folder, n_cuts", [("mobilenet_v2_100_224_feature_vector", 19),
                                             ("mobilenet_v1_025_224_feature_vector", 13)])
 def test_every_cut_of_the_image_assets_joins_to_the_whole(shared_assets, folder, n_cuts):
@@ -47,6 +48,7 @@ def test_every_cut_of_the_image_assets_joins_to_the_whole(shared_assets, folder,
     assert_cuts_join_to_the_whole(extractor, hymenoptera(shared_assets, extractor))
 
 
+@pytest.mark.slow
 def test_minilm_cuts_between_layers_only_when_asked(shared_assets):
     encoder, preprocess = (shared_assets / HUB / f"all_minilm_l6_v2_{part}" for part in ("encoder", "preprocess"))
     default = tfxfer.load_extractor(encoder, preprocessor=preprocess)
@@ -87,11 +89,12 @@ def data_folder(tmp_path):
 
 def fit(extractor, folder, cache, **options):
     data = tfxfer.load_images(folder, extractor=extractor, batch_size=8, validation_split=0.25, seed=3)
-    model = tfxfer.TransferModel(extractor, regime="mid-layer", freeze_blocks=2, epochs=3, patience=None, seed=7,
+    model = tfxfer.TransferModel(extractor, regime="mid-layer", freeze_blocks=2, epochs=2, patience=None, seed=7,
                                  cache=cache, verbose=0, **options).fit(data)
     return model, data
 
 
+@pytest.mark.slow
 def test_training_on_a_cut_equals_training_end_to_end_and_exports_whole(tiny_hub_model, data_folder, tmp_path):
     runs = [fit(tfxfer.load_extractor(tiny_hub_model), data_folder, cache) for cache in (False, True)]
     assert [model.cached_phases_ for model, _ in runs] == [[False], [True]]

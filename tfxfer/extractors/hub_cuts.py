@@ -7,9 +7,9 @@ every operation that reads a variable of blocks `< k` before it and every operat
 after it (the rule `true_cuts` applies to Keras graphs; blocks come from the variables' scopes). It is the last such
 tensor, so that the operations without weights that end block k-1 (a residual add, an activation) stay in the prefix.
 
-The graph is imported once into a `tf.compat.v1.wrap_function` graph, bound to the same restored variables, and
-`WrappedFunction.prune` gives the prefix (input to cut), the suffix (cut to output) and every cut at once (for a
-probe: one pass). Inputs that do not lead to the output through the cut (a BERT encoder's `input_mask`, which every
+The prefix (input to cut), the suffix (cut to output) and every cut at once (for a probe: one pass) are each the
+operations they need, and no others, imported from the graph's `GraphDef` into a `tf.compat.v1.wrap_function` graph
+whose variable handles are captured from the restored variables, so they read and train the same weights. Inputs that do not lead to the output through the cut (a BERT encoder's `input_mask`, which every
 layer and the pooler read) are side inputs: the prefix returns them beside the cut tensor and the suffix takes them.
 The graph is the inference one, so BatchNorm in a suffix runs in inference mode; a suffix always follows frozen
 blocks, where tfxfer keeps BatchNorm in inference mode anyway.
@@ -66,7 +66,6 @@ class GraphCuts:
     """
 
     def __init__(self, function, variable_blocks, n_blocks, output=None):
-        self._function = function
         self._graph = function.graph
         self._specs = tf.nest.flatten(function.structured_input_signature[0][0])
         self._inputs = list(function.inputs[: len(self._specs)])
