@@ -66,6 +66,15 @@ def test_the_gradient_registry_holds_the_custom_gradients_of_traced_functions():
     assert after - before
 
 
+def test_a_captured_handle_reads_the_variable_in_a_wrapped_function():
+    variable = tf.Variable([1.0, 2.0])
+
+    def read():
+        return tf.raw_ops.ReadVariableOp(resource=_compat.capture(variable.handle), dtype=tf.float32)
+
+    assert tf.compat.v1.wrap_function(read, []).__call__().numpy().tolist() == [1.0, 2.0]
+
+
 def test_chief_and_worker_roles_follow_keras_tuners_variables(monkeypatch):
     assert not _compat.is_chief() and not _compat.is_worker()
     monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")

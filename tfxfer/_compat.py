@@ -12,6 +12,7 @@ breaks here, with a message that names the internal, the version in use and the 
 | `Layer._track_variable` | make a restored SavedModel's variables a Keras layer's weights |
 | `Layer._flatten_layers` | find the regularizers of a model written in TF Hub's format |
 | `ops._gradient_registry` | forget the gradient functions a released trial's train steps registered |
+| `FuncGraph.capture` | bind a TF Hub graph, cut at a block boundary, to the restored variables |
 | `keras_tuner.src.distribute.utils` | whether this process is the chief or a worker of a distributed search |
 | `keras_tuner.src.engine.tuner_utils.TunerCallback` | find the trial a callback reports to |
 | `keras_tuner.src.protos`, `OracleServicer` | answer late workers on a restarted chief of an ended search |
@@ -120,6 +121,18 @@ def gradient_registry():
 
     registry = _attribute(ops, "_gradient_registry", "tensorflow", tf.__version__)
     return _attribute(registry, "_registry", "tensorflow", tf.__version__)
+
+
+def capture(tensor):
+    """`tensor` (an eager resource handle) captured into the function graph being built, as a placeholder input.
+
+    A plain `tf.identity` captures it too, but a nested call of the function then runs about twice as slowly
+    (the identity on the handle keeps TensorFlow from inlining the variable reads).
+    """
+    import tensorflow as tf
+
+    graph = tf.compat.v1.get_default_graph()
+    return _attribute(graph, "capture", "tensorflow", tf.__version__)(tensor)
 
 
 # Keras Tuner.

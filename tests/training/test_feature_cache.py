@@ -101,14 +101,15 @@ def test_augmentation_disables_the_cache_with_a_logged_reason(tiny_hub_model, fo
     assert "augmentation" in caplog.text
 
 
-def test_hub_models_cache_only_their_whole_output(tiny_hub_model, folder, caplog):
+def test_hub_models_cache_at_their_cuts(tiny_hub_model, folder):
     extractor = tfxfer.load_extractor(tiny_hub_model)
     data = load(folder, extractor)
-    with pytest.raises(ValueError, match="only their whole output"):
-        extractor.prefix(2)
-    with caplog.at_level(logging.INFO, logger="tfxfer"):
-        model = tfxfer.TransferModel(extractor, regime="mid-layer", freeze_blocks=2, epochs=1, verbose=0).fit(data)
-    assert model.cached_phases_ == [False] and "can only be cached after blocks [4]" in caplog.text
+    cache = FeatureCache(progress=False)
+    features, _ = cache.features(extractor, data, 2, "train")
+    assert features.shape == (data.sizes["train"], 16, 16, 4)
+    model = tfxfer.TransferModel(extractor, regime="mid-layer", freeze_blocks=2, epochs=1, cache=cache,
+                                 verbose=0).fit(data)
+    assert model.cached_phases_ == [True] and cache.hits >= 1
 
 
 @pytest.mark.parametrize("memory_limit_bytes", [1, 2**30], ids=["memory-mapped", "in-memory"])

@@ -49,6 +49,11 @@ def _extractor_options(args, source):
                          f"{application[0]} out")
     if options.get("weights") == "none":
         options["weights"] = None  # random weights
+    if args.cache_sequences:
+        if args.preprocessor is None or is_application_name(source):
+            raise UsageError("--cache-sequences only applies to BERT-style TF Hub encoders loaded with --preprocessor; "
+                             f"{source!r} has no transformer sequence to cache: leave --cache-sequences out")
+        options["cache_sequences"] = True
     return options
 
 
@@ -148,7 +153,7 @@ def inspect(args):
     table = described.reset_index()
     facts = f", input {extractor.image_size} in {extractor.value_range}" if extractor.image_size else ""
     _say(args, f"{extractor.source}: {extractor.input_kind} extractor, {extractor.n_blocks} blocks{facts}")
-    for key in ("preprocessing", "output"):  # KerasHub extractors say what their converter or tokenizer does
+    for key in ("preprocessing", "output", "cuts"):  # KerasHub: converter or tokenizer; TF Hub: where it is cut
         if key in described.attrs:
             _say(args, f"{key}: {described.attrs[key]}")
     if table.empty:

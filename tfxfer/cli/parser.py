@@ -18,7 +18,8 @@ PACKAGE = Path(tfxfer.__file__).resolve().parent
 EXAMPLES = {
     "demo": "tfxfer demo\n  tfxfer demo --per-class 10 --no-export",
     "inspect": "tfxfer inspect MobileNetV2 --weights none\n"
-               "  tfxfer inspect https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5 --json",
+               "  tfxfer inspect https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5 --json\n"
+               "  tfxfer inspect ./bert_encoder --preprocessor ./bert_preprocess --cache-sequences   # cut by layer",
     "train": "tfxfer train hymenoptera_data --extractor ./mobilenet_v2_feature_vector --export ants_bees\n"
              "  tfxfer train reviews.csv --extractor ./glove --text-column review --regime feature-extraction\n"
              "  tfxfer train ratings.csv --extractor ./glove --label-column stars --task regression",
@@ -206,6 +207,9 @@ def _extractor_flags(parser, source=True, repeat=False):
                              "image classifier uses)")
     parser.add_argument("--sequence-length", type=whole(1),
                         help="KerasHub text backbones: tokens per text (default: the preset's)")
+    parser.add_argument("--cache-sequences", action="store_true",
+                        help="BERT-style TF Hub encoders: also cache between transformer layers (the sequence and "
+                             "its mask: about 197 KB per text at 128 tokens)")
 
 
 def _data_flags(parser):

@@ -53,6 +53,10 @@ def quiet_stderr(enabled=True):
     os.close(write_end)
     forward_to = os.dup(original)  # here, not in the thread: a short command may close `original` before it runs
 
+    # Duplicated here, not in the thread: a block that ends at once (a usage error) closes `original` before the
+    # thread would run, and the message would be lost.
+    forward_to = os.dup(original)
+
     def forward():
         with os.fdopen(read_end, "rb") as pipe, os.fdopen(forward_to, "wb", buffering=0) as out:
             for line in pipe:

@@ -180,9 +180,13 @@ class Extractor(keras.layers.Layer):
     def _check_cut(self, k):
         if k not in self.cache_cuts:
             raise ValueError(
-                f"{self.source!r} cannot be cut after {k} blocks; it can after {self.cache_cuts}. TF Hub SavedModels "
-                "are one opaque function, so only their whole output (every block frozen) can be cached."
+                f"{self.source!r} cannot be cut after {k} blocks; it can after {self.cache_cuts}: "
+                f"{self._why_not_cut(k)}."
             )
+
+    def _why_not_cut(self, k):
+        """Why the activations after `k` blocks cannot be computed apart, in words."""
+        return "only its whole output (every block frozen) can be cached"
 
     def fingerprint(self, k):
         """A digest of what `prefix(k)` computes: the kind of extractor, its input conventions, the cut, its blocks'

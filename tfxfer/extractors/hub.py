@@ -17,6 +17,7 @@ import tensorflow as tf
 from tfxfer import _compat
 from tfxfer.extractors.base import Extractor
 from tfxfer.extractors.blocks import Block, block_label, group_by_names
+from tfxfer.extractors.hub_cuts import GraphCuts, HubSuffix, inference_function, pack_sides
 from tfxfer.extractors.resolve import load_saved_model, register_text_ops
 
 log = logging.getLogger(__name__)
@@ -83,6 +84,7 @@ class HubExtractor(Extractor):
         value_range: Pixel range the model expects; TF Hub image models take `[0, 1]`.
         block_pattern: A regular expression whose first group is a scope's block key, to override the grouping.
         train_batchnorm: Let BatchNorm run in training mode when no block is frozen.
+        cache_sequences: For text models, cache the sequence activations between transformer layers (see above).
         **kwargs: Keras layer arguments (`name`, `dtype`, `trainable`).
 
     Example:
@@ -92,7 +94,7 @@ class HubExtractor(Extractor):
     """
 
     def __init__(self, source, *, preprocessor=None, output_key=None, image_size=None, value_range=None,
-                 block_pattern=None, train_batchnorm=False, **kwargs):
+                 block_pattern=None, train_batchnorm=False, cache_sequences=False, **kwargs):
         restored = load_saved_model(source)
         call_fn, takes_training, input_spec = _endpoint(restored, source)
         preprocess_fn = restored_preprocessor = None
@@ -137,7 +139,13 @@ class HubExtractor(Extractor):
         # It owns the preprocessor's resources (vocabulary tables), which an export must be able to reach.
         self._restored_preprocessor = restored_preprocessor
         self._regularization_losses = list(getattr(restored, "regularization_losses", []))
+        if cache_sequences and preprocessor is None:
+            raise ValueError(f"cache_sequences=True is for BERT-style encoders loaded with preprocessor=; {source!r} "
+                             f"is {'an image' if input_kind == 'image' else 'a text'} model without one: leave "
+                             "cache_sequences out (its cuts, if any, are cached without asking).")
+        self.cache_sequences = bool(cache_sequences)
         self._wrap_variables(restored)
+        self._find_cuts(restored)
         self._build_at_init()
 
     def _wrap_variables(self, restored):
@@ -170,6 +178,120 @@ class HubExtractor(Extractor):
         ]
         if len(self.blocks) == 1 and len(scopes) > 1:
             log.info("%s: its variable names give no block structure, so it is one block.", self.source)
+
+    def _find_cuts(self, restored):
+        """Finds the block boundaries where the graph can be cut; where none is, `_uncut` says why."""
+        cuts, uncut = None, None
+        function = inference_function(restored)
+        if function is None:
+            uncut = ("it is called through a serving signature, which has no training graph to cut: only a Reusable "
+                     "SavedModel's __call__ is cut")
+        elif self.n_blocks < 2:
+            uncut = "it has fewer than two blocks (its variable names give no block structure)"
+        elif self.preprocessor is not None and not self.cache_sequences:
+            uncut = ("a cut between transformer layers caches the sequence and its mask, [tokens, hidden + 1] floats "
+                     "per text (197 KB at 128 tokens and hidden size 384, 1 GB for 5,000 texts); load it with "
+                     "cache_sequences=True to cache there")
+        else:
+            blocks = {id(weight.value.handle): (weight.value, index) for index, block in enumerate(self.blocks)
+                      for weight in block.weights}
+            outputs = function.structured_outputs
+            key = self._output_key(outputs) if isinstance(outputs, dict) else None
+            try:
+                cuts = GraphCuts(function, blocks, self.n_blocks, key)
+                cuts.prefix(sorted(cuts.cuts), whole=True)  # imported now: an op it cannot read shows here
+            except Exception as error:  # noqa: BLE001 - whatever the import trips on, the model still trains whole
+                cuts, uncut = None, f"its graph cannot be imported and cut ({type(error).__name__}: {error})"
+        if cuts is not None and not cuts.cuts:
+            uncut = f"no block boundary is a cut of its graph (after {self.blocks[0].name}: {cuts.reasons[1]})"
+        for k in (cuts.cuts if cuts is not None else {}):
+            self.blocks[k - 1].output_shape = tuple(cuts.cut_shape(k))
+        object.__setattr__(self, "_graph_cuts", cuts if uncut is None else None)  # untracked: not for export
+        object.__setattr__(self, "_uncut", uncut)
+        object.__setattr__(self, "_cut_reasons", {} if cuts is None else cuts.reasons)
+
+    @property
+    def graph_cuts(self):
+        """The `GraphCuts` of the restored graph, or None where it is cached at its output only (see `describe`)."""
+        return self._graph_cuts
+
+    @property
+    def cache_cuts(self):
+        return [*sorted(self._graph_cuts.cuts if self._graph_cuts else []), self.n_blocks]
+
+    def _why_not_cut(self, k):
+        if self._uncut:
+            return f"only its whole output can be cached: {self._uncut}"
+        return self._cut_reasons.get(k, f"it has {self.n_blocks} blocks")
+
+    def _flat_inputs(self, inputs):
+        if self._preprocess_fn is not None:
+            inputs = self._preprocess_fn(inputs)
+        return [inputs[name] for name in self._graph_cuts.input_names()] if isinstance(inputs, dict) else [inputs]
+
+    def _prefix_function(self, k):
+        if k == self.n_blocks:
+            return super()._prefix_function(k)
+        run = self._activations([k])
+
+        def prefix(inputs):
+            return run(inputs)[0]
+
+        return prefix
+
+    def cut_outputs(self, cuts):
+        """A function from the inputs to the activations after each of `cuts` blocks, all from one pass of the
+        graph (side inputs appended as channels, see `suffix`).
+
+        Example:
+            >>> hub = HubExtractor(hub_folder)
+            >>> [tuple(a.shape) for a in hub.cut_outputs(hub.cache_cuts[-2:])(np.zeros((2, 16, 16, 3), "float32"))]
+            [(2, 8, 8, 8), (2, 8)]
+        """
+        return tf.function(self._activations(cuts), reduce_retracing=True)
+
+    def _activations(self, cuts):
+        for k in cuts:
+            self._check_cut(k)
+        inner = [k for k in cuts if k < self.n_blocks]
+        whole = self.n_blocks in cuts
+        pruned = self._graph_cuts.prefix(inner, whole) if inner else None
+
+        def run(inputs):
+            if pruned is None:
+                return [self(inputs, training=False)]
+            fetched = pruned(*self._flat_inputs(inputs))
+            activations = {k: pack_sides(*fetched[i]) for i, k in enumerate(inner)}
+            if whole:
+                activations[self.n_blocks] = fetched[-1]
+            return [activations[k] for k in cuts]
+
+        return run
+
+    def suffix(self, k):
+        """A Keras layer that runs blocks `k..n_blocks-1` on what `prefix(k)` returns, over this extractor's
+        variables (its trainable weights are those of the unfrozen blocks after the cut), in inference mode."""
+        self._check_cut(k)
+        if k == self.n_blocks:
+            return super().suffix(k)
+        cuts = self._graph_cuts
+        weights = [weight for block in self.blocks[k:] for weight in block.weights]
+        sides = [cuts.input_dtype(name) for name in cuts.side_inputs[k]]
+        return HubSuffix(cuts.suffix(k), weights, int(cuts.cut_shape(k)[-1]), sides, self._regularization_losses,
+                         cuts.output_shape(), name=f"{self.name}_after_{k}")
+
+    def describe(self):
+        table = super().describe()
+        cuts = set(self.cache_cuts)
+        table["cut"] = [index + 1 in cuts for index in table.index]
+        inner = [self.blocks[k - 1].name for k in self.cache_cuts[:-1]]
+        if self._uncut:
+            table.attrs["cuts"] = f"Cached only at its output: {self._uncut}."
+        else:
+            others = "".join(f" After {self.blocks[k - 1].name}: {why}." for k, why in sorted(self._cut_reasons.items()))
+            table.attrs["cuts"] = (f"Cut (activations cached) after {', '.join(inner)} and at the output; the "
+                                   f"blocks after a cut run BatchNorm in inference mode.{others}")
+        return table
 
     def _set_block_trainable(self, block, trainable):
         for weight in block.learnable:
@@ -209,5 +331,6 @@ class HubExtractor(Extractor):
 
     def get_config(self):
         config = super().get_config()
-        config.update(preprocessor=self.preprocessor, output_key=self.output_key, block_pattern=self.block_pattern)
+        config.update(preprocessor=self.preprocessor, output_key=self.output_key, block_pattern=self.block_pattern,
+                      cache_sequences=self.cache_sequences)
         return config

@@ -44,7 +44,8 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
         name: The Keras layer name.
         **application_kwargs: Further arguments of a keras.applications constructor, e.g. `alpha=0.35`. KerasHub
             sources take `pooling=` (vision: `"avg"`, `"max"`, `"token"`, `"gap"`, `"none"`; by default their
-            image classifier's) and `sequence_length=` (text; by default the preset's, often 512).
+            image classifier's) and `sequence_length=` (text; by default the preset's, often 512). TF Hub
+            BERT-style encoders take `cache_sequences=True` to cache between transformer layers (see `HubExtractor`).
 
     Returns:
         An `Extractor`: `HubExtractor`, `KerasExtractor`, `KerasHubExtractor` or `KerasHubTextExtractor`.
@@ -57,7 +58,15 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
         >>> extractor.freeze(5).frozen_blocks
         5
     """
+    hub_options = {k: application_kwargs.pop(k) for k in ("cache_sequences",) if k in application_kwargs}
+
+    def not_hub(kind):
+        if hub_options:
+            raise ValueError(f"cache_sequences= is for TF Hub BERT-style encoders (a SavedModel with preprocessor=); "
+                             f"{source!r} is {kind}: leave cache_sequences out.")
+
     def kerashub():
+        not_hub("a KerasHub preset (its text backbones cache between layers without asking)")
         unknown = sorted(set(application_kwargs) - set(_KERASHUB_OPTIONS))
         if unknown:
             raise ValueError(f"load_extractor got {unknown} for the KerasHub source {source!r}, which takes "
@@ -69,10 +78,12 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
     if is_kerashub_source(source):
         return kerashub()
     if isinstance(source, keras.Model):
+        not_hub("a Keras model")
         return KerasExtractor(source, image_size=image_size, value_range=value_range, granularity=granularity,
                               block_pattern=block_pattern, train_batchnorm=train_batchnorm, name=name)
     source = os.fspath(source)
     if is_application_name(source):
+        not_hub("a keras.applications name")
         model = build_application(source, weights=weights, image_size=image_size, **application_kwargs)
         return KerasExtractor(model, application=source, value_range=value_range, granularity=granularity,
                               block_pattern=block_pattern, train_batchnorm=train_batchnorm, name=name)
@@ -80,4 +91,4 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
         return kerashub()
     return HubExtractor(source, preprocessor=preprocessor, output_key=output_key, image_size=image_size,
                         value_range=value_range, block_pattern=block_pattern, train_batchnorm=train_batchnorm,
-                        name=name)
+                        name=name, **hub_options)

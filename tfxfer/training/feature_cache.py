@@ -4,8 +4,9 @@ While the first k blocks of an extractor are frozen, and no random augmentation 
 an input never changes. `FeatureCache` computes it once per (split, extractor prefix, k) and hands it out as arrays;
 the blocks after the cut and the head then train on those arrays instead of on images. Deep feature extraction
 caches the extractor's output (every trial of a search then trains only a head, in seconds); for Keras extractors
-any block boundary is a true cut and can be cached; a TF Hub SavedModel is one opaque function, so only its whole
-output can.
+any block boundary is a true cut and can be cached, and so is any boundary of a TF Hub SavedModel where its graph can
+be cut (see `tfxfer.extractors.hub_cuts`; `extractor.cache_cuts` lists them). Activations made of several tensors (a
+sequence and its mask) are cached as one, the extra tensors appended as channels, which the suffix splits again.
 
 Keys cover everything the activations depend on: the split's examples (paths with size and modification time, or
 the texts), labels, image size, value range and resize method, the extractor's source, the cut, and the bytes of
