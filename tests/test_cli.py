@@ -115,7 +115,7 @@ def test_flag_defaults_are_the_librarys():
     import inspect
 
     import tfxfer
-    from tfxfer.cli.parser import library_defaults
+    from tfxfer.cli.flags import library_defaults
 
     for module, function, value in [("data/images.py", "load_images", tfxfer.load_images),
                                     ("data/text.py", "load_text", tfxfer.load_text),

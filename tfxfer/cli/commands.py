@@ -87,8 +87,9 @@ def _check_data_flags(args, kind):
               if getattr(args, name) not in (default, None) and kind not in readers]
     if unused:
         flags = " and ".join(FLAGS.get(name, f"--{name.replace('_', '-')}") for name in unused)
-        raise UsageError(f"{flags} do{'es' if len(unused) == 1 else ''} nothing for {args.data!r}, {'an' if kind[0] in 'aeiou' else 'a'} {kind}: leave "
-                         f"{'it' if len(unused) == 1 else 'them'} out")
+        article = "an" if kind[0] in "aeiou" else "a"
+        raise UsageError(f"{flags} do{'es' if len(unused) == 1 else ''} nothing for {args.data!r}, {article} {kind}: "
+                         f"leave {'it' if len(unused) == 1 else 'them'} out")
 
 
 def _load_data(args, extractor):
@@ -307,43 +308,6 @@ def export(args):
                          **options)
     said_verification(args, path)
     print(json.dumps({"export": str(path)}) if args.json else path, file=args.out)
-
-
-#: The `load_extractor` options `tfxfer probe --extractor SOURCE KEY=VALUE` takes, and their types.
-_PROBE_OPTIONS = {"weights": str, "alpha": float, "preprocessor": str, "output_key": str, "granularity": str,
-                  "pooling": str, "sequence_length": int}
-
-
-def _probe_extractors(specs):
-    """`(source, options)` from `--extractor SOURCE KEY=VALUE ...`: numbers as numbers, `none` as None."""
-    extractors = []
-    for source, *pairs in specs:
-        options = {}
-        for pair in pairs:
-            key, equals, value = pair.partition("=")
-            if not equals or key not in _PROBE_OPTIONS:
-                raise UsageError(f"--extractor {source}: {pair!r} is not KEY=VALUE with KEY one of "
-                                 f"{', '.join(_PROBE_OPTIONS)}")
-            options[key] = None if value == "none" else _PROBE_OPTIONS[key](value)
-        extractors.append((source, options))
-    return extractors
-
-
-def probe(args):
-    """`tfxfer probe`: every block boundary of each extractor scored on frozen features."""
-    import tfxfer
-
-    specs = _probe_extractors(args.extractor)
-    _check_data_path(args)
-    args.stage = "loading"
-    first = tfxfer.load_extractor(specs[0][0], **specs[0][1])
-    data = _load_data(args, first)
-    args.stage = "probing"
-    table = tfxfer.probe(data, [first, *specs[1:]], rank_by=args.rank_by)
-    if args.plot:
-        tfxfer.plot_probe(table, path=args.plot)
-        _say(args, f"plot written to {args.plot}")
-    _result(args, table.round(4))
 
 
 def predict(args):

@@ -6,7 +6,7 @@ from tfxfer.cli.commands import UsageError, _say
 
 def litert_flags(parser):
     """The flags of LiteRT exports (`tfxfer.serving.litert.export_litert`)."""
-    from tfxfer.cli.parser import library_defaults, whole
+    from tfxfer.cli.flags import library_defaults, whole
 
     defaults = library_defaults("serving/litert.py", "export_litert")
     parser.add_argument("--format", choices=["savedmodel", "litert", "tflite"], default="savedmodel",
@@ -59,7 +59,8 @@ def said_verification(args, path):
 
 def distill_flags(commands_, command, data_flags, extractor_flags, export_flags):
     """`tfxfer distill`: its parser, with the data, extractor and export flags of the other commands."""
-    from tfxfer.cli.parser import EXAMPLES, library_defaults, positive, whole
+    from tfxfer.cli.flags import library_defaults, positive, whole
+    from tfxfer.cli.parser import EXAMPLES
 
     EXAMPLES["distill"] = ("tfxfer distill hymenoptera_data --teacher saved_models/ants_bees --extractor "
                            "./mobilenet_v1_025_224 --export ants_bees_small --format litert --quantize int8")
@@ -83,7 +84,7 @@ def distill_flags(commands_, command, data_flags, extractor_flags, export_flags)
 
 
 def _weight(text):
-    from tfxfer.cli.parser import _number
+    from tfxfer.cli.flags import _number
 
     value = _number(text)
     if not 0 <= value <= 1:

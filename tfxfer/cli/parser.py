@@ -6,14 +6,11 @@ command line and the API never disagree. Flag values are checked as they are par
 """
 
 import argparse
-import ast
-import os
-from pathlib import Path
 
 import tfxfer
-from tfxfer.cli import commands, edge, recipe
-
-PACKAGE = Path(tfxfer.__file__).resolve().parent
+from tfxfer.cli import commands, edge, probing, recipe
+from tfxfer.cli.flags import (address, fraction, library_defaults, model_name, nonnegative, positive, search_folder,
+                              seed, separator, whole)
 
 EXAMPLES = {
     "demo": "tfxfer demo\n  tfxfer demo --per-class 10 --no-export",
@@ -43,134 +40,6 @@ EXAMPLES = {
                "  tfxfer predict saved_models/spam --texts 'win a prize' 'see you at 5'\n"
                "  tfxfer predict saved_models/ants_bees_lite/1/model.tflite photo1.jpg   # LiteRT, in its interpreter",
 }
-
-
-def library_defaults(module, function):
-    """The keyword defaults of a library function, class `__init__` or dataclass, read from its source file.
-
-    Args:
-        module: The module's path under `tfxfer/`, e.g. `"data/images.py"`.
-        function: The function's or class's name.
-
-    Returns:
-        `{argument: default}` for the defaults that are literals.
-
-    Example:
-        >>> library_defaults("data/images.py", "load_images")["validation_split"]
-        0.2
-    """
-    tree = ast.parse((PACKAGE / module).read_text())
-    node = next(node for node in tree.body if getattr(node, "name", None) == function)
-    if isinstance(node, ast.ClassDef):
-        init = next((item for item in node.body if getattr(item, "name", None) == "__init__"), None)
-        if init is None:  # a dataclass: its fields' defaults
-            return {item.target.id: ast.literal_eval(item.value) for item in node.body
-                    if isinstance(item, ast.AnnAssign) and item.value is not None}
-        node = init
-    arguments = node.args
-    positional = arguments.posonlyargs + arguments.args
-    pairs = list(zip(positional[len(positional) - len(arguments.defaults):], arguments.defaults))
-    pairs += [(argument, default) for argument, default in zip(arguments.kwonlyargs, arguments.kw_defaults)
-              if default is not None]
-    defaults = {}
-    for argument, default in pairs:
-        try:
-            defaults[argument.arg] = ast.literal_eval(default)
-        except ValueError:
-            continue
-    return defaults
-
-
-def whole(minimum):
-    """An argparse type: a whole number >= `minimum`."""
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
-        return value
-    parse.__name__ = "whole number"
-    return parse
-
-
-def seed(text):
-    """An argparse type: a seed, a whole number from 0 to 2**32 - 1."""
-    value = whole(0)(text)
-    if value >= 2**32:
-        raise argparse.ArgumentTypeError(f"expected a seed below 2**32, got {value}")
-    return value
-
-
-def fraction(text):
-    """An argparse type: a fraction in [0, 1)."""
-    value = _number(text)
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction from 0 up to (not including) 1, got {text}")
-    return value
-
-
-def positive(text):
-    """An argparse type: a number > 0."""
-    value = _number(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
-    return value
-
-
-def _number(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
-    if value != value or value in (float("inf"), float("-inf")):
-        raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-    return value
-
-
-def model_name(text):
-    """An argparse type: a name an export can be served under (`tfxfer.serving.versioning.check_name`; `""`, as an
-    unset shell variable gives, is refused)."""
-    from tfxfer.serving.versioning import check_name
-
-    try:
-        check_name(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
-    return text
-
-
-def search_folder(text):
-    """An argparse type: a search's folder, never the working directory itself (`--overwrite` would empty it)."""
-    if not text.strip() or os.path.normpath(text) in (".", "..") or os.path.normpath(text).endswith(os.sep + ".."):
-        raise argparse.ArgumentTypeError(f"{text!r} is not a folder of its own: name the search's folder, e.g. "
-                                         "runs/ants")
-    return text
-
-
-def separator(text):
-    """An argparse type: a field separator; `tab` and `\\t` (as a shell passes it) are the tab character."""
-    text = {"tab": "\t", "\\t": "\t", "semicolon": ";", "comma": ","}.get(text, text)
-    if len(text) != 1:
-        raise argparse.ArgumentTypeError(f"expected one character (or tab), got {text!r}")
-    return text
-
-
-def nonnegative(text):
-    """An argparse type: a finite number >= 0."""
-    value = _number(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
-    return value
-
-
-def address(text):
-    """An argparse type: HOST:PORT."""
-    host, _, port = text.rpartition(":")
-    if not host or not port.isdigit():
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, e.g. 127.0.0.1:8470, got {text!r}")
-    return text
 
 
 class _Parser(argparse.ArgumentParser):
@@ -372,7 +241,7 @@ def build_parser():
     _export_flags(export, name_flag="--name")
 
     probe = _command(commands_, "probe", "score every block boundary of one or more extractors on frozen features "
-                                         "(linear probe, k-NN, LogME): which extractor, and how deep", commands.probe)
+                                         "(linear probe, k-NN, LogME): which extractor, and how deep", probing.probe)
     _data_flags(probe)
     probe.add_argument("--extractor", nargs="+", action="append", required=True, metavar=("SOURCE", "KEY=VALUE"),
                        help="an extractor, with load_extractor options after it (weights=FILE, alpha=0.35, "

@@ -8,7 +8,7 @@ from tfxfer.cli.commands import UsageError, _check_data_path, _load_data, _load_
 
 def recipe_flags(parser):
     """The training recipe of `tfxfer train`: rates per block, schedules, label smoothing, precision, TTA."""
-    from tfxfer.cli.parser import fraction, library_defaults, positive
+    from tfxfer.cli.flags import fraction, library_defaults, positive
     model = library_defaults("training/model.py", "TransferModel")
     parser.add_argument("--layer-decay", type=fraction, help="phases that train blocks: each block below the top at "
                                                              "this factor of the rate above it (timm), e.g. 0.75")
@@ -28,7 +28,7 @@ def recipe_flags(parser):
 
 def lr_find_flags(parser):
     """The flags of `tfxfer lr-find` beside the data and extractor flags."""
-    from tfxfer.cli.parser import library_defaults, positive, whole
+    from tfxfer.cli.flags import library_defaults, positive, whole
     model = library_defaults("training/model.py", "TransferModel")
     finder = library_defaults("training/lr_finder.py", "ramp")
     parser.add_argument("--regime", choices=["feature-extraction", "mid-layer", "fine-tune"], default=model["regime"],
@@ -45,7 +45,8 @@ def lr_find_flags(parser):
 def recipe_arguments(args):
     """The `TransferModel` arguments of the recipe flags (`--layer-decay`, `--schedule`...)."""
     rates = None if args.block_rates is None else tuple(args.block_rates)
-    return {"layer_decay": args.layer_decay, "block_rates": rates, "schedule": args.schedule, "label_smoothing": args.label_smoothing, "precision": args.precision}
+    return {"layer_decay": args.layer_decay, "block_rates": rates, "schedule": args.schedule,
+            "label_smoothing": args.label_smoothing, "precision": args.precision}
 
 
 def lr_find(args):

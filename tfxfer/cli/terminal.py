@@ -125,7 +125,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def one_line(error):
-    """The line of an exception's message that says what went wrong.
+    r"""The line of an exception's message that says what went wrong.
 
     Keras wraps an error raised inside a layer as "Exception encountered when calling X.call()", with the real
     message on a later line; TensorFlow's graph errors end with it after "in user code:" and a traceback. Those are

@@ -99,8 +99,8 @@ def search_results(directory, project_name):
 
     Returns:
         A DataFrame with one row per trial: `trial_id`, `status` (COMPLETED, RUNNING, FAILED, INVALID...), every
-        hyperparameter (a search across extractors has `extractor` and `frozen_blocks` for its `candidate`), `regime` (the plan the trial trained in), `score` (the objective), the other metrics at the
-        best epoch, `epochs`, `seconds`, sorted best first (trials without a score last). `table.attrs` holds the
+        hyperparameter (a search across extractors has `extractor` and `frozen_blocks` for its `candidate`),
+        `regime` (the plan the trial trained in), `score` (the objective), the other metrics at the best epoch, `epochs`, `seconds`, sorted best first (trials without a score last). `table.attrs` holds the
         `objective` and its `direction` as the search stored them, and the extractor's `n_blocks`.
 
     Example:

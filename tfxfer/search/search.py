@@ -186,7 +186,8 @@ class TransferSearch:
             "tuner": self.tuner, "extractor": sources if several else sources[0],
             "extractor_options": [source[1] if isinstance(source, tuple) else {} for source in self.extractors]
             if several else self.extractor_options or {}, "extractor_weights": hypermodel.fingerprint,
-            "n_blocks": hypermodel.n_blocks if several else hypermodel.extractor.n_blocks, "data": data_identity(data), "space": dataclasses.asdict(self.space),
+            "n_blocks": hypermodel.n_blocks if several else hypermodel.extractor.n_blocks, "data": data_identity(data),
+            "space": dataclasses.asdict(self.space),
             "epochs": self.epochs, "patience": self.patience, "seed": self.seed}
         if several:
             identity.update(candidates=hypermodel.candidates, probe={"score": self.probe_score,
@@ -233,7 +234,8 @@ class TransferSearch:
                                     "and project_name of a TransferSearch (the --dir of a `tfxfer tune` run).")
         settings = {"tuner": record["tuner"], "epochs": record.get("epochs", 20), "patience": record.get("patience", 3),
                     "seed": record.get("seed", 0), "extractor_options": record.get("extractor_options") or None,
-                    "space": SearchSpace(**record["space"]), **options}
+                    "space": SearchSpace(**{key: tuple(value) if isinstance(value, list) and key in _RANGES else value
+                                            for key, value in record["space"].items()}), **options}
         if isinstance(record["extractor"], list):
             if extractor is not None:
                 raise ValueError(f"{folder} is a search across {len(record['extractor'])} extractors; extractor= "
@@ -319,6 +321,10 @@ class TransferSearch:
         self.hypermodel_.build(best[0])
         model = self.hypermodel_._trial
         return model.train(self.hypermodel_._member.data) if retrain else model
+
+
+#: The `SearchSpace` fields whose `(low, high)` ranges JSON stores as lists.
+_RANGES = {field.name for field in dataclasses.fields(SearchSpace) if isinstance(field.default, tuple)}
 
 
 def _check_deletable(folder):
