@@ -2,7 +2,6 @@
 trained on the labels alone, and exports like any fitted model."""
 
 import keras
-import numpy as np
 import pytest
 
 import tfxfer
