@@ -254,7 +254,8 @@ class TransferSearch:
         two takes them."""
         oracle_class, tuner_class = TUNERS[self.tuner]
         objective = self.objective or kt.Objective(task.objective.name, task.objective.direction)
-        oracle_options = dict(objective=objective, seed=self.seed)
+        # Keras Tuner draws a random seed for a falsy one (`seed or random.randint(...)`): 0 must stay a fixed seed.
+        oracle_options = dict(objective=objective, seed=self.seed if self.seed else 2**31 - 1)
         if self.tuner == "hyperband":
             oracle_options["max_epochs"] = self.epochs
         else:
