@@ -188,6 +188,9 @@ class HubExtractor(Extractor):
                      "SavedModel's __call__ is cut")
         elif self.n_blocks < 2:
             uncut = "it has fewer than two blocks (its variable names give no block structure)"
+        elif tf.distribute.get_strategy().num_replicas_in_sync > 1:
+            uncut = ("it was loaded under a strategy of several replicas, whose mirrored variables the graph's "
+                     "single-device handles cannot stand for")
         elif self.preprocessor is not None and not self.cache_sequences:
             uncut = ("a cut between transformer layers caches the sequence and its mask, [tokens, hidden + 1] floats "
                      "per text (197 KB at 128 tokens and hidden size 384, 1 GB for 5,000 texts); load it with "

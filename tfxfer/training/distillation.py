@@ -105,7 +105,7 @@ def distill(teacher, student_extractor, data, *, temperature=4.0, alpha=0.7, unl
         if patience is not None:
             callbacks.append(keras.callbacks.EarlyStopping(patience=patience, restore_best_weights=True))
     result = head_model.fit(**fit, callbacks=callbacks)
-    student._compile(student.model_, data.task, learning_rate)
+    student._compile(student.model_, data.task, keras.optimizers.Adam(learning_rate))
     student.history_ = {key.replace("label_accuracy", "accuracy"): values for key, values in result.history.items()}
     student.phase_starts_, student.learning_rates_, student.cached_phases_ = [0], [learning_rate], [True]
     student.fine_tune_epoch_, student.frozen_blocks_ = None, extractor.frozen_blocks
