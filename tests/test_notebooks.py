@@ -41,9 +41,10 @@ def printed(notebook):
 def test_quickstart_runs_the_whole_loop(tmp_path, monkeypatch):
     notebook = execute("quickstart.ipynb", tmp_path, monkeypatch)
     run = tmp_path / "quickstart_run"
-    # Training curves, search results and the confusion matrix of digits 5-9, shown and saved.
-    assert inline_images(notebook) == [(920, 380), (700, 440), (495, 435)]
-    for name, size in (("history.png", (920, 380)), ("search.png", (700, 440)), ("confusion.png", (495, 435))):
+    # The probe, training curves, search results and the confusion matrix of digits 5-9, shown and saved.
+    assert inline_images(notebook) == [(700, 440), (920, 380), (700, 440), (495, 435)]
+    for name, size in (("probe.png", (700, 440)), ("history.png", (920, 380)), ("search.png", (700, 440)),
+                       ("confusion.png", (495, 435))):
         assert png_size((run / name).read_bytes()) == size
     assert (run / "saved_models" / "quickstart" / "1" / "saved_model.pb").is_file()
     report = (run / "report" / "report.md").read_text()
