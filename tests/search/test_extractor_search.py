@@ -43,6 +43,11 @@ def test_the_probe_chooses_the_candidates_and_the_table_names_each_trials_extrac
                for row in table.itertuples())
     best = search.best_model(data, retrain=False)
     assert (best.extractor.source, best.freeze_blocks) == (table.extractor[0], table.frozen_blocks[0])
+    extractors = [member.extractor for member in search.hypermodel_.members.values()]
+    changed = TransferSearch(extractors=extractors, max_trials=3, epochs=1, patience=None, directory=tmp_path / "runs",
+                             project_name="p", space=SearchSpace(warmup_epochs=1), probe_margin=0.5, verbose=0)
+    with pytest.raises(ValueError, match=r"another probe \(\{'score': 'linear', 'margin': 1.0\} then"):
+        changed.search(data)
 
 
 def test_the_probe_leaves_out_an_extractor_far_below_the_best():
