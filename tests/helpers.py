@@ -92,10 +92,16 @@ def free_port():
 
 
 def completed_trials(project):
-    """`{trial id: modification time of its trial.json}` of the completed trials in a search's project folder."""
+    """`{trial id: modification time of its trial.json}` of the completed trials in a search's project folder.
+
+    Keras Tuner rewrites trial.json in place, so a file read while it is being written (empty or cut short) is a
+    trial still in progress."""
     done = {}
     for path in project.glob("trial_*/trial.json"):
-        trial = json.loads(path.read_text())
+        try:
+            trial = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            continue
         if trial["status"] == "COMPLETED":
             done[trial["trial_id"]] = path.stat().st_mtime_ns
     return done

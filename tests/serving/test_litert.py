@@ -130,9 +130,9 @@ def test_int8_mobilenet_agrees_with_the_float_model_on_the_hymenoptera_validatio
     extractor = tfxfer.load_extractor(shared_assets / "models/hub/mobilenet_v2_100_224_feature_vector")
     data = tfxfer.load_images(shared_assets / "data/hymenoptera/hymenoptera_data", extractor=extractor,
                               batch_size=32, seed=0)
-    fitted = tfxfer.TransferModel(extractor, epochs=20, patience=None, seed=0, verbose=0).fit(data)
+    fitted = tfxfer.TransferModel(extractor, epochs=10, patience=None, seed=0, verbose=0).fit(data)
     path = tfxfer.export(fitted, "ants_bees", root=tmp_path, format="litert", quantize="int8", data_summary=data,
-                         calibration_size=100, verification_size=data.sizes["validation"])
+                         calibration_size=48, verification_size=data.sizes["validation"])
     check = load_exported(path).metadata["litert"]["verification"]
     assert check["examples"] == data.sizes["validation"] == 153 and check["source"] == "validation split"
     assert check["top1_agreement"] >= 0.98, check
