@@ -24,9 +24,6 @@ def images(tmp_path):
     return noise_folders(tmp_path / "images", per_class=6)
 
 
-def test_inspect_prints_blocks_as_json(tiny_hub_model):
-    rows = records(tfxfer("inspect", tiny_hub_model, "--json"))
-    assert [row["name"] for row in rows] == ["stem_conv", "block_1", "block_2", "block_3"]
 
 
 def test_inspect_application_without_weights():

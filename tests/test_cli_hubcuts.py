@@ -13,5 +13,8 @@ def test_inspect_says_which_blocks_of_a_hub_model_are_cuts(tiny_hub_model):
     result = tfxfer("inspect", tiny_hub_model)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "cuts: Cut (activations cached) after stem_conv, block_1, block_2 and at the output;" in result.stdout
+    table = [line.split() for line in result.stdout.splitlines()[3:]]
+    assert [(row[1], row[-1]) for row in table] == [("stem_conv", "True"), ("block_1", "True"), ("block_2", "True"),
+                                                    ("block_3", "True")]
     refused = tfxfer("inspect", tiny_hub_model, "--cache-sequences")
     assert refused.returncode != 0 and "--cache-sequences only applies to BERT-style TF Hub encoders" in refused.stderr

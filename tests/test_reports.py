@@ -19,6 +19,8 @@ from helpers import tiny_cnn
 from helpers import noise_folders
 from tfxfer import reports
 
+pytestmark = pytest.mark.xdist_group("reports")  # one worker builds the module fixtures once
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

@@ -22,6 +22,8 @@ from tfxfer.serving import export
 
 keras_hub = pytest.importorskip("keras_hub")
 
+pytestmark = pytest.mark.xdist_group("kerashub")  # one worker builds the module fixtures once
+
 SIZE = 32
 CLASSES = ["ants", "bees", "wasps"]
 WORDS = "the a ants bees wasps honey march make and sting fly nest queen hive".split()

@@ -26,6 +26,8 @@ from tfxfer.serving import export, signature_table, versions, write_models_confi
 from tfxfer.extractors import save_hub_format
 from tfxfer.serving import load_exported
 
+pytestmark = pytest.mark.xdist_group("export")  # one worker builds the module fixtures once
+
 CLASSES = ["ants", "bees", "wasps"]
 
 #: A TensorFlow client: tfxfer and tensorflow_hub cannot be imported, and it reports any Keras module it imported

@@ -11,6 +11,8 @@ from test_export import decoded, head_model, image_files, save_tiny_text_model
 from tfxfer.extractors import save_hub_format
 from tfxfer.serving import LiteRTRunner, load_exported, write_models_config
 
+pytestmark = pytest.mark.xdist_group("litert")  # one worker builds the module fixtures once
+
 CLASSES = ["ants", "bees", "wasps"]
 
 

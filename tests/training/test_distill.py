@@ -8,6 +8,8 @@ import tfxfer
 from helpers import noise_folders, tiny_cnn
 from tfxfer.serving import load_exported
 
+pytestmark = pytest.mark.xdist_group("distill")  # one worker builds the module fixtures once
+
 #: How much worse than the labels-only student the distilled one may be on the validation split (15 images). Measured
 #: here (2-core CPU): teacher 0.933, distilled student 1.000, the same student on labels alone 1.000. The classes
 #: differ by mean colour, which the small student learns from the labels alone, so distillation cannot beat it on
