@@ -78,7 +78,9 @@ def test_training_split_is_carved_when_only_train_exists(tmp_path):
 
 def test_csv_with_relative_and_absolute_paths(tmp_path):
     write_image(tmp_path / "img" / "a.png", COLOURS[0])
-    write_image(tmp_path / "img" / "b.jpg", COLOURS[1])
+    # 48 x 48, so the pixel that marks the file lies in another JPEG block than the centre (in a 12 x 10 JPEG its
+    # colour, which follows the path, bled into the whole image's chroma).
+    write_image(tmp_path / "img" / "b.jpg", COLOURS[1], size=(48, 48))
     absolute = write_image(tmp_path / "elsewhere" / "c.png", COLOURS[0])
     (tmp_path / "labels.csv").write_text(f"file,kind\nimg/a.png,red\nimg/b.jpg,green\n{absolute},red\n")
     data = load_images(tmp_path / "labels.csv", path_column="file", label_column="kind", validation_split=0,
