@@ -179,3 +179,15 @@ def test_probe_scores_every_cut_of_each_extractor_and_draws_them(tiny_hub_model,
     assert {row["extractor"] for row in rows} == {str(tiny_hub_model), str(other)}
     assert [row["logme"] for row in rows] == sorted((row["logme"] for row in rows), reverse=True)
     assert (tmp_path / "probe.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_resume_refused_for_another_probe_rule_names_the_flags():
+    from tfxfer.cli.terminal import cli_words
+    from tfxfer.search.results import record_differences
+
+    stored = {"extractor_weights": "w", "data": {"task_type": "multiclass", "class_names": ["a"], "examples": 1},
+              "probe": {"score": "linear", "margin": 1.0}}
+    now = {**stored, "extractor": "x", "probe": {"score": "knn", "margin": 0.5}}
+    (difference,) = record_differences(stored, now)
+    assert cli_words(difference) == ("another probe rule (--probe-score linear, --probe-margin 1.0 then; "
+                                     "--probe-score knn, --probe-margin 0.5 now)")

@@ -138,7 +138,7 @@ def fitted(presets, datasets):
     runs = {}
     for kind in ("vision", "text"):
         runs[kind] = [tfxfer.TransferModel(tfxfer.load_extractor(presets[kind]), regime="mid-layer", freeze_blocks=2,
-                                           epochs=2, patience=None, seed=7, cache=cache, verbose=0).fit(
+                                           epochs=1, patience=None, seed=7, cache=cache, verbose=0).fit(
                           datasets[kind]) for cache in (False, True)]
     return runs
 

@@ -627,7 +627,7 @@ CASES = [
          (OSError,)),
     Case("load_exported on a SavedModel tfxfer did not write", "export",
          lambda ws: tfxfer.load_exported(_save_module(_RankOneOutput(), ws.tmp / "plain" / "1").parent), CLEAR,
-         lambda ws: ["plain/1", "not a tfxfer export"], fast=False),
+         lambda ws: ["plain/1", "not a tfxfer export"]),
     Case("predict on an undecodable image", "export", _predict_undecodable, CLEAR,
          lambda ws: ["broken.jpg", "truncated or corrupt JPEG"]),
     # The command line.

@@ -305,7 +305,7 @@ CASES = [
     Case("tfxfer train --validation-split 1.5", "cli", _cli_bad_fraction, CLEAR,
          lambda ws: ["--validation-split", "expected a fraction"], exit_code=2),
     Case("tfxfer predict, a text model, on a .txt file that does not exist", "cli", _cli_missing_text_file, CLEAR,
-         lambda ws: ["notes.txt does not exist", "--texts"]),
+         lambda ws: ["notes.txt does not exist", "or --texts to classify"]),
 ]
 
 

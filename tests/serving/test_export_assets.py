@@ -68,14 +68,22 @@ def real_exports(shared_assets, tmp_path_factory):
     glove_model = keras.Model(text_inputs, keras.layers.Dense(2, activation="softmax")(glove(text_inputs)))
     texts = ["Free entry in 2 a wkly comp to win FA Cup final tkts", "Ok lar... Joking wif u oni...", "",
              "WINNER!! You have been selected to receive a prize"]
+    import tensorflow_text  # noqa: F401  (the MiniLM preprocessor's ops, which building its model traces)
+
+    minilm = tfxfer.load_extractor(shared_assets / HUB / "all_minilm_l6_v2_encoder",
+                                   preprocessor=shared_assets / HUB / "all_minilm_l6_v2_preprocess")
+    minilm_model = keras.Model(text_inputs, keras.layers.Dense(2, activation="softmax")(minilm(text_inputs)))
+    pair = ["A man is playing a guitar.", "Free entry in 2 a wkly comp to win FA Cup final tkts"]
+    requests = {"hub": dict(files=files), "application": dict(files=files), "glove": dict(texts=texts),
+                "minilm": dict(texts=pair, tensorflow_text=True)}
     exports = {}
     for kind, extractor, model, class_names in (("hub", hub, hub_model, CLASSES),
                                                  ("application", application, application_model, CLASSES),
-                                                 ("glove", glove, glove_model, ["ham", "spam"])):
+                                                 ("glove", glove, glove_model, ["ham", "spam"]),
+                                                 ("minilm", minilm, minilm_model, ["ham", "spam"])):
         path = export(model, kind, root, task_type="multiclass", class_names=class_names)
-        batch = tf.constant(texts) if kind == "glove" else decoded(files, extractor)
-        exports[kind] = dict(path=path, model=model, expected=model(batch, training=False).numpy(),
-                             **(dict(texts=texts) if kind == "glove" else dict(files=files)))
+        batch = tf.constant(requests[kind]["texts"]) if "texts" in requests[kind] else decoded(files, extractor)
+        exports[kind] = dict(path=path, model=model, expected=model(batch, training=False).numpy(), **requests[kind])
     exports["hub"]["labels"] = val_labels
     return exports
 
@@ -84,7 +92,7 @@ def test_real_exports_give_the_in_memory_scores_in_a_fresh_tensorflow_process(re
     requests = []
     for kind, case in real_exports.items():
         request = {"export": str(case["path"]), "outputs": str(tmp_path / f"{kind}.npz")}
-        request.update({key: case[key] for key in ("files", "texts") if key in case})
+        request.update({key: case[key] for key in ("files", "texts", "tensorflow_text") if key in case})
         requests.append(request)
     for case, outputs in zip(real_exports.values(), run_fresh_client(requests)):
         np.testing.assert_allclose(outputs["scores"], case["expected"], atol=1e-5)
@@ -117,23 +125,13 @@ def test_load_exported_tables_on_real_photos_and_an_sms_csv(real_exports, shared
     assert texts.file[0].endswith("sms.csv, row 2") and texts.file[4].endswith("sms.csv, row 6")
 
 
-def test_minilm_pair_export_runs_with_tensorflow_text(shared_assets, tmp_path):
-    import tensorflow_text  # noqa: F401  (the preprocessor's ops, which building the model traces)
-
-    extractor = tfxfer.load_extractor(shared_assets / HUB / "all_minilm_l6_v2_encoder",
-                                      preprocessor=shared_assets / HUB / "all_minilm_l6_v2_preprocess")
-    inputs = keras.Input((), dtype="string")
-    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(extractor(inputs)))
-    path = export(model, "minilm", tmp_path, task_type="multiclass", class_names=["ham", "spam"])
-    texts = ["A man is playing a guitar.", "Free entry in 2 a wkly comp to win FA Cup final tkts"]
-    request = {"export": str(path), "outputs": str(tmp_path / "minilm.npz"), "texts": texts, "tensorflow_text": True}
-    outputs, = run_fresh_client([request])
-    expected = model(tf.constant(texts), training=False).numpy()
-    np.testing.assert_allclose(outputs["scores"], expected, atol=1e-5)
-    # load_exported registers the TensorFlow Text ops itself when the export needs them.
-    script = f"import tfxfer; print(tfxfer.load_exported({str(path)!r}).predict({texts!r}).to_json(orient='split'))"
+def test_minilm_pair_export_runs_with_tensorflow_text(real_exports):
+    # The fresh TensorFlow client (above) ran it with the TF Text ops; load_exported registers them itself.
+    case = real_exports["minilm"]
+    script = (f"import tfxfer; print(tfxfer.load_exported({str(case['path'])!r}).predict({case['texts']!r})"
+              ".to_json(orient='split'))")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-3000:]
     table = pd.read_json(io.StringIO(result.stdout.strip().splitlines()[-1]), orient="split")
-    np.testing.assert_allclose(table[["score_ham", "score_spam"]].to_numpy(), expected, atol=1e-5)
+    np.testing.assert_allclose(table[["score_ham", "score_spam"]].to_numpy(), case["expected"], atol=1e-5)

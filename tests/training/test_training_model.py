@@ -124,8 +124,23 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny_hub_model):
             model.fit((x, y), task=Task("multiclass", ["a", "b", "c"], 3, "sparse"))
             print(regime, strategy.num_replicas_in_sync, type(model.extractor_.weights[0].value).__name__,
                   np.isfinite(model.history_["loss"]).all())
+        # Rates per block (issue 17) under the strategy: one step, layer decay 0.5 from the top block down.
+        with strategy.scope():
+            extractor = tfxfer.load_extractor({str(tiny_hub_model)!r})
+        old = [w.numpy().copy() for w in extractor.blocks[3].learnable + extractor.blocks[2].learnable]
+        model = tfxfer.TransferModel(extractor, regime="fine-tune", warmup_epochs=0, freeze_blocks=2, epochs=1,
+                                     batch_size=24, layer_decay=0.5, learning_rate=1e-3, fine_tune_learning_rate=1e-2,
+                                     patience=None, cache=False, strategy=strategy, verbose=0)
+        model.fit((x[:24], y[:24]), task=Task("multiclass", ["a", "b", "c"], 3, "sparse"))
+        new = [w.numpy() for w in extractor.blocks[3].learnable + extractor.blocks[2].learnable]
+        n3 = len(extractor.blocks[3].learnable)
+        steps = [np.abs(a - b).max() for a, b in zip(new, old)]
+        print("steps", round(max(steps[:n3]) / 1e-2, 3), round(max(steps[n3:]) / 1e-2, 3),
+              type(extractor.weights[0].value).__name__)
     """)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     lines = result.stdout.split("\n")
     assert "feature-extraction 2 MirroredVariable True" in lines and "fine-tune 2 MirroredVariable True" in lines
+    # Block 3 of 4 at rate * 0.5, block 2 at rate * 0.25.
+    assert "steps 0.5 0.25 MirroredVariable" in lines, result.stdout

@@ -86,7 +86,8 @@ FLAGS = {"on_bad": "--on-bad", "encoding": "--encoding", "sep": "--sep", "task":
          "overwrite": "--overwrite", "root": "--root", "project_name": "--dir", "directory": "--dir",
          "pooling": "--pooling", "sequence_length": "--sequence-length", "layer_decay": "--layer-decay",
          "block_rates": "--block-rates", "schedule": "--schedule", "label_smoothing": "--label-smoothing",
-         "precision": "--precision", "test_time_augmentation": "--tta"}
+         "precision": "--precision", "test_time_augmentation": "--tta", "texts": "--texts",
+         "probe_score": "--probe-score", "probe_margin": "--probe-margin"}
 
 
 def cli_words(message, flags=FLAGS):

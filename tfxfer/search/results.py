@@ -69,9 +69,15 @@ def record_differences(stored, identity):
     elif old.get("examples") != new["examples"]:
         differences.append(f"other data ({old.get('sizes')} examples then, {new['sizes']} now, or the same counts "
                            "of other files)")
-    for key in ("tuner", "space", "epochs", "patience", "seed", "probe"):
+    for key in ("tuner", "space", "epochs", "patience", "seed"):
         if key in stored and _unordered(stored[key]) != _unordered(identity[key]):
             differences.append(f"another {key} ({stored[key]} then, {identity[key]} now)")
+    if "probe" in stored and stored["probe"] != identity.get("probe"):
+        def arguments(probe):  # in TransferSearch's argument names, which the command line shows as its flags
+            return ", ".join(f"probe_{name}={value!r}" for name, value in (probe or {}).items())
+
+        differences.append(f"another probe rule ({arguments(stored['probe'])} then; "
+                           f"{arguments(identity.get('probe'))} now)")
     return differences
 
 

@@ -41,6 +41,9 @@ def resolve_export(path, files=SAVEDMODEL_FILES):
         return path
     found = versions(path)
     whole = [version for version in found if all((path / str(version) / name).exists() for name in files)]
+    if not whole and any((path / str(version) / files[0]).is_file() for version in found):
+        # A model file without tfxfer's metadata: a SavedModel tfxfer did not write, which loading names as such.
+        return path / str(max(version for version in found if (path / str(version) / files[0]).is_file()))
     if not whole:
         held = f"only version folders that are not whole exports ({', '.join(map(str, found))})" if found else \
             f"neither {files[0]} nor version folders (1/, 2/...)"
@@ -214,13 +217,13 @@ def _texts(inputs, text_column, sep, encoding, bad):
         path = Path(item)
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist; pass an existing .txt or CSV/TSV file, or texts=True "
-                                    "(--texts) to classify the words themselves.")
+                                    "to classify the words themselves.")
         if path.suffix.lower() in _TABLE_SUFFIXES:
             pairs.extend(_table_texts(path, text_column, sep, encoding, bad))
             continue
         if path.is_file() and path.suffix.lower() not in TEXT_EXTENSIONS:
             raise ValueError(f"{path} is not a .txt file (nor a CSV/TSV); a text model reads texts from .txt files, "
-                             "as training does. Pass texts=True (--texts) to classify the name itself.")
+                             "as training does. Pass texts=True to classify the name itself.")
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in TEXT_EXTENSIONS) \
             if path.is_dir() else [path]
         if path.is_dir() and not files:
