@@ -78,7 +78,7 @@ def target_split(per_class, seed):
     return (x[train], y[train]), (x[test], y[test])
 
 
-def run_demo(*, per_class=5, pretrain_epochs=15, epochs=60, seed=0, export_root="saved_models", export_name="demo",
+def run_demo(*, per_class=5, pretrain_epochs=8, epochs=40, seed=0, export_root="saved_models", export_name="demo",
              verbose=True):
     """Runs the demo and returns its table.
 

@@ -26,15 +26,15 @@ def data(tmp_path):
 
 
 def test_search_table_has_a_row_per_trial_and_every_hyperparameter(data, tmp_path):
-    search = TransferSearch(tiny_cnn(), max_trials=5, epochs=2, directory=tmp_path / "runs", project_name="p",
+    search = TransferSearch(tiny_cnn(), max_trials=4, epochs=2, directory=tmp_path / "runs", project_name="p",
                             space=SearchSpace(frozen_blocks=[2, 4], warmup_epochs=1), verbose=0)
     registered_before = _custom_gradients()
     table = search.search(data)
     # TensorFlow registers a gradient function, holding the whole traced train step, every time Keras traces one;
     # only the last trial's may stay registered.
     registered = _custom_gradients() - registered_before
-    assert 1 <= len(registered) <= 4, f"{len(registered)} traced train steps kept for 5 trials"
-    assert len(table) == 5 and set(table.status) == {"COMPLETED"}
+    assert 1 <= len(registered) <= 3, f"{len(registered)} traced train steps kept for 4 trials"
+    assert len(table) == 4 and set(table.status) == {"COMPLETED"}
     for column in ("trial_id", "status", "frozen_blocks", "learning_rate", "fine_tune_learning_rate", "hidden_units",
                    "dropout", "l2", "score", "val_accuracy", "val_loss", "accuracy", "epochs", "seconds"):
         assert column in table, column
@@ -45,7 +45,7 @@ def test_search_table_has_a_row_per_trial_and_every_hyperparameter(data, tmp_pat
     pd.testing.assert_frame_equal(search_results(tmp_path / "runs", "p"), table)
     cache = search.hypermodel_.cache
     # Activations after 4 (every warm-up and feature-extraction trial) and after 2 blocks: computed once per split.
-    assert cache.misses <= 4 and cache.hits >= 5
+    assert cache.misses <= 4 and cache.hits >= 4
     extractor = search.hypermodel_.extractor
     assert len(extractor._outbound_nodes) <= 2, "earlier trials' models are still attached to the extractor"
     best = search.best_model(data)
