@@ -185,7 +185,12 @@ def pooled_features(extractor, data, cuts=None, splits=("train", "validation"), 
         data = data.for_extractor(extractor)
         batches = {split: (data.unbatched(split).map(lambda x, y: x).batch(data.batch_size),
                            data.examples(split)[1]) for split in splits if data.sizes.get(split)}
-    run = extractor.cut_outputs(cuts)
+    activations = extractor.cut_outputs(cuts)
+    # Spatial maps are averaged where they are computed, so only one vector per example leaves the graph (an early
+    # cut of a 224x224 MobileNetV2 is 112x112x96 per image); token sequences with masks are pooled below.
+    run = tf.function(lambda inputs: [tf.reduce_mean(output, axis=[1, 2])
+                                      if isinstance(output, tf.Tensor) and output.shape.rank == 4 else output
+                                      for output in activations(inputs)], reduce_retracing=True)
     result = {cut: {} for cut in cuts}
     for split, (dataset, labels) in batches.items():
         pooled = {cut: [] for cut in cuts}
