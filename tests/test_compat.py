@@ -98,3 +98,20 @@ def test_oracle_internals_and_its_service(tmp_path):
 def test_a_missing_internal_names_itself_and_the_tested_versions():
     with pytest.raises(_compat.CompatError, match=r"needs object\._inbound_nodes, a private name of keras .*\(tested with keras 3\.15\)"):
         _compat.inbound_nodes(object())
+
+
+def test_a_compiled_model_is_built_from_a_batch_spec_before_fit_traces_its_step(model):
+    import numpy as np
+
+    from tfxfer.training.inputs import batch_spec
+
+    inputs = keras.Input((16, 16, 3))
+    classifier = keras.Model(inputs, keras.layers.Dense(3, activation="softmax")(model(inputs)))
+    classifier.compile("adam", "sparse_categorical_crossentropy", metrics=["accuracy"])
+    assert not classifier.optimizer.built
+    spec = batch_spec({"x": np.zeros((4, 16, 16, 3), "float32"), "y": np.zeros(4, "int64")})
+    _compat.build_for_fit(classifier, spec)
+    # Every variable the first traced step would otherwise make: Adam's moments, the metric's counters.
+    assert classifier.optimizer.built and len(classifier.optimizer.variables) > len(classifier.trainable_variables)
+    assert all(metric.variables for metric in classifier.metrics)
+    _compat.build_for_fit(classifier, None)  # a spec Keras must find itself: nothing is done

@@ -52,3 +52,21 @@ def fit_arguments(data, validation, task):
     if validation is not None:
         kwargs["validation_data"] = validation
     return kwargs, task
+
+
+def batch_spec(fit_kwargs):
+    """`(inputs, labels)` tensor specs of a training batch of Keras `fit` arguments, or None where Keras must find
+    them (text arrays, datasets of other structures).
+
+    Example:
+        >>> batch_spec({"x": np.zeros((4, 8, 8, 3), "float32"), "y": np.zeros(4, "int64")})[0].shape
+        TensorShape([None, 8, 8, 3])
+    """
+    x = fit_kwargs["x"]
+    if isinstance(x, np.ndarray):
+        arrays = (x, np.asarray(fit_kwargs["y"]))
+        if all(array.dtype.kind in "biuf" for array in arrays):
+            return tuple(tf.TensorSpec((None, *array.shape[1:]), array.dtype) for array in arrays)
+        return None
+    spec = getattr(x, "element_spec", None)
+    return spec if isinstance(spec, tuple) and len(spec) == 2 else None

@@ -8,11 +8,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfxfer import _compat
 from tfxfer.extractors import Extractor, HubExtractor, load_extractor
 from tfxfer.training.callbacks import OnWholeModel
 from tfxfer.training.feature_cache import FeatureCache, cache_refusal
 from tfxfer.training.heads import build_model
-from tfxfer.training.inputs import check_data_fits, fit_arguments
+from tfxfer.training.inputs import batch_spec, check_data_fits, fit_arguments
 from tfxfer.training.phases import ignored_settings, plan, regime_name, with_recipe
 from tfxfer.training.rates import check_block_rates
 from tfxfer.training.recipe import flip_averaged, phase_optimizer, steps_per_epoch
@@ -241,6 +242,7 @@ class TransferModel:
                 trainer, trainer_kwargs, reason = self._trainer(phase, data, fit_kwargs, splits, cache)
                 steps = steps_per_epoch(trainer_kwargs) if phase.schedule != "constant" else 1
                 self._compile(trainer, task, phase_optimizer(phase, extractor, steps, self.weight_decay))
+                _compat.build_for_fit(trainer, batch_spec(trainer_kwargs))
             if phase.fine_tunes and self.fine_tune_epoch_ is None:
                 self.fine_tune_epoch_ = epoch
             starts.append(epoch)
@@ -259,8 +261,7 @@ class TransferModel:
         if trainer is not model:
             with self._scope():
                 self._compile(model, task, keras.optimizers.Adam(rates[-1]))
-        self.history_, self.learning_rates_, self.cached_phases_ = history, rates, cached
-        self.phase_starts_ = starts
+        self.history_, self.learning_rates_, self.cached_phases_, self.phase_starts_ = history, rates, cached, starts
         self.frozen_blocks_ = extractor.frozen_blocks
         self.trainable_params_ = int(sum(np.prod(w.shape) for w in model.trainable_weights))
         self.fit_seconds_ = time.perf_counter() - self._started
