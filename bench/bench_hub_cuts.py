@@ -14,6 +14,7 @@ Usage: python bench/bench_hub_cuts.py [--trials 8] [--epochs 3] [--image-size 96
 
 import argparse
 import json
+import os
 import sys
 import tempfile
 import time
@@ -87,7 +88,7 @@ def main():
     parser.add_argument("--out", default="bench/hub_cuts.json")
     args = parser.parse_args()
     require_assets()
-    results = {"machine": machine() + " (shared with other work while it ran)",
+    results = {"machine": machine() + f" (load average {os.getloadavg()[0]:.1f} at the start)",
                "command": "python " + " ".join(sys.argv), "image_size": args.image_size}
     for cut in (True, False):
         results[f"mid_layer_{'cut' if cut else 'whole'}"] = mid_layer_epochs(cut, args.image_size, 2)
