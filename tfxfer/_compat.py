@@ -85,10 +85,15 @@ def build_for_fit(model, batch_spec):
     specs of a training batch) before `fit` traces its train step; nothing where the spec is None.
 
     Without a distribution strategy, Keras makes them inside the first traced step, and a `tf.function` that creates
-    variables is traced twice: seconds each for a MobileNetV2.
+    variables is traced twice: seconds each for a MobileNetV2. A model Keras cannot build from specs alone is left
+    to build in its first step, as before.
     """
     if batch_spec is not None:
-        _keras(model, "_symbolic_build")(data_batch=batch_spec)
+        build = _keras(model, "_symbolic_build")
+        try:
+            build(data_batch=batch_spec)
+        except (ValueError, TypeError, RuntimeError):
+            pass  # only the saving is lost: fit builds what is left in its first traced step
 
 
 def run_graph_from(inputs, outputs, new_inputs):
