@@ -9,7 +9,12 @@ trainable part) on every image of every epoch; with cuts, the frozen prefix runs
 Scaled down for a loaded 2-core machine (the issue's run is 20 trials at 224x224): the defaults are 8 trials per arm
 at 96x96, 3 epochs, a 1-epoch warm-up.
 
-Usage: python bench/bench_hub_cuts.py [--trials 8] [--epochs 3] [--image-size 96] [--out bench/hub_cuts.json]
+Usage: python bench/bench_hub_cuts.py [--trials 8] [--epochs 3] [--image-size 96] [--warmup-epochs 1] [--patience 2]
+    [--out bench/hub_cuts.json]
+
+The issue's scale, with the library's own search defaults (20 epochs, patience 3, 5 warm-up epochs):
+    python bench/bench_hub_cuts.py --trials 20 --image-size 224 --epochs 20 --patience 3 --warmup-epochs 5 \
+        --out bench/hub_cuts_224.json
 """
 
 import argparse
@@ -66,11 +71,11 @@ def mid_layer_epochs(cut, size, epochs):
             "val_accuracy": fitted.history_["val_accuracy"]}
 
 
-def search(cut, size, trials, epochs):
+def search(cut, size, trials, epochs, warmup_epochs, patience):
     extractor, data = load(cut, size)
-    space = tfxfer.SearchSpace(frozen_blocks=list(range(1, extractor.n_blocks + 1)), warmup_epochs=1)
+    space = tfxfer.SearchSpace(frozen_blocks=list(range(1, extractor.n_blocks + 1)), warmup_epochs=warmup_epochs)
     started = time.perf_counter()
-    run = tfxfer.TransferSearch(extractor, space=space, max_trials=trials, epochs=epochs, patience=2,
+    run = tfxfer.TransferSearch(extractor, space=space, max_trials=trials, epochs=epochs, patience=patience,
                                 directory=tempfile.mkdtemp(), project_name="cuts" if cut else "whole", seed=1,
                                 verbose=0)
     table = run.search(data)
@@ -85,6 +90,8 @@ def main():
     parser.add_argument("--trials", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--image-size", type=int, default=96)
+    parser.add_argument("--warmup-epochs", type=int, default=1)
+    parser.add_argument("--patience", type=int, default=2)
     parser.add_argument("--out", default="bench/hub_cuts.json")
     args = parser.parse_args()
     require_assets()
@@ -94,7 +101,8 @@ def main():
         results[f"mid_layer_{'cut' if cut else 'whole'}"] = mid_layer_epochs(cut, args.image_size, 2)
         print(json.dumps(results, indent=2, default=str), flush=True)
     for cut in (True, False):
-        results[f"search_{'cut' if cut else 'whole'}"] = search(cut, args.image_size, args.trials, args.epochs)
+        results[f"search_{'cut' if cut else 'whole'}"] = search(cut, args.image_size, args.trials, args.epochs,
+                                                             args.warmup_epochs, args.patience)
         print(json.dumps(results, indent=2, default=str), flush=True)
         Path(args.out).write_text(json.dumps(results, indent=2, default=str))
     with_cuts, without = results["search_cut"], results["search_whole"]
