@@ -9,9 +9,9 @@ import pytest
 from helpers import noise_folders
 
 
-def tfxfer(*args, cwd=None):
+def tfxfer(*args, cwd=None, env=None):
     return subprocess.run([sys.executable, "-m", "tfxfer.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, cwd=cwd)
+                          timeout=300, cwd=cwd, env=env)
 
 
 def records(result):

@@ -2,6 +2,7 @@
 tiny data."""
 
 import json
+import os
 
 import tfxfer as library
 from helpers import noise_folders
@@ -13,10 +14,13 @@ def test_distill_exports_an_int8_tflite_student_that_predict_runs(tiny_hub_model
     data = library.load_images(images, extractor=library.load_extractor(tiny_hub_model), seed=0)
     fitted = library.TransferModel(tiny_hub_model, epochs=1, patience=None, verbose=0).fit(data)
     teacher = library.export(fitted, "teacher", root=tmp_path / "exports")  # what `tfxfer train --export` writes
+    # As a user runs it: without TF_CPP_MIN_LOG_LEVEL, the converter logs every step it takes.
+    user = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
     result = tfxfer("distill", images, "--teacher", teacher, "--extractor", tiny_hub_model, "--epochs", "2",
                     "--temperature", "3", "--export", "student", "--root", tmp_path / "lite", "--format", "litert",
-                    "--quantize", "int8", "--calibration-size", "8")
+                    "--quantize", "int8", "--calibration-size", "8", env=user)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr.strip() == "", result.stderr[-3000:]
     assert "model.tflite" in result.stdout and "verified on" in result.stdout and "top-1 agreement" in result.stdout
     version = tmp_path / "lite" / "student" / "1"
     metadata = json.loads((version / "assets.extra" / "tfxfer.json").read_text())

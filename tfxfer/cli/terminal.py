@@ -33,6 +33,12 @@ NOISE = re.compile("|".join([
     r"oneDNN supports DT_BOOL only on platforms with AVX-512",
     r"Skipping variable loading for optimizer",
     r"^\s*saveable\.load_own_variables\(store\)\s*$",
+    # The LiteRT converter's progress (absl info and warning lines, which TF_CPP_MIN_LOG_LEVEL=2 would hide) and the
+    # interpreter's notices: a LiteRT export prints its own line saying what was written and verified.
+    r"^[IW]\d{4} [\d:.]+\s+\d+ (tf_tfl_flatbuffer_helpers|reader|loader|mlir_graph_optimization_pass|dump_mlir_util|"
+    r"flatbuffer_export)\.cc:\d+\]",
+    r"^fully_quantize: \d+, inference_type: \d+, input_inference_type: \w+, output_inference_type: \w+$",
+    r"^INFO: Created TensorFlow Lite XNNPACK delegate for CPU\.$",
 ]))
 
 
@@ -51,8 +57,6 @@ def quiet_stderr(enabled=True):
     read_end, write_end = os.pipe()
     os.dup2(write_end, 2)
     os.close(write_end)
-    forward_to = os.dup(original)  # here, not in the thread: a short command may close `original` before it runs
-
     # Duplicated here, not in the thread: a block that ends at once (a usage error) closes `original` before the
     # thread would run, and the message would be lost.
     forward_to = os.dup(original)
