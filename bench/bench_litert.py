@@ -1,13 +1,19 @@
-"""A tuned teacher and its LiteRT exports, and a distilled small student in int8, side by side on hymenoptera.
+"""A tuned teacher and its LiteRT exports, and distilled small students in int8, side by side on hymenoptera.
 
 Teacher: the TF Hub MobileNetV2 1.0 224 of ../shared/assets, frozen, under a softmax head trained on the cached
 features (`tfxfer.TransferModel`, feature extraction). It is exported with `tfxfer.export` as a SavedModel and as
 LiteRT files: float32, float16, dynamic-range and full-integer int8 (calibrated on 200 seeded training images, the
-default). Student: MobileNet v1 0.25 224, frozen, under a head trained by `tfxfer.distill` on the teacher's soft
-scores (temperature 4, alpha 0.7), exported in int8 and float32; the same student trained on the labels alone is
-measured beside it.
+default). One more int8 file is converted the same way with per-tensor weight scales (TensorFlow's private
+`_experimental_disable_per_channel` converter flag; tfxfer does not offer it): the size that per-channel
+quantization parameters cost, and the accuracy they buy.
 
-For each: file size, accuracy on all 153 validation images (LiteRT files in the `ai_edge_litert` interpreter, the
+Students (`--students`, by default both): MobileNet v1 0.25 224 (TF Hub form) and MobileNetV2 0.35 224 (Keras
+form), frozen, each under a head trained by `tfxfer.distill` on the teacher's soft scores at each
+`--distillation` setting (temperature:alpha; the first is distill's default), and under a head trained on the labels
+alone; those heads are trained with every seed of `--seeds` (mean and spread), and the first seed's student at
+each setting is exported in int8 (the first setting also in float32).
+
+For each file: size, accuracy on all 153 validation images (LiteRT files in the `ai_edge_litert` interpreter, the
 SavedModel through its `serving_images` signature, both on the pixels `decode_image` gives), and latency per image
 (batch of one, decoded 224x224 pixels in, scores out to NumPy) with the interpreter at 1 and 2 threads and with the
 SavedModel signature (TensorFlow's own thread pools). Latency calls are interleaved: one call of each variant per
@@ -16,6 +22,7 @@ writes bench/litert.json.
 
 Usage:
     python bench/bench_litert.py [--epochs 20] [--student-epochs 40] [--rounds 60] [--root /tmp/bench_litert]
+        [--students "hub MobileNet v1 0.25" "keras MobileNetV2 0.35"] [--distillation 4:0.7 2:0.5] [--seeds 0 1 2]
 """
 
 import argparse
@@ -36,12 +43,36 @@ import tfxfer  # noqa: E402
 from common import ASSETS, HUB_MOBILENET_V2, HYMENOPTERA, machine, require_assets  # noqa: E402
 from tfxfer.serving.litert_client import LiteRTRunner, litert_input  # noqa: E402
 
-HUB_MOBILENET_V1_025 = ASSETS / "models" / "hub" / "mobilenet_v1_025_224_feature_vector"
+STUDENTS = {
+    "hub MobileNet v1 0.25": (str(ASSETS / "models" / "hub" / "mobilenet_v1_025_224_feature_vector"), {}),
+    "keras MobileNetV2 0.35": ("MobileNetV2", {"alpha": 0.35, "weights": str(
+        ASSETS / "models" / "keras" / "mobilenet_v2_0.35_224_no_top" / "mobilenet_v2_0.35_224_tm_no_top.weights.h5")}),
+}
 
 
 def _percentiles(seconds):
     return {"p50_ms": round(1000 * float(np.percentile(seconds, 50)), 2),
             "p95_ms": round(1000 * float(np.percentile(seconds, 95)), 2)}
+
+
+def per_tensor_int8(model, data, root):
+    """The teacher's int8 file as `tfxfer.export` converts it, but with one weight scale per tensor instead of per
+    channel; written as a version folder beside the others, its metadata copied from a regular int8 export."""
+    from tfxfer.serving import litert
+
+    original = litert._configure
+
+    def configure(converter, *args, **kwargs):
+        record = original(converter, *args, **kwargs)
+        converter._experimental_disable_per_channel = True
+        return record
+
+    litert._configure = configure
+    try:
+        return tfxfer.export(model, "teacher_per_tensor", root=root, format="litert", quantize="int8",
+                             data_summary=data, verification_size=20)
+    finally:
+        litert._configure = original
 
 
 def main():
@@ -51,6 +82,9 @@ def main():
     parser.add_argument("--rounds", type=int, default=60, help="timed calls per variant")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--root", type=Path, default=Path("/tmp/bench_litert"))
+    parser.add_argument("--students", nargs="+", default=list(STUDENTS), choices=list(STUDENTS))
+    parser.add_argument("--distillation", nargs="+", default=["4:0.7", "2:0.5"], help="temperature:alpha settings")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     args = parser.parse_args()
     require_assets()
     shutil.rmtree(args.root, ignore_errors=True)
@@ -59,11 +93,21 @@ def main():
     teacher_extractor = tfxfer.load_extractor(HUB_MOBILENET_V2)
     data = tfxfer.load_images(HYMENOPTERA, extractor=teacher_extractor, batch_size=32, seed=0)
     teacher = tfxfer.TransferModel(teacher_extractor, epochs=args.epochs, patience=None, seed=0, verbose=0).fit(data)
-    student_data = data.for_extractor(tfxfer.load_extractor(HUB_MOBILENET_V1_025))
-    student = tfxfer.distill(teacher, HUB_MOBILENET_V1_025, student_data, temperature=4.0, alpha=0.7,
-                             epochs=args.student_epochs, patience=None, seed=0)
-    labels_only = tfxfer.TransferModel(HUB_MOBILENET_V1_025, epochs=args.student_epochs, patience=None, seed=0,
-                                       verbose=0).fit(student_data)
+    settings = [tuple(float(v) for v in setting.split(":")) for setting in args.distillation]
+    students, accuracies = {}, {}
+    for student_name in args.students:
+        source, options = STUDENTS[student_name]
+        student_extractor = tfxfer.load_extractor(source, **options)
+        student_data = data.for_extractor(student_extractor)
+        for temperature, alpha in settings:
+            runs = {seed: tfxfer.distill(teacher, student_extractor, student_data, temperature=temperature, alpha=alpha,
+                                         epochs=args.student_epochs, patience=None, seed=seed) for seed in args.seeds}
+            name = f"{student_name} distilled T={temperature:g} alpha={alpha:g}"
+            students[name] = (runs[args.seeds[0]], student_data)
+            accuracies[name] = [runs[seed].evaluate(student_data.validation)["accuracy"] for seed in args.seeds]
+        accuracies[f"{student_name} labels alone"] = [tfxfer.TransferModel(
+            student_extractor, epochs=args.student_epochs, patience=None, seed=seed, verbose=0).fit(
+            student_data).evaluate(student_data.validation)["accuracy"] for seed in args.seeds]
     trained = time.perf_counter() - started
 
     exports = {"teacher SavedModel": tfxfer.export(teacher, "teacher", root=args.root / "saved", data_summary=data)}
@@ -71,10 +115,14 @@ def main():
         exports[f"teacher LiteRT {'float32' if quantize == 'none' else quantize}"] = tfxfer.export(
             teacher, "teacher", root=args.root / "lite", format="litert", quantize=quantize, data_summary=data,
             verification_size=20)
-    for quantize in ("none", "int8"):
-        exports[f"student LiteRT {'float32' if quantize == 'none' else quantize}"] = tfxfer.export(
-            student, "student", root=args.root / "lite", format="litert", quantize=quantize,
-            data_summary=student_data, verification_size=20)
+    exports["teacher LiteRT int8, per-tensor weight scales (not offered)"] = per_tensor_int8(
+        teacher, data, args.root / "per_tensor")
+    for index, (name, (student, student_data)) in enumerate(students.items()):
+        first_setting = index % len(settings) == 0
+        for quantize in ("none", "int8") if first_setting else ("int8",):
+            exports[f"{name} LiteRT {'float32' if quantize == 'none' else quantize}"] = tfxfer.export(
+                student, f"student{index}", root=args.root / "lite", format="litert", quantize=quantize,
+                data_summary=student_data, verification_size=20)
     exported = time.perf_counter() - started - trained
 
     paths, labels = data.examples("validation")
@@ -98,8 +146,10 @@ def main():
         rows[name] = {"size_bytes": size, "val_accuracy": round(float(np.mean(predicted.argmax(1) == labels)), 4)}
         if "litert" in metadata:
             rows[name]["verification"] = metadata["litert"]["verification"]
-    rows["student (labels alone) Keras"] = {"val_accuracy": round(
-        labels_only.evaluate(student_data.validation)["accuracy"], 4)}
+    for name, values in accuracies.items():
+        rows[f"{name} (Keras, seeds {args.seeds})"] = {"val_accuracy": round(float(np.mean(values)), 4),
+                                                      "val_accuracy_sd": round(float(np.std(values)), 4),
+                                                      "val_accuracies": [round(v, 4) for v in values]}
     rows["teacher Keras"] = {"val_accuracy": round(teacher.evaluate(data.validation)["accuracy"], 4)}
 
     timings = {name: [] for name in calls}
@@ -120,7 +170,8 @@ def main():
               "seconds_training": round(trained, 1), "seconds_exporting": round(exported, 1),
               "seconds_total": round(time.perf_counter() - started, 1), "rounds": args.rounds,
               "teacher_epochs": args.epochs, "student_epochs": args.student_epochs, "rows": rows,
-              "student_distillation": student.distillation_}
+              "distillation_settings": args.distillation,
+              "students": args.students, "seeds": args.seeds}
     (Path(__file__).resolve().parent / "litert.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"{report['machine']}; load average {load_before:.1f} before, {report['load_average_after']:.1f} after; "
           f"{report['seconds_total']:.0f} s")
@@ -128,7 +179,8 @@ def main():
           "SavedModel p50 / p95 ms |")
     print("|---|---|---|---|---|---|")
     for name, row in rows.items():
-        cells = [f"{row['size_bytes'] / 1e6:.2f} MB" if "size_bytes" in row else "", f"{row['val_accuracy']:.3f}"]
+        accuracy = f"{row['val_accuracy']:.3f}" + (f" ± {row['val_accuracy_sd']:.3f}" if "val_accuracy_sd" in row else "")
+        cells = [f"{row['size_bytes'] / 1e6:.2f} MB" if "size_bytes" in row else "", accuracy]
         for key in ("latency_1_threads", "latency_2_threads", "latency_tf"):
             cells.append(f"{row[key]['p50_ms']} / {row[key]['p95_ms']}" if key in row else "")
         print(f"| {name} | " + " | ".join(cells) + " |")
