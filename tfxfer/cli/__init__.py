@@ -7,6 +7,7 @@ alone: what libraries print on the way (Keras Tuner's trial tables) goes to stde
 """
 
 import contextlib
+import os
 import sys
 import warnings
 
@@ -22,7 +23,8 @@ def main(argv=None):
         >>> main(["--version"])  # doctest: +SKIP
         tfxfer 0.1.0
     """
-    argv = sys.argv[1:] if argv is None else list(argv)
+    own_process = argv is None
+    argv = sys.argv[1:] if own_process else list(argv)
     parser = build_parser()
     if not argv:
         parser.print_help(sys.stderr)
@@ -38,6 +40,13 @@ def main(argv=None):
                 return _run(args)
     except KeyboardInterrupt:
         print(terminal.interrupted(args.command, args.stage), file=sys.stderr)
+        if own_process:
+            # TensorFlow's threads (tf.data's prefetching, the op pool) may still be inside an op that Ctrl-C cut
+            # short; Python's teardown under them crashed the process now and then (exit -11 instead of 130).
+            # Nothing is left to save, so the process ends here, without the teardown.
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(130)
         return 130
 
 
