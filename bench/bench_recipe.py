@@ -3,13 +3,19 @@
 - hymenoptera (hub MobileNetV2 1.0 feature vector, full fine-tuning): constant 1e-5 (today) against layer-wise
   decay, fastai's low/high rates, cosine and one-cycle schedules, label smoothing and flip TTA;
 - SMS spam (MiniLM encoder, frozen, default linear head): spam F1 of today's head against label smoothing, the
-  schedules and the learning-rate finder's suggestion.
+  schedules and the learning-rate finder's suggestion;
+- `--only heads`: the frozen head (deep feature extraction, every default but the head's) on whole data sets: the
+  linear head against the same head with BatchNormalization on its input (`Head(batch_norm=True)`), each with and
+  without balanced class weights: SMS spam (all 5,574 rows, 80/20 stratified) with MiniLM and GloVe, spam F1;
+  hymenoptera (224x224) with the hub and Keras MobileNetV2 1.0, val accuracy, and for the hub one the val accuracy
+  of the first seed's model exported as a full-integer int8 LiteRT file (`tfxfer.export(..., format="litert",
+  quantize="int8")`). Activations are cached on disk under `--cache` so a second run skips the extractors.
 
 Every configuration runs with the same seeds (`--repeats`), in one process, on one shared feature cache (the
 warm-up phase trains on cached activations, so caching happens once). Scaled to a loaded 2-core CPU: images at
 `--image-size`, `--fine-tune-epochs` fine-tuning epochs, SMS spam subsampled to `--sms-rows` rows (stratified).
 
-Usage: python bench/bench_recipe.py [--out bench/recipe.json] [--only hymenoptera|sms]
+Usage: python bench/bench_recipe.py [--out bench/recipe.json] [--only hymenoptera|sms|heads] [--repeats 2]
 """
 
 import argparse
@@ -133,10 +139,65 @@ def sms(args, results, save):
         save()
 
 
+#: Frozen heads: TransferModel options (Adam 1e-3, dropout 0.2, balanced class weights unless said). The default
+#: head is `Head(batch_norm="auto")`: BatchNorm first under text extractors, linear under image extractors.
+HEADS = {
+    "linear head": dict(head=tfxfer.Head(batch_norm=False)),
+    "linear head, no class weights": dict(head=tfxfer.Head(batch_norm=False), class_weight=None),
+    "batch_norm head": dict(head=tfxfer.Head(batch_norm=True)),
+    "batch_norm head, no class weights": dict(head=tfxfer.Head(batch_norm=True), class_weight=None),
+}
+
+
+def int8_accuracy(model, data):
+    """Validation accuracy of `model` exported as a full-integer int8 LiteRT file, run in the LiteRT interpreter."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as root:
+        path = tfxfer.export(model, "int8", root=root, format="litert", quantize="int8", data_summary=data)
+        paths, labels = data.examples("validation")
+        predicted = tfxfer.load_exported(path).predict(list(paths))["class"]
+        return float(np.mean(np.asarray(predicted) == np.asarray(data.task.class_names)[labels]))
+
+
+def heads(args, results, save):
+    import tensorflow_text  # noqa: F401  (the MiniLM preprocessor's ops)
+
+    from bench_probe import IMAGE_EXTRACTORS, TEXT_EXTRACTORS
+
+    cache = tfxfer.FeatureCache(args.cache, progress=False)
+    sets = [("SMS spam", name, TEXT_EXTRACTORS[name], "spam_f1") for name in ("hub MiniLM-L6", "hub GloVe 50d")]
+    sets += [("hymenoptera", name, IMAGE_EXTRACTORS[name], "val_accuracy")
+             for name in ("hub MobileNetV2 1.0", "keras MobileNetV2 1.0")]
+    table = results.setdefault("heads", {})
+    for data_name, extractor_name, (source, options), metric in sets:
+        extractor = tfxfer.load_extractor(source, **options)
+        if data_name == "SMS spam":
+            data = tfxfer.load_text(SMS_CSV, validation_split=0.2, seed=0, batch_size=64)
+        else:
+            data = tfxfer.load_images(HYMENOPTERA, extractor=extractor, batch_size=32, seed=0)
+        for name, options in HEADS.items():
+            rows = {metric: [], "seconds": [], "epochs": []}
+            for seed in range(args.repeats):
+                started = time.perf_counter()
+                model = tfxfer.TransferModel(extractor, seed=seed, cache=cache, verbose=0, **options).fit(data)
+                rows["seconds"].append(time.perf_counter() - started)
+                rows[metric].append(spam_f1(model, data) if metric == "spam_f1"
+                                    else model.evaluate(data.validation)["accuracy"])
+                rows["epochs"].append(len(model.history_["loss"]))
+                if seed == 0 and extractor_name.startswith("hub MobileNetV2"):
+                    rows["int8_val_accuracy"] = [int8_accuracy(model, data)]
+            key = f"{data_name}, {extractor_name}: {name}"
+            table[key] = {k: summary(v) for k, v in rows.items()} | {"options": repr(options)}
+            print(key, {k: round(v["mean"], 4) for k, v in table[key].items() if isinstance(v, dict)}, flush=True)
+            save()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="bench/recipe.json")
-    parser.add_argument("--only", choices=["hymenoptera", "sms"])
+    parser.add_argument("--only", choices=["hymenoptera", "sms", "heads"])
+    parser.add_argument("--cache", default="/tmp/tfxfer_bench_cache", help="feature cache folder (--only heads)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--fine-tune-epochs", type=int, default=5)
@@ -149,9 +210,11 @@ def main():
     def save():
         Path(args.out).write_text(json.dumps(results, indent=2, default=float))
 
-    if args.only != "hymenoptera":
+    if args.only == "heads":
+        heads(args, results, save)
+    if args.only in (None, "sms"):
         sms(args, results, save)
-    if args.only != "sms":
+    if args.only in (None, "hymenoptera"):
         hymenoptera(args, results, save)
     save()
 

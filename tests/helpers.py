@@ -177,3 +177,23 @@ def assert_freezing_held(extractor, report, learnable_paths, k):
         if k > 0:
             stats = [p for p in changed if "moving_" in p]
             assert not any(changed[p] for p in stats), f"BatchNorm statistics of block {index} changed"
+
+
+def save_tiny_text_model(path):
+    """A Reusable SavedModel taking strings: hashed word embeddings, summed and scaled by 1/sqrt(words)."""
+    embeddings = tf.Variable(tf.random.stateless_normal([64, 8], seed=[0, 1]), name="embeddings")
+
+    @tf.function
+    def call(inputs, training=False):
+        ids = tf.strings.to_hash_bucket_fast(tf.strings.split(tf.strings.lower(inputs)), 64)
+        words = tf.cast(tf.maximum(ids.row_lengths(), 1), tf.float32)[:, None]
+        return tf.reduce_sum(tf.gather(embeddings, ids), axis=1) / tf.sqrt(words)
+
+    for training in (False, True):
+        call.get_concrete_function(tf.TensorSpec([None], tf.string), training)
+    root = tf.train.Checkpoint()
+    root.__call__ = call
+    root.variables = root.trainable_variables = [embeddings]
+    root.regularization_losses = []
+    tf.saved_model.save(root, str(path))
+    return path

@@ -36,7 +36,7 @@ def test_search_table_has_a_row_per_trial_and_every_hyperparameter(data, tmp_pat
     assert 1 <= len(registered) <= 3, f"{len(registered)} traced train steps kept for 4 trials"
     assert len(table) == 4 and set(table.status) == {"COMPLETED"}
     for column in ("trial_id", "status", "frozen_blocks", "learning_rate", "fine_tune_learning_rate", "hidden_units",
-                   "dropout", "l2", "score", "val_accuracy", "val_loss", "accuracy", "epochs", "seconds"):
+                   "dropout", "l2", "batch_norm", "score", "val_accuracy", "val_loss", "accuracy", "epochs", "seconds"):
         assert column in table, column
     assert table.score.is_monotonic_decreasing
     assert set(table.frozen_blocks) <= {2, 4}
@@ -50,6 +50,14 @@ def test_search_table_has_a_row_per_trial_and_every_hyperparameter(data, tmp_pat
     assert len(extractor._outbound_nodes) <= 2, "earlier trials' models are still attached to the extractor"
     best = search.best_model(data)
     assert best.frozen_blocks_ == search.best_hyperparameters_["frozen_blocks"]
+    assert set(table.batch_norm) == {"auto"}  # off under an image extractor
+    assert "head_batch_norm" not in [layer.name for layer in best.model_.get_layer("head").layers]
+    # A search recorded before heads normalised their input (no batch_norm in its space) is rebuilt as it ran.
+    record = tmp_path / "runs" / "p" / "tfxfer_search.json"
+    stored = json.loads(record.read_text())
+    del stored["space"]["batch_norm"]
+    record.write_text(json.dumps(stored))
+    assert TransferSearch.from_folder(tmp_path / "runs" / "p", verbose=0).space.batch_norm is False
 
 
 @pytest.mark.parametrize("space, message", [

@@ -20,7 +20,7 @@ import tensorflow as tf
 from PIL import Image
 
 import tfxfer
-from helpers import checksums, is_whole_version, tiny_cnn
+from helpers import checksums, is_whole_version, save_tiny_text_model, tiny_cnn
 from tfxfer.data import decode_image
 from tfxfer.serving import export, signature_table, versions, write_models_config
 from tfxfer.extractors import save_hub_format
@@ -81,26 +81,6 @@ def decoded(paths, extractor):
     """What the training pipeline feeds the model for these files."""
     return tf.stack([decode_image(tf.io.read_file(str(path)), extractor.image_size, extractor.value_range)
                      for path in paths])
-
-
-def save_tiny_text_model(path):
-    """A Reusable SavedModel taking strings: hashed word embeddings, summed and scaled by 1/sqrt(words)."""
-    embeddings = tf.Variable(tf.random.stateless_normal([64, 8], seed=[0, 1]), name="embeddings")
-
-    @tf.function
-    def call(inputs, training=False):
-        ids = tf.strings.to_hash_bucket_fast(tf.strings.split(tf.strings.lower(inputs)), 64)
-        words = tf.cast(tf.maximum(ids.row_lengths(), 1), tf.float32)[:, None]
-        return tf.reduce_sum(tf.gather(embeddings, ids), axis=1) / tf.sqrt(words)
-
-    for training in (False, True):
-        call.get_concrete_function(tf.TensorSpec([None], tf.string), training)
-    root = tf.train.Checkpoint()
-    root.__call__ = call
-    root.variables = root.trainable_variables = [embeddings]
-    root.regularization_losses = []
-    tf.saved_model.save(root, str(path))
-    return path
 
 
 def head_model(extractor, outputs, activation):

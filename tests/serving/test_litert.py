@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 
 import tfxfer
-from helpers import checksums, noise_folders, tiny_cnn
-from test_export import decoded, head_model, image_files, save_tiny_text_model
+from helpers import checksums, noise_folders, save_tiny_text_model, tiny_cnn
+from test_export import decoded, head_model, image_files
 from tfxfer.extractors import save_hub_format
 from tfxfer.serving import LiteRTRunner, load_exported, write_models_config
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tfxfer
-from helpers import tiny_cnn
+from helpers import save_tiny_text_model, tiny_cnn
 from tfxfer.data.task import Task
 
 MULTICLASS = Task("multiclass", ["a", "b", "c"], 3, "sparse", class_weights={0: 1.0, 1: 1.0, 2: 1.0})
@@ -106,6 +106,22 @@ def test_head_and_task_mismatch_is_refused(tiny_hub_model, arrays):
         tfxfer.TransferModel(tiny_hub_model, verbose=0).fit(arrays, task=Task("multiclass", ["a"], 1, "sparse"))
     with pytest.raises(ValueError, match="dropout"):
         tfxfer.Head(dropout=1.5)
+
+
+def test_the_head_normalises_text_features_and_image_features_only_when_asked(tiny_hub_model, tmp_path):
+    text = tfxfer.load_extractor(save_tiny_text_model(tmp_path / "text"))
+    task = Task("multiclass", ["ham", "spam"], 2, "sparse")
+
+    def normalised(extractor, head=None):
+        layers = tfxfer.build_model(extractor, task, head).get_layer("head").layers
+        return [layer.name for layer in layers if "batch_norm" in layer.name]
+
+    assert normalised(text) == ["head_batch_norm"]
+    assert normalised(tfxfer.load_extractor(tiny_hub_model)) == []
+    assert normalised(tfxfer.load_extractor(tiny_hub_model), tfxfer.Head(batch_norm=True)) == ["head_batch_norm"]
+    assert normalised(text, tfxfer.Head(batch_norm=False)) == []
+    with pytest.raises(ValueError, match="batch_norm must be True, False or 'auto'; got 'yes'"):
+        tfxfer.Head(batch_norm="yes")
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tiny_hub_model):

@@ -136,6 +136,9 @@ def _train_flags(parser):
                         help="sizes of hidden layers of the head (default: none)")
     parser.add_argument("--dropout", type=fraction, default=head["dropout"], help="(default: %(default)s)")
     parser.add_argument("--l2", type=nonnegative, default=head["l2"], help="(default: %(default)s)")
+    parser.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=head["batch_norm"],
+                        help="normalise the head's input with BatchNormalization (default: auto, on for text "
+                             "extractors)")
     parser.add_argument("--learning-rate", type=positive, default=model["learning_rate"],
                         help="(default: %(default)s)")
     parser.add_argument("--fine-tune-learning-rate", type=positive, default=model["fine_tune_learning_rate"],

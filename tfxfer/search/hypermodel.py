@@ -89,7 +89,7 @@ class TransferHyperModel(kt.HyperModel):
             regime=values["regime"],
             freeze_blocks=values["frozen_blocks"],
             head=Head(hidden_units=(values["hidden_units"],) if values["hidden_units"] else (),
-                      dropout=values["dropout"], l2=values["l2"]),
+                      dropout=values["dropout"], l2=values["l2"], batch_norm=values["batch_norm"]),
             learning_rate=values["learning_rate"],
             # Feature-extraction trials leave the conditional rates unset; they do not use them.
             fine_tune_learning_rate=values.get("fine_tune_learning_rate") or 1e-5,

@@ -69,6 +69,7 @@ def record_differences(stored, identity):
     elif old.get("examples") != new["examples"]:
         differences.append(f"other data ({old.get('sizes')} examples then, {new['sizes']} now, or the same counts "
                            "of other files)")
+    stored = {**stored, "space": stored_space(stored)} if "space" in stored else stored
     for key in ("tuner", "space", "epochs", "patience", "seed"):
         if key in stored and _unordered(stored[key]) != _unordered(identity[key]):
             differences.append(f"another {key} ({stored[key]} then, {identity[key]} now)")
@@ -79,6 +80,12 @@ def record_differences(stored, identity):
         differences.append(f"another probe rule ({arguments(stored['probe'])} then; "
                            f"{arguments(identity.get('probe'))} now)")
     return differences
+
+
+def stored_space(record):
+    """The `SearchSpace` fields of a search's record, with what searches recorded before a field existed: heads
+    without BatchNormalization (`batch_norm`, "auto" by default since)."""
+    return {"batch_norm": False, **record["space"]}
 
 
 def _unordered(value):

@@ -35,7 +35,7 @@ from tfxfer.search.distributed import TUNERS, Watchdog, answer_late_workers, pat
 from tfxfer.search.hypermodel import TransferHyperModel
 from tfxfer.search.probing import SCORES, probe
 from tfxfer.search.results import (SEARCH_FILE, data_identity, read_json, readable_json, record_differences,
-                                   search_record, search_results, write_json)
+                                   search_record, search_results, stored_space, write_json)
 from tfxfer.search.space import SearchSpace
 from tfxfer.training import FeatureCache
 
@@ -235,7 +235,7 @@ class TransferSearch:
         settings = {"tuner": record["tuner"], "epochs": record.get("epochs", 20), "patience": record.get("patience", 3),
                     "seed": record.get("seed", 0), "extractor_options": record.get("extractor_options") or None,
                     "space": SearchSpace(**{key: tuple(value) if isinstance(value, list) and key in _RANGES else value
-                                            for key, value in record["space"].items()}), **options}
+                                            for key, value in stored_space(record).items()}), **options}
         if isinstance(record["extractor"], list):
             if extractor is not None:
                 raise ValueError(f"{folder} is a search across {len(record['extractor'])} extractors; extractor= "

@@ -22,6 +22,8 @@ class SearchSpace:
         hidden_units: Choices of one hidden Dense layer's size; 0 means none.
         dropout: A range of dropout rates (in steps of 0.1), or a value.
         l2: Choices of the head's L2 penalty.
+        batch_norm: Whether the head normalises its input (`Head(batch_norm=...)`): True, False or `"auto"` (on for
+            text extractors), or choices such as `[True, False]` to tune it.
         warmup_epochs: Head warm-up epochs before unfreezing: a value or choices.
         layer_decay: timm's layer-wise rate decay for trials that train blocks (see `TransferModel`): a value or
             choices in (0, 1], e.g. `[1.0, 0.9, 0.75]`; 1.0 is one rate for every block (the default, undeclared).
@@ -38,6 +40,7 @@ class SearchSpace:
     hidden_units: int | list = dataclasses.field(default_factory=lambda: [0, 128, 512])
     dropout: float | tuple = (0.0, 0.5)
     l2: float | list = dataclasses.field(default_factory=lambda: [0.0, 1e-5, 1e-4, 1e-3])
+    batch_norm: bool | str | list = "auto"
     warmup_epochs: int | list = 5
     layer_decay: float | list = 1.0
 
@@ -64,6 +67,8 @@ class SearchSpace:
         decays = _values(self.layer_decay)
         if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1 for v in decays):
             raise ValueError(f"layer_decay must be numbers in (0, 1]; got {self.layer_decay!r}.")
+        if any(v not in (True, False, "auto") for v in _values(self.batch_norm)):
+            raise ValueError(f"batch_norm must be True, False, 'auto' or choices of them; got {self.batch_norm!r}.")
         if any(not isinstance(v, int) or v < 0 for v in _values(self.warmup_epochs)):
             raise ValueError(f"warmup_epochs must be whole numbers >= 0; got {self.warmup_epochs!r}.")
         return frozen
@@ -110,6 +115,7 @@ class SearchSpace:
         values["dropout"] = (hp.Fixed("dropout", dropout[0]) if len(dropout) == 1 else
                              hp.Float("dropout", dropout[0], dropout[1], step=0.1))
         values["l2"] = _choice(hp, "l2", _values(self.l2))
+        values["batch_norm"] = _choice(hp, "batch_norm", _values(self.batch_norm))
         values["regime"] = regime_for_depth(values["frozen_blocks"], n_blocks)
         return values
 
