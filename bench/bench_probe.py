@@ -90,6 +90,7 @@ def tau(args):
     for name in args.tau_extractors:
         source, options = _spec(name, args)
         extractor = tfxfer.load_extractor(source, **options)
+        data = data.for_extractor(extractor)  # the Keras applications take [0, 255]
         table = tfxfer.probe(data, [extractor]).sort_values("cut")
         pretrained = [w.numpy() for w in extractor.weights]
         cache = tfxfer.FeatureCache()

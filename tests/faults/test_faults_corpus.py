@@ -416,6 +416,13 @@ def _wrong_size_data(ws):
     return tfxfer.TransferModel(extractor, epochs=1, verbose=0).fit(data)
 
 
+def _wrong_value_range_data(ws):
+    extractor = tfxfer.load_extractor(ws.hub)
+    data = tfxfer.load_images(ws.noise, image_size=(16, 16), value_range=(0, 255), validation_split=0.25,
+                              batch_size=8)
+    return tfxfer.TransferModel(extractor, epochs=1, verbose=0).fit(data)
+
+
 def _wrong_size_arrays(ws):
     images = np.random.default_rng(0).random((4, 24, 24, 3), dtype=np.float32)
     return tfxfer.TransferModel(tfxfer.load_extractor(ws.hub), epochs=1, verbose=0).fit(
@@ -594,6 +601,8 @@ CASES = [
     # Training.
     Case("images of the wrong size for a fixed-size extractor (data decoded at 24x24)", "training",
          _wrong_size_data, CLEAR, lambda ws: ["24, 24", "16, 16"]),
+    Case("images decoded in [0, 255] for an extractor that takes [0, 1]", "training", _wrong_value_range_data, CLEAR,
+         lambda ws: ["[0, 255]", "[0, 1]", "for_extractor"]),
     Case("image arrays of the wrong size for a fixed-size extractor", "training", _wrong_size_arrays, CLEAR,
          lambda ws: ["24, 24", "16, 16"], fast=False),
     Case("head/task mismatch: labels outside the head's classes", "training", _labels_outside_head, CLEAR,

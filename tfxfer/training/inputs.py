@@ -33,6 +33,13 @@ def check_data_fits(extractor, inputs, labels, task):
             raise ValueError(f"The data's images are of size {tuple(shape[1:3])} (shape {shape}), but "
                              f"{extractor.source!r} takes images of size {extractor.image_size} with 3 channels. Load "
                              "them with load_images(..., extractor=extractor).")
+        data_range = getattr(inputs, "value_range", None)
+        if data_range is not None and extractor.value_range and tuple(data_range) != tuple(extractor.value_range):
+            # A model trained on pixels of the wrong scale still trains, to chance: say it before it starts.
+            raise ValueError(f"The data's images are in [{data_range[0]:g}, {data_range[1]:g}], but "
+                             f"{extractor.source!r} takes pixels in [{extractor.value_range[0]:g}, "
+                             f"{extractor.value_range[1]:g}]. Load them with load_images(..., extractor=extractor), "
+                             "or pass data.for_extractor(extractor).")
     if labels is not None:
         task.check_labels(labels)
 
