@@ -9,9 +9,11 @@ Sections (all by default, or those named with --sections):
 - search: a search across extractors (probe first, trials on its best pairs) against a search of each extractor
   alone with the same trial budget each: best extractor, best score, wall time; goal: same extractor, within 0.01,
   <= 1/2 the time.
+- plot: one probe of the --plot-extractors at --image-size, drawn with `tfxfer.plot_probe` to --plot (the README's
+  figure).
 
-Usage: python bench/bench_probe.py [--sections cost tau search] [--image-size 224] [--epochs 10] [--every 1]
-       [--trials 8] [--out bench/probe.json]
+Usage: python bench/bench_probe.py [--sections cost tau search plot] [--image-size 224] [--epochs 10] [--every 1]
+       [--trials 8] [--plot bench/probe_hymenoptera.png] [--out bench/probe.json]
 """
 
 import argparse
@@ -157,6 +159,22 @@ def search(args):
     return {"runs": runs, "summary": summary}
 
 
+def plot(args):
+    """One probe of several extractors on hymenoptera, drawn for the README."""
+    import pandas as pd
+
+    data, tables = _images(args), []
+    for name in args.plot_extractors:
+        source, options = _spec(name, args)
+        extractor = tfxfer.load_extractor(source, **options)
+        table = tfxfer.probe(data.for_extractor(extractor), [extractor])
+        tables.append(table.assign(extractor=name))
+    table = pd.concat(tables, ignore_index=True)
+    tfxfer.plot_probe(table, path=args.plot)
+    print(table.round(3).to_string(index=False), flush=True)
+    return {"plot": args.plot, "table": table.to_dict("records")}
+
+
 def _all(args):
     images = tfxfer.load_images(HYMENOPTERA, image_size=(224, 224), value_range=(0.0, 1.0), batch_size=32)
     for name, spec in IMAGE_EXTRACTORS.items():
@@ -170,7 +188,8 @@ def _all(args):
 
 def main():
     parser = argparse.ArgumentParser()
-    parser.add_argument("--sections", nargs="+", default=["cost", "tau", "search"], choices=["cost", "tau", "search"])
+    parser.add_argument("--sections", nargs="+", default=["cost", "tau", "search"],
+                        choices=["cost", "tau", "search", "plot"])
     parser.add_argument("--only", nargs="+", help="cost: extractor names to run (default: all)")
     parser.add_argument("--image-size", type=int, default=224, help="tau and search: image side in pixels")
     parser.add_argument("--epochs", type=int, default=10, help="tau and search: most epochs of each phase")
@@ -180,6 +199,9 @@ def main():
                         choices=list(IMAGE_EXTRACTORS))
     parser.add_argument("--search-extractors", nargs="+", choices=list(IMAGE_EXTRACTORS),
                         default=["keras MobileNetV2 0.35", "keras MobileNet v1 0.25", "hub MobileNet v1 0.25"])
+    parser.add_argument("--plot-extractors", nargs="+", choices=list(IMAGE_EXTRACTORS),
+                        default=["hub MobileNetV2 1.0", "keras MobileNetV2 0.35", "hub MobileNet v1 0.25"])
+    parser.add_argument("--plot", default="bench/probe_hymenoptera.png", help="plot: where the figure goes")
     parser.add_argument("--out", default="bench/probe.json")
     args = parser.parse_args()
     require_assets()
