@@ -3,7 +3,8 @@
 Sections (all by default, or those named with --sections):
 
 - cost: for each extractor, the probe (one pass over train and validation, pooled activations at every cut, three
-  scores per cut) against one plain forward pass of the extractor over the same data; goal: <= 1.3x.
+  scores per cut) against one plain forward pass of the extractor over the same data, --repeats times each,
+  interleaved (medians); goal: <= 1.3x.
 - tau: Kendall's tau between each probe score and the validation score of a trained model at the same
   (extractor, freeze depth) pairs (a fixed recipe per pair: head warm-up, then the blocks after the depth).
 - search: a search across extractors (probe first, trials on its best pairs) against a search of each extractor
@@ -22,6 +23,8 @@ import os
 import sys
 import time
 from pathlib import Path
+
+import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import ASSETS, HUB_MOBILENET_V2, HYMENOPTERA, KERAS_MOBILENET_V2, machine, require_assets  # noqa: E402
@@ -61,13 +64,17 @@ def cost(args):
     for name, (source, options), data in _all(args):
         extractor = tfxfer.load_extractor(source, **options)
         _forward_seconds(extractor, data)  # traced once, as the probe's own function is traced in its pass
-        forward = _forward_seconds(extractor, data)
-        started = time.perf_counter()
-        table = tfxfer.probe(data, [extractor])
-        probe = time.perf_counter() - started
+        forwards, probes = [], []
+        for _ in range(args.repeats):  # interleaved, so that drift in the machine's speed hits both alike
+            forwards.append(_forward_seconds(extractor, data))
+            started = time.perf_counter()
+            table = tfxfer.probe(data, [extractor])
+            probes.append(time.perf_counter() - started)
+        forward, probe = float(np.median(forwards)), float(np.median(probes))
         best = table.iloc[0]
         rows.append({"extractor": name, "blocks": extractor.n_blocks, "cuts": len(table), "forward_s": forward,
-                     "probe_s": probe, "ratio": probe / forward, "best_cut": int(best.cut),
+                     "probe_s": probe, "ratio": probe / forward, "forward_runs": forwards, "probe_runs": probes,
+                     "best_cut": int(best.cut),
                      "best_linear": float(best.linear), "best_knn": float(table.knn.max()),
                      "best_logme": float(table.logme.max())})
         print(rows[-1], flush=True)
@@ -191,6 +198,7 @@ def main():
     parser.add_argument("--sections", nargs="+", default=["cost", "tau", "search"],
                         choices=["cost", "tau", "search", "plot"])
     parser.add_argument("--only", nargs="+", help="cost: extractor names to run (default: all)")
+    parser.add_argument("--repeats", type=int, default=3, help="cost: timings of each (medians are reported)")
     parser.add_argument("--image-size", type=int, default=224, help="tau and search: image side in pixels")
     parser.add_argument("--epochs", type=int, default=10, help="tau and search: most epochs of each phase")
     parser.add_argument("--every", type=int, default=1, help="tau: every how many cuts a model is trained")
