@@ -5,6 +5,7 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pathlib  # noqa: E402
+import shutil  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -23,12 +24,16 @@ def shared_assets():
     return SHARED_ASSETS
 
 
+@pytest.fixture(scope="session")
+def _saved_tiny_hub_model(tmp_path_factory):
+    """The tiny CNN saved once per test process (a save takes about a second; a copy, milliseconds)."""
+    return save_hub_format(tiny_cnn(), tmp_path_factory.mktemp("hub") / "tiny_hub")
+
+
 @pytest.fixture
-def tiny_hub_model(tmp_path):
-    """A tiny CNN saved in TF Hub's Reusable SavedModel format; returns its folder."""
-    path = tmp_path / "tiny_hub"
-    save_hub_format(tiny_cnn(), path)
-    return path
+def tiny_hub_model(tmp_path, _saved_tiny_hub_model):
+    """A tiny CNN saved in TF Hub's Reusable SavedModel format, a copy of its own in the test's folder."""
+    return pathlib.Path(shutil.copytree(_saved_tiny_hub_model, tmp_path / "tiny_hub"))
 
 
 @pytest.fixture
@@ -36,3 +41,9 @@ def images():
     """A batch of random images in [0, 1] and random labels for 3 classes."""
     rng = np.random.default_rng(0)
     return rng.random((8, 16, 16, 3), dtype=np.float32), rng.integers(0, 3, 8)
+
+
+def pytest_collection_modifyitems(items):
+    """Runs the slow tests first (in their order), so that the two xdist workers end together rather than one
+    waiting out the other's 40-second test at the end."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)

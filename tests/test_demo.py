@@ -5,7 +5,10 @@ import re
 import subprocess
 import sys
 
+import pytest
 
+
+@pytest.mark.slow
 def test_demo_transfer_beats_scratch_and_exports_the_best(tmp_path):
     env = {**os.environ, "TFHUB_CACHE_DIR": str(tmp_path / "no_cache")}
     result = subprocess.run([sys.executable, "-m", "tfxfer.cli", "demo"], cwd=tmp_path, env=env,

@@ -42,6 +42,7 @@ def namespace(tmp_path_factory):
             "np": np, "pd": pd, "tf": tf, "tfxfer": tfxfer}
 
 
+@pytest.mark.slow
 def test_every_docstring_example_runs(namespace):
     failures, ran = [], 0
     finder, runner = doctest.DocTestFinder(), doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)

@@ -43,6 +43,7 @@ def test_train_then_predict_with_the_export(tiny_hub_model, images, tmp_path):
     assert len(predictions) == 1 and predictions[0]["class"] in {"ants", "bees", "wasps"}
 
 
+@pytest.mark.slow
 def test_tune_across_two_extractors_resumes_and_export_retrains_the_best(tiny_hub_model, images, tmp_path):
     from helpers import tiny_cnn
     from tfxfer.extractors import save_hub_format

@@ -4,11 +4,14 @@ tiny data."""
 import json
 import os
 
+import pytest
+
 import tfxfer as library
 from helpers import noise_folders
 from test_cli import records, tfxfer
 
 
+@pytest.mark.slow
 def test_distill_exports_an_int8_tflite_student_that_predict_runs(tiny_hub_model, tmp_path):
     images = noise_folders(tmp_path / "images", per_class=6)
     data = library.load_images(images, extractor=library.load_extractor(tiny_hub_model), seed=0)

@@ -115,6 +115,7 @@ def running_after_an_end(log):
     return "end" in events and "start" in events[events.index("end"):]
 
 
+@pytest.mark.slow
 def test_chief_killed_and_restarted_the_worker_reconnects_and_the_search_completes(tmp_path):
     """One worker here (a chief with two and ten restarts is in the bench): with two, Keras Tuner's chief waits in
     steps of 20 s for the last one, which CI time cannot afford."""

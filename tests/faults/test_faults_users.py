@@ -322,6 +322,7 @@ def test_what_users_bring_gets_a_clear_error_or_a_counted_skip(case, shared, tmp
         raise NotAsExpected(f"{case.kind}: expected {case.expect}, got {outcome.kind}: {outcome.detail}")
 
 
+@pytest.mark.slow
 def test_the_command_line_says_it_in_its_flags(shared, tmp_path):
     cases = [case for case in CASES if case.cli]
     workspaces = [Workspace(tmp_path / str(index), shared) for index, _ in enumerate(cases)]

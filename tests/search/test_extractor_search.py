@@ -92,6 +92,7 @@ def _candidates(project):
             for path in project.glob("trial_*/trial.json") if path.parent.name.removeprefix("trial_") in done}
 
 
+@pytest.mark.slow
 def test_a_search_across_two_extractors_resumes_after_sigkill_with_each_trials_extractor_kept(tmp_path):
     extractors = [str(tfxfer.save_hub_format(tiny_cnn(seed=seed), tmp_path / name))
                   for seed, name in ((0, "first"), (1, "second"))]

@@ -121,6 +121,7 @@ def _start_chief_and_workers(script, port):
     return processes
 
 
+@pytest.mark.slow
 def test_chief_and_two_workers_finish_every_trial_once_though_one_worker_is_killed(tmp_path):
     processes = _start_chief_and_workers(_script(tmp_path, trials=4, epochs=2), free_port())
     project = tmp_path / "runs" / "p"
