@@ -42,8 +42,3 @@ def images():
     rng = np.random.default_rng(0)
     return rng.random((8, 16, 16, 3), dtype=np.float32), rng.integers(0, 3, 8)
 
-
-def pytest_collection_modifyitems(items):
-    """Runs the slow tests first (in their order), so that the two xdist workers end together rather than one
-    waiting out the other's 40-second test at the end."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
