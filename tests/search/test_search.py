@@ -25,6 +25,18 @@ def data(tmp_path):
                               seed=3)
 
 
+
+def test_a_search_decodes_the_data_for_its_extractor(tmp_path):
+    """Data decoded in [0, 255] for an extractor that takes [0, 1]: every trial once failed on it (and the search
+    ended with none completed); the search decodes it for its extractor, as a search across extractors does."""
+    folder = noise_folders(tmp_path / "images", per_class=8)
+    data = tfxfer.load_images(folder, image_size=(24, 24), value_range=(0, 255), batch_size=8, validation_split=0.25,
+                              seed=3)
+    search = TransferSearch(tiny_cnn(), max_trials=1, epochs=1, directory=tmp_path / "runs", project_name="p",
+                            space=SearchSpace(frozen_blocks=[4]), verbose=0)
+    assert list(search.search(data).status) == ["COMPLETED"]
+    assert search.best_model(data).model_.input_shape[1:3] == (16, 16)
+
 def test_search_table_has_a_row_per_trial_and_every_hyperparameter(data, tmp_path):
     search = TransferSearch(tiny_cnn(), max_trials=4, epochs=2, directory=tmp_path / "runs", project_name="p",
                             space=SearchSpace(frozen_blocks=[2, 4], warmup_epochs=1), verbose=0)

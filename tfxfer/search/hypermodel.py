@@ -22,7 +22,8 @@ class TransferHyperModel(kt.HyperModel):
 
     Args:
         extractor: An `Extractor`, or a source for `tfxfer.load_extractor`; or a list of them (or of `(source,
-            options)` pairs), with `candidates`; each gets the data decoded for it (`DataSplits.for_extractor`).
+            options)` pairs), with `candidates`. Each extractor gets the data decoded for it (its image size and
+            value range, `DataSplits.for_extractor`), one extractor too.
         data: The `DataSplits` to train and validate on.
         space: A `SearchSpace`.
         epochs: Most epochs of each phase (early stopping may end it sooner; Hyperband's budget caps it).
@@ -52,7 +53,7 @@ class TransferHyperModel(kt.HyperModel):
             several = isinstance(extractor, list)
             for source in extractor if several else [extractor]:
                 source, options = source if isinstance(source, tuple) else (source, extractor_options)
-                member = _Member(source, data, options, decode=several)
+                member = _Member(source, data, options)
                 key = extractor_key(member.extractor.source, options if several else None)
                 if key in self.members:
                     raise ValueError(f"Two of the extractors are named {key!r}; a search across extractors tells "
@@ -141,10 +142,12 @@ class _Member:
     """One extractor of a search: loaded once, its pretrained weights kept to restore before each trial, and the
     data decoded for it (its image size and value range)."""
 
-    def __init__(self, extractor, data, options, decode):
+    def __init__(self, extractor, data, options):
         self.extractor = extractor if isinstance(extractor, Extractor) else load_extractor(extractor,
                                                                                          **(options or {}))
-        self.data = data.for_extractor(self.extractor) if decode else data
+        # Decoded for the extractor, so that a search never trains on pixels of another scale (whose trials would
+        # each fail, and the search end with none completed).
+        self.data = data.for_extractor(self.extractor) if hasattr(data, "for_extractor") else data
         self.pretrained = [w.numpy() for w in self.extractor.weights]
         self.fingerprint = self.extractor.fingerprint(self.extractor.n_blocks)
         self.extractor.mark_graphs()
