@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import keras
 import pandas as pd
 import pytest
 import tensorflow as tf
@@ -36,6 +37,19 @@ def test_a_search_decodes_the_data_for_its_extractor(tmp_path):
                             space=SearchSpace(frozen_blocks=[4]), verbose=0)
     assert list(search.search(data).status) == ["COMPLETED"]
     assert search.best_model(data).model_.input_shape[1:3] == (16, 16)
+
+
+class _Boom(keras.callbacks.Callback):
+    def on_epoch_end(self, epoch, logs=None):
+        raise ValueError("boom from a callback")
+
+
+def test_a_search_whose_every_trial_failed_says_so(data, tmp_path):
+    search = TransferSearch(tiny_cnn(), max_trials=2, epochs=1, directory=tmp_path / "runs", project_name="p",
+                            space=SearchSpace(frozen_blocks=[4]), verbose=0)
+    with pytest.raises(RuntimeError, match=r"Every trial of the search failed \(\d of \d\); the first with: "
+                                           r"ValueError: boom from a callback"):
+        search.search(data, callbacks=[_Boom()])
 
 def test_search_table_has_a_row_per_trial_and_every_hyperparameter(data, tmp_path):
     search = TransferSearch(tiny_cnn(), max_trials=4, epochs=2, directory=tmp_path / "runs", project_name="p",
