@@ -153,3 +153,15 @@ def search_results(directory, project_name):
     if "n_blocks" in record:
         table.attrs["n_blocks"] = record["n_blocks"]
     return table
+
+
+def raise_if_every_trial_failed(oracle, project_dir):
+    """Keras Tuner ends a search whose trials all failed without an error when they were fewer than its
+    `max_consecutive_failed_trials`; a search with nothing to show says why instead."""
+    trials = list(oracle.trials.values())
+    failed = [trial for trial in trials if trial.status == "FAILED"]
+    if failed and not any(trial.status == "COMPLETED" for trial in trials):
+        lines = [line for line in (failed[0].message or "").strip().splitlines() if line.strip()]
+        raise RuntimeError(f"Every trial of the search failed ({len(failed)} of {len(trials)}); the first with: "
+                           f"{lines[-1].strip() if lines else 'no message'} (each trial's traceback is in "
+                           f"{project_dir}/trial_*/trial.json).")

@@ -34,8 +34,8 @@ from tfxfer.search.candidates import choose_candidates
 from tfxfer.search.distributed import TUNERS, Watchdog, answer_late_workers, patient_workers
 from tfxfer.search.hypermodel import TransferHyperModel
 from tfxfer.search.probing import SCORES, probe
-from tfxfer.search.results import (SEARCH_FILE, data_identity, read_json, readable_json, record_differences,
-                                   search_record, search_results, stored_space, write_json)
+from tfxfer.search.results import (SEARCH_FILE, data_identity, raise_if_every_trial_failed, read_json, readable_json,
+                                   record_differences, search_record, search_results, stored_space, write_json)
 from tfxfer.search.space import SearchSpace
 from tfxfer.training import FeatureCache
 
@@ -293,7 +293,7 @@ class TransferSearch:
             tuner.search(callbacks=callbacks or [], verbose=self.verbose)
         self.search_seconds_ = time.perf_counter() - started
         if not _compat.is_worker():  # a worker's oracle is the chief's, over the network
-            _raise_if_every_trial_failed(tuner.oracle, self.project_dir)
+            raise_if_every_trial_failed(tuner.oracle, self.project_dir)
         self.best_hyperparameters_ = self._best_values(tuner)
         return self.results()
 
@@ -327,18 +327,6 @@ class TransferSearch:
 
 
 #: The `SearchSpace` fields whose `(low, high)` ranges JSON stores as lists.
-def _raise_if_every_trial_failed(oracle, project_dir):
-    """Keras Tuner ends a search whose trials all failed without an error when they were fewer than its
-    `max_consecutive_failed_trials`; a search with nothing to show says why instead."""
-    trials = list(oracle.trials.values())
-    failed = [trial for trial in trials if trial.status == "FAILED"]
-    if failed and not any(trial.status == "COMPLETED" for trial in trials):
-        lines = [line for line in (failed[0].message or "").strip().splitlines() if line.strip()]
-        raise RuntimeError(f"Every trial of the search failed ({len(failed)} of {len(trials)}); the first with: "
-                           f"{lines[-1].strip() if lines else 'no message'} (each trial's traceback is in "
-                           f"{project_dir}/trial_*/trial.json).")
-
-
 _RANGES = {field.name for field in dataclasses.fields(SearchSpace) if isinstance(field.default, tuple)}
 
 
