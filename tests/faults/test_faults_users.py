@@ -17,7 +17,7 @@ import pytest
 import tensorflow as tf
 
 import tfxfer
-from helpers import class_folders, noise_folders, tiny_cnn, write_image
+from helpers import class_folders, noise_folders, save_tiny_text_model, tiny_cnn, write_image
 from test_faults_corpus import (ACCEPTED, BARE, CLEAR, SILENT, SKIP, Case, NotAsExpected, Workspace, classify,
                                 classify_process, run_cli)
 from tfxfer.data import DataError
@@ -222,7 +222,7 @@ def _cli_report_onto_a_file(ws):
 
 
 def _cli_missing_text_file(ws):
-    extractor = tfxfer.load_extractor(_text_model(ws.tmp / "text_model"))
+    extractor = tfxfer.load_extractor(save_tiny_text_model(ws.tmp / "text_model"))
     inputs = keras.Input((), dtype="string")
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(extractor(inputs)))
     path = tfxfer.export(model, "text", ws.tmp / "exports", task_type="multiclass", class_names=["neg", "pos"])
@@ -410,7 +410,7 @@ def test_predict_reads_text_files_as_training_does(tmp_path):
     (folder / "pos").mkdir(parents=True)
     (folder / "pos" / "a.txt").write_text("a fine day\n")
     (folder / "pos" / "b.txt").write_text("lovely")
-    extractor = tfxfer.load_extractor(_text_model(tmp_path / "text_model"))
+    extractor = tfxfer.load_extractor(save_tiny_text_model(tmp_path / "text_model"))
     inputs = keras.Input((), dtype="string")
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(extractor(inputs)))
     exported = ExportedModel(tfxfer.export(model, "text", tmp_path / "exports", task_type="multiclass",
@@ -421,25 +421,6 @@ def test_predict_reads_text_files_as_training_does(tmp_path):
     assert from_files["file"].tolist()[0].endswith("a.txt")
     np.testing.assert_allclose(from_files["score_pos"], from_texts["score_pos"], atol=1e-6)
     assert exported.predict([str(folder / "pos" / "a.txt")], texts=True)["text"][0].endswith("a.txt")
-
-
-def _text_model(path):
-    """A Reusable SavedModel of strings: hashed words, embedded, averaged."""
-    embeddings = tf.Variable(tf.random.stateless_normal([32, 4], seed=[0, 1]), name="embeddings")
-
-    @tf.function
-    def call(inputs, training=False):
-        ids = tf.strings.to_hash_bucket_fast(tf.strings.split(tf.strings.lower(inputs)), 32)
-        return tf.reduce_mean(tf.gather(embeddings, ids), axis=1)
-
-    for training in (False, True):
-        call.get_concrete_function(tf.TensorSpec([None], tf.string), training)
-    root = tf.train.Checkpoint()
-    root.__call__ = call
-    root.variables = root.trainable_variables = [embeddings]
-    root.regularization_losses = []
-    tf.saved_model.save(root, str(path))
-    return path
 
 
 def test_a_saved_model_whose_call_takes_no_training_argument_loads_and_trains(tmp_path):
