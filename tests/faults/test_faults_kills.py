@@ -205,6 +205,39 @@ def test_a_dead_workers_trial_is_run_even_when_the_others_have_nothing_left(tmp_
     assert exit_chief(oracle) and [a.status for a in answers][-1] == "STOPPED"
 
 
+@pytest.mark.parametrize("killed_while", ["between trials", "waiting for a trial"])
+def test_a_worker_killed_without_a_trial_out_does_not_keep_the_chief_waiting(tmp_path, killed_while):
+    """Keras Tuner's chief ends once no trial is out and no worker is registered; a worker registers when it asks
+    for a trial and unregisters only when told to stop. tuner1 dies after its trial ended, either before it asks
+    for the next one or while it waits for one (every trial was out): nothing of its is out for the watchdog to
+    take back, and Keras Tuner's chief would wait for it for ever (CI, 2026-12-06)."""
+    oracle = GuardedRandomSearchOracle(objective=kt.Objective("val_accuracy", "max"), max_trials=3, seed=0)
+    oracle._set_project_dir(str(tmp_path), "p")
+    oracle.hyperparameters.Choice("frozen_blocks", [1, 2, 3, 4])
+    Watchdog(oracle, timeout=1, interval=1)
+    first, second = oracle.create_trial("tuner0"), oracle.create_trial("tuner1")
+    _complete(oracle, second)
+    _complete(oracle, first)
+    third = oracle.create_trial("tuner0")
+    if killed_while == "waiting for a trial":
+        assert oracle.create_trial("tuner1").status == "IDLE"  # every trial is out: tuner1 waits, then dies
+    assert oracle.forget_silent_workers(timeout=1, now=time.time() + 60) == ["tuner1"]
+    assert oracle.forget_silent_workers(timeout=1, now=time.time() + 60) == []
+    _complete(oracle, third)
+    assert oracle.create_trial("tuner0").status == "STOPPED"
+    assert exit_chief(oracle), f"the chief still waits for {oracle.tuner_ids} ({oracle.ongoing_trials} out)"
+
+
+def test_a_live_worker_between_trials_is_not_forgotten(tmp_path):
+    oracle = GuardedRandomSearchOracle(objective=kt.Objective("val_accuracy", "max"), max_trials=3, seed=0)
+    oracle._set_project_dir(str(tmp_path), "p")
+    oracle.hyperparameters.Choice("frozen_blocks", [1, 2, 3, 4])
+    trial = oracle.create_trial("tuner0")
+    _complete(oracle, trial)  # the trial's end is news from tuner0, however long the trial took
+    assert oracle.forget_silent_workers(timeout=60, now=time.time() + 30) == []
+    assert oracle.tuner_ids == {"tuner0"}
+
+
 def test_a_restarted_chief_gives_running_trials_back_to_their_workers_and_never_retries_an_ended_one(tmp_path):
     """The state a chief leaves when killed inside `end_trial` (trial saved as COMPLETED, still listed as out) and
     with another trial out on a live worker, reloaded as Keras Tuner reloads it on a restart."""

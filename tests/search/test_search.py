@@ -152,7 +152,8 @@ def test_chief_and_two_workers_finish_every_trial_once_though_one_worker_is_kill
     processes = _start_chief_and_workers(_script(tmp_path, trials=4, epochs=2), free_port())
     project = tmp_path / "runs" / "p"
     deadline = time.monotonic() + 120
-    while not completed_trials(project) and time.monotonic() < deadline:
+    while not completed_trials(project) and time.monotonic() < deadline and all(
+            process.poll() is None for process in processes.values()):
         time.sleep(0.2)
     killed = processes.pop("tuner1")
     killed.send_signal(signal.SIGKILL)

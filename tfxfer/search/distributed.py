@@ -3,8 +3,9 @@
 Keras Tuner's chief waits for every ongoing trial to end, so a worker killed mid-trial would keep the search from
 ever finishing. Workers report after every epoch (tfxfer's trials do; Keras Tuner alone reports when a trial ends),
 and each report rewrites the trial's `trial.json`; the chief's `Watchdog` takes back a trial whose file has not
-changed for `timeout` seconds, puts it on the oracle's retry queue and forgets its worker. Idle workers wait instead
-of leaving while trials are out, so one of them runs it.
+changed for `timeout` seconds, puts it on the oracle's retry queue and forgets its worker; a worker killed with no
+trial out (between trials) is forgotten once it has not asked for one for `timeout` seconds. Idle workers wait
+instead of leaving while trials are out, so one of them runs it.
 
 A chief that is killed and started again reloads its oracle from `oracle.json`, and Keras Tuner puts the trials that
 were out onto the retry queue, although their workers are still running them (they wait for the chief with gRPC's
@@ -44,6 +45,10 @@ class _Guarded:
 
     idle_wait = None
 
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.heard = {}  # {tuner id: time.time() of its last request for a trial or report of a trial's end}
+
     def create_trial(self, tuner_id):
         trial = self._create_trial_or_wait(tuner_id)
         if trial.status == kt.engine.trial.TrialStatus.IDLE and self.idle_wait:
@@ -57,6 +62,7 @@ class _Guarded:
         Keras Tuner answers STOPPED once every trial has been handed out, and a stopped worker leaves; a trial taken
         back from a dead worker afterwards would then find no one to run it.
         """
+        self.heard[tuner_id] = time.time()
         trial = super().create_trial(tuner_id)
         if trial.status == kt.engine.trial.TrialStatus.STOPPED and self.idle_wait and self.ongoing_trials:
             self.tuner_ids.add(tuner_id)  # still a worker the chief must wait for
@@ -69,7 +75,9 @@ class _Guarded:
         """Ends a trial once: a worker whose report of a trial's end was cut by the chief's death sends it again
         (`patient_workers`), and Keras Tuner would count the trial's end twice."""
         known = self.trials.get(trial.trial_id)
-        out = any(running.trial_id == trial.trial_id for running in self.ongoing_trials.values())
+        workers = [tuner_id for tuner_id, running in self.ongoing_trials.items() if running.trial_id == trial.trial_id]
+        self.heard.update(dict.fromkeys(workers, time.time()))
+        out = bool(workers)
         if known is not None and known.status in _ENDED and trial.trial_id in self.end_order and not out:
             log.info("Trial %s had already ended; its end, sent again, is ignored.", trial.trial_id)
             return
@@ -99,6 +107,31 @@ class _Guarded:
                 log.warning("Worker %s sent nothing on trial %s for %.0f s; the trial goes to another worker.",
                             tuner_id, trial.trial_id, timeout)
         return reclaimed
+
+    @kt.synchronized
+    def forget_silent_workers(self, timeout, now=None):
+        """Stops waiting for workers with no trial out that have not asked for one for `timeout` seconds.
+
+        A worker joins `tuner_ids` when it asks for a trial and leaves only when told to stop, and Keras Tuner's
+        chief ends once `tuner_ids` is empty: a worker killed after its trial ended, or while it waited for one,
+        would keep the chief waiting for ever. A live worker asks within seconds of a trial's end, and every
+        `idle_wait` while it waits.
+
+        Args:
+            timeout: Seconds of silence after which a worker with no trial out counts as gone.
+            now: The current time (`time.time()`).
+
+        Returns:
+            The tuner ids forgotten.
+        """
+        now = time.time() if now is None else now
+        silent = [tuner_id for tuner_id in sorted(self.tuner_ids) if tuner_id not in self.ongoing_trials
+                  and now - self.heard.setdefault(tuner_id, now) > timeout]
+        for tuner_id in silent:
+            self.tuner_ids.discard(tuner_id)
+            log.warning("Worker %s has not asked for a trial for %.0f s; the chief stops waiting for it.",
+                        tuner_id, timeout)
+        return silent
 
     @kt.synchronized
     def resume_trials_out(self, saved_ongoing):
@@ -170,8 +203,8 @@ TUNERS = {"random": (GuardedRandomSearchOracle, kt.Tuner),
 
 
 class Watchdog(threading.Thread):
-    """A daemon thread that calls `reclaim_stalled_trials` every few seconds while the chief serves, and makes idle
-    workers wait for trials it may reclaim.
+    """A daemon thread that calls `reclaim_stalled_trials` and `forget_silent_workers` every few seconds while the
+    chief serves, and makes idle workers wait for trials it may reclaim.
 
     Example:
         >>> Watchdog(tuner.oracle, timeout=1800).start()  # doctest: +SKIP
@@ -188,6 +221,7 @@ class Watchdog(threading.Thread):
         while True:
             time.sleep(self.interval)
             self.oracle.reclaim_stalled_trials(self.timeout)
+            self.oracle.forget_silent_workers(self.timeout)
 
 
 def answer_late_workers(oracle, seconds=10.0):
