@@ -10,12 +10,16 @@
   hymenoptera (224x224) with the hub and Keras MobileNetV2 1.0, val accuracy, and for the hub one the val accuracy
   of the first seed's model exported as a full-integer int8 LiteRT file (`tfxfer.export(..., format="litert",
   quantize="int8")`). Activations are cached on disk under `--cache` so a second run skips the extractors.
+- `--only class-weights`: the default frozen head under three class weightings (none, balanced, the square root
+  of balanced) on the skewed sets: SMS spam (13% spam) with MiniLM and GloVe, and hymenoptera with 1 training bee
+  in 4 kept (ants 124, bees 31; validation whole) with the hub MobileNetV2 1.0; the minority class's F1 and the
+  balanced accuracy on validation.
 
 Every configuration runs with the same seeds (`--repeats`), in one process, on one shared feature cache (the
 warm-up phase trains on cached activations, so caching happens once). Scaled to a loaded 2-core CPU: images at
 `--image-size`, `--fine-tune-epochs` fine-tuning epochs, SMS spam subsampled to `--sms-rows` rows (stratified).
 
-Usage: python bench/bench_recipe.py [--out bench/recipe.json] [--only hymenoptera|sms|heads] [--repeats 2]
+Usage: python bench/bench_recipe.py [--out bench/recipe.json] [--only hymenoptera|sms|heads|class-weights] [--repeats 2]
 """
 
 import argparse
@@ -193,11 +197,68 @@ def heads(args, results, save):
             save()
 
 
+#: Class weightings of a multi-class head: Keras' `class_weight` from the training split's counts.
+WEIGHTINGS = {
+    "none": lambda task: None,
+    "balanced (today's auto)": lambda task: task.fit_class_weight(),
+    "square root of balanced": lambda task: {k: float(np.sqrt(w)) for k, w in task.fit_class_weight().items()},
+}
+
+
+def skewed_hymenoptera(keep_every=4):
+    """Hymenoptera with every `keep_every`-th training bee kept (ants 124, bees 31); validation whole."""
+    import pandas as pd
+
+    rows = []
+    for split in ("train", "val"):
+        for label in ("ants", "bees"):
+            files = sorted((HYMENOPTERA / split / label).iterdir())
+            if split == "train" and label == "bees":
+                files = files[::keep_every]
+            rows += [{"path": str(path), "label": label, "split": split} for path in files]
+    return pd.DataFrame(rows)
+
+
+def class_weights(args, results, save):
+    """The minority class's F1 and balanced accuracy of the default frozen head under each weighting."""
+    import tensorflow_text  # noqa: F401  (the MiniLM preprocessor's ops)
+    from sklearn.metrics import balanced_accuracy_score, f1_score
+
+    from bench_probe import IMAGE_EXTRACTORS, TEXT_EXTRACTORS
+
+    cache = tfxfer.FeatureCache(args.cache, progress=False)
+    sets = [("SMS spam", name, TEXT_EXTRACTORS[name], "spam") for name in ("hub MiniLM-L6", "hub GloVe 50d")]
+    sets.append(("hymenoptera, 1 bee in 4 kept for training", "hub MobileNetV2 1.0",
+                 IMAGE_EXTRACTORS["hub MobileNetV2 1.0"], "bees"))
+    table = results.setdefault("class_weights", {})
+    for data_name, extractor_name, (source, options), minority in sets:
+        extractor = tfxfer.load_extractor(source, **options)
+        if data_name == "SMS spam":
+            data = tfxfer.load_text(SMS_CSV, validation_split=0.2, seed=0, batch_size=64)
+        else:
+            data = tfxfer.load_images(skewed_hymenoptera(), extractor=extractor, split_column="split", batch_size=32)
+        _, labels = data.examples("validation")
+        positive = data.task.class_names.index(minority)
+        for name, weighting in WEIGHTINGS.items():
+            rows = {f"{minority} F1": [], "balanced accuracy": [], "epochs": []}
+            for seed in range(args.repeats):
+                model = tfxfer.TransferModel(extractor, seed=seed, cache=cache, verbose=0,
+                                             class_weight=weighting(data.task)).fit(data)
+                predicted = model.predict(data.validation).argmax(1)
+                rows[f"{minority} F1"].append(f1_score(labels, predicted, pos_label=positive))
+                rows["balanced accuracy"].append(balanced_accuracy_score(labels, predicted))
+                rows["epochs"].append(len(model.history_["loss"]))
+            key = f"{data_name}, {extractor_name}: {name}"
+            table[key] = {k: summary(v) for k, v in rows.items()} | {"weights": repr(weighting(data.task))}
+            print(key, {k: round(v["mean"], 4) for k, v in table[key].items() if isinstance(v, dict)}, flush=True)
+            save()
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="bench/recipe.json")
-    parser.add_argument("--only", choices=["hymenoptera", "sms", "heads"])
-    parser.add_argument("--cache", default="/tmp/tfxfer_bench_cache", help="feature cache folder (--only heads)")
+    parser.add_argument("--only", choices=["hymenoptera", "sms", "heads", "class-weights"])
+    parser.add_argument("--cache", default="/tmp/tfxfer_bench_cache", help="feature cache folder (--only heads, class-weights)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--fine-tune-epochs", type=int, default=5)
@@ -212,6 +273,8 @@ def main():
 
     if args.only == "heads":
         heads(args, results, save)
+    if args.only == "class-weights":
+        class_weights(args, results, save)
     if args.only in (None, "sms"):
         sms(args, results, save)
     if args.only in (None, "hymenoptera"):
