@@ -10,10 +10,12 @@ Sections (all by default, or those named with --sections):
 - search: a search across extractors (probe first, trials on its best pairs) against a search of each extractor
   alone with the same trial budget each: best extractor, best score, wall time; goal: same extractor, within 0.01,
   <= 1/2 the time.
+- threads: the probe's scoring of every cut (linear, k-NN, LogME) on one BLAS/OpenMP thread, as `tfxfer.probe`
+  scores, against the libraries' default of a thread per core, on the same pooled features, interleaved.
 - plot: one probe of the --plot-extractors at --image-size, drawn with `tfxfer.plot_probe` to --plot (the README's
   figure).
 
-Usage: python bench/bench_probe.py [--sections cost tau search plot] [--image-size 224] [--epochs 10] [--every 1]
+Usage: python bench/bench_probe.py [--sections cost tau search plot threads] [--image-size 224] [--epochs 10] [--every 1]
        [--trials 8] [--plot bench/probe_hymenoptera.png] [--out bench/probe.json]
 """
 
@@ -78,6 +80,40 @@ def cost(args):
                      "best_linear": float(best.linear), "best_knn": float(table.knn.max()),
                      "best_logme": float(table.logme.max())})
         print(rows[-1], flush=True)
+    return rows
+
+
+def threads(args):
+    """The probe's scoring of every cut on one BLAS/OpenMP thread (what `probe` does) against the libraries' default
+    (a thread per core), on the same pooled features, interleaved --repeats times (medians)."""
+    from threadpoolctl import threadpool_limits
+
+    from tfxfer.search.probing import knn_score, linear_score, logme, pooled_features
+
+    rows = []
+    for name, (source, options), data in _all(args):
+        extractor = tfxfer.load_extractor(source, **options)
+        features = pooled_features(extractor, data)
+
+        def score():
+            started = time.perf_counter()
+            for splits in features.values():
+                linear_score(splits["train"], splits["validation"], data.task)
+                knn_score(splits["train"], splits["validation"], data.task)
+                logme(*splits["train"])
+            return time.perf_counter() - started
+
+        one, default = [], []
+        for _ in range(args.repeats):
+            with threadpool_limits(limits=1):
+                one.append(score())
+            default.append(score())
+        train = [splits["train"][0] for splits in features.values()]
+        rows.append({"extractor": name, "cuts": len(features), "examples": len(train[0]),
+                     "dims": [part.shape[1] for part in train],
+                     "one_thread_s": float(np.median(one)), "default_threads_s": float(np.median(default)),
+                     "one_thread_runs": one, "default_threads_runs": default})
+        print({k: v for k, v in rows[-1].items() if not k.endswith("runs") and k != "dims"}, flush=True)
     return rows
 
 
@@ -196,9 +232,9 @@ def _all(args):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sections", nargs="+", default=["cost", "tau", "search"],
-                        choices=["cost", "tau", "search", "plot"])
-    parser.add_argument("--only", nargs="+", help="cost: extractor names to run (default: all)")
-    parser.add_argument("--repeats", type=int, default=3, help="cost: timings of each (medians are reported)")
+                        choices=["cost", "tau", "search", "plot", "threads"])
+    parser.add_argument("--only", nargs="+", help="cost, threads: extractor names to run (default: all)")
+    parser.add_argument("--repeats", type=int, default=3, help="cost, threads: timings of each (medians)")
     parser.add_argument("--image-size", type=int, default=224, help="tau and search: image side in pixels")
     parser.add_argument("--epochs", type=int, default=10, help="tau and search: most epochs of each phase")
     parser.add_argument("--every", type=int, default=1, help="tau: every how many cuts a model is trained")

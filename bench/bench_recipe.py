@@ -11,9 +11,10 @@
   of the first seed's model exported as a full-integer int8 LiteRT file (`tfxfer.export(..., format="litert",
   quantize="int8")`). Activations are cached on disk under `--cache` so a second run skips the extractors.
 - `--only class-weights`: the default frozen head under three class weightings (none, balanced, the square root
-  of balanced) on the skewed sets: SMS spam (13% spam) with MiniLM and GloVe, and hymenoptera with 1 training bee
-  in 4 kept (ants 124, bees 31; validation whole) with the hub MobileNetV2 1.0; the minority class's F1 and the
-  balanced accuracy on validation.
+  of balanced) on the skewed sets: SMS spam (13% spam) with MiniLM and GloVe, and hymenoptera with 1 bee in 4
+  kept (ants 124, bees 31) for training only (`bees-train`: validation whole, so the classes' shares shift) or in
+  both splits (`bees-both`), with the hub MobileNetV2 1.0; the minority class's F1 and the balanced accuracy on
+  validation.
 
 Every configuration runs with the same seeds (`--repeats`), in one process, on one shared feature cache (the
 warm-up phase trains on cached activations, so caching happens once). Scaled to a loaded 2-core CPU: images at
@@ -205,15 +206,15 @@ WEIGHTINGS = {
 }
 
 
-def skewed_hymenoptera(keep_every=4):
-    """Hymenoptera with every `keep_every`-th training bee kept (ants 124, bees 31); validation whole."""
+def skewed_hymenoptera(splits, keep_every=4):
+    """Hymenoptera with every `keep_every`-th bee kept in `splits` ("train", "val"), the others whole."""
     import pandas as pd
 
     rows = []
     for split in ("train", "val"):
         for label in ("ants", "bees"):
             files = sorted((HYMENOPTERA / split / label).iterdir())
-            if split == "train" and label == "bees":
+            if split in splits and label == "bees":
                 files = files[::keep_every]
             rows += [{"path": str(path), "label": label, "split": split} for path in files]
     return pd.DataFrame(rows)
@@ -227,16 +228,21 @@ def class_weights(args, results, save):
     from bench_probe import IMAGE_EXTRACTORS, TEXT_EXTRACTORS
 
     cache = tfxfer.FeatureCache(args.cache, progress=False)
-    sets = [("SMS spam", name, TEXT_EXTRACTORS[name], "spam") for name in ("hub MiniLM-L6", "hub GloVe 50d")]
-    sets.append(("hymenoptera, 1 bee in 4 kept for training", "hub MobileNetV2 1.0",
-                 IMAGE_EXTRACTORS["hub MobileNetV2 1.0"], "bees"))
+    mobilenet = IMAGE_EXTRACTORS["hub MobileNetV2 1.0"]
+    sets = {"sms-minilm": ("SMS spam", "hub MiniLM-L6", TEXT_EXTRACTORS["hub MiniLM-L6"], "spam", None),
+            "sms-glove": ("SMS spam", "hub GloVe 50d", TEXT_EXTRACTORS["hub GloVe 50d"], "spam", None),
+            "bees-train": ("hymenoptera, 1 bee in 4 kept for training", "hub MobileNetV2 1.0", mobilenet, "bees",
+                           ("train",)),
+            "bees-both": ("hymenoptera, 1 bee in 4 kept for training and validation", "hub MobileNetV2 1.0",
+                          mobilenet, "bees", ("train", "val"))}
     table = results.setdefault("class_weights", {})
-    for data_name, extractor_name, (source, options), minority in sets:
+    for data_name, extractor_name, (source, options), minority, skewed in map(sets.get, args.sets):
         extractor = tfxfer.load_extractor(source, **options)
-        if data_name == "SMS spam":
+        if skewed is None:
             data = tfxfer.load_text(SMS_CSV, validation_split=0.2, seed=0, batch_size=64)
         else:
-            data = tfxfer.load_images(skewed_hymenoptera(), extractor=extractor, split_column="split", batch_size=32)
+            data = tfxfer.load_images(skewed_hymenoptera(skewed), extractor=extractor, split_column="split",
+                                      batch_size=32)
         _, labels = data.examples("validation")
         positive = data.task.class_names.index(minority)
         for name, weighting in WEIGHTINGS.items():
@@ -260,6 +266,8 @@ def main():
     parser.add_argument("--only", choices=["hymenoptera", "sms", "heads", "class-weights"])
     parser.add_argument("--cache", default="/tmp/tfxfer_bench_cache", help="feature cache folder (--only heads, class-weights)")
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--sets", nargs="+", default=["sms-minilm", "sms-glove", "bees-train", "bees-both"],
+                        choices=["sms-minilm", "sms-glove", "bees-train", "bees-both"], help="--only class-weights")
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--fine-tune-epochs", type=int, default=5)
     parser.add_argument("--sms-rows", type=int, default=2000, help="0 for all 5,574")

@@ -19,6 +19,7 @@ import time
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 #: The scores a probe can compute, in the order of the table's columns.
 SCORES = ("linear", "knn", "logme")
@@ -248,20 +249,30 @@ def probe(data, extractors, *, task=None, scores=SCORES, rank_by="linear", C=1.0
         source, options = source if isinstance(source, tuple) else (source, {})
         extractor = source if isinstance(source, Extractor) else load_extractor(source, **options)
         features = pooled_features(extractor, data)
-        for cut, splits in features.items():
-            train, validation = splits["train"], splits["validation"]
-            row = {"extractor": extractor.source, "cut": cut, "block": extractor.blocks[cut - 1].name,
-                   "depth": cut / extractor.n_blocks, "dim": train[0].shape[1]}
-            if "linear" in scores:
-                row["linear"] = linear_score(train, validation, task, C)
-            if "knn" in scores:
-                row["knn"] = knn_score(train, validation, task, k)
-            if "logme" in scores:
-                row["logme"] = logme(*train)
-            rows.append(row)
+        # One BLAS/OpenMP thread: the scores' matrices are small (examples x channels), and threads cost more than
+        # they save, tens of times more for LogME's eigendecomposition on a busy 2-core machine.
+        with threadpool_limits(limits=1):
+            rows += _score_cuts(extractor, features, task, scores, C, k)
         elapsed = time.perf_counter() - started
         for row in rows[-len(features):]:
             row["seconds"] = elapsed
     table = pd.DataFrame(rows).sort_values(rank_by, ascending=False, kind="stable").reset_index(drop=True)
     table.attrs.update(rank_by=rank_by, task_type=task.task_type)
     return table
+
+
+def _score_cuts(extractor, features, task, scores, C, k):
+    """The probe's rows for one extractor: `scores` of the pooled `features` at each cut."""
+    rows = []
+    for cut, splits in features.items():
+        train, validation = splits["train"], splits["validation"]
+        row = {"extractor": extractor.source, "cut": cut, "block": extractor.blocks[cut - 1].name,
+               "depth": cut / extractor.n_blocks, "dim": train[0].shape[1]}
+        if "linear" in scores:
+            row["linear"] = linear_score(train, validation, task, C)
+        if "knn" in scores:
+            row["knn"] = knn_score(train, validation, task, k)
+        if "logme" in scores:
+            row["logme"] = logme(*train)
+        rows.append(row)
+    return rows
