@@ -31,6 +31,11 @@ def test_distill_exports_an_int8_tflite_student_that_predict_runs(tiny_hub_model
     picture = sorted((images / "bees").iterdir())[0]
     rows = records(tfxfer("predict", version / "model.tflite", picture, "--json"))
     assert len(rows) == 1 and rows[0]["class"] in {"ants", "bees", "wasps"} and 0 <= rows[0]["score"] <= 1
+    # The student exported under the teacher's name would be served as the teacher's next version.
+    result = tfxfer("distill", images, "--teacher", teacher, "--extractor", tiny_hub_model, "--export", "teacher",
+                    "--root", tmp_path / "exports")
+    assert result.returncode != 0 and "is the teacher's model folder" in result.stderr, result.stderr[-3000:]
+    assert sorted(os.listdir(os.path.dirname(teacher))) == ["1"]
 
 
 def test_litert_flags_without_the_format_are_usage_errors(tiny_hub_model, tmp_path):

@@ -64,8 +64,35 @@ def test_a_student_of_an_exported_teacher_with_unlabelled_images_exports_to_lite
     assert exported.metadata["litert"]["verification"]["top1_agreement"] >= 0.9
 
 
-@pytest.mark.parametrize("options, message", [(dict(temperature=0), "temperature must be > 0"),
+@pytest.mark.parametrize("options, message", [(dict(temperature=0), "temperature must be finite and > 0"),
+                                              (dict(temperature=float("inf")), "temperature must be finite"),
                                               (dict(alpha=1.5), "alpha from 0 to 1")])
 def test_bad_distillation_arguments_are_named(taught, options, message):
     with pytest.raises(ValueError, match=message):
         tfxfer.distill(taught["teacher"], small_student(), taught["data"], **options)
+
+
+def test_a_teacher_that_does_not_give_class_probabilities_is_refused(taught):
+    """A multi-label or regression teacher's scores are not a distribution over classes (the CLI took a multi-label
+    export and trained its student on sigmoid scores as if they were)."""
+    data = taught["data"]
+    teacher = tfxfer.TransferModel(tfxfer.load_extractor(tiny_cnn()), epochs=1, seed=0, verbose=0)
+    teacher.build(tfxfer.Task("multilabel", data.task.class_names))
+    with pytest.raises(ValueError, match="is a multilabel model; distill needs a multi-class teacher"):
+        tfxfer.distill(teacher, small_student(), data, epochs=1)
+
+
+def test_unlabelled_images_that_do_not_decode_or_copy_a_validation_image_are_named(taught, tmp_path):
+    data = taught["data"]
+    unlabelled = noise_folders(tmp_path / "unlabelled", per_class=2, seed=7)
+    (unlabelled / "notes.jpg").write_text("not an image")
+    with pytest.raises(tfxfer.DataError, match=r"notes\.jpg: not a decodable image .*remove it from the unlabeled"):
+        tfxfer.distill(taught["teacher"], small_student(), data, unlabeled=unlabelled, epochs=1)
+    student = tfxfer.distill(taught["teacher"], small_student(), data, unlabeled=unlabelled, epochs=1, on_bad="skip")
+    assert student.distillation_["unlabeled_images"] == 6
+    [skipped] = student.distillation_["unlabeled_skipped"]
+    assert skipped.startswith(f"{unlabelled / 'notes.jpg'}: not a decodable image")
+    validation_image = data.examples("validation")[0][0]
+    (unlabelled / "copy.png").write_bytes(open(validation_image, "rb").read())
+    with pytest.raises(ValueError, match=f"copy\\.png is a copy of validation example {validation_image}"):
+        tfxfer.distill(taught["teacher"], small_student(), data, unlabeled=unlabelled, epochs=1, on_bad="skip")

@@ -108,14 +108,21 @@ def distill(args):
     _check_data_path(args)
     if args.unlabeled and not os.path.isdir(args.unlabeled):
         raise FileNotFoundError(f"--unlabeled {args.unlabeled} is not a folder: pass a folder of images")
+    teacher = os.path.realpath(args.teacher)
+    if args.export is not None and os.path.realpath(os.path.join(args.root, args.export)) in (
+            teacher, os.path.dirname(teacher)):
+        raise ValueError(f"--export {args.export} --root {args.root} is the teacher's model folder (--teacher "
+                         f"{args.teacher}): the student would be served as a new version of the teacher. Pass "
+                         "another --export name.")
     extractor = _load_extractor(args, args.extractor)
     data = _load_data(args, extractor)
     args.stage = "training"
     student = tfxfer.distill(args.teacher, extractor, data, temperature=args.temperature, alpha=args.teacher_weight,
                              unlabeled=args.unlabeled, epochs=args.epochs, learning_rate=args.learning_rate,
-                             seed=args.seed)
+                             seed=args.seed, on_bad=args.on_bad)
     row = {"temperature": args.temperature, "teacher_weight": args.teacher_weight,
-           "unlabeled_images": student.distillation_["unlabeled_images"], "epochs": len(student.history_["loss"]),
+           "unlabeled_images": student.distillation_["unlabeled_images"],
+           "unlabeled_skipped": len(student.distillation_["unlabeled_skipped"]), "epochs": len(student.history_["loss"]),
            "seconds": round(student.fit_seconds_, 1)}
     if data.validation is not None:
         row["val_accuracy"] = round(student.evaluate(data.validation)["accuracy"], 4)

@@ -12,6 +12,8 @@ inputs; here the teacher runs once per example and the student trains on cached 
 out instead.
 """
 
+import hashlib
+import math
 import time
 from types import SimpleNamespace
 
@@ -19,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfxfer.data.decoding import IMAGE_EXTENSIONS, decode_image
+from tfxfer.data.decoding import IMAGE_EXTENSIONS, decode_image, find_undecodable
 from tfxfer.data.errors import BadInputs
 from tfxfer.data.folders import list_files
 from tfxfer.training.feature_cache import FeatureCache
@@ -29,7 +31,7 @@ _EPSILON = 1e-7
 
 
 def distill(teacher, student_extractor, data, *, temperature=4.0, alpha=0.7, unlabeled=None, head=None, epochs=40,
-            learning_rate=1e-3, patience=5, seed=0, extractor_options=None, verbose=0):
+            learning_rate=1e-3, patience=5, seed=0, extractor_options=None, verbose=0, on_bad="error"):
     """Trains `student_extractor` (frozen) under a new head on `teacher`'s soft predictions and the true labels.
 
     Args:
@@ -40,7 +42,8 @@ def distill(teacher, student_extractor, data, *, temperature=4.0, alpha=0.7, unl
         temperature: Softens both distributions (above 1); 2 to 5 is usual.
         alpha: Weight of the soft (teacher) term, from 0 (labels only) to 1 (teacher only).
         unlabeled: A folder of unlabelled images (searched recursively) the teacher labels softly; they add to the
-            training split with the soft term only.
+            training split with the soft term only. A copy of a validation or test image in it is an error (the
+            student would train on what it is scored on).
         head: A `Head`, default `Head()`.
         epochs: Most epochs; early stopping on the validation loss (best weights restored) may end sooner.
         learning_rate: Adam's learning rate.
@@ -48,10 +51,12 @@ def distill(teacher, student_extractor, data, *, temperature=4.0, alpha=0.7, unl
         seed: Seeds the head's initialisation and the shuffling.
         extractor_options: `load_extractor` options when `student_extractor` is a source.
         verbose: Keras' verbosity.
+        on_bad: What an `unlabeled` file that does not decode is: `"error"` (default) or `"skip"` (left out, listed in
+            `distillation_["unlabeled_skipped"]`).
 
     Returns:
         A fitted `TransferModel` (feature extraction: every block frozen) that exports like any other, with
-        `distillation_`: the temperature, alpha, teacher and the number of unlabelled images used.
+        `distillation_`: the temperature, alpha, teacher, the number of unlabelled images used and those skipped.
 
     Raises:
         ValueError: An argument is out of range, the task is not multi-class, or the teacher's classes differ.
@@ -63,8 +68,8 @@ def distill(teacher, student_extractor, data, *, temperature=4.0, alpha=0.7, unl
         >>> student.distillation_["temperature"], student.frozen_blocks_ == student.extractor_.n_blocks
         (4.0, True)
     """
-    if not temperature > 0 or not 0 <= alpha <= 1:
-        raise ValueError(f"temperature must be > 0 and alpha from 0 to 1; got temperature={temperature!r}, "
+    if not 0 < temperature < math.inf or not 0 <= alpha <= 1:
+        raise ValueError(f"temperature must be finite and > 0, and alpha from 0 to 1; got temperature={temperature!r}, "
                          f"alpha={alpha!r}.")
     if not data.task.has_classes or data.task.uses_threshold:
         raise ValueError(f"distill takes multi-class data (soft class predictions); this data is "
@@ -87,9 +92,9 @@ def distill(teacher, student_extractor, data, *, temperature=4.0, alpha=0.7, unl
         return np.asarray(features), targets
 
     features, targets = split_arrays("train")
-    used = 0
+    used, bad = 0, BadInputs(on_bad)
     if unlabeled is not None:
-        extra_features, extra_scores = _unlabeled(unlabeled, extractor, scores)
+        extra_features, extra_scores = _unlabeled(unlabeled, extractor, scores, data, bad)
         used = len(extra_features)
         extra = np.concatenate([np.zeros((used, n_classes), np.float32), extra_scores,
                                 np.zeros((used, 1), np.float32)], axis=1)
@@ -112,6 +117,7 @@ def distill(teacher, student_extractor, data, *, temperature=4.0, alpha=0.7, unl
     student.trainable_params_ = int(sum(np.prod(w.shape) for w in head_model.trainable_weights))
     student.fit_seconds_ = time.perf_counter() - started
     student.distillation_ = {"temperature": float(temperature), "alpha": float(alpha), "unlabeled_images": used,
+                             "unlabeled_skipped": [str(record) for record in bad.skipped],
                              "teacher": str(teacher) if isinstance(teacher, (str, bytes)) or hasattr(
                                  teacher, "__fspath__") else type(teacher).__name__}
     return student
@@ -148,7 +154,7 @@ def _teacher(teacher, class_names):
     """`scores(data, split)`: the teacher's class scores for a split's examples, in order; or `scores(images)` for
     a batch of pixels in [0, 255] at the teacher's size."""
     if hasattr(teacher, "model_"):
-        names, extractor = list(teacher.task_.class_names), teacher.extractor_
+        names, extractor, task_type = list(teacher.task_.class_names), teacher.extractor_, teacher.task_.task_type
 
         def run(pixels):
             low, high = extractor.value_range
@@ -160,12 +166,15 @@ def _teacher(teacher, class_names):
         if exported.input_kind != "image" or "serving_images" not in exported.signatures:
             raise ValueError(f"teacher {teacher} is not an image export; distill takes a fitted TransferModel or a "
                              "tfxfer SavedModel export of an image model.")
-        names, signature = exported.class_names, exported.signatures["serving_images"]
+        names, signature, task_type = exported.class_names, exported.signatures["serving_images"], exported.task_type
         extractor = SimpleNamespace(input_kind="image", image_size=tuple(exported.metadata["image_size"]),
                                     value_range=(0.0, 255.0))
 
         def run(pixels):
             return signature(images=tf.convert_to_tensor(pixels, tf.float32))["scores"].numpy()
+    if task_type != "multiclass":
+        raise ValueError(f"teacher {_name(teacher)} is a {task_type} model; distill needs a multi-class teacher, "
+                         "whose scores are class probabilities.")
     if names != list(class_names):
         raise ValueError(f"The teacher's classes {names} differ from the data's {list(class_names)}; distill needs a "
                          "teacher trained on the same classes in the same order.")
@@ -181,11 +190,37 @@ def _teacher(teacher, class_names):
     return scores
 
 
-def _unlabeled(folder, extractor, scores):
-    """The student's features and the teacher's scores of every image in `folder`."""
-    files = list_files(folder, IMAGE_EXTENSIONS, BadInputs("error"))
+def _refuse_held_out_copies(files, data):
+    """Raises if one of `files` has the bytes of a validation or test example of `data`."""
+    def digest(path):
+        with open(path, "rb") as file:
+            return hashlib.sha256(file.read()).hexdigest()
+
+    held_out = {digest(path): (split, path) for split in ("validation", "test") if data.sizes.get(split)
+                for path in data.examples(split)[0]}
+    for path in files:
+        split, example = held_out.get(digest(path), (None, None))
+        if split:
+            raise ValueError(f"unlabeled image {path} is a copy of {split} example {example}: the student would "
+                             f"train on the images it is scored on. Remove it from the unlabeled folder.")
+
+
+def _name(teacher):
+    return type(teacher).__name__ if hasattr(teacher, "model_") else str(teacher)
+
+
+def _unlabeled(folder, extractor, scores, data, bad):
+    """The student's features and the teacher's scores of every image in `folder` that decodes (`bad` decides
+    about the others); a copy of a validation or test example is an error."""
+    files = list_files(folder, IMAGE_EXTENSIONS, bad)
+    for position, reason in sorted(find_undecodable([str(path) for path in files]).items()):
+        bad.report(files[position], "not a decodable image", reason, fix="remove it from the unlabeled folder")
+    skipped = {record.source for record in bad.skipped}
+    files = [path for path in files if str(path) not in skipped]
     if not files:
-        raise ValueError(f"unlabeled={str(folder)!r} holds no image files ({', '.join(IMAGE_EXTENSIONS)}).")
+        raise ValueError(f"unlabeled={str(folder)!r} holds no image files that decode "
+                         f"({', '.join(IMAGE_EXTENSIONS)}).")
+    _refuse_held_out_copies(files, data)
     student_features, teacher_scores = [], []
     for start in range(0, len(files), 32):
         contents = [tf.io.read_file(str(path)) for path in files[start:start + 32]]
