@@ -120,3 +120,19 @@ def test_finder_suggestions_fall_in_the_measured_good_range():
     assert 1e-3 < finding.valley < 10.0 and 1e-3 < finding.steepest < 10.0, (losses, finding)
     assert finding.smoothed.shape == finding.rates.shape and np.all(np.diff(finding.rates) > 0)
     assert finding.plot().axes[0].get_xscale() == "log"
+
+
+@pytest.mark.parametrize("scale, ramp, error, message", [
+    (1.0, dict(start=1e3, end=1e8), ValueError, "rose from the first step .* Lower start="),
+    (1e30, {}, ValueError, "not finite from the first step .* check the targets' scale"),
+    (1.0, dict(start=1e-9, end=1e-8), UserWarning, "hardly fell over the ramp .* Raise end="),
+])
+def test_a_ramp_with_nothing_to_suggest_says_why(scale, ramp, error, message):
+    """A loss that only rose, overflowed or never moved gave a 'suggestion' with no word of doubt (found by a
+    hostile tester: `tfxfer lr-find --start 1e3` suggested 1e3)."""
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 8, 8, 3)).astype(np.float32)
+    y = (scale * x.mean(axis=(1, 2, 3))).astype(np.float32)
+    model = tfxfer.TransferModel(mean_colour_extractor(), head=Head(dropout=0.0), seed=0, verbose=0)
+    with pytest.raises(error, match=message) if error is ValueError else pytest.warns(error, match=message):
+        model.find_learning_rate((x, y), task=Task("regression", ["score"], 1, "float"), steps=20, **ramp)

@@ -87,6 +87,30 @@ def positive(text):
     return value
 
 
+def figure_file(text):
+    """An argparse type: where a figure goes, a file name in an existing folder whose extension matplotlib writes
+    (.png when it has none).
+
+    Example:
+        >>> figure_file("curve"), figure_file("curve.svg")
+        ('curve.png', 'curve.svg')
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    path = Path(text)
+    if not text or path.is_dir():
+        raise argparse.ArgumentTypeError(f"expected a file name such as plot.png, got {text!r}")
+    if not path.suffix:
+        path = path.with_name(path.name + ".png")
+    kinds = FigureCanvasBase.get_supported_filetypes()
+    if path.suffix[1:].lower() not in kinds:
+        raise argparse.ArgumentTypeError(f"{text}: matplotlib writes {', '.join('.' + kind for kind in kinds)}; "
+                                         "not " + path.suffix)
+    if not path.resolve().parent.is_dir():
+        raise argparse.ArgumentTypeError(f"{text}: folder {path.parent} does not exist; create it first")
+    return str(path)
+
+
 def _number(text):
     try:
         value = float(text)

@@ -9,8 +9,8 @@ import argparse
 
 import tfxfer
 from tfxfer.cli import commands, edge, probing, recipe
-from tfxfer.cli.flags import (address, fraction, library_defaults, model_name, nonnegative, positive, search_folder,
-                              seed, separator, whole)
+from tfxfer.cli.flags import (address, figure_file, fraction, library_defaults, model_name, nonnegative, positive,
+                              search_folder, seed, separator, whole)
 
 EXAMPLES = {
     "demo": "tfxfer demo\n  tfxfer demo --per-class 10 --no-export",
@@ -251,7 +251,8 @@ def build_parser():
                             "preprocessor=DIR); repeat for each extractor")
     probe.add_argument("--rank-by", choices=["linear", "knn", "logme"], default="linear",
                        help="the score the table is sorted by (default: %(default)s)")
-    probe.add_argument("--plot", metavar="PNG", help="draw the scores against block depth into this file")
+    probe.add_argument("--plot", metavar="PNG", type=figure_file,
+                       help="draw the scores against block depth into this file (.png, .svg, .pdf...)")
 
     edge.distill_flags(commands_, _command, _data_flags, _extractor_flags, _export_flags)
 

@@ -1,8 +1,6 @@
 """The training recipe on the command line: the flags of `tfxfer train` for rates per block, schedules, label
 smoothing, precision and TTA, and the `tfxfer lr-find` command. Like the parser, importing it loads no TensorFlow."""
 
-import os
-
 from tfxfer.cli.commands import UsageError, _check_data_path, _load_data, _load_extractor, _result, _say
 
 
@@ -28,7 +26,7 @@ def recipe_flags(parser):
 
 def lr_find_flags(parser):
     """The flags of `tfxfer lr-find` beside the data and extractor flags."""
-    from tfxfer.cli.flags import library_defaults, positive, whole
+    from tfxfer.cli.flags import figure_file, library_defaults, positive, whole
     model = library_defaults("training/model.py", "TransferModel")
     finder = library_defaults("training/lr_finder.py", "ramp")
     parser.add_argument("--regime", choices=["feature-extraction", "mid-layer", "fine-tune"], default=model["regime"],
@@ -37,7 +35,8 @@ def lr_find_flags(parser):
     parser.add_argument("--steps", type=whole(10), default=finder["steps"], help="(default: %(default)s)")
     parser.add_argument("--start", type=positive, default=finder["start"], help="first rate (default: %(default)s)")
     parser.add_argument("--end", type=positive, default=finder["end"], help="last rate (default: %(default)s)")
-    parser.add_argument("--plot", metavar="PNG", help="draw the loss against the rate into this file")
+    parser.add_argument("--plot", metavar="PNG", type=figure_file,
+                        help="draw the loss against the rate into this file (.png, .svg, .pdf...)")
     parser.add_argument("--no-cache", action="store_true", help="run end to end even where activations could be "
                                                                 "cached")
 
@@ -55,8 +54,6 @@ def lr_find(args):
 
     import tfxfer
 
-    if args.plot and os.path.isdir(args.plot):
-        raise UsageError(f"--plot {args.plot} is a folder; pass a .png file name")
     if args.start >= args.end:
         raise UsageError(f"--start {args.start} must be below --end {args.end}")
     _check_data_path(args)

@@ -8,6 +8,7 @@ either are safe to train at; the finder's own weights are thrown away.
 """
 
 import dataclasses
+import warnings
 
 import keras
 import numpy as np
@@ -109,6 +110,28 @@ def steepest(rates, smoothed, skip=None, window=None):
     return rates[best]
 
 
+def _check_the_loss_fell(rates, smoothed, losses, start, end):
+    """Raises where the ramp gives nothing to suggest: no finite loss, or a loss that never fell below its first
+    value (every rate too high, so it rose at once; or too low to move it); warns where it fell by under 2%."""
+    if not len(smoothed):
+        raise ValueError(f"The training loss was not finite from the first step of the ramp ({losses[0]} at "
+                         f"start={start:g}): check the targets' scale (regression targets far from 1 overflow the "
+                         "loss) or lower start=.")
+    if int(np.argmin(smoothed)) == 0:
+        if smoothed[-1] > 1.1 * smoothed[0]:
+            raise ValueError(f"The training loss rose from the first step of the ramp ({smoothed[0]:.4g} at "
+                             f"start={start:g}, {smoothed[-1]:.4g} at {rates[-1]:.3g}) and never fell: every rate "
+                             "was too high to train at. Lower start=.")
+        raise ValueError(f"The training loss did not fall over the ramp ({smoothed[0]:.4g} at start={start:g}, "
+                         f"{smoothed[-1]:.4g} at end={end:g}): every rate was too low to move it. Raise end=.")
+    lowest = int(np.argmin(smoothed))
+    if smoothed[lowest] > 0.98 * smoothed[0]:
+        warnings.warn(f"The training loss hardly fell over the ramp ({smoothed[0]:.4g} at start={start:g}, at least "
+                      f"{smoothed[lowest]:.4g} at {rates[lowest]:.3g}): the suggestions are weak. Raise end= if the "
+                      "rates stopped too low, or check that the labels can be learned from these features.",
+                      stacklevel=4)
+
+
 def _batches(fit_kwargs):
     """An endless iterator of `(inputs, labels)` batches over `fit` arguments."""
     x = fit_kwargs["x"]
@@ -142,7 +165,8 @@ def ramp(model, fit_kwargs, *, loss, scope, start=1e-7, end=10.0, steps=200, smo
         A `LearningRateFinding`.
 
     Raises:
-        ValueError: the ramp is not `0 < start < end` over at least 10 steps.
+        ValueError: the ramp is not `0 < start < end` over at least 10 steps, or gives nothing to suggest (the loss
+            was never finite, or never fell below its first value).
     """
     if not 0 < start < end or int(steps) < 10:
         raise ValueError(f"The finder's ramp needs 0 < start < end and steps >= 10; got start={start}, end={end}, "
@@ -166,5 +190,6 @@ def ramp(model, fit_kwargs, *, loss, scope, start=1e-7, end=10.0, steps=200, smo
         model.set_weights(weights)
     rates, losses, smoothed = np.array(rates), np.array(losses), np.array(smoothed)
     kept = np.isfinite(smoothed)
+    _check_the_loss_fell(rates[kept], smoothed[kept], losses, start, end)
     return LearningRateFinding(rates, losses, smoothed, float(valley(rates[kept], smoothed[kept])),
                                float(steepest(rates[kept], smoothed[kept])))
