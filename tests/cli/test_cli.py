@@ -51,9 +51,10 @@ def test_tune_across_two_extractors_resumes_and_export_retrains_the_best(tiny_hu
     other = save_hub_format(tiny_cnn(seed=5), tmp_path / "other_hub")
     search = tmp_path / "runs" / "two"
     tune = ["tune", images, "--extractor", tiny_hub_model, "--extractor", other, "--probe-margin", "1", "--trials",
-            "2", "--epochs", "1", "--dir", search, "--json"]
+            "2", "--epochs", "1", "--dir", search, "--json", "--batch-norm"]
     first = records(tfxfer(*tune))
     assert len(first) == 2 and {row["status"] for row in first} == {"COMPLETED"}
+    assert {row["batch_norm"] for row in first} == {True}  # the head's flag, as train has it
     assert {row["extractor"] for row in first} <= {str(tiny_hub_model), str(other)}
     assert (search / "probe.csv").exists()
     again = records(tfxfer(*tune))  # resumed: the same trials, each with its extractor, none run again
@@ -193,3 +194,19 @@ def test_a_resume_refused_for_another_probe_rule_names_the_flags():
     (difference,) = record_differences(stored, now)
     assert cli_words(difference) == ("another probe rule (--probe-score linear, --probe-margin 1.0 then; "
                                      "--probe-score knn, --probe-margin 0.5 now)")
+
+
+def test_a_resume_refused_for_another_space_names_only_what_changed():
+    """A search from before heads normalised their input resumed with today's default (found by a hostile tester:
+    the message printed both whole spaces, half of them as flags)."""
+    from tfxfer.cli.terminal import cli_words
+    from tfxfer.search.results import record_differences
+
+    space = {"frozen_blocks": [4, 2], "learning_rate": [1e-4, 1e-2], "dropout": [0.0, 0.5]}
+    stored = {"extractor_weights": "w", "data": {"task_type": "multiclass", "class_names": ["a"], "examples": 1},
+              "space": space}  # recorded before batch_norm existed: heads without it
+    now = {**stored, "extractor": "x", "space": {**space, "frozen_blocks": (2, 4), "learning_rate": (1e-4, 1e-2),
+                                                 "batch_norm": "auto"}}
+    (difference,) = record_differences(stored, now)
+    assert cli_words(difference) == "another search space (no --batch-norm then; --batch-norm auto now)"
+    assert record_differences(stored, {**now, "space": {**now["space"], "batch_norm": False}}) == []

@@ -255,7 +255,8 @@ def tune(args):
     extractors = [_load_extractor(args, source) for source in args.extractor]
     data = _load_data(args, extractors[0])
     directory, project = os.path.split(os.path.normpath(args.dir))
-    space = tfxfer.SearchSpace(**({"frozen_blocks": args.freeze_choices} if args.freeze_choices else {}))
+    space = tfxfer.SearchSpace(**({"frozen_blocks": args.freeze_choices} if args.freeze_choices else {}),
+                               **({} if args.batch_norm is None else {"batch_norm": args.batch_norm}))
     if args.centre_rates:
         args.stage = "finding a learning rate"
         finding = tfxfer.TransferModel(extractors[0], cache=not args.no_cache, seed=args.seed, verbose=0)

@@ -171,6 +171,9 @@ def _tune_flags(parser):
     parser.add_argument("--epochs", type=whole(1), default=search["epochs"], help="(default: %(default)s)")
     parser.add_argument("--patience", type=whole(0), default=search["patience"], help="(default: %(default)s)")
     parser.add_argument("--no-cache", action="store_true", help="train every trial end to end")
+    parser.add_argument("--batch-norm", action=argparse.BooleanOptionalAction,
+                        help="heads normalise their input with BatchNormalization (default: auto, on for text "
+                             "extractors)")
     parser.add_argument("--centre-rates", action="store_true", help="run the learning-rate finder first and search "
                                                                     "the head's rate from its valley / 10 to x 10")
     role = parser.add_mutually_exclusive_group()

@@ -92,7 +92,7 @@ FLAGS = {"on_bad": "--on-bad", "encoding": "--encoding", "sep": "--sep", "task":
          "block_rates": "--block-rates", "schedule": "--schedule", "label_smoothing": "--label-smoothing",
          "precision": "--precision", "test_time_augmentation": "--tta", "texts": "--texts",
          "probe_score": "--probe-score", "probe_margin": "--probe-margin", "unlabeled": "--unlabeled",
-         "start": "--start", "end": "--end"}
+         "start": "--start", "end": "--end", "batch_norm": "--batch-norm"}
 
 
 def cli_words(message, flags=FLAGS):

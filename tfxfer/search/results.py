@@ -70,9 +70,15 @@ def record_differences(stored, identity):
         differences.append(f"other data ({old.get('sizes')} examples then, {new['sizes']} now, or the same counts "
                            "of other files)")
     stored = {**stored, "space": stored_space(stored)} if "space" in stored else stored
-    for key in ("tuner", "space", "epochs", "patience", "seed"):
-        if key in stored and _unordered(stored[key]) != _unordered(identity[key]):
+    for key in ("tuner", "epochs", "patience", "seed"):
+        if key in stored and stored[key] != identity[key]:
             differences.append(f"another {key} ({stored[key]} then, {identity[key]} now)")
+    if "space" in stored:
+        then, now = (_unordered(json.loads(json.dumps(space))) for space in (stored["space"], identity["space"]))
+        changed = [name for name in sorted({*then, *now}) if then.get(name) != now.get(name)]
+        if changed:
+            differences.append("another search space (" + ", ".join(f"{name}={then.get(name)!r}" for name in changed)
+                               + " then; " + ", ".join(f"{name}={now.get(name)!r}" for name in changed) + " now)")
     if "probe" in stored and stored["probe"] != identity.get("probe"):
         def arguments(probe):  # in TransferSearch's argument names, which the command line shows as its flags
             return ", ".join(f"probe_{name}={value!r}" for name, value in (probe or {}).items())
