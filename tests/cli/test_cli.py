@@ -158,6 +158,36 @@ def test_ctrl_c_stops_training_with_one_line_and_exports_nothing(tiny_hub_model,
     assert not (tmp_path / "exports").exists()
 
 
+IGNORED_INTERRUPT = """
+import os, signal, sys, time
+from tfxfer.cli import terminal
+
+terminal.end_on_interrupt(lambda: "tfxfer lr-find: interrupted while finding a learning rate", grace=1.0)
+
+
+class Finalized:
+    def __del__(self):  # as a TensorFlow function's finalizer: the interrupt lands here, and Python ignores it
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(0.5)
+
+
+Finalized()
+print("went on", flush=True)
+time.sleep(60)
+"""
+
+
+def test_an_interrupt_that_python_ignores_still_ends_the_command(tmp_path):
+    """Ctrl-C that lands in a finalizer is printed as 'Exception ignored' and the command went on to the end (found
+    by a hostile tester: tfxfer lr-find ran its 5,000 steps and exited 0); it now ends after a grace period."""
+    script = tmp_path / "ignored.py"
+    script.write_text(IGNORED_INTERRUPT)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
+    assert result.returncode == 130 and result.stdout == "went on\n", result.stderr
+    assert "KeyboardInterrupt" in result.stderr  # Python's own note that it ignored it
+    assert result.stderr.strip().splitlines()[-1] == "tfxfer lr-find: interrupted while finding a learning rate"
+
+
 def test_quiet_prints_the_export_and_skipped_files_are_listed_in_cli_words(tiny_hub_model, images, tmp_path):
     for index in range(12):
         (images / "ants" / f"broken_{index:02d}.png").write_bytes(b"not a png")

@@ -31,6 +31,8 @@ def main(argv=None):
         return 2
     args = parser.parse_args(argv)
     args.stage, args.out = "loading", sys.stdout
+    if own_process:
+        terminal.end_on_interrupt(lambda: terminal.interrupted(args.command, args.stage))
     try:
         with terminal.quiet_stderr(enabled=not args.debug), warnings.catch_warnings():
             warnings.showwarning = terminal.warning_line(args.command, args.debug)

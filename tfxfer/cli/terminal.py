@@ -182,3 +182,33 @@ _AFTER_INTERRUPT = {
 def interrupted(command, stage):
     """The one line that answers Ctrl-C: what was interrupted and what state it left."""
     return f"tfxfer {command}: interrupted while {stage}; {_AFTER_INTERRUPT.get(stage, 'nothing was written')}."
+
+
+def end_on_interrupt(line, grace=15.0):
+    """Makes Ctrl-C end this process for certain, with `line()` on stderr and exit code 130.
+
+    The first Ctrl-C raises `KeyboardInterrupt` as usual, so that what is under way unwinds and cleans up; if the
+    process is still running `grace` seconds later (Python ignores an interrupt that lands in a finalizer, such as a
+    TensorFlow function's `__del__`, and the command goes on), or at a second Ctrl-C, it ends at once.
+
+    Args:
+        line: A function returning the line to print (the stage the command is at when the process ends).
+        grace: Seconds the command gets to unwind.
+    """
+    import signal
+
+    def end():
+        print(line(), file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(130)
+
+    def handle(signum, frame):
+        if getattr(handle, "timer", None) is not None:
+            end()
+        handle.timer = threading.Timer(grace, end)
+        handle.timer.daemon = True
+        handle.timer.start()
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, handle)
+
