@@ -421,6 +421,12 @@ def test_predict_reads_text_files_as_training_does(tmp_path):
     assert from_files["file"].tolist()[0].endswith("a.txt")
     np.testing.assert_allclose(from_files["score_pos"], from_texts["score_pos"], atol=1e-6)
     assert exported.predict([str(folder / "pos" / "a.txt")], texts=True)["text"][0].endswith("a.txt")
+    # A file or folder name is never the text itself (a photo's path was scored as a text).
+    (folder / "photo.png").write_bytes(b"\x89PNG")
+    with pytest.raises(ValueError, match="photo.png is not a .txt file"):
+        exported.predict([str(folder / "photo.png")])
+    with pytest.raises(FileNotFoundError, match="missing does not exist"):
+        exported.predict(["missing/"])
 
 
 def test_a_saved_model_whose_call_takes_no_training_argument_loads_and_trains(tmp_path):

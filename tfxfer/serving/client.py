@@ -201,10 +201,11 @@ def _image_files(inputs, bad):
 
 def _is_path(item):
     """Whether a text export's input names a file or folder rather than being a text itself: a path object, a name
-    ending in .txt/.csv/.tsv/.tab, or an existing folder."""
+    ending in .txt/.csv/.tsv/.tab or a slash, or an existing file or folder."""
     if isinstance(item, os.PathLike):
         return True
-    return str(item).lower().endswith((*_TABLE_SUFFIXES, *TEXT_EXTENSIONS)) or os.path.isdir(str(item))
+    name = str(item)
+    return name.lower().endswith((*_TABLE_SUFFIXES, *TEXT_EXTENSIONS, "/", os.sep)) or os.path.exists(name)
 
 
 def _texts(inputs, text_column, sep, encoding, bad):
