@@ -69,3 +69,11 @@ def test_logme_equals_a_brute_force_evidence_maximisation():
     targets = features[:, :2] @ np.array([[1.0, 0.5], [-0.3, 2.0]]) + 0.1 * rng.normal(size=(40, 2))
     expected = np.mean([_brute_force_evidence(features[:, :2], targets[:, j]) for j in range(2)])
     assert logme(features[:, :2], targets) == pytest.approx(expected, abs=1e-4)
+
+
+def test_an_extractor_that_does_not_load_is_named(data, tmp_path):
+    broken = tmp_path / "broken_hub"
+    broken.mkdir()
+    (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
+    with pytest.raises(ValueError, match=f"extractor {broken}: "):
+        tfxfer.probe(data, [tiny_cnn(), str(broken)])

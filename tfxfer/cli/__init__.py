@@ -63,6 +63,7 @@ def _run(args):
             raise KeyboardInterrupt from None
         if args.debug:
             raise
-        print(f"tfxfer {args.command}: error: {terminal.cli_words(terminal.one_line(error))}", file=sys.stderr)
+        words = terminal.cli_words(terminal.one_line(error), getattr(args, "flags", terminal.FLAGS))
+        print(f"tfxfer {args.command}: error: {words}", file=sys.stderr)
         return 1
     return 0

@@ -27,10 +27,15 @@ def probe(args):
     """`tfxfer probe`: every block boundary of each extractor scored on frozen features."""
     import tfxfer
 
+    from tfxfer.cli.terminal import FLAGS
+    from tfxfer.search.probing import load_source
+
     specs = _probe_extractors(args.extractor)
+    # Extractor options are KEY=VALUE after --extractor here: a message's weights='w.h5' stays as it is.
+    args.flags = {name: flag for name, flag in FLAGS.items() if name not in _PROBE_OPTIONS}
     _check_data_path(args)
     args.stage = "loading"
-    first = tfxfer.load_extractor(specs[0][0], **specs[0][1])
+    first = load_source(*specs[0])
     data = _load_data(args, first)
     args.stage = "probing"
     table = tfxfer.probe(data, [first, *specs[1:]], rank_by=args.rank_by)

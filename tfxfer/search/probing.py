@@ -232,7 +232,7 @@ def probe(data, extractors, *, task=None, scores=SCORES, rank_by="linear", C=1.0
         >>> list(table.columns), sorted(table.cut)
         (['extractor', 'cut', 'block', 'depth', 'dim', 'linear', 'knn', 'logme', 'seconds'], [1, 2, 3, 4])
     """
-    from tfxfer.extractors import Extractor, load_extractor
+    from tfxfer.extractors import Extractor
 
     unknown = [name for name in (*scores, rank_by) if name not in SCORES]
     if unknown:
@@ -247,7 +247,7 @@ def probe(data, extractors, *, task=None, scores=SCORES, rank_by="linear", C=1.0
     for source in extractors:
         started = time.perf_counter()
         source, options = source if isinstance(source, tuple) else (source, {})
-        extractor = source if isinstance(source, Extractor) else load_extractor(source, **options)
+        extractor = source if isinstance(source, Extractor) else load_source(source, options)
         features = pooled_features(extractor, data)
         # One BLAS/OpenMP thread: the scores' matrices are small (examples x channels), and threads cost more than
         # they save, tens of times more for LogME's eigendecomposition on a busy 2-core machine.
@@ -259,6 +259,16 @@ def probe(data, extractors, *, task=None, scores=SCORES, rank_by="linear", C=1.0
     table = pd.DataFrame(rows).sort_values(rank_by, ascending=False, kind="stable").reset_index(drop=True)
     table.attrs.update(rank_by=rank_by, task_type=task.task_type)
     return table
+
+
+def load_source(source, options):
+    """`load_extractor(source, **options)`, its errors prefixed with the source (a probe loads several)."""
+    from tfxfer.extractors import load_extractor
+
+    try:
+        return load_extractor(source, **options)
+    except Exception as error:
+        raise ValueError(f"extractor {source}: {error}") from error
 
 
 def _score_cuts(extractor, features, task, scores, C, k):
