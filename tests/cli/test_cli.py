@@ -30,6 +30,12 @@ def test_inspect_application_without_weights():
     result = tfxfer("inspect", "MobileNetV2", "--weights", "none")
     assert result.returncode == 0, result.stderr
     assert "19 blocks" in result.stdout and "block_16" in result.stdout
+    # Piped into a reader that has gone, as `| head -1` goes once it has its line: no 'error: Broken pipe'.
+    piped = subprocess.Popen([sys.executable, "-m", "tfxfer.cli", "inspect", "MobileNetV2", "--weights", "none"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    piped.stdout.close()
+    _, stderr = piped.communicate(timeout=300)
+    assert piped.returncode == 141 and "Broken pipe" not in stderr and "Error" not in stderr, stderr[-3000:]
 
 
 def test_train_then_predict_with_the_export(tiny_hub_model, images, tmp_path):

@@ -17,7 +17,8 @@ from tfxfer.cli.parser import build_parser
 
 
 def main(argv=None):
-    """Runs the command line; returns the exit code (0 ok, 1 failure, 2 usage, 130 interrupted).
+    """Runs the command line; returns the exit code (0 ok, 1 failure, 2 usage, 130 interrupted, 141 when stdout's
+    reader has gone).
 
     Example:
         >>> main(["--version"])  # doctest: +SKIP
@@ -40,6 +41,9 @@ def main(argv=None):
                 contextlib.nullcontext()
             with results_only:
                 return _run(args)
+    except BrokenPipeError:  # stdout's reader has gone (`| head`): nothing left to say, and nothing to say it to
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print(terminal.interrupted(args.command, args.stage), file=sys.stderr)
         if own_process:
@@ -58,6 +62,8 @@ def _run(args):
     except UsageError as error:
         print(f"tfxfer {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        raise
     except Exception as error:  # One line for people; the traceback with --debug.
         if terminal.was_interrupted(error):
             raise KeyboardInterrupt from None

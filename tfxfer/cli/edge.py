@@ -107,7 +107,7 @@ def distill(args):
     options = export_options(args)
     _check_data_path(args)
     if args.unlabeled and not os.path.isdir(args.unlabeled):
-        raise FileNotFoundError(f"--unlabeled {args.unlabeled} is not a folder: pass a folder of images")
+        raise UsageError(f"--unlabeled {args.unlabeled} is not a folder: pass a folder of images")
     teacher = os.path.realpath(args.teacher)
     if args.export is not None and os.path.realpath(os.path.join(args.root, args.export)) in (
             teacher, os.path.dirname(teacher)):
