@@ -44,3 +44,10 @@ def test_litert_flags_without_the_format_are_usage_errors(tiny_hub_model, tmp_pa
     result = tfxfer("distill", tmp_path, "--teacher", tmp_path, "--extractor", tiny_hub_model, "--teacher-weight",
                     "2")
     assert result.returncode == 2 and "expected a number from 0 to 1" in result.stderr
+    # A name whose versions are SavedModels is refused before the training, not after it.
+    (tmp_path / "exports" / "served" / "1").mkdir(parents=True)
+    (tmp_path / "exports" / "served" / "1" / "saved_model.pb").write_bytes(b"")
+    result = tfxfer("train", tmp_path, "--extractor", tiny_hub_model, "--export", "served", "--root",
+                    tmp_path / "exports", "--format", "litert")
+    assert result.returncode == 2 and "--export served:" in result.stderr and "holds savedmodel exports" in \
+        result.stderr, result.stderr[-3000:]

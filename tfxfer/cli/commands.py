@@ -166,6 +166,14 @@ def inspect(args):
 def _check_export_flags(args):
     if args.models_config and args.export is None:
         raise UsageError("--models-config writes the models.config of an export: pass --export NAME with it")
+    if args.export is not None:  # before the training, which would be lost to a refused export
+        from tfxfer.serving.versioning import check_format, check_name
+
+        try:
+            check_name(args.export)
+            check_format(os.path.join(args.root, args.export), args.format)
+        except ValueError as error:
+            raise UsageError(f"--export {args.export}: {error}") from None
     if getattr(args, "report", None) and os.path.exists(args.report) and not os.path.isdir(args.report):
         raise UsageError(f"--report {args.report} is a file; the report is a folder (report.md and its plots): pass "
                          "a folder")
