@@ -24,6 +24,7 @@ import tensorflow as tf
 from tfxfer.data.decoding import IMAGE_EXTENSIONS, decode_image, find_undecodable
 from tfxfer.data.errors import BadInputs
 from tfxfer.data.folders import list_files
+from tfxfer.data.task import Task
 from tfxfer.training.feature_cache import FeatureCache
 from tfxfer.training.model import TransferModel
 
@@ -172,7 +173,8 @@ def _teacher(teacher, class_names):
 
         def run(pixels):
             return signature(images=tf.convert_to_tensor(pixels, tf.float32))["scores"].numpy()
-    if task_type != "multiclass":
+    task = Task(task_type, names)
+    if not task.has_classes or task.uses_threshold:
         raise ValueError(f"teacher {_name(teacher)} is a {task_type} model; distill needs a multi-class teacher, "
                          "whose scores are class probabilities.")
     if names != list(class_names):
