@@ -160,3 +160,27 @@ def test_mirrored_strategy_on_two_logical_cpus(tiny_hub_model):
     assert "feature-extraction 2 MirroredVariable True" in lines and "fine-tune 2 MirroredVariable True" in lines
     # Block 3 of 4 at rate * 0.5, block 2 at rate * 0.25.
     assert "steps 0.5 0.25 MirroredVariable" in lines, result.stdout
+
+
+def test_a_fitted_model_survives_a_refused_fit_and_the_finder(tmp_path):
+    """A second fit refused for its data, and the learning-rate finder, left a fitted model with a new untrained
+    head (predictions moved by 0.26; an export then served it); found by a notebook-style tester."""
+    from helpers import noise_folders
+
+    folder = noise_folders(tmp_path / "images", per_class=6)
+    extractor = tfxfer.load_extractor(tiny_cnn())
+    data = tfxfer.load_images(folder, extractor=extractor, batch_size=8, validation_split=0.25, seed=0)
+    fitted = tfxfer.TransferModel(extractor, epochs=2, seed=0, verbose=0).fit(data)
+    images = np.concatenate([x for x, _ in data.validation])
+    before = fitted.predict(images)
+    wrong = tfxfer.load_images(folder, image_size=(16, 16), value_range=(0, 255), batch_size=8,
+                               validation_split=0.25, seed=0)
+    with pytest.raises(ValueError, match=r"images are in \[0, 255\]"):
+        fitted.fit(wrong)
+    np.testing.assert_array_equal(fitted.predict(images), before)
+    fitted.find_learning_rate(data, steps=10)
+    np.testing.assert_array_equal(fitted.predict(images), before)
+    assert fitted.extractor_.frozen_blocks == fitted.frozen_blocks_
+    # The validation split passed apart, as a notebook user passes it: trained end to end, not refused.
+    again = tfxfer.TransferModel(extractor, epochs=1, seed=0, verbose=0).fit(data, validation=data.validation)
+    assert len(again.history_["val_loss"]) == 1

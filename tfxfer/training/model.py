@@ -16,6 +16,7 @@ from tfxfer.training.heads import build_model
 from tfxfer.training.inputs import batch_spec, check_data_fits, fit_arguments
 from tfxfer.training.phases import ignored_settings, plan, regime_name, with_recipe
 from tfxfer.training.rates import check_block_rates
+from tfxfer.training.state import fitted_state_kept
 from tfxfer.training.recipe import flip_averaged, phase_optimizer, steps_per_epoch
 from tfxfer.training.strategy import dtype_policy, pick_precision
 
@@ -111,19 +112,10 @@ class TransferModel:
                  class_weight="auto", cache=True, strategy=None, layer_decay=None, block_rates=None,
                  schedule="constant", label_smoothing=0.0, weight_decay=None, precision="auto", jit_compile="auto",
                  seed=None, extractor_options=None, verbose="auto"):
-        self.extractor = extractor
-        self.regime = regime
-        self.freeze_blocks = freeze_blocks
-        self.head = head
-        self.learning_rate = learning_rate
-        self.fine_tune_learning_rate = fine_tune_learning_rate
-        self.warmup_epochs = warmup_epochs
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.patience = patience
-        self.class_weight = class_weight
-        self.cache = cache
-        self.strategy = strategy
+        self.extractor, self.regime, self.freeze_blocks, self.head = extractor, regime, freeze_blocks, head
+        self.learning_rate, self.fine_tune_learning_rate = learning_rate, fine_tune_learning_rate
+        self.warmup_epochs, self.epochs, self.batch_size, self.patience = warmup_epochs, epochs, batch_size, patience
+        self.class_weight, self.cache, self.strategy = class_weight, cache, strategy
         self.layer_decay, self.block_rates, self.schedule = layer_decay, block_rates, schedule
         self.label_smoothing, self.weight_decay = label_smoothing, weight_decay
         self.precision, self.jit_compile = precision, jit_compile
@@ -184,8 +176,9 @@ class TransferModel:
             # Before the pipelines are made: tf.data shuffles take the global seed at creation.
             keras.utils.set_random_seed(self.seed)
         _, task = fit_arguments(data, validation, task)
-        self.build(task)
-        return self.train(data, validation, callbacks=callbacks)
+        with fitted_state_kept(self):  # a fit refused for its data leaves the last fitted model as it was
+            self.build(task)
+            return self.train(data, validation, callbacks=callbacks)
 
     def build(self, task):
         """Loads the extractor and builds the model for `task` inside the strategy's scope; `fit` calls it.
@@ -283,7 +276,8 @@ class TransferModel:
         why it does not train on cached activations (None when it does)."""
         extractor, frozen = self.extractor_, phase.frozen_blocks
         extractor.freeze(frozen)
-        reason = "caching is off" if cache is None else cache_refusal(extractor, splits or data, frozen)
+        reason = "caching is off" if cache is None else "validation data was passed apart from the data's splits" \
+            if splits is None and hasattr(data, "unbatched") else cache_refusal(extractor, splits or data, frozen)
         if reason is None:
             return (*self._on_cache(extractor, self.model_, frozen, splits, cache), None)
         if frozen:
@@ -342,9 +336,11 @@ class TransferModel:
 
         if self.seed is not None:
             keras.utils.set_random_seed(self.seed)  # as `fit` does
-        self.build(fit_arguments(data, validation, task)[1])
-        fit_kwargs, splits, task = self._inputs(data, validation)
-        with self._scope():
-            trainer, trainer_kwargs, _ = self._trainer(self.phases_[0], data, fit_kwargs, splits, self._feature_cache())
-        return ramp(trainer, trainer_kwargs, loss=task.loss(label_smoothing=self.label_smoothing), scope=self._scope,
-                    class_weight=self._class_weight(task), **options)
+        with fitted_state_kept(self, always=hasattr(self, "history_")):  # a fitted model stays as it was fitted
+            self.build(fit_arguments(data, validation, task)[1])
+            fit_kwargs, splits, task = self._inputs(data, validation)
+            with self._scope():
+                trainer, trainer_kwargs, _ = self._trainer(self.phases_[0], data, fit_kwargs, splits,
+                                                           self._feature_cache())
+            return ramp(trainer, trainer_kwargs, loss=task.loss(label_smoothing=self.label_smoothing),
+                        scope=self._scope, class_weight=self._class_weight(task), **options)
