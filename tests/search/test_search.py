@@ -9,6 +9,7 @@ import sys
 import time
 
 import keras
+import numpy as np
 import pandas as pd
 import pytest
 import tensorflow as tf
@@ -33,10 +34,21 @@ def test_a_search_decodes_the_data_for_its_extractor(tmp_path):
     folder = noise_folders(tmp_path / "images", per_class=8)
     data = tfxfer.load_images(folder, image_size=(24, 24), value_range=(0, 255), batch_size=8, validation_split=0.25,
                               seed=3)
-    search = TransferSearch(tiny_cnn(), max_trials=1, epochs=1, directory=tmp_path / "runs", project_name="p",
-                            space=SearchSpace(frozen_blocks=[4]), verbose=0)
+    extractor = tfxfer.load_extractor(tiny_cnn())
+    pretrained = [weight.numpy() for weight in extractor.weights]
+    search = TransferSearch(extractor, max_trials=1, epochs=1, directory=tmp_path / "runs", project_name="p",
+                            space=SearchSpace(frozen_blocks=[0], warmup_epochs=1), verbose=0)
     assert list(search.search(data).status) == ["COMPLETED"]
+    # The fine-tuning trial trained the extractor passed in; the search gives it its pretrained weights back, so
+    # the same search on it resumes (it was refused as 'another extractor, whose weights differ').
+    assert all(np.array_equal(weight.numpy(), value) for weight, value in zip(extractor.weights, pretrained))
+    assert len(TransferSearch(extractor, max_trials=1, epochs=1, directory=tmp_path / "runs", project_name="p",
+                              space=SearchSpace(frozen_blocks=[0], warmup_epochs=1), verbose=0).search(data)) == 1
     assert search.best_model(data).model_.input_shape[1:3] == (16, 16)
+    other = tfxfer.load_images(noise_folders(tmp_path / "other", per_class=8, seed=9), image_size=(16, 16),
+                               value_range=(0, 1), batch_size=8, validation_split=0.25, seed=3)
+    with pytest.raises(ValueError, match="best_model\\(data\\): the search in .* ran on other data"):
+        search.best_model(other)
 
 
 class _Boom(keras.callbacks.Callback):

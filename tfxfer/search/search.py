@@ -292,6 +292,8 @@ class TransferSearch:
         else:
             tuner.search(callbacks=callbacks or [], verbose=self.verbose)
         self.search_seconds_ = time.perf_counter() - started
+        for member in self.hypermodel_.members.values():  # an Extractor passed in leaves with its pretrained weights
+            member.restore()
         if not _compat.is_worker():  # a worker's oracle is the chief's, over the network
             raise_if_every_trial_failed(tuner.oracle, self.project_dir)
         self.best_hyperparameters_ = self._best_values(tuner)
@@ -310,13 +312,18 @@ class TransferSearch:
         """The best trial's model.
 
         Args:
-            data: The `DataSplits` the search ran on.
+            data: The `DataSplits` the search ran on (other data is refused).
             retrain: Train the best configuration again from the pretrained weights (cheap on cached
                 activations) and return it fitted; False returns the unfitted `TransferModel`.
 
         Returns:
-            A `TransferModel` with the best hyperparameters.
+            A `TransferModel` with the best hyperparameters. It trains the search's extractor in place: a second
+            call retrains it, so export (or predict with) one model before asking for the next.
         """
+        ran_on = search_record(self.directory, self.project_name).get("data")
+        if ran_on and ran_on.get("examples") != data_identity(data)["examples"]:
+            raise ValueError(f"best_model(data): the search in {self.project_dir} ran on other data "
+                             f"({ran_on.get('sizes')} examples); pass the DataSplits it ran on.")
         tuner = getattr(self, "tuner_", None) or self._tuner(data)
         best = tuner.get_best_hyperparameters(1)
         if not best:
