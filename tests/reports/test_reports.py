@@ -6,6 +6,7 @@ import struct
 import subprocess
 import sys
 import textwrap
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -156,6 +157,15 @@ def test_confusion_matrix_counts_the_predictions(fine_tuned, data, tmp_path):
     np.testing.assert_array_equal(shown, expected)
     assert [label.get_text() for label in ax.get_yticklabels()] == ["ants", "bees", "wasps"]
     assert f"accuracy {(predicted == truth).mean():.3f} ({len(truth)} examples)" in ax.get_title()
+
+
+def test_confusion_decodes_the_data_as_the_model_takes_it(fine_tuned, data):
+    """Data loaded in [0, 255] for a model that takes [0, 1]: the matrix counted the predictions on pixels 255 times
+    too bright (found by a notebook-style tester; the report showed loss 1.10 where it was 7.38)."""
+    bright = data.for_extractor(SimpleNamespace(input_kind="image", image_size=(16, 16), value_range=(0.0, 255.0)))
+    shown = [[text.get_text() for text in reports.plot_confusion(fine_tuned, loaded, "test").axes[0].texts]
+             for loaded in (data, bright)]
+    assert shown[0] == shown[1]
 
 
 def test_confusion_takes_arrays_and_names_empty_splits(fine_tuned, data, tmp_path):

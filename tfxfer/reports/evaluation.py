@@ -121,6 +121,9 @@ def plot_confusion(fitted, data, split="validation", path=None, *, threshold=0.5
         >>> plot_confusion(fitted, data, "validation", f"{tmp_dir}/confusion.png")
         <ReportFigure size 460x400 with 2 Axes>
     """
+    extractor = getattr(fitted, "extractor_", None)
+    if extractor is not None and hasattr(data, "for_extractor"):  # decoded as the model takes it (size, range)
+        data = data.for_extractor(extractor)
     inputs, labels = _split_inputs(data, split)
     predictions = np.asarray(fitted.predict(inputs)).reshape(len(labels), -1)
     names = [str(name) for name in fitted.task_.class_names]

@@ -203,6 +203,7 @@ def write_report(fitted, data, folder, export_path=None, search_table=None, prob
     if not hasattr(data, "skipped") or not hasattr(data, "unbatched"):
         raise TypeError(f"write_report needs the DataSplits from tfxfer.load_images/load_text (its counts and "
                         f"skipped files go in the report); got {type(data).__name__}.")
+    data = data.for_extractor(fitted.extractor_)  # decoded as the model takes it, whatever it was loaded for
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     task = fitted.task_
