@@ -52,7 +52,9 @@ class TransferModel:
 
     Args:
         extractor: An extractor source for `tfxfer.load_extractor` (loaded afresh, inside the strategy's scope, at
-            each `fit`), or an `Extractor` (used as it is, and trained in place).
+            each `fit`), or an `Extractor` (used as it is, and trained in place: every model fitted on one object
+            shares its weights, so a later fit that trains blocks changes the models fitted before it; pass the
+            source to keep them apart).
         regime: `"feature-extraction"`, `"mid-layer"` or `"fine-tune"`.
         freeze_blocks: Blocks kept frozen: for mid-layer, default `n_blocks // 2`; for fine-tune, after the
             warm-up, default 0.
