@@ -363,6 +363,8 @@ def test_load_exported_runs_image_files_and_names_the_bad_ones(tiny_exports, tmp
     (tmp_path / "broken.jpg").write_bytes(Path(case["files"][0]).read_bytes()[:200])
     with pytest.raises(ValueError, match=r"broken\.jpg: truncated or corrupt JPEG"):
         exported.predict([case["files"][1], tmp_path / "broken.jpg"])
+    with pytest.raises(TypeError, match=r"image files and folders, not ndarray; .*serving_images"):
+        exported.predict([case["files"][1], np.zeros((16, 16, 3), np.uint8)])  # pathlib's message named neither
     with pytest.raises(FileNotFoundError, match="missing.png"):
         exported.predict([tmp_path / "missing.png"])
 

@@ -178,6 +178,10 @@ def _concatenate(outputs, key, width):
 def _image_files(inputs, bad):
     files = []
     for item in inputs:
+        if not isinstance(item, (str, os.PathLike)):
+            raise TypeError(f"An image export predicts on image files and folders, not {type(item).__name__}; for "
+                            "decoded pixels, call its signatures['serving_images'](images=...) with float32 "
+                            "[n, height, width, 3] in [0, 255].")
         path = Path(item)
         if path.is_dir():
             found = list_files(path, IMAGE_EXTENSIONS, bad)  # as training lists a class folder
