@@ -180,6 +180,10 @@ def test_a_fitted_model_survives_a_refused_fit_and_the_finder(tmp_path):
     np.testing.assert_array_equal(fitted.predict(images), before)
     fitted.find_learning_rate(data, steps=10)
     np.testing.assert_array_equal(fitted.predict(images), before)
+    with pytest.raises(ValueError, match="uint8 pixels .* divided by 255"):  # was 0.61 off, silently
+        fitted.predict((images * 255).astype(np.uint8))
+    with pytest.raises(ValueError, match=r"of size \(16, 3\)"):  # one image without its batch axis
+        fitted.predict(images[0])
     assert fitted.extractor_.frozen_blocks == fitted.frozen_blocks_
     # The validation split passed apart, as a notebook user passes it: trained end to end, not refused.
     again = tfxfer.TransferModel(extractor, epochs=1, seed=0, verbose=0).fit(data, validation=data.validation)

@@ -34,6 +34,10 @@ def check_data_fits(extractor, inputs, labels, task):
                              f"{extractor.source!r} takes images of size {extractor.image_size} with 3 channels. Load "
                              "them with load_images(..., extractor=extractor).")
         data_range = getattr(inputs, "value_range", None)
+        if dtype == tf.uint8 and extractor.value_range and extractor.value_range[1] <= 1:
+            raise ValueError(f"The images are uint8 pixels (0 to 255), but {extractor.source!r} takes pixels in "
+                             f"[{extractor.value_range[0]:g}, {extractor.value_range[1]:g}]: pass them as float32 "
+                             "divided by 255 (an export takes 0 to 255 itself).")
         if data_range is not None and extractor.value_range and tuple(data_range) != tuple(extractor.value_range):
             # A model trained on pixels of the wrong scale still trains, to chance: say it before it starts.
             raise ValueError(f"The data's images are in [{data_range[0]:g}, {data_range[1]:g}], but "

@@ -312,6 +312,8 @@ class TransferModel:
     def predict(self, inputs, batch_size=None, *, test_time_augmentation=False):
         """The model's outputs (class probabilities, label probabilities or regression values) for `inputs`; with
         `test_time_augmentation`, the mean over the images and their mirror images."""
+        if isinstance(inputs, np.ndarray):
+            check_data_fits(self.extractor_, inputs, None, self.task_)
         return self._served(test_time_augmentation).predict(inputs, batch_size=batch_size, verbose=0)
 
     def evaluate(self, data, *, test_time_augmentation=False):
