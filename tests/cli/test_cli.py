@@ -246,3 +246,5 @@ def test_a_resume_refused_for_another_space_names_only_what_changed():
     (difference,) = record_differences(stored, now)
     assert cli_words(difference) == "another search space (no --batch-norm then; --batch-norm auto now)"
     assert record_differences(stored, {**now, "space": {**now["space"], "batch_norm": False}}) == []
+    assert record_differences({**stored, "extractor": "x"}, {**now, "extractor_weights": "v", "space": {
+        **now["space"], "batch_norm": False}}) == ["other weights of 'x' (trained since, or another file of that name)"]

@@ -60,7 +60,9 @@ def record_differences(stored, identity):
     """What differs between a search's stored record and another search's identity, in words."""
     differences = []
     if stored.get("extractor_weights") != identity["extractor_weights"]:
-        differences.append(f"another extractor ({stored.get('extractor')!r}, whose weights differ from "
+        differences.append(f"other weights of {identity['extractor']!r} (trained since, or another file of that name)"
+                           if stored.get("extractor") == identity["extractor"] else
+                           f"another extractor ({stored.get('extractor')!r}, whose weights differ from "
                            f"{identity['extractor']!r}'s)")
     old, new = stored.get("data", {}), identity["data"]
     if (old.get("task_type"), old.get("class_names")) != (new["task_type"], new["class_names"]):
