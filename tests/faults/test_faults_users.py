@@ -258,7 +258,7 @@ CASES = [
     Case("a search resumed with another data set", "search", _resume_with_other_data, CLEAR,
          lambda ws: ["Cannot resume", "other data", "overwrite=True", "another project_name= or directory="]),
     Case("a search resumed with another extractor", "search", _resume_with_other_extractor, CLEAR,
-         lambda ws: ["Cannot resume", "another extractor", "overwrite=True"]),
+         lambda ws: ["Cannot resume", "other weights of", "overwrite=True"]),
     # Settings a regime would ignore.
     Case("freeze_blocks with deep feature extraction", "training", _freeze_with_feature_extraction, CLEAR,
          lambda ws: ["freeze_blocks=2", "regime='mid-layer'"]),
