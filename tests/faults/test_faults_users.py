@@ -421,6 +421,9 @@ def test_predict_reads_text_files_as_training_does(tmp_path):
     assert from_files["file"].tolist()[0].endswith("a.txt")
     np.testing.assert_allclose(from_files["score_pos"], from_texts["score_pos"], atol=1e-6)
     assert exported.predict([str(folder / "pos" / "a.txt")], texts=True)["text"][0].endswith("a.txt")
+    with pytest.raises(tfxfer.DataError, match="input 2: empty text"):  # it was scored, as if it said something
+        exported.predict(["lovely", "  "], texts=True)
+    assert exported.predict(["lovely", ""], on_bad="skip")["text"].tolist() == ["lovely"]
     # A file or folder name is never the text itself (a photo's path was scored as a text).
     (folder / "photo.png").write_bytes(b"\x89PNG")
     with pytest.raises(ValueError, match="photo.png is not a .txt file"):

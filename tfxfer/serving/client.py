@@ -144,8 +144,9 @@ class ExportedModel:
             columns = {"file": [str(item) for item in items]}
             argument, values = "image_bytes", items
         else:
-            pairs = [(None, str(item)) for item in inputs] if texts else _texts(inputs, text_column, sep, encoding,
-                                                                                   bad)
+            pairs = [_literal(position, item, bad) for position, item in enumerate(inputs)] if texts else \
+                _texts(inputs, text_column, sep, encoding, bad)
+            pairs = [pair for pair in pairs if pair is not None]
             columns = {"text": [text for _, text in pairs]}
             if any(source is not None for source, _ in pairs):
                 columns["file"] = [source for source, _ in pairs]
@@ -215,9 +216,9 @@ def _is_path(item):
 def _texts(inputs, text_column, sep, encoding, bad):
     """`(file or None, text)` per text: texts as they are, `.txt` files and folders of them, CSV/TSV columns."""
     pairs = []
-    for item in inputs:
+    for position, item in enumerate(inputs):
         if not _is_path(item):
-            pairs.append((None, str(item)))
+            pairs.append(_literal(position, item, bad))
             continue
         path = Path(item)
         if not path.exists():
@@ -239,6 +240,15 @@ def _texts(inputs, text_column, sep, encoding, bad):
             if text is not None:
                 pairs.append((str(file), text))
     return pairs
+
+
+def _literal(position, item, bad):
+    """`(None, text)` for an input that is a text; None for an empty one that `bad` skips (it raises otherwise)."""
+    text = str(item)
+    if not text.strip():
+        bad.report(f"input {position + 1}", "empty text", repr(text), fix="give it words")
+        return None
+    return None, text
 
 
 def _table_texts(path, text_column, sep, encoding, bad):
