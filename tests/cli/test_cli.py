@@ -47,6 +47,10 @@ def test_train_then_predict_with_the_export(tiny_hub_model, images, tmp_path):
     picture = sorted((images / "bees").iterdir())[0]
     predictions = records(tfxfer("predict", tmp_path / "exports" / "noise", picture, "--json"))
     assert len(predictions) == 1 and predictions[0]["class"] in {"ants", "bees", "wasps"}
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    result = tfxfer("predict", tmp_path / "exports" / "noise", tmp_path / "broken.png", "--on-bad", "skip", "--json")
+    assert result.returncode == 1 and "every input was left out (1, listed above)" in result.stderr, result.stderr
+    assert result.stdout.strip() == ""  # not '[]', which a script would read as a success
 
 
 @pytest.mark.slow

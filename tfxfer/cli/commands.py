@@ -334,7 +334,10 @@ def predict(args):
     args.stage = "predicting"
     table = exported.predict(args.inputs, text_column=args.text_column, on_bad=args.on_bad, texts=args.texts,
                              sep=args.sep, encoding=args.encoding)
-    _print_skipped(table.attrs.get("skipped", []))
+    skipped = table.attrs.get("skipped", [])
+    _print_skipped(skipped)
+    if skipped and table.empty:
+        raise ValueError(f"every input was left out ({len(skipped)}, listed above): nothing was predicted")
     _result(args, table)
 
 
