@@ -168,7 +168,6 @@ def _check_export_flags(args):
         raise UsageError("--models-config writes the models.config of an export: pass --export NAME with it")
     if args.export is not None:  # before the training, which would be lost to a refused export
         from tfxfer.serving.versioning import check_format, check_name
-
         try:
             check_name(args.export)
             check_format(os.path.join(args.root, args.export), args.format)
@@ -334,8 +333,7 @@ def predict(args):
     args.stage = "predicting"
     table = exported.predict(args.inputs, text_column=args.text_column, on_bad=args.on_bad, texts=args.texts,
                              sep=args.sep, encoding=args.encoding)
-    skipped = table.attrs.get("skipped", [])
-    _print_skipped(skipped)
+    _print_skipped(skipped := table.attrs.get("skipped", []))
     if skipped and table.empty:
         raise ValueError(f"every input was left out ({len(skipped)}, listed above): nothing was predicted")
     _result(args, table)
