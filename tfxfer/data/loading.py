@@ -170,7 +170,7 @@ def assemble(*, modality, task, inputs, labels, fixed, validation_split, test_sp
         DataError: No examples are left, a class is missing from training, or has too few examples to split.
     """
     names = [str(item) for item in inputs] if names is None else list(names)
-    keys = _identities(modality, inputs)
+    keys = example_identities(modality, inputs)
     keep = _one_split_and_label_each(modality, keys, labels, fixed, names, source, bad, task.has_classes)
     inputs, keys, fixed = ([value for value, kept in zip(values, keep) if kept] for values in (inputs, keys, fixed))
     labels = labels[keep]
@@ -225,7 +225,7 @@ def assemble(*, modality, task, inputs, labels, fixed, validation_split, test_sp
                       notes=bad.notes, seed=seed, **pipeline)
 
 
-def _identities(modality, inputs):
+def example_identities(modality, inputs):
     """What makes two examples the same: an image file's contents (copies and links alike), a text's characters."""
     if modality != "image":
         return list(inputs)

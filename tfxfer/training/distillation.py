@@ -12,7 +12,6 @@ inputs; here the teacher runs once per example and the student trains on cached 
 out instead.
 """
 
-import hashlib
 import math
 import time
 from types import SimpleNamespace
@@ -24,6 +23,7 @@ import tensorflow as tf
 from tfxfer.data.decoding import IMAGE_EXTENSIONS, decode_image, find_undecodable
 from tfxfer.data.errors import BadInputs
 from tfxfer.data.folders import list_files
+from tfxfer.data.loading import example_identities
 from tfxfer.data.task import Task
 from tfxfer.training.feature_cache import FeatureCache
 from tfxfer.training.model import TransferModel
@@ -193,16 +193,16 @@ def _teacher(teacher, class_names):
 
 
 def _refuse_held_out_copies(files, data):
-    """Raises if one of `files` has the bytes of a validation or test example of `data`."""
-    def digest(path):
-        with open(path, "rb") as file:
-            return hashlib.sha256(file.read()).hexdigest()
-
-    held_out = {digest(path): (split, path) for split in ("validation", "test") if data.sizes.get(split)
-                for path in data.examples(split)[0]}
-    for path in files:
-        split, example = held_out.get(digest(path), (None, None))
-        if split:
+    """Raises if one of `files` has the contents of a validation or test example of `data` (the loader's identity
+    of an example, `example_identities`)."""
+    held_out = {}
+    for split in ("validation", "test"):
+        if data.sizes.get(split):
+            paths = data.examples(split)[0]
+            held_out.update(zip(example_identities("image", paths), ((split, path) for path in paths)))
+    for path, key in zip(files, example_identities("image", files)):
+        if key in held_out:
+            split, example = held_out[key]
             raise ValueError(f"unlabeled image {path} is a copy of {split} example {example}: the student would "
                              f"train on the images it is scored on. Remove it from the unlabeled folder.")
 
