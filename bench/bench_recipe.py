@@ -78,7 +78,10 @@ def hymenoptera(args, results, save):
     data = tfxfer.load_images(HYMENOPTERA, extractor=extractor, batch_size=32, on_bad="skip")
     cache = tfxfer.FeatureCache(progress=False)
     table = results.setdefault("hymenoptera", {})
-    for name, options in (TOGETHER if args.together else FINE_TUNE).items():
+    configurations = TOGETHER if args.together else FINE_TUNE
+    for name, options in configurations.items():
+        if args.configs and name not in args.configs:
+            continue
         rows = {"val_accuracy": [], "seconds": [], "epochs": [], "val_accuracy_tta": []}
         for seed in range(args.repeats):
             started = time.perf_counter()
@@ -272,6 +275,8 @@ def main():
     parser.add_argument("--fine-tune-epochs", type=int, default=5)
     parser.add_argument("--sms-rows", type=int, default=2000, help="0 for all 5,574")
     parser.add_argument("--together", action="store_true", help="hymenoptera: only the additions together")
+    parser.add_argument("--configs", nargs="+", choices=list(FINE_TUNE) + list(TOGETHER),
+                        help="hymenoptera: only these fine-tuning configurations (default: all)")
     args = parser.parse_args()
     require_assets()
     results = {"machine": machine(), "command": "python " + " ".join(sys.argv), "scale": vars(args)}
