@@ -101,6 +101,18 @@ def test_bad_arguments_are_named(tiny_hub_model, arrays, argument, value, messag
         tfxfer.TransferModel(tiny_hub_model, **options, verbose=0).fit(arrays, task=MULTICLASS)
 
 
+@pytest.mark.parametrize("validation, message", [
+    (lambda x, y: (x[:8], np.array([0, 1, 2, 7, 0, 1, 2, 0])), r"validation: label 7 at row 3 is not a class index"),
+    (lambda x, y: (x[:8, :8, :8], y[:8]), r"validation: The data's images are of size \(8, 8\)"),
+    (lambda x, y: (x[:8], y[:5]), "validation: 8 inputs but 5 labels"),
+])
+def test_validation_passed_apart_is_checked_like_the_training_data(tiny_hub_model, arrays, validation, message):
+    with pytest.raises(ValueError, match=message):
+        tfxfer.TransferModel(tiny_hub_model, verbose=0).fit(arrays, validation=validation(*arrays), task=MULTICLASS)
+    with pytest.raises(ValueError, match="^24 inputs but 23 labels"):
+        tfxfer.TransferModel(tiny_hub_model, verbose=0).fit((arrays[0], arrays[1][:23]), task=MULTICLASS)
+
+
 def test_head_and_task_mismatch_is_refused(tiny_hub_model, arrays):
     with pytest.raises(ValueError, match="num_outputs"):
         tfxfer.TransferModel(tiny_hub_model, verbose=0).fit(arrays, task=Task("multiclass", ["a"], 1, "sparse"))

@@ -147,7 +147,7 @@ class Task:
         labels = np.asarray(labels)
         bad = np.flatnonzero((labels < 0) | (labels >= self.num_outputs) | (labels != np.round(labels)))
         if bad.size:
-            raise ValueError(f"label {labels[bad[0]]!r} at row {bad[0]} is not a class index of the head's "
+            raise ValueError(f"label {labels[bad[0]].item()!r} at row {bad[0]} is not a class index of the head's "
                              f"{self.num_outputs} classes {self.class_names} (0 to {self.num_outputs - 1}).")
 
     # Data.

@@ -48,6 +48,28 @@ def check_data_fits(extractor, inputs, labels, task):
         task.check_labels(labels)
 
 
+def check_fit_arguments(extractor, fit_kwargs, splits, task):
+    """Raises a clear error when the training data of Keras `fit` arguments (or `splits`), or validation data passed
+    apart from them, does not fit the extractor or the head; errors about the latter begin with "validation:"."""
+    check_data_fits(extractor, splits or fit_kwargs["x"], fit_kwargs.get("y"), task)
+    _check_one_label_each(fit_kwargs["x"], fit_kwargs.get("y"))
+    validation = fit_kwargs.get("validation_data")
+    if validation is None or splits is not None:
+        return
+    inputs, labels = validation[:2] if isinstance(validation, (tuple, list)) else (validation, None)
+    try:
+        check_data_fits(extractor, inputs, labels, task)
+        _check_one_label_each(inputs, labels)
+    except ValueError as error:
+        raise ValueError(f"validation: {error}") from None
+
+
+def _check_one_label_each(inputs, labels):
+    if labels is not None and len(inputs) != len(labels):
+        raise ValueError(f"{len(inputs)} inputs but {len(labels)} labels: give one label per input, in the same "
+                         "order.")
+
+
 def fit_arguments(data, validation, task):
     """Splits the accepted data forms into Keras `fit` arguments and the task."""
     if hasattr(data, "train") and hasattr(data, "task"):

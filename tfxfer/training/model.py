@@ -13,7 +13,7 @@ from tfxfer.extractors import Extractor, HubExtractor, load_extractor
 from tfxfer.training.callbacks import OnWholeModel
 from tfxfer.training.feature_cache import FeatureCache, cache_refusal
 from tfxfer.training.heads import build_model
-from tfxfer.training.inputs import batch_spec, check_data_fits, fit_arguments
+from tfxfer.training.inputs import batch_spec, check_data_fits, check_fit_arguments, fit_arguments
 from tfxfer.training.phases import ignored_settings, plan, regime_name, with_recipe
 from tfxfer.training.rates import check_block_rates
 from tfxfer.training.state import fitted_state_kept
@@ -270,7 +270,7 @@ class TransferModel:
             fit_kwargs["batch_size"] = self.batch_size
         else:
             fit_kwargs["shuffle"] = False  # Datasets come shuffled (the training split reshuffles every epoch).
-        check_data_fits(self.extractor_, splits or fit_kwargs["x"], fit_kwargs.get("y"), task)
+        check_fit_arguments(self.extractor_, fit_kwargs, splits, task)
         return fit_kwargs, splits, task
 
     def _trainer(self, phase, data, fit_kwargs, splits, cache):
