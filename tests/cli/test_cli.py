@@ -224,6 +224,22 @@ def test_probe_scores_every_cut_of_each_extractor_and_draws_them(tiny_hub_model,
     assert (tmp_path / "probe.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_advice_to_pass_weights_is_in_each_commands_words():
+    """The advice of a keras.applications model without its download, as `tfxfer train` and `tfxfer probe` (where an
+    extractor's options follow `--extractor`) print it; found by a hostile tester: probe printed the Python call."""
+    from tfxfer import load_extractor
+    from tfxfer.cli.probing import _PROBE_OPTIONS
+    from tfxfer.cli.terminal import FLAGS, cli_words
+
+    with pytest.raises(OSError) as error:
+        load_extractor("MobileNetV2", alpha=0.3)  # no such ImageNet weights: refused before any download
+    assert "weights='path/to/mobilenetv2_no_top.weights.h5'" in str(error.value)
+    assert "pass a local weights file: --weights path/to/mobilenetv2_no_top.weights.h5," in cli_words(str(error.value))
+    probe_flags = {name: flag for name, flag in FLAGS.items() if name not in _PROBE_OPTIONS}
+    assert ("pass a local weights file: --extractor MobileNetV2 weights=path/to/mobilenetv2_no_top.weights.h5,"
+            in cli_words(str(error.value), probe_flags))
+
+
 def test_a_resume_refused_for_another_probe_rule_names_the_flags():
     from tfxfer.cli.terminal import cli_words
     from tfxfer.search.results import record_differences

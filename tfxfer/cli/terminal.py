@@ -124,6 +124,8 @@ def cli_words(message, flags=FLAGS):
     # A Python call given as advice, such as load_extractor('MobileNetV2', --weights w.h5), is just its flags here;
     # two arguments that one flag sets (project_name= or directory=) are that flag once.
     flagged = re.sub(r"\b[a-z_.]+\([^()]*?(--[a-z][^()]*)\)", r"\1", flagged)
+    # Where the extractor's options are not flags (tfxfer probe), such a call is `--extractor SOURCE KEY=VALUE`.
+    flagged = re.sub(r"\bload_extractor\('([^']*)', (\w+)='([^']*)'\)", r"--extractor \1 \2=\3", flagged)
     return re.sub(r"(--[a-z][\w-]*) or \1\b", r"\1", flagged)
 
 
