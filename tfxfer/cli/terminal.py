@@ -91,7 +91,7 @@ FLAGS = {"on_bad": "--on-bad", "encoding": "--encoding", "sep": "--sep", "task":
          "pooling": "--pooling", "sequence_length": "--sequence-length", "layer_decay": "--layer-decay",
          "block_rates": "--block-rates", "schedule": "--schedule", "label_smoothing": "--label-smoothing",
          "precision": "--precision", "test_time_augmentation": "--tta", "texts": "--texts",
-         "probe_score": "--probe-score", "probe_margin": "--probe-margin", "unlabeled": "--unlabeled",
+         "probe_score": "--probe-score", "probe_margin": "--probe-margin", "unlabeled": "--unlabeled", "temperature": "--temperature",
          "start": "--start", "end": "--end", "batch_norm": "--batch-norm"}
 
 

@@ -12,7 +12,6 @@ inputs; here the teacher runs once per example and the student trains on cached 
 out instead.
 """
 
-import math
 import time
 from types import SimpleNamespace
 
@@ -40,7 +39,7 @@ def distill(teacher, student_extractor, data, *, temperature=4.0, alpha=0.7, unl
             `serving_images` signature is run), trained on the same classes as `data`.
         student_extractor: An `Extractor`, or a source for `tfxfer.load_extractor`.
         data: The `DataSplits` from `tfxfer.load_images` for the student (multi-class).
-        temperature: Softens both distributions (above 1); 2 to 5 is usual.
+        temperature: Softens both distributions (above 1); 2 to 5 is usual, at most 1000.
         alpha: Weight of the soft (teacher) term, from 0 (labels only) to 1 (teacher only).
         unlabeled: A folder of unlabelled images (searched recursively) the teacher labels softly; they add to the
             training split with the soft term only. A copy of a validation or test image in it is an error (the
@@ -69,9 +68,12 @@ def distill(teacher, student_extractor, data, *, temperature=4.0, alpha=0.7, unl
         >>> student.distillation_["temperature"], student.frozen_blocks_ == student.extractor_.n_blocks
         (4.0, True)
     """
-    if not 0 < temperature < math.inf or not 0 <= alpha <= 1:
-        raise ValueError(f"temperature must be finite and > 0, and alpha from 0 to 1; got temperature={temperature!r}, "
-                         f"alpha={alpha!r}.")
+    if not 0 < temperature <= 1000:  # float32 keeps the teacher's differences of log(p) / T up to about 1e5
+        raise ValueError(f"temperature={temperature!r} is out of range: it must be > 0 and at most 1000 (2 to 5 is "
+                         "usual; from about 100 up the soft term already matches the teacher's log scores, Hinton et "
+                         "al.'s high-temperature limit).")
+    if not 0 <= alpha <= 1:
+        raise ValueError(f"alpha must be from 0 to 1; got alpha={alpha!r}.")
     if not data.task.has_classes or data.task.uses_threshold:
         raise ValueError(f"distill takes multi-class data (soft class predictions); this data is "
                          f"{data.task.task_type}.")
