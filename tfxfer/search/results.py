@@ -119,7 +119,9 @@ def search_results(directory, project_name):
         project_name: Its `project_name`.
 
     Returns:
-        A DataFrame with one row per trial: `trial_id`, `status` (COMPLETED, RUNNING, FAILED, INVALID...), every
+        A DataFrame with one row per trial: `trial_id`, `status` (COMPLETED, RUNNING, FAILED, INVALID...; RUNNING
+        is also a trial whose process was stopped, with its scores up to its last epoch: resuming the search runs
+        it again from its start), every
         hyperparameter (a search across extractors has `extractor` and `frozen_blocks` for its `candidate`),
         `regime` (the plan the trial trained in), `score` (the objective), the other metrics at the best epoch, `epochs`, `seconds`, sorted best first (trials without a score last). `table.attrs` holds the
         `objective` and its `direction` as the search stored them, and the extractor's `n_blocks`.
