@@ -187,6 +187,16 @@ time.sleep(60)
 """
 
 
+def test_ctrl_c_after_the_result_ends_with_the_commands_code_and_no_traceback(tmp_path):
+    """Ctrl-C in the seconds of Python's teardown after a result printed a traceback (found by a hostile tester)."""
+    script = tmp_path / "teardown.py"
+    script.write_text("import os, signal, time\nfrom tfxfer.cli import terminal\nprint('result', flush=True)\n"
+                      "terminal.end_quietly_on_interrupt(0)\nos.kill(os.getpid(), signal.SIGINT)\ntime.sleep(30)\n"
+                      "print('not reached')\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
+    assert (result.returncode, result.stdout, result.stderr) == (0, "result\n", "")
+
+
 def test_an_interrupt_that_python_ignores_still_ends_the_command(tmp_path):
     """Ctrl-C that lands in a finalizer is printed as 'Exception ignored' and the command went on to the end (found
     by a hostile tester: tfxfer lr-find ran its 5,000 steps and exited 0); it now ends after a grace period."""

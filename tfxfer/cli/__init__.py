@@ -40,7 +40,7 @@ def main(argv=None):
             results_only = contextlib.redirect_stdout(sys.stderr) if (args.json or args.quiet) else \
                 contextlib.nullcontext()
             with results_only:
-                return _run(args)
+                code = _run(args)
     except BrokenPipeError:  # stdout's reader has gone (`| head`): nothing left to say, and nothing to say it to
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
@@ -54,6 +54,9 @@ def main(argv=None):
             sys.stderr.flush()
             os._exit(130)
         return 130
+    if own_process:
+        terminal.end_quietly_on_interrupt(code)
+    return code
 
 
 def _run(args):
