@@ -101,6 +101,29 @@ def test_bad_arguments_are_named(tiny_hub_model, arrays, argument, value, messag
         tfxfer.TransferModel(tiny_hub_model, **options, verbose=0).fit(arrays, task=MULTICLASS)
 
 
+@pytest.mark.parametrize("options, message", [  # each was taken and did nothing, or worse (found by a hostile tester)
+    (dict(regime="mid-layer", schedule={"fine-tune": "cosine"}),  # no warm-up: its one phase is "train"
+     r"schedule names phase 'fine-tune', which this plan does not have: its phases are \['train'\]"),
+    (dict(regime="fine-tune", schedule={"head": "cosine"}), r"its phases are \['warm-up', 'fine-tune'\]"),
+    (dict(regime="fine-tune", freeze_blocks=4, layer_decay=0.8), r"layer_decay=0.8 does nothing when every block"),
+    (dict(regime="mid-layer", freeze_blocks=4, block_rates=(1e-6, 1e-4)), "block_rates=.* does nothing when every"),
+    (dict(regime="fine-tune", block_rates=(1e-6, float("inf"))), "positive finite rates"),  # trained to NaN weights
+    (dict(regime="fine-tune", block_rates=(1e-6, 1e-4), fine_tune_learning_rate=3e-4),
+     r"so fine_tune_learning_rate=0.0003 would do nothing: pass one of them"),
+    (dict(regime="mid-layer", block_rates=(1e-6, 1e-4), learning_rate=3e-3), "so learning_rate=0.003 would do nothing"),
+    (dict(jit_compile="yes"), "jit_compile must be 'auto', True or False"),
+])
+def test_settings_that_would_do_nothing_are_refused(tiny_hub_model, arrays, options, message):
+    with pytest.raises(ValueError, match=message):
+        tfxfer.TransferModel(tiny_hub_model, **options, epochs=1, verbose=0).fit(arrays, task=MULTICLASS)
+
+
+def test_numpy_numbers_are_numbers(tiny_hub_model, arrays):
+    fitted = tfxfer.TransferModel(tiny_hub_model, regime="mid-layer", freeze_blocks=2, layer_decay=np.float32(0.8),
+                                  epochs=np.int64(1), learning_rate=np.float32(1e-3), verbose=0)
+    assert len(fitted.fit(arrays, task=MULTICLASS).history_["loss"]) == 1
+
+
 @pytest.mark.parametrize("validation, message", [
     (lambda x, y: (x[:8], np.array([0, 1, 2, 7, 0, 1, 2, 0])), r"validation: label 7 at row 3 is not a class index"),
     (lambda x, y: (x[:8, :8, :8], y[:8]), r"validation: The data's images are of size \(8, 8\)"),

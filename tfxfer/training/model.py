@@ -14,8 +14,7 @@ from tfxfer.training.callbacks import OnWholeModel
 from tfxfer.training.feature_cache import FeatureCache, cache_refusal
 from tfxfer.training.heads import build_model
 from tfxfer.training.inputs import batch_spec, check_data_fits, check_fit_arguments, fit_arguments
-from tfxfer.training.phases import ignored_settings, plan, regime_name, with_recipe
-from tfxfer.training.rates import check_block_rates
+from tfxfer.training.phases import check_settings, plan, with_recipe
 from tfxfer.training.state import fitted_state_kept
 from tfxfer.training.recipe import flip_averaged, phase_optimizer, steps_per_epoch
 from tfxfer.training.strategy import dtype_policy, pick_precision
@@ -125,24 +124,6 @@ class TransferModel:
         self.extractor_options = extractor_options
         self.verbose = verbose
 
-    def _check_arguments(self):
-        for name in ("learning_rate", "fine_tune_learning_rate"):
-            value = getattr(self, name)
-            if not isinstance(value, (int, float)) or not np.isfinite(value) or value <= 0:
-                raise ValueError(f"{name} must be a positive number; got {value!r}.")
-        for name in ("warmup_epochs", "epochs"):
-            value = getattr(self, name)
-            if name == "warmup_epochs" and value is None:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "warmup_epochs" else 1):
-                raise ValueError(f"{name} must be a whole number >= {0 if name == 'warmup_epochs' else 1}; "
-                                 f"got {value!r}.")
-        check_block_rates(self.layer_decay, self.block_rates)
-        for name in ("label_smoothing", "weight_decay"):
-            value = getattr(self, name) or 0.0
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-                raise ValueError(f"{name} must be a number in [0, 1); got {value!r}.")
-
     def _plan(self, n_blocks):
         """The phases to train, checked against the extractor's blocks."""
         k = self.freeze_blocks
@@ -188,13 +169,7 @@ class TransferModel:
         Returns:
             The compiled `keras.Model` (also in `model_`), with the blocks of the first phase frozen.
         """
-        regime_name(self.regime)  # a bad regime is refused before the extractor loads
-        self._check_arguments()
-        unused = ignored_settings(self.regime, warmup_epochs=self.warmup_epochs, layer_decay=self.layer_decay,
-                                  block_rates=self.block_rates)
-        if unused:
-            raise ValueError(f"{unused[0]}={getattr(self, unused[0])} does nothing with regime={self.regime!r}; "
-                             "leave it out, or pass regime='mid-layer' or regime='fine-tune'.")
+        check_settings(self)  # before the extractor loads
         self._started = time.perf_counter()
         self.precision_ = pick_precision(self.strategy) if self.precision == "auto" else self.precision
         with self._scope(), dtype_policy(self.precision_):

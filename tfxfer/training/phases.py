@@ -12,6 +12,8 @@ model: freeze, fit the head, unfreeze, fit again at a lower rate.)
 """
 
 import dataclasses
+import inspect
+import numbers
 
 #: The schedules a phase can follow (see `tfxfer.training.schedules`).
 SCHEDULES = ("constant", "cosine", "one-cycle")
@@ -151,6 +153,10 @@ def plan(regime, n_blocks, **settings):
     name = regime_name(regime)
     if settings.get("warmup_epochs") is None:
         settings["warmup_epochs"] = DEFAULT_WARMUP[name]
+    for key, kind in (("learning_rate", float), ("fine_tune_learning_rate", float), ("epochs", int),
+                      ("warmup_epochs", int), ("freeze_blocks", int)):  # NumPy's numbers as Python's, for Keras
+        if settings.get(key) is not None:
+            settings[key] = kind(settings[key])
     return REGIMES[name](n_blocks, **settings)
 
 
@@ -212,12 +218,63 @@ def with_recipe(phases, n_blocks, *, schedule="constant", layer_decay=None, bloc
         raise ValueError(f"schedule names phases {unknown}; phases are 'head', 'warm-up', 'train' and 'fine-tune'.")
     for name, value in schedules.items():
         check_schedule(value, f"schedule[{name!r}]" if isinstance(schedule, dict) else "schedule")
+    names = [phase.name for phase in phases]
+    missing = [name for name in schedules if name not in names]
+    if missing:  # mid-layer without a warm-up trains one phase, "train": a "fine-tune" schedule would do nothing
+        raise ValueError(f"schedule names phase {missing[0]!r}, which this plan does not have: its phases are "
+                         f"{names}. Name those, or pass one schedule for every phase.")
+    trains_blocks = any(phase.frozen_blocks < n_blocks for phase in phases)
+    for name, value in (("layer_decay", layer_decay), ("block_rates", block_rates)):
+        if value is not None and not trains_blocks:
+            raise ValueError(f"{name}={value} does nothing when every block stays frozen (freeze_blocks={n_blocks} "
+                             f"of {n_blocks}): leave it out, or freeze fewer blocks.")
     result = []
     for phase in phases:
         changes = {"schedule": schedules.get(phase.name, "constant")}
         if phase.frozen_blocks < n_blocks and (layer_decay is not None or block_rates is not None):
-            changes.update(layer_decay=layer_decay, block_rates=None if block_rates is None else tuple(block_rates))
+            changes.update(layer_decay=None if layer_decay is None else float(layer_decay),
+                           block_rates=None if block_rates is None else tuple(map(float, block_rates)))
             if block_rates is not None:
                 changes["learning_rate"] = float(block_rates[1])
         result.append(dataclasses.replace(phase, **changes))
     return result
+
+
+def check_settings(model):
+    """Raises ValueError naming the first of a `TransferModel`'s training settings that is out of range, that its
+    regime has no use for, or that another setting would silently replace."""
+    from tfxfer.training.rates import check_block_rates
+
+    regime = regime_name(model.regime)
+    for name in ("learning_rate", "fine_tune_learning_rate"):
+        value = getattr(model, name)
+        if not _real(value) or not 0 < value < float("inf"):
+            raise ValueError(f"{name} must be a positive number; got {value!r}.")
+    for name, least in (("warmup_epochs", 0), ("epochs", 1)):
+        value = getattr(model, name)
+        if not (name == "warmup_epochs" and value is None) and (
+                not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < least):
+            raise ValueError(f"{name} must be a whole number >= {least}; got {value!r}.")
+    check_block_rates(model.layer_decay, model.block_rates)
+    for name in ("label_smoothing", "weight_decay"):
+        value = getattr(model, name) or 0.0
+        if not _real(value) or not 0 <= value < 1:
+            raise ValueError(f"{name} must be a number in [0, 1); got {value!r}.")
+    if model.jit_compile not in ("auto", True, False):
+        raise ValueError(f"jit_compile must be 'auto', True or False; got {model.jit_compile!r}.")
+    unused = ignored_settings(regime, warmup_epochs=model.warmup_epochs, layer_decay=model.layer_decay,
+                              block_rates=model.block_rates)
+    if unused:
+        raise ValueError(f"{unused[0]}={getattr(model, unused[0])} does nothing with regime={model.regime!r}; "
+                         "leave it out, or pass regime='mid-layer' or regime='fine-tune'.")
+    if model.block_rates is not None:  # its high rate is the rate of the phase that trains blocks
+        name = "learning_rate" if regime == "mid-layer" and not model.warmup_epochs else "fine_tune_learning_rate"
+        if getattr(model, name) != inspect.signature(type(model)).parameters[name].default:
+            raise ValueError(f"block_rates={tuple(model.block_rates)} gives the phase that trains blocks its rates "
+                             f"(the last block and the head at high, {model.block_rates[1]:g}), so "
+                             f"{name}={getattr(model, name)!r} would do nothing: pass one of them.")
+
+
+def _real(value):
+    """Whether `value` is a real number (NumPy's too), not a bool."""
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)

@@ -9,6 +9,7 @@ because Keras calls `update_step` once per variable on each replica's copy.
 """
 
 import math
+import numbers
 
 import keras
 
@@ -49,15 +50,15 @@ def check_block_rates(layer_decay, rates):
     """Raises ValueError naming `layer_decay` or `block_rates` when it is out of range or both are given."""
     if layer_decay is not None and rates is not None:
         raise ValueError("layer_decay and block_rates are two ways to give blocks their own rates; pass one of them.")
-    if layer_decay is not None and (isinstance(layer_decay, bool) or not isinstance(layer_decay, (int, float))
+    if layer_decay is not None and (isinstance(layer_decay, bool) or not isinstance(layer_decay, numbers.Real)
                                     or not 0 < layer_decay <= 1):
         raise ValueError(f"layer_decay must be a number in (0, 1] (e.g. 0.75); got {layer_decay!r}.")
     if rates is not None:
         ok = isinstance(rates, (tuple, list)) and len(rates) == 2 and all(
-            isinstance(r, (int, float)) and not isinstance(r, bool) and r > 0 for r in rates)
+            isinstance(r, numbers.Real) and not isinstance(r, bool) and 0 < r < math.inf for r in rates)
         if not ok or rates[0] > rates[1]:
-            raise ValueError(f"block_rates must be a pair (low, high) of positive rates with low <= high, e.g. "
-                             f"(1e-6, 1e-4); got {rates!r}.")
+            raise ValueError(f"block_rates must be a pair (low, high) of positive finite rates with low <= high, "
+                             f"e.g. (1e-6, 1e-4); got {rates!r}.")
 
 
 class _BlockRates:
