@@ -75,10 +75,12 @@ def test_fit_trains_each_block_at_its_rate(form, tiny_hub_model):
 
 def test_schedules_follow_their_formulas():
     rate, steps = 1e-3, 200
-    cosine = learning_rate("cosine", rate, steps)  # warm-up over 20 steps, cosine over 180
-    for step, value in [(0, 0.0), (10, rate / 2), (20, rate), (20 + 60, rate * (1 + np.cos(np.pi / 3)) / 2),
-                        (110, rate / 2), (200, 0.0)]:
+    cosine = learning_rate("cosine", rate, steps)  # warm-up over 20 steps from rate / 21, cosine over 180
+    for step, value in [(0, rate / 21), (10, (rate / 21 + rate) / 2), (20, rate),
+                        (20 + 60, rate * (1 + np.cos(np.pi / 3)) / 2), (110, rate / 2), (200, 0.0)]:
         assert float(cosine(step)) == pytest.approx(value, abs=1e-9), step
+    # A phase of one step trained at rate 0, silently (found by a hostile tester): it now takes half the rate.
+    assert float(learning_rate("cosine", rate, 1)(0)) == pytest.approx(rate / 2)
     cycle = learning_rate("one-cycle", rate, steps)
     assert isinstance(cycle, OneCycle)
     for step, value in [(0, rate / 25), (25, (rate / 25 + rate) / 2), (50, rate), (125, (rate + rate / 1e5) / 2),

@@ -1,8 +1,9 @@
 """How the learning rate moves within a phase: constant, warm-up then cosine decay, or one-cycle.
 
 - `"constant"`: the phase's rate at every step.
-- `"cosine"`: Keras' `CosineDecay` with a linear warm-up from 0 to the phase's rate over the first
-  `WARMUP_FRACTION` of the phase's steps, then a cosine down to 0 at its last step.
+- `"cosine"`: Keras' `CosineDecay` with a linear warm-up to the phase's rate over the first `WARMUP_FRACTION` of
+  the phase's `w` steps (from `rate / (w + 1)`, not 0: a phase of one step would not train at all), then a cosine
+  down to 0 at its last step.
 - `"one-cycle"` (fastai's `fit_one_cycle`): a cosine up from `rate / 25` to the rate over the first quarter of the
   steps, then a cosine down to `rate / 1e5`.
 
@@ -65,7 +66,7 @@ def learning_rate(schedule, rate, steps):
     Example:
         >>> cosine = learning_rate("cosine", 1e-3, 100)
         >>> [round(float(cosine(step)), 6) for step in (0, 10, 55, 100)]
-        [0.0, 0.001, 0.0005, 0.0]
+        [9.1e-05, 0.001, 0.0005, 0.0]
     """
     check_schedule(schedule)
     if schedule == "constant":
@@ -74,4 +75,5 @@ def learning_rate(schedule, rate, steps):
     if schedule == "one-cycle":
         return OneCycle(rate, steps)
     warmup = max(1, round(WARMUP_FRACTION * steps))
-    return keras.optimizers.schedules.CosineDecay(0.0, steps - warmup, warmup_target=rate, warmup_steps=warmup)
+    return keras.optimizers.schedules.CosineDecay(rate / (warmup + 1), steps - warmup, warmup_target=rate,
+                                                  warmup_steps=warmup)
