@@ -38,6 +38,12 @@ def test_bfloat16_trains_and_exports_float32_scores(tiny_hub_model, tmp_path):
     expected = model.predict(x, test_time_augmentation=True)
     np.testing.assert_allclose(served["scores"].numpy(), expected, atol=2e-2)
     assert not np.allclose(expected, predicted, atol=1e-6)  # the export serves the flip-averaged scores
+    # TTA's loss is the loss training used, label smoothing included, as the plain loss is (found by a hostile
+    # tester: it was plain cross-entropy, so TTA's loss beside the plain one read as worse when it was better)
+    # (the head's L2 penalty is in both evaluated losses, so their difference is compared)
+    loss = MULTICLASS.loss(label_smoothing=0.1)
+    evaluated = [model.evaluate((x, y), test_time_augmentation=flip)["loss"] for flip in (False, True)]
+    assert evaluated[1] - evaluated[0] == pytest.approx(float(loss(y, expected) - loss(y, predicted)), abs=1e-4)
 
 
 def test_mixed_float16_scales_the_loss_and_auto_is_float32_on_cpu():

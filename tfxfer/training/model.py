@@ -281,7 +281,7 @@ class TransferModel:
         if self.extractor_.input_kind != "image":
             raise ValueError("test_time_augmentation flips images; this model takes text: leave it out.")
         model = flip_averaged(self.model_)
-        model.compile(loss=self.task_.loss(), metrics=self.task_.metrics())
+        model.compile(loss=self.model_.loss, metrics=self.task_.metrics())  # the same loss (label smoothing)
         return model
 
     def predict(self, inputs, batch_size=None, *, test_time_augmentation=False):

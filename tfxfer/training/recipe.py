@@ -69,6 +69,8 @@ def flip_averaged(model):
         (1, 3)
     """
     inputs = keras.Input(model.inputs[0].shape[1:], name="image")
-    outputs = keras.layers.Average(name="flip_average", dtype="float32")(
-        [model(inputs), model(HorizontalFlip(name="horizontal_flip")(inputs))])
+    # One call of `model` on the images and their mirrors stacked: two calls would count its weights' penalties
+    # (L2) twice in the loss that `evaluate` reports.
+    both = keras.ops.concatenate([inputs, HorizontalFlip(name="horizontal_flip")(inputs)], axis=0)
+    outputs = keras.layers.Average(name="flip_average", dtype="float32")(keras.ops.split(model(both), 2, axis=0))
     return keras.Model(inputs, outputs, name=f"{model.name}_flip_averaged")
