@@ -204,6 +204,21 @@ def test_non_ascii_file_names(tmp_path):
     assert _all(data.unbatched("train").batch(2))[0].shape == (2, 8, 8, 3)
 
 
+def test_a_file_name_that_is_not_utf8_is_read(tmp_path):
+    """Latin-1 bytes in a name (old archives, Windows shares) stopped a whole folder with 'Unable to convert element
+    to UTF-8' and no file named (found by a hostile tester)."""
+    import os
+
+    write_image(tmp_path / "fotos" / "a" / "0.png", COLOURS[0])
+    write_image(tmp_path / "fotos" / "b" / "0.png", COLOURS[1])
+    os.rename(tmp_path / "fotos" / "b" / "0.png", os.fsencode(tmp_path / "fotos" / "b") + b"/caf\xe9.png")
+    data = load_images(tmp_path / "fotos", validation_split=0, **UNIT)
+    assert data.sizes["train"] == 2 and not data.skipped
+    assert any(path.endswith("caf\udce9.png") for path in data.examples("train")[0])
+    images, labels = _all(data.unbatched("train").batch(2))
+    assert sorted(labels.tolist()) == [0, 1] and images.shape == (2, 8, 8, 3)
+
+
 def test_source_must_be_a_path_or_a_dataframe():
     with pytest.raises(ValueError, match="source must be a folder, a CSV/TSV path or a pandas DataFrame; got list"):
         load_images(["a.png"], **UNIT)

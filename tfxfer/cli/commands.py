@@ -11,7 +11,7 @@ import sys
 import tempfile
 import warnings
 
-from tfxfer.cli.terminal import FLAGS
+from tfxfer.cli import terminal
 
 #: Skipped files or rows printed one by one; the rest are written to a file whose path is printed.
 LISTED_SKIPS = 10
@@ -30,7 +30,7 @@ def _say(args, *lines):
 def _result(args, table):
     """Prints a command's result to stdout: the table (JSON records with `--json`); also under `--quiet`."""
     if args.json:
-        print(table.to_json(orient="records", default_handler=str), file=args.out)
+        print(terminal.json_records(table), file=args.out)
     else:
         print(table.to_string(index=False), file=args.out)
 
@@ -86,7 +86,7 @@ def _check_data_flags(args, kind):
     unused = [name for name, (default, readers) in _DATA_FLAGS.items()
               if getattr(args, name) not in (default, None) and kind not in readers]
     if unused:
-        flags = " and ".join(FLAGS.get(name, f"--{name.replace('_', '-')}") for name in unused)
+        flags = " and ".join(terminal.FLAGS.get(name, f"--{name.replace('_', '-')}") for name in unused)
         article = "an" if kind[0] in "aeiou" else "a"
         raise UsageError(f"{flags} do{'es' if len(unused) == 1 else ''} nothing for {args.data!r}, {article} {kind}: "
                          f"leave {'it' if len(unused) == 1 else 'them'} out")
@@ -193,7 +193,7 @@ def train(args):
     unused = ignored_settings(args.regime, freeze_blocks=args.freeze, warmup_epochs=args.warmup_epochs,
                               layer_decay=args.layer_decay, block_rates=args.block_rates)
     if unused:
-        flag = FLAGS[unused[0]]
+        flag = terminal.FLAGS[unused[0]]
         raise UsageError(f"{flag} does nothing with --regime {args.regime} (every block stays frozen); pass --regime "
                          f"mid-layer or --regime fine-tune with {flag}, or leave {flag} out")
     _check_data_path(args)

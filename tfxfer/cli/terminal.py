@@ -9,6 +9,7 @@ retracing warnings); every other line, a real error included, goes through.
 """
 
 import contextlib
+import json
 import os
 import re
 import sys
@@ -226,3 +227,19 @@ def end_quietly_on_interrupt(code):
         os._exit(code)
 
     signal.signal(signal.SIGINT, handle)
+
+
+def json_records(table):
+    """A table as one line of JSON records: NaN as null and NumPy numbers as numbers (pandas'), '/' and non-ASCII
+    letters as they are, and a file name that is not UTF-8 with its odd bytes as `\\xNN` (no JSON holds them).
+
+    Example:
+        >>> import pandas as pd
+        >>> print(json_records(pd.DataFrame({"file": ["bees/abeille.png", "caf\\udce9.png"], "score": [0.5, None]})))
+        [{"file": "bees/abeille.png", "score": 0.5}, {"file": "caf\\\\xe9.png", "score": null}]
+    """
+    def printable(value):
+        return os.fsencode(value).decode("utf-8", "backslashreplace") if isinstance(value, str) else value
+
+    records = table.map(printable).to_json(orient="records", default_handler=str)
+    return json.dumps(json.loads(records), ensure_ascii=False)

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tfxfer.data.decoding import decode_image
+from tfxfer.data.decoding import decode_image, path_tensor
 from tfxfer.data.errors import DataError, count_reasons
 from tfxfer.data.stratify import SPLITS
 
@@ -156,10 +156,14 @@ class DataSplits:
         inputs, labels = self._examples[_check_split(split)]
         if not inputs:
             return None
-        dataset = tf.data.Dataset.from_tensor_slices((np.asarray(inputs, dtype=object), labels))
+        dataset = tf.data.Dataset.from_tensor_slices((self._input_tensor(inputs), labels))
         if self.modality == "image":
             dataset = dataset.map(self._decode, num_parallel_calls=tf.data.AUTOTUNE)
         return dataset
+
+    def _input_tensor(self, inputs):
+        """Texts, or image paths as the file system's bytes (`tfxfer.data.decoding.path_tensor`)."""
+        return path_tensor(inputs) if self.modality == "image" else np.asarray(inputs, dtype=object)
 
     def _decode(self, path, label):
         # Every file passed the loader's one-time check, the size limit included.
@@ -178,7 +182,7 @@ class DataSplits:
             # A disk cache is for data larger than memory: a buffer of the whole split would hold it all again.
             per_image = self.image_size[0] * self.image_size[1] * 3 * 4
             shuffle_buffer = max(1, min(len(inputs), DISK_CACHE_SHUFFLE_BYTES // per_image))
-        dataset = tf.data.Dataset.from_tensor_slices((np.asarray(inputs, dtype=object), labels))
+        dataset = tf.data.Dataset.from_tensor_slices((self._input_tensor(inputs), labels))
         if self.modality == "image":
             if training and not self.cache:
                 # Shuffling paths before decoding costs nothing; after a cache the buffer holds decoded images.

@@ -1,5 +1,6 @@
 """Image bytes to model inputs, and a parallel check that finds the files that will not decode."""
 
+import os
 import re
 
 import numpy as np
@@ -199,6 +200,17 @@ def exif_orientation(path):
     return None
 
 
+def path_tensor(paths):
+    """File paths as a NumPy array for `tf.data`: each as the file system's bytes, so that a name that is not valid
+    UTF-8 (Latin-1 bytes from an old archive, held by Python as surrogate escapes) still reaches the file.
+
+    Example:
+        >>> path_tensor(["a.png", "caf\\udce9.png"]).tolist()
+        [b'a.png', b'caf\\xe9.png']
+    """
+    return np.asarray([os.fsencode(path) for path in paths], dtype=object)
+
+
 def find_undecodable(paths):
     """Finds the image files that will not decode, in one parallel pass of TensorFlow ops.
 
@@ -217,7 +229,7 @@ def find_undecodable(paths):
     """
     if not len(paths):
         return {}
-    dataset = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), np.asarray(paths, dtype=object)))
+    dataset = tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), path_tensor(paths)))
     # ignore_errors drops the failures; they are found below as the positions that did not come back.
     dataset = dataset.map(_probe, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False).ignore_errors()
     decoded = np.zeros(len(paths), dtype=bool)
