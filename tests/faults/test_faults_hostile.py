@@ -7,6 +7,7 @@ test_extractors_hub.py covers the basic hostile members (`..`, absolute path, sy
 
 import ast
 import io
+import struct
 import tarfile
 from pathlib import Path
 
@@ -101,11 +102,20 @@ def exported(hub_model, tmp_path_factory):
                          class_names=["a", "b"])
 
 
-@pytest.mark.parametrize("kind", ["PNG", "JPEG"])
+def webp_declaring(width, height):
+    """A lossless WebP whose header declares `width` x `height` (a 38-byte file of 13500 x 13500 decoded, 1.4 GB)."""
+    payload = b"\x2f" + struct.pack("<I", (width - 1) | (height - 1) << 14) + bytes(16)
+    chunk = b"VP8L" + struct.pack("<I", len(payload)) + payload
+    return b"RIFF" + struct.pack("<I", 4 + len(chunk)) + b"WEBP" + chunk
+
+
+@pytest.mark.parametrize("kind", ["PNG", "JPEG", "WebP"])
 def test_an_image_bomb_is_refused_unopened_in_training_data_and_by_a_served_model(exported, tmp_path, kind):
-    """A PNG of 220 KB decodes to 675 MB (15000 x 15000 RGB); a JPEG header may declare 60000 x 60000. Neither is
-    decoded: the loader names the file, and the export's own graph (what TF Serving runs) refuses the request."""
-    bomb = png_bomb() if kind == "PNG" else jpeg_declaring(60000, 60000)
+    """A PNG of 220 KB decodes to 675 MB (15000 x 15000 RGB); a JPEG header may declare 60000 x 60000; a WebP's
+    13500 x 13500 (found by a hostile tester: WebP headers were not read, and it was decoded). None is decoded: the
+    loader names the file, and the export's own graph (what TF Serving runs) refuses the request."""
+    bomb = {"PNG": png_bomb, "JPEG": lambda: jpeg_declaring(60000, 60000),
+            "WebP": lambda: webp_declaring(13500, 13500)}[kind]()
     class_folders(tmp_path / "pets", {"cat": 2, "dog": 2})
     (tmp_path / "pets" / "dog" / "bomb.img").write_bytes(bomb)
     (tmp_path / "pets" / "dog" / "bomb.img").rename(tmp_path / "pets" / "dog" / f"bomb.{kind.lower()}")

@@ -18,7 +18,8 @@ MAX_IMAGE_PIXELS = 178_956_970
 
 
 def _header_size(contents):
-    """`[width, height]` (int64) as a JPEG, PNG, GIF or BMP header declares it, without decoding; zeros otherwise.
+    """`[width, height]` (int64) as a JPEG, PNG, GIF, BMP or WebP header declares it, without decoding; zeros
+    otherwise.
 
     TensorFlow's decoders allocate what the header declares, so this is what a decode would take.
     """
@@ -43,6 +44,13 @@ def _header_size(contents):
     for signature, width, height in ((_PNG_SIGNATURE, big(16, 4), big(20, 4)), (b"GIF8", little(6, 2), little(8, 2)),
                                      (b"BM", little(18, 4), bmp_height)):
         size = tf.where(starts(signature), tf.stack([width, height]), size)
+    # WebP: RIFF, then the first chunk's header: extended (VP8X: the canvas), lossless (VP8L: 14-bit fields) or lossy.
+    webp = starts(b"RIFF") & (tf.strings.substr(head, 8, 4) == b"WEBP")
+    lossless = little(21, 4)
+    for chunk, width, height in ((b"VP8X", little(24, 3) + 1, little(27, 3) + 1),
+                                 (b"VP8L", lossless % 2**14 + 1, lossless // 2**14 % 2**14 + 1),
+                                 (b"VP8 ", little(26, 2) % 2**14, little(28, 2) % 2**14)):
+        size = tf.where(webp & (tf.strings.substr(head, 12, 4) == chunk), tf.stack([width, height]), size)
     return size
 
 
@@ -55,7 +63,7 @@ def _check_pixels(contents):
 
 
 def declared_size(contents):
-    """`(width, height)` as a JPEG, PNG, GIF or BMP header declares it (Python bytes), or None."""
+    """`(width, height)` as a JPEG, PNG, GIF, BMP or WebP header declares it (Python bytes), or None."""
     try:
         width, height = _header_size(tf.constant(contents)).numpy().tolist()
     except tf.errors.InvalidArgumentError:
