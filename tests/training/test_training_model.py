@@ -223,3 +223,18 @@ def test_a_fitted_model_survives_a_refused_fit_and_the_finder(tmp_path):
     # The validation split passed apart, as a notebook user passes it: trained end to end, not refused.
     again = tfxfer.TransferModel(extractor, epochs=1, seed=0, verbose=0).fit(data, validation=data.validation)
     assert len(again.history_["val_loss"]) == 1
+    # Never fitted: the finder and a refused fit leave it unfitted, and its Extractor frozen as it was; predict and
+    # export say to fit (the finder left a predicting, exportable, untrained model; found by a hostile tester).
+    fresh_extractor = tfxfer.load_extractor(tiny_cnn())
+    fresh = tfxfer.TransferModel(fresh_extractor, verbose=0)
+    with pytest.raises(RuntimeError, match=r"not fitted: call fit\(data\) first"):
+        fresh.predict(images)
+    fresh.find_learning_rate(data, steps=10)
+    with pytest.raises(ValueError, match=r"images are in \[0, 255\]"):
+        fresh.fit(wrong)
+    assert not hasattr(fresh, "model_") and fresh_extractor.frozen_blocks == 0
+    with pytest.raises(RuntimeError, match="not fitted"):
+        fresh.evaluate(data.validation)
+    with pytest.raises(TypeError, match=r"call fit\(\) first"):
+        tfxfer.export(fresh, "unfitted", root=tmp_path / "exports")
+    assert not (tmp_path / "exports").exists()

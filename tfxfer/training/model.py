@@ -276,6 +276,8 @@ class TransferModel:
         return _cached_trainer(extractor, model, k, shape), kwargs
 
     def _served(self, flip):
+        if not hasattr(self, "model_"):
+            raise RuntimeError("This TransferModel is not fitted: call fit(data) first.")
         if not flip:
             return self.model_
         if self.extractor_.input_kind != "image":
@@ -287,9 +289,10 @@ class TransferModel:
     def predict(self, inputs, batch_size=None, *, test_time_augmentation=False):
         """The model's outputs (class probabilities, label probabilities or regression values) for `inputs`; with
         `test_time_augmentation`, the mean over the images and their mirror images."""
+        model = self._served(test_time_augmentation)
         if isinstance(inputs, np.ndarray):
             check_data_fits(self.extractor_, inputs, None, self.task_)
-        return self._served(test_time_augmentation).predict(inputs, batch_size=batch_size, verbose=0)
+        return model.predict(inputs, batch_size=batch_size, verbose=0)
 
     def evaluate(self, data, *, test_time_augmentation=False):
         """The loss and metrics on `data` (a dataset of `(inputs, labels)`, or a tuple of arrays), as a dict; with
@@ -315,7 +318,7 @@ class TransferModel:
 
         if self.seed is not None:
             keras.utils.set_random_seed(self.seed)  # as `fit` does
-        with fitted_state_kept(self, always=hasattr(self, "history_")):  # a fitted model stays as it was fitted
+        with fitted_state_kept(self, always=True):  # the finder only looks: the model stays as it was
             self.build(fit_arguments(data, validation, task)[1])
             fit_kwargs, splits, task = self._inputs(data, validation)
             with self._scope():

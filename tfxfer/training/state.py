@@ -9,7 +9,8 @@ BUILT = ("model_", "extractor_", "task_", "phases_", "precision_")
 @contextlib.contextmanager
 def fitted_state_kept(model, always=False):
     """Puts back `model`'s built attributes (`BUILT`) and its extractor's frozen blocks if the block raises, or
-    whatever happens with `always`; a model that was never built is left as the block leaves it.
+    whatever happens with `always`; a model that was never built is left unbuilt, its `Extractor` (if it was given
+    one) frozen as it was, except after Ctrl-C, which leaves a first fit's model as trained so far.
 
     A second `fit` refused for its data would otherwise leave a fitted model with a new, untrained head, and the
     finder would throw the trained one away.
@@ -24,15 +25,23 @@ def fitted_state_kept(model, always=False):
         'trained'
     """
     kept = {name: getattr(model, name) for name in BUILT if hasattr(model, name)}
-    extractor = kept.get("extractor_")
+    extractor = kept.get("extractor_", getattr(model, "extractor", None))
     frozen = getattr(extractor, "frozen_blocks", None)
-    restore = True
+    restore, unbuild = True, True
     try:
         yield
         restore = always
+    except Exception:
+        raise
+    except BaseException:  # Ctrl-C: a first fit keeps what it has trained so far, as Keras' own fit does
+        unbuild = False
+        raise
     finally:
-        if restore and kept:
-            for name, value in kept.items():
-                setattr(model, name, value)
+        if restore and (kept or unbuild):
+            for name in BUILT:
+                if name in kept:
+                    setattr(model, name, kept[name])
+                elif hasattr(model, name):
+                    delattr(model, name)
             if frozen is not None:
                 extractor.freeze(frozen)
