@@ -56,6 +56,40 @@ def test_mixed_float16_scales_the_loss_and_auto_is_float32_on_cpu():
         tfxfer.TransferModel(tiny_cnn(), precision="float16").build(MULTICLASS)
 
 
+class Seen(keras.callbacks.Callback):
+    """Records the optimizer class it sees and, as a user's callback may, stops after the first epoch."""
+
+    def __init__(self):
+        super().__init__()
+        self.optimizers = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.optimizers.append(type(self.model.optimizer).__name__)
+        self.model.stop_training = True
+
+
+def test_a_phase_on_the_cache_scales_the_loss_and_obeys_the_users_callbacks(tmp_path):
+    """Found by a hostile tester: the trainer over cached activations was built outside the dtype policy, so mixed
+    float16 did not scale its loss; a user's callback could neither stop it nor set its learning rate."""
+    from helpers import noise_folders
+
+    extractor = tfxfer.load_extractor(tiny_cnn())
+    data = tfxfer.load_images(noise_folders(tmp_path / "images", per_class=4), extractor=extractor, batch_size=4,
+                              validation_split=0.25, seed=0)
+    seen = Seen()
+    model = tfxfer.TransferModel(extractor, precision="mixed_float16", epochs=5, patience=None, verbose=0)
+    model.fit(data, callbacks=[seen])
+    assert model.cached_phases_ == [True] and len(model.history_["loss"]) == 1  # stopped after one epoch
+    assert seen.optimizers == ["LossScaleOptimizer"]
+    model = tfxfer.TransferModel(extractor, epochs=2, patience=None, verbose=0)
+    model.build(data.task)
+    head = [w.copy() for w in model.model_.get_layer("head").get_weights()]
+    model.train(data, callbacks=[keras.callbacks.LearningRateScheduler(lambda epoch, rate: 0.0)])
+    assert model.history_["learning_rate"] == [0.0, 0.0]
+    for before, after in zip(head, model.model_.get_layer("head").get_weights()):
+        np.testing.assert_array_equal(before, after)  # trained at rate 0: unchanged
+
+
 def test_flip_averaged_is_the_mean_over_the_mirror_image():
     inputs = keras.Input((16, 16, 3))
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inputs)))

@@ -32,6 +32,10 @@ class EpochLines(keras.callbacks.Callback):
 class OnWholeModel(keras.callbacks.Callback):
     """Hands a callback the whole model while another model (over cached activations, same weights) trains.
 
+    The callback still steers the training: the whole model's optimizer is, for the phase, the one that trains (a
+    `LearningRateScheduler` sets its rate), and the whole model's `stop_training` (`EarlyStopping`,
+    `TerminateOnNaN`) stops the model that trains.
+
     Example:
         >>> callback = OnWholeModel(keras.callbacks.History(), keras.Sequential([keras.layers.Dense(1)]))
         >>> callback.callback.model.__class__.__name__
@@ -44,12 +48,19 @@ class OnWholeModel(keras.callbacks.Callback):
         self.callback.set_model(model)
 
     def set_model(self, model):
-        """Keeps the whole model."""
+        """Keeps the whole model for the callback; `model`, the one that trains, lends it its optimizer."""
+        self.trainer = model
+        self.callback.model.optimizer = model.optimizer
+
+    def _forward_stop(self):
+        if getattr(self.callback.model, "stop_training", False):
+            self.trainer.stop_training = True
 
     def set_params(self, params):
         self.callback.set_params(params)
 
     def on_train_begin(self, *args, **kwargs):
+        self.callback.model.stop_training = False  # a stop asked in an earlier phase ended that phase only
         self.callback.on_train_begin(*args, **kwargs)
 
     def on_train_end(self, *args, **kwargs):
@@ -60,12 +71,14 @@ class OnWholeModel(keras.callbacks.Callback):
 
     def on_epoch_end(self, *args, **kwargs):
         self.callback.on_epoch_end(*args, **kwargs)
+        self._forward_stop()
 
     def on_train_batch_begin(self, *args, **kwargs):
         self.callback.on_train_batch_begin(*args, **kwargs)
 
     def on_train_batch_end(self, *args, **kwargs):
         self.callback.on_train_batch_end(*args, **kwargs)
+        self._forward_stop()
 
     def on_test_begin(self, *args, **kwargs):
         self.callback.on_test_begin(*args, **kwargs)

@@ -208,7 +208,7 @@ class TransferModel:
         self.fine_tune_epoch_ = None
         for phase in self.phases_:
             rate = phase.learning_rate
-            with self._scope():
+            with self._scope(), dtype_policy(self.precision_):  # a trainer over the cache scales the loss too
                 trainer, trainer_kwargs, reason = self._trainer(phase, data, fit_kwargs, splits, cache)
                 steps = steps_per_epoch(trainer_kwargs) if phase.schedule != "constant" else 1
                 self._compile(trainer, task, phase_optimizer(phase, extractor, steps, self.weight_decay))
@@ -321,7 +321,7 @@ class TransferModel:
         with fitted_state_kept(self, always=True):  # the finder only looks: the model stays as it was
             self.build(fit_arguments(data, validation, task)[1])
             fit_kwargs, splits, task = self._inputs(data, validation)
-            with self._scope():
+            with self._scope(), dtype_policy(self.precision_):
                 trainer, trainer_kwargs, _ = self._trainer(self.phases_[0], data, fit_kwargs, splits,
                                                            self._feature_cache())
             return ramp(trainer, trainer_kwargs, loss=task.loss(label_smoothing=self.label_smoothing),
