@@ -250,6 +250,22 @@ def test_advice_to_pass_weights_is_in_each_commands_words():
             in cli_words(str(error.value), probe_flags))
 
 
+def test_a_figure_goes_to_a_writable_folder_and_warnings_read_as_flags(capsys):
+    """Found by a hostile tester: `lr-find --plot /proc/lr.png` failed after the whole ramp, losing its suggestions,
+    and the finder's warnings named Python's start= and end=."""
+    import argparse
+
+    from tfxfer.cli.flags import figure_file
+    from tfxfer.cli.terminal import warning_line
+
+    with pytest.raises(argparse.ArgumentTypeError, match="folder /proc is not writable"):
+        figure_file("/proc/lr.png")
+    warning_line("lr-find", debug=False)("the loss hardly fell (at start=1e-07): Raise end= if...", UserWarning,
+                                         "/site-packages/tfxfer/training/lr_finder.py", 1)
+    assert capsys.readouterr().err == ("tfxfer lr-find: warning: the loss hardly fell (at --start 1e-07): Raise "
+                                       "--end if...\n")
+
+
 def test_a_resume_refused_for_another_probe_rule_names_the_flags():
     from tfxfer.cli.terminal import cli_words
     from tfxfer.search.results import record_differences

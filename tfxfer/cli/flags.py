@@ -6,6 +6,7 @@ so the command line and the API never disagree. Nothing here imports TensorFlow.
 import argparse
 import ast
 import os
+import tempfile
 from pathlib import Path
 
 import tfxfer
@@ -108,6 +109,11 @@ def figure_file(text):
                                          "not " + path.suffix)
     if not path.resolve().parent.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: folder {path.parent} does not exist; create it first")
+    try:  # said now, not after the work whose figure it is
+        tempfile.TemporaryFile(dir=path.resolve().parent).close()
+    except OSError as error:
+        raise argparse.ArgumentTypeError(f"{text}: folder {path.parent} is not writable ({error.strerror}); pick "
+                                         "another") from None
     return str(path)
 
 

@@ -163,7 +163,7 @@ def warning_line(command, debug):
     """A `warnings.showwarning` that prints tfxfer's warnings as one line, and others only with `--debug`."""
     def show(message, category, filename, lineno, file=None, line=None):
         if "tfxfer" in filename.replace("\\", "/").split("/"):
-            print(f"tfxfer {command}: warning: {message}", file=sys.stderr)
+            print(f"tfxfer {command}: warning: {cli_words(str(message))}", file=sys.stderr)
         elif debug:
             print(warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)
 

@@ -121,15 +121,21 @@ def _check_the_loss_fell(rates, smoothed, losses, start, end):
         if smoothed[-1] > 1.1 * smoothed[0]:
             raise ValueError(f"The training loss rose from the first step of the ramp ({smoothed[0]:.4g} at "
                              f"start={start:g}, {smoothed[-1]:.4g} at {rates[-1]:.3g}) and never fell: every rate "
-                             "was too high to train at. Lower start=.")
+                             f"was too high to train at, or the labels cannot be learned from these features. Lower "
+                             f"start=; if that does not help, check the labels.")
         raise ValueError(f"The training loss did not fall over the ramp ({smoothed[0]:.4g} at start={start:g}, "
-                         f"{smoothed[-1]:.4g} at end={end:g}): every rate was too low to move it. Raise end=.")
+                         f"{smoothed[-1]:.4g} at end={end:g}): every rate was too low to move it, or the labels cannot "
+                         "be learned from these features. Raise end=; if that does not help, check the labels.")
     lowest = int(np.argmin(smoothed))
     if smoothed[lowest] > 0.98 * smoothed[0]:
         warnings.warn(f"The training loss hardly fell over the ramp ({smoothed[0]:.4g} at start={start:g}, at least "
                       f"{smoothed[lowest]:.4g} at {rates[lowest]:.3g}): the suggestions are weak. Raise end= if the "
                       "rates stopped too low, or check that the labels can be learned from these features.",
                       stacklevel=4)
+    elif lowest >= len(smoothed) - 3:
+        warnings.warn(f"The training loss was still falling at end={end:g}: the ramp stopped before the rates where "
+                      "training breaks down, so the steepest suggestion (near the end) is likely too high to train "
+                      "at. Raise end= to see where the loss turns up.", stacklevel=4)
 
 
 def _batches(fit_kwargs):
