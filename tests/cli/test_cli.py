@@ -81,6 +81,9 @@ def test_tune_across_two_extractors_resumes_and_export_retrains_the_best(tiny_hu
     (["train", "data", "--extractor", "x", "--regime", "sideways"], "invalid choice: 'sideways'"),
     (["tune", "data", "--extractor", "x", "--chief", "h:1", "--worker", "h:1"], "not allowed with argument"),
     (["tune", "data", "--extractor", "x", "--extractor", "y", "--freeze-choices", "1"], "--freeze-choices applies"),
+    # named by the command, whose --help lists its flags (it was 'tfxfer: error: ...', found by a hostile tester)
+    (["tune", "data", "--extractor", "x", "--learning-rate", "0.1"],
+     "tfxfer tune: error: unrecognized arguments: --learning-rate 0.1 (see tfxfer tune --help)"),
 ])
 def test_bad_usage_exits_2(args, message):
     result = tfxfer(*args)
@@ -291,6 +294,17 @@ def test_a_resume_refused_for_another_space_names_only_what_changed():
                                                  "batch_norm": "auto"}}
     (difference,) = record_differences(stored, now)
     assert cli_words(difference) == "another search space (no --batch-norm then; --batch-norm auto now)"
+    # The learning-rate ranges that --centre-rates sets (tune has no --learning-rate; found by a hostile tester)
+    from tfxfer.cli.terminal import TUNE_FLAGS
+
+    centred = {**now, "space": {**now["space"], "learning_rate": (0.00353, 0.353)}}
+    (difference,) = record_differences(now, centred)
+    assert cli_words(difference, TUNE_FLAGS) == (
+        "another search space (the learning-rate range (of --centre-rates) [0.0001, 0.01] then; the learning-rate "
+        "range (of --centre-rates) [0.00353, 0.353] now)")
+    (difference,) = record_differences(now, {**now, "space": {**now["space"], "frozen_blocks": (1, 3)}})
+    assert cli_words(difference, TUNE_FLAGS) == ("another search space (--freeze-choices 2 4 then; "
+                                                 "--freeze-choices 1 3 now)")
     assert record_differences(stored, {**now, "space": {**now["space"], "batch_norm": False}}) == []
     assert record_differences({**stored, "extractor": "x"}, {**now, "extractor_weights": "v", "space": {
         **now["space"], "batch_norm": False}}) == ["other weights of 'x' (trained since, or another file of that name)"]

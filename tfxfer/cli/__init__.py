@@ -30,7 +30,9 @@ def main(argv=None):
     if not argv:
         parser.print_help(sys.stderr)
         return 2
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # named by the command they were given to, whose --help lists what it takes
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.stage, args.out = "loading", sys.stdout
     if own_process:
         terminal.end_on_interrupt(lambda: terminal.interrupted(args.command, args.stage))

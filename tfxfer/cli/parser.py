@@ -9,6 +9,7 @@ import argparse
 
 import tfxfer
 from tfxfer.cli import commands, edge, probing, recipe
+from tfxfer.cli.terminal import TUNE_FLAGS
 from tfxfer.cli.flags import (address, figure_file, fraction, library_defaults, model_name, nonnegative, positive,
                               search_folder, seed, separator, whole)
 
@@ -52,7 +53,7 @@ class _Parser(argparse.ArgumentParser):
 def _command(commands_, name, help, run):
     parser = commands_.add_parser(name, help=help, description=help, epilog=f"examples:\n  {EXAMPLES[name]}",
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, parser=parser)
     parser.add_argument("--quiet", action="store_true", help="print only the result (the export's path, the table)")
     parser.add_argument("--json", action="store_true", help="print tables as JSON records")
     parser.add_argument("--debug", action="store_true", help="show TensorFlow's messages and tracebacks on errors")
@@ -237,6 +238,7 @@ def build_parser():
     _extractor_flags(tune, repeat=True)
     _tune_flags(tune)
     _export_flags(tune)
+    tune.set_defaults(flags=TUNE_FLAGS)
 
     export = _command(commands_, "export", "retrain a search's best trial and export it (--format litert: .tflite)",
                       commands.export)

@@ -93,7 +93,11 @@ FLAGS = {"on_bad": "--on-bad", "encoding": "--encoding", "sep": "--sep", "task":
          "block_rates": "--block-rates", "schedule": "--schedule", "label_smoothing": "--label-smoothing",
          "precision": "--precision", "test_time_augmentation": "--tta", "texts": "--texts",
          "probe_score": "--probe-score", "probe_margin": "--probe-margin", "unlabeled": "--unlabeled", "temperature": "--temperature",
-         "start": "--start", "end": "--end", "batch_norm": "--batch-norm"}
+         "start": "--start", "end": "--end", "batch_norm": "--batch-norm", "frozen_blocks": "--freeze-choices"}
+
+#: `tfxfer tune`'s words for the search space's learning-rate ranges, which no flag sets one by one.
+TUNE_FLAGS = {**FLAGS, "learning_rate": "the learning-rate range (of --centre-rates)",
+              "fine_tune_learning_rate": "the fine-tuning rate range (of --centre-rates)"}
 
 
 def cli_words(message, flags=FLAGS):
@@ -116,9 +120,11 @@ def cli_words(message, flags=FLAGS):
             return flag
         if value == "False":
             return f"no {flag}"
+        if value.startswith("[") and flag.startswith("--"):  # a list: the values one after another
+            return f"{flag} {' '.join(value[1:-1].replace(',', ' ').split())}"
         return f"{flag} {value.strip(chr(34) + chr(39))}"
 
-    flagged = re.sub(r"\b([a-z][a-z_]*)=(\"[^\"]*\"|'[^']*'|\[\.\.\.\]|\w(?:[\w.-]*\w)?)?", replace, message)
+    flagged = re.sub(r"\b([a-z][a-z_]*)=(\"[^\"]*\"|'[^']*'|\[[^\[\]]*\]|\w(?:[\w.-]*\w)?)?", replace, message)
     # Argument names with an underscore are Python's alone; as bare words (freeze_blocks must be...) they are flags.
     flagged = re.sub(r"(?<![\w.-])([a-z]+_[a-z_]+)\b(?![=(])",
                      lambda match: flags.get(match.group(1), match.group(1)), flagged)
