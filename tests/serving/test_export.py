@@ -397,6 +397,23 @@ def test_load_exported_tables_for_multilabel_and_regression(tiny_exports):
                                atol=1e-6)
 
 
+def test_an_export_resizes_as_the_fitted_model_was_trained(tiny_hub_model, tmp_path):
+    """Found by a hostile tester: data loaded with interpolation="nearest" and exported without data_summary (as the
+    README's tour exports) was served bilinear-resized images, 0.02 off the model's own scores."""
+    for label, name in enumerate(["ants", "bees"]):
+        image_files(tmp_path / "data" / name, count=4, seed=label)
+    extractor = tfxfer.load_extractor(tiny_hub_model)
+    data = tfxfer.data.load_images(tmp_path / "data", extractor=extractor, validation_split=0.25, batch_size=4,
+                                   interpolation="nearest")
+    fitted = tfxfer.TransferModel(extractor, epochs=1, verbose=0).fit(data)
+    path = export(fitted, "nearest", tmp_path / "saved_models")
+    served = load_exported(path)
+    assert served.metadata["interpolation"] == "nearest" == served.metadata["training"]["interpolation"]
+    images = np.stack([image.numpy() for image, _ in data.unbatched("train")])
+    np.testing.assert_allclose(served.predict(data.examples("train")[0])[["score_ants", "score_bees"]].to_numpy(),
+                               fitted.predict(images), atol=1e-6)
+
+
 @pytest.mark.parametrize("cache", [False, True])
 def test_a_fitted_transfer_model_exports_its_task_and_history(tiny_hub_model, tmp_path, cache):
     for label, name in enumerate(["ants", "bees"]):

@@ -25,7 +25,7 @@ import tensorflow as tf
 from tfxfer.data.decoding import resize_and_scale
 from tfxfer.data.task import Task
 from tfxfer.serving.litert_client import LABELS_FILE, LITERT_FILE, LiteRTRunner, litert_input
-from tfxfer.serving.savedmodel import export_metadata, export_pieces, serving_spec, write_metadata
+from tfxfer.serving.savedmodel import export_metadata, export_pieces, serving_spec, trained_with, write_metadata
 from tfxfer.serving.versioning import check_format, check_name, write_version
 
 QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
@@ -84,7 +84,7 @@ def export_litert(model, name, root="saved_models", *, quantize="none", input_ty
     model, extractor, task, training = export_pieces(model, extractor, task_type, class_names)
     check_name(name)
     check_format(Path(root) / name, "litert")
-    spec = serving_spec(model, extractor, task, threshold, data_summary, interpolation)
+    spec = serving_spec(model, extractor, task, threshold, data_summary, interpolation or trained_with(training))
     if spec["input_kind"] == "text" and input_type != "float32":
         raise ValueError(f"input_type={input_type!r} is for image models; a text model takes strings: leave it out.")
     data = calibration_data if calibration_data is not None else (

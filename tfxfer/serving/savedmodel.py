@@ -65,8 +65,8 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
         metrics: Evaluation metrics to store, e.g. `fitted.evaluate(test)` (a dict of numbers).
         data_summary: What the model was trained on: the `DataSplits` from `tfxfer.load_images`/`load_text` (its
             sizes, counts, origins and summary are stored), a dict, or a string.
-        interpolation: The `tf.image.resize` method of the served preprocessing; by default the data's
-            (`data_summary.interpolation`), else `"bilinear"`, as in training.
+        interpolation: The `tf.image.resize` method of the served preprocessing; by default the one a fitted
+            `TransferModel` trained with, else the data's (`data_summary.interpolation`), else `"bilinear"`.
         models_config: Also write `<root>/models.config` listing every model under `root` (see
             `write_models_config`).
         format: `"savedmodel"`, or `"litert"` (also called `"tflite"`): see `tfxfer.serving.litert.export_litert`.
@@ -114,7 +114,7 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
         if extractor.input_kind != "image":
             raise ValueError("test_time_augmentation flips images; this model takes text: leave it out.")
         model = flip_averaged(model)
-    spec = serving_spec(model, extractor, task, threshold, data_summary, interpolation)
+    spec = serving_spec(model, extractor, task, threshold, data_summary, interpolation or trained_with(training))
     metadata = export_metadata(spec, training, metrics, data_summary)
     check_format(Path(root) / name, "savedmodel")
 
@@ -152,7 +152,7 @@ def export_pieces(model, extractor, task_type, class_names):
         if hasattr(fitted, "phases_"):
             training["phases"] = [dataclasses.asdict(phase) for phase in fitted.phases_]
         for attribute in ("regime", "frozen_blocks_", "fine_tune_epoch_", "learning_rates_", "cached_phases_",
-                          "trainable_params_", "fit_seconds_", "distillation_"):
+                          "trainable_params_", "fit_seconds_", "distillation_", "interpolation_"):
             if hasattr(fitted, attribute):
                 training[attribute.rstrip("_")] = getattr(fitted, attribute)
     if extractor is None:
@@ -162,6 +162,11 @@ def export_pieces(model, extractor, task_type, class_names):
                              "one whose inputs it takes as extractor=.")
         extractor = found[0]
     return model, extractor, Task(task_type, class_names or []), training
+
+
+def trained_with(training):
+    """The resize method of the images a fitted model trained on (`TransferModel.interpolation_`), or None."""
+    return (training or {}).get("interpolation")
 
 
 def serving_spec(model, extractor, task, threshold, data_summary, interpolation):

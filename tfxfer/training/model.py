@@ -101,6 +101,8 @@ class TransferModel:
         frozen_blocks_: Blocks frozen at the end of training.
         trainable_params_: Scalars trained in the last phase.
         fit_seconds_: Wall time of `fit`.
+        interpolation_: How the training images were resized (the data's `interpolation`), which exports resize
+            with; None for data other than a `DataSplits`.
 
     Example:
         >>> fitted = TransferModel(extractor, regime="mid-layer", freeze_blocks=2, epochs=2, verbose=0).fit(data)
@@ -233,6 +235,7 @@ class TransferModel:
                 self._compile(model, task, keras.optimizers.Adam(rates[-1]))
         self.history_, self.learning_rates_, self.cached_phases_, self.phase_starts_ = history, rates, cached, starts
         self.frozen_blocks_ = extractor.frozen_blocks
+        self.interpolation_ = getattr(data, "interpolation", None)
         self.trainable_params_ = int(sum(np.prod(w.shape) for w in model.trainable_weights))
         self.fit_seconds_ = time.perf_counter() - self._started
         return self
