@@ -204,6 +204,25 @@ def test_non_ascii_file_names(tmp_path):
     assert _all(data.unbatched("train").batch(2))[0].shape == (2, 8, 8, 3)
 
 
+def test_class_folder_names_that_look_alike_or_break_a_labels_file(tmp_path):
+    """Found by a hostile tester: "caf\u00e9" from Linux beside "cafe\u0301" from macOS were two classes that look
+    the same everywhere; a line break in a folder name gave a LiteRT export's labels.txt a line too many."""
+    from tfxfer.data import DataError
+
+    write_image(tmp_path / "nfc" / "caf\u00e9" / "0.png", COLOURS[0])
+    write_image(tmp_path / "nfc" / "cafe\u0301" / "0.png", COLOURS[1])
+    with pytest.raises(DataError, match="are one name written two ways"):
+        load_images(tmp_path / "nfc", validation_split=0, **UNIT)
+    write_image(tmp_path / "newline" / "good\nbad" / "0.png", COLOURS[0])
+    write_image(tmp_path / "newline" / "ok" / "0.png", COLOURS[1])
+    with pytest.raises(DataError, match=r"'good\\nbad' .* holds a control character"):
+        load_images(tmp_path / "newline", validation_split=0, **UNIT)
+    write_image(tmp_path / "cased" / "A" / "0.png", COLOURS[0])  # letters: "A" and "a" may well be two classes
+    write_image(tmp_path / "cased" / "a" / "0.png", COLOURS[1])
+    with pytest.warns(UserWarning, match="'A' and 'a' .* differ only in case"):
+        assert load_images(tmp_path / "cased", validation_split=0, **UNIT).task.class_names == ["A", "a"]
+
+
 def test_a_file_name_that_is_not_utf8_is_read(tmp_path):
     """Latin-1 bytes in a name (old archives, Windows shares) stopped a whole folder with 'Unable to convert element
     to UTF-8' and no file named (found by a hostile tester)."""

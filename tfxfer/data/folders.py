@@ -8,6 +8,8 @@ split, is refused with the reason: reading it either way would train on the wron
 """
 
 import os
+import unicodedata
+import warnings
 from pathlib import Path
 
 from tfxfer.data.errors import DataError
@@ -144,6 +146,7 @@ def scan_class_folders(root, extensions, class_names, bad):
                 f"class {absent[0]!r} in class_names has no folder in {training}; its class folders are "
                 f"{sorted(found)}."
             )
+    _check_class_names(names, training)
     for name in list(names):
         if not found[name]:
             bad.report(training / name, "empty class folder", f"no {'/'.join(extensions)} files",
@@ -166,3 +169,31 @@ def scan_class_folders(root, extensions, class_names, bad):
             examples.extend((path, index[name], split) for path in files)
     examples.sort(key=lambda example: str(example[0]))
     return names, examples, {split: folder for split, folder in splits.items() if split is not None}
+
+
+def _check_class_names(names, folder):
+    """Refuses class folder names that an export's labels file cannot hold (a line break or another control
+    character) or that are one name written twice (Unicode forms: macOS writes "café" decomposed, Linux composed;
+    spaces around it); warns of names that differ only in case, which may be one class or two (letters: "A", "a").
+
+    Example:
+        >>> _check_class_names(["cat", "cat "], Path("photos"))
+        Traceback (most recent call last):
+        tfxfer.data.errors.DataError: class folders 'cat' and 'cat ' in photos are one name written two ways ...
+    """
+    for name in names:
+        if any(unicodedata.category(character) == "Cc" for character in name):
+            raise DataError(f"class folder {name!r} in {folder}: its name holds a control character (a line break, a "
+                            "tab), which an export's labels file (a line per class) cannot hold; rename it.")
+    seen, cased = {}, {}
+    for name in names:
+        key = unicodedata.normalize("NFC", name).strip()
+        if key in seen:
+            raise DataError(f"class folders {seen[key]!r} and {name!r} in {folder} are one name written two ways "
+                            "(Unicode forms, or spaces around it), which would be two classes that look alike; "
+                            "merge them into one folder.")
+        seen[key] = name
+        if key.casefold() in cased:
+            warnings.warn(f"class folders {cased[key.casefold()]!r} and {name!r} in {folder} differ only in case: "
+                          "they are two classes; merge them if they are one.", stacklevel=4)
+        cased[key.casefold()] = name
