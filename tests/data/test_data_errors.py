@@ -29,11 +29,22 @@ BAD_FILES = {
     "zero.png": (b"", r"empty file \(0 bytes\)"),
     "notes.png": (b"these are my notes, not a picture\n", r"not an image"),
     "cut.png": (None, r"truncated or corrupt PNG"),
+    # Valid files that TensorFlow's decoders misread or cannot read (found by a hostile tester): a palette BMP was
+    # read as its colour indices in grey, silently; these two were called corrupt.
+    "palette.bmp": ("P", r"BMP with a colour table .* would read the colour indices as grey levels; convert it"),
+    "alpha.webp": ("RGBA", r"a WebP with transparency, which TensorFlow's decoder cannot read; convert it to PNG"),
 }
 
 
 def _bad_file_bytes(name):
     contents, _ = BAD_FILES[name]
+    if contents in ("P", "RGBA"):
+        buffer = io.BytesIO()
+        pixels = np.random.default_rng(0).integers(0, 256, (16, 16, 4), dtype=np.uint8)
+        image = Image.fromarray(pixels, "RGBA")
+        image = image.convert("RGB").convert("P", palette=Image.ADAPTIVE) if contents == "P" else image
+        image.save(buffer, name.rsplit(".", 1)[1].upper())
+        return buffer.getvalue()
     if contents is None:
         buffer = io.BytesIO()
         Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(buffer, "PNG")
@@ -52,6 +63,18 @@ def test_undecodable_image_is_named_or_skipped(pets, name):
     assert [(item.source.rsplit("/", 2)[-2:], item.reason) for item in data.skipped] == [
         (["dog", name], "not a decodable image")]
     assert "skipped: 1 (not a decodable image 1)" in data.summary()
+
+
+def test_the_decoder_refuses_a_palette_bmp_and_reads_a_grey_one():
+    """decode_image is also the served graph's decoding: a palette BMP sent to TF Serving is refused there too."""
+    from tfxfer.data import decode_image
+
+    with pytest.raises(tf.errors.InvalidArgumentError, match="BMP with a colour table"):
+        decode_image(tf.constant(_bad_file_bytes("palette.bmp")), (8, 8), (0.0, 1.0))
+    buffer = io.BytesIO()
+    Image.fromarray(np.arange(256, dtype=np.uint8).reshape(16, 16), "L").save(buffer, "BMP")  # a grey ramp table
+    grey = decode_image(tf.constant(buffer.getvalue()), (16, 16), (0.0, 255.0)).numpy()
+    np.testing.assert_array_equal(grey[..., 0], np.arange(256).reshape(16, 16))
 
 
 def test_undecodable_image_in_a_csv_names_row_and_file(tmp_path):

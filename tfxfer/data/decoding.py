@@ -62,6 +62,34 @@ def _check_pixels(contents):
                 "header declares; it is not decoded")
 
 
+def _ignored_colour_table(contents):
+    """Whether `contents` is a BMP of 8 bits per pixel whose colour table is not a grey ramp: TensorFlow's decoder
+    ignores the table and reads the colour indices as grey levels, a wrong picture without an error."""
+    head = tf.cast(tf.io.decode_raw(tf.strings.substr(tf.strings.join([tf.strings.substr(contents, 0, 54), "\0" * 54]),
+                                                      0, 54), tf.uint8), tf.int32)
+
+    def little(start, size):
+        return sum(head[start + k] * 256**k for k in range(size))
+
+    def not_grey():
+        used = little(46, 4)
+        count = tf.where((used > 0) & (used < 256), used, 256)
+        table = tf.io.decode_raw(tf.strings.substr(contents, 14 + little(14, 4), 4 * count), tf.uint8)
+        table = tf.reshape(table[:tf.size(table) // 4 * 4], [-1, 4])[:, :3]
+        ramp = tf.cast(tf.range(tf.shape(table)[0]), tf.uint8)[:, None]
+        return tf.logical_not(tf.reduce_all(table == ramp))
+
+    is_indexed = (tf.strings.substr(contents, 0, 2) == b"BM") & (little(28, 2) == 8)
+    return tf.cond(is_indexed, not_grey, lambda: tf.constant(False))
+
+
+def _check_colour_table(contents):
+    """An assertion that `contents` is not a BMP whose colours TensorFlow's decoder would ignore."""
+    return tf.debugging.Assert(tf.logical_not(_ignored_colour_table(contents)), [
+        "the image is a BMP with a colour table (8 bits per pixel, not grey), whose colours TensorFlow's decoder "
+        "ignores: it would read the colour indices as grey levels; convert it to PNG"])
+
+
 def declared_size(contents):
     """`(width, height)` as a JPEG, PNG, GIF, BMP or WebP header declares it (Python bytes), or None."""
     try:
@@ -77,7 +105,8 @@ def decode_image(contents, image_size, value_range, interpolation="bilinear", ch
     The same steps as `keras.utils.image_dataset_from_directory` (decode to 3 channels, resize without keeping the
     aspect ratio), then a linear map of `[0, 255]` onto `value_range`. Grayscale is repeated to RGB, alpha is dropped,
     16-bit PNGs are scaled to 8 bits, and an animated GIF gives its first frame. An image whose header declares
-    more than `MAX_IMAGE_PIXELS` is not decoded (an InvalidArgumentError says so). The export code uses this function
+    more than `MAX_IMAGE_PIXELS` is not decoded, nor a BMP whose colour table TensorFlow's decoder would ignore (an
+    InvalidArgumentError says so). The export code uses this function
     too, so a served model sees exactly what training saw, and refuses a decompression bomb without decoding it.
 
     Args:
@@ -98,7 +127,7 @@ def decode_image(contents, image_size, value_range, interpolation="bilinear", ch
         >>> image.shape, float(image.numpy().max())
         (TensorShape([2, 3, 3]), 1.0)
     """
-    with tf.control_dependencies([_check_pixels(contents)] if check_size else []):
+    with tf.control_dependencies([_check_pixels(contents), _check_colour_table(contents)] if check_size else []):
         image = tf.io.decode_image(contents, channels=3, expand_animations=False)
     image = resize_and_scale(image, image_size, value_range, interpolation)
     image.set_shape((image_size[0], image_size[1], 3))
@@ -136,11 +165,18 @@ def _probe(position, path):
     """
     contents = tf.io.read_file(path)
     is_jpeg = tf.strings.substr(contents, 0, 3) == _JPEG_SIGNATURE
-    with tf.control_dependencies([_check_pixels(contents)]):
+    with tf.control_dependencies([_check_pixels(contents), _check_colour_table(contents)]):
         shape = tf.cond(is_jpeg, lambda: tf.shape(tf.io.decode_jpeg(contents, channels=3, ratio=8)),
                         lambda: tf.shape(tf.io.decode_image(contents, channels=3, expand_animations=False)))
     # Returning the shape keeps the decode in the graph; TensorFlow prunes stateless ops with no output.
     return position, shape
+
+
+#: TensorFlow's decoding errors for valid files of a kind its decoders do not read, and that kind in words.
+_UNREAD_KINDS = {"Number of channels requested does not match input": "a WebP with transparency",
+                 "WebP Animation must be": "an animated WebP",
+                 "Number of channels inherent in the image must be 1, 3 or 4, was 0":
+                     "a BMP of 1, 2 or 4 bits per pixel"}
 
 
 def _explain(path):
@@ -165,7 +201,13 @@ def _explain(path):
         tf.io.decode_image(contents, channels=3, expand_animations=False)
     except tf.errors.InvalidArgumentError as error:
         message = re.sub(r"^\{\{.*?\}\}\s*|\s*\[Op:\w+\]\s*$", "", str(error).strip().splitlines()[0])
+        unread = next((words for known, words in _UNREAD_KINDS.items() if known in message), None)
+        if unread is not None:  # valid files of a kind TensorFlow's decoders do not read
+            return f"{unread}, which TensorFlow's decoder cannot read; convert it to PNG"
         return f"truncated or corrupt {kind}: {message}"
+    if bool(_ignored_colour_table(tf.constant(contents))):
+        return ("BMP with a colour table (8 bits per pixel, not grey), whose colours TensorFlow's decoder ignores: "
+                "it would read the colour indices as grey levels; convert it to PNG")
     return None
 
 
