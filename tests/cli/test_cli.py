@@ -269,6 +269,16 @@ def test_a_figure_goes_to_a_writable_folder_and_warnings_read_as_flags(capsys):
                                        "--end if...\n")
 
 
+def test_a_reader_gone_mid_work_is_said_on_stderr():
+    """`tfxfer train ... | head -1` ended with 141 and not a word, its export never written (a hostile tester's)."""
+    from tfxfer.cli.terminal import reader_gone
+
+    assert reader_gone("train", "training") == ("tfxfer train: stopped while training, as the reader of its output "
+                                                "went away; nothing was exported.")
+    assert "run the same command again to resume" in reader_gone("tune", "searching")
+    assert reader_gone("predict", "predicting") is None  # `predict | head -1` wants only the first lines
+
+
 def test_a_resume_refused_for_another_probe_rule_names_the_flags():
     from tfxfer.cli.terminal import cli_words
     from tfxfer.search.results import record_differences

@@ -43,8 +43,11 @@ def main(argv=None):
                 contextlib.nullcontext()
             with results_only:
                 code = _run(args)
-    except BrokenPipeError:  # stdout's reader has gone (`| head`): nothing left to say, and nothing to say it to
+    except BrokenPipeError:  # stdout's reader has gone (`| head`): nothing more to say to it
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        line = terminal.reader_gone(args.command, args.stage)
+        if line:  # work was cut short, not only its output
+            print(line, file=sys.stderr)
         return 141
     except KeyboardInterrupt:
         print(terminal.interrupted(args.command, args.stage), file=sys.stderr)

@@ -193,6 +193,15 @@ def interrupted(command, stage):
     return f"tfxfer {command}: interrupted while {stage}; {_AFTER_INTERRUPT.get(stage, 'nothing was written')}."
 
 
+def reader_gone(command, stage):
+    """The line for stderr when stdout's reader went away (`| head -1`) while the command was still at work, or None
+    where only its output was cut short."""
+    if stage in ("training", "searching", "finding a learning rate"):
+        return (f"tfxfer {command}: stopped while {stage}, as the reader of its output went away; "
+                f"{_AFTER_INTERRUPT.get(stage, 'nothing was written')}.")
+    return None
+
+
 def end_on_interrupt(line, grace=15.0):
     """Makes Ctrl-C end this process for certain, with `line()` on stderr and exit code 130.
 
