@@ -148,6 +148,15 @@ def test_train_into_a_pipe_prints_one_plain_line_per_epoch_and_no_tensorflow_noi
     assert not noise and not result.stderr.strip(), result.stderr
 
 
+def test_libjpegs_own_line_for_a_truncated_jpeg_is_hidden_as_tfxfer_names_the_file():
+    """libjpeg printed 'Improper call to JPEG library in state 201' for truncated JPEGs that the check decoded, even
+    with --on-bad skip, beside tfxfer's own line naming the file (found by a hostile tester)."""
+    from tfxfer.cli.terminal import NOISE
+
+    assert NOISE.search("Improper call to JPEG library in state 201\n")
+    assert not NOISE.search("photos/cut.jpg: truncated or corrupt JPEG: Improper call to JPEG library in state 201")
+
+
 def _interrupted(args, wait_for, tmp_path):
     """Starts `tfxfer ARGS`, sends SIGINT once stdout shows `wait_for`, and returns (exit code, stderr)."""
     import signal
