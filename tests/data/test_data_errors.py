@@ -27,7 +27,11 @@ BAD_FILES = {
     "random.jpg": (bytes(range(256)) * 4, r"not an image: no JPEG/PNG/GIF/BMP/WebP signature"),
     "truncated.jpg": (jpeg_bytes()[:1500], r"truncated or corrupt JPEG: jpeg::Uncompress failed"),
     "zero.png": (b"", r"empty file \(0 bytes\)"),
-    "notes.png": (b"these are my notes, not a picture\n", r"not an image"),
+    "notes.png": (b"these are my notes, not a picture\n", r"not an image: text \(it starts with 'these are my "),
+    # what often passes for an image (found by a hostile tester: a TIFF was "no JPEG/PNG/GIF/BMP/WebP signature")
+    "scan.jpg": (b"II*\0" + bytes(64), r"not an image TensorFlow reads: a TIFF image; convert it to PNG or JPEG"),
+    "IMG_0001.jpg": (bytes(4) + b"ftypheic" + bytes(64),
+                     r"not an image TensorFlow reads: an HEIC/HEIF photo \(as iPhones take\); convert it"),
     "cut.png": (None, r"truncated or corrupt PNG"),
     # Valid files that TensorFlow's decoders misread or cannot read (found by a hostile tester): a palette BMP was
     # read as its colour indices in grey, silently; these two were called corrupt.
@@ -255,6 +259,15 @@ def test_paths_that_do_not_exist_name_row_and_path(tmp_path):
     frame = frame.drop(index=2)
     with pytest.raises(DataError, match=r"DataFrame, row at position 3 \(index label 4\): missing path"):
         load_images(frame, base_dir=tmp_path, **UNIT)
+    # What a path that is not found may be, said (found by a hostile tester: '~' and file:// were not explained)
+    import os
+
+    os.symlink(tmp_path / "moved.png", tmp_path / "link.png")
+    for written, hint in [("~/pics/a.png", "~ is not expanded here"), ("file:///tmp/a.png", "it is a file:// URL"),
+                          ("pics/*.png", "it is a pattern"), ("link.png", r"it is a link to .*moved\.png, which does not")]:
+        frame = pd.DataFrame({"path": ["a.png", "b.png", written], "label": ["x", "y", "x"]})
+        with pytest.raises(DataError, match=rf"row 2: path does not exist \(.* is not a file; {hint}"):
+            load_images(frame, base_dir=tmp_path, **UNIT)
 
 
 def test_skip_counts_reasons_over_a_mixed_table(tmp_path):

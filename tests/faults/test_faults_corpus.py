@@ -549,7 +549,7 @@ CASES = [
          ACCEPTED, given=7),
     Case("wrong extension: TIFF bytes named .png", "images",
          lambda ws: _load_pets(ws, "cat/tiff.png", lambda p: Image.new("RGB", (9, 9)).save(p, format="TIFF")),
-         CLEAR, lambda ws: ["pets/cat/tiff.png", "no JPEG/PNG/GIF/BMP/WebP signature"], (DataError,), given=7),
+         CLEAR, lambda ws: ["pets/cat/tiff.png", "a TIFF image; convert it to PNG or JPEG"], (DataError,), given=7),
     Case("unsupported extensions (.tiff, .txt) in class folders", "images", _unsupported_extensions, SKIP, given=8),
     Case("empty class folder", "images", _empty_class_folder, CLEAR, lambda ws: ["pets/bird", "empty class folder"],
          (DataError,)),

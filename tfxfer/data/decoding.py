@@ -179,6 +179,27 @@ _UNREAD_KINDS = {"Number of channels requested does not match input": "a WebP wi
                      "a BMP of 1, 2 or 4 bits per pixel"}
 
 
+#: Signatures of files that are often taken for images TensorFlow reads, and what each is.
+_OTHER_SIGNATURES = ((b"II*\0", "a TIFF image"), (b"MM\0*", "a TIFF image"), (b"%PDF", "a PDF document"))
+
+
+def _other_kind(contents):
+    """What a file without an image signature TensorFlow reads is, in words, where it is known: TIFF, HEIC (an
+    iPhone's photos), AVIF, PDF, or text (a CSV given as an image); else None."""
+    kind = next((name for signature, name in _OTHER_SIGNATURES if contents.startswith(signature)), None)
+    if kind is None and contents[4:8] == b"ftyp":
+        brand = contents[8:12]
+        kind = "an AVIF image" if brand == b"avif" else "an HEIC/HEIF photo (as iPhones take)" if brand in (
+            b"heic", b"heix", b"hevc", b"mif1", b"msf1") else None
+    if kind is None and b"\0" not in contents[:512]:
+        try:
+            contents[:512].decode("utf-8")
+            kind = f"text (it starts with {contents[:24].decode('utf-8', 'replace')!r})"
+        except UnicodeDecodeError:
+            pass
+    return kind
+
+
 def _explain(path):
     """Why a file does not decode, in words, or None if it does after all."""
     try:
@@ -192,6 +213,11 @@ def _explain(path):
     if kind is None and contents[:4] == b"RIFF" and contents[8:12] == b"WEBP":
         kind = "WebP"
     if kind is None:
+        other = _other_kind(contents)
+        if other is not None and other.startswith("text"):
+            return f"not an image: {other}"
+        if other is not None:
+            return f"not an image TensorFlow reads: {other}; convert it to PNG or JPEG"
         return f"not an image: no JPEG/PNG/GIF/BMP/WebP signature (starts with {contents[:8]!r})"
     size = declared_size(contents)
     if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:

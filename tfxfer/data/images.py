@@ -182,12 +182,21 @@ def _decodable_files(found, bad):
     return kept
 
 
-def _path_hint(written):
-    """Why a path in a table may not be found: a URL, or a Windows path."""
+def path_hint(written, path=None):
+    """Why a path in a table (or given to predict) may not be found: a URL, a Windows path, `~`, a pattern, a link
+    to nothing."""
+    if written.lower().startswith("file://"):
+        return "; it is a file:// URL: write the path without file://"
     if written.lower().startswith(("http://", "https://", "gs://", "s3://")):
         return "; URLs are not read: download the images and list their paths"
     if "\\" in written:
         return "; it holds backslashes: write Windows paths with / (relative to the table's folder)"
+    if written.startswith("~"):
+        return "; ~ is not expanded here: write the whole path, or one relative to the table's folder"
+    if any(character in written for character in "*?["):
+        return "; it is a pattern (*, ?, [): list each file, or pass their folder"
+    if path is not None and os.path.islink(path):
+        return f"; it is a link to {os.readlink(path)}, which does not exist"
     return ""
 
 
@@ -215,7 +224,7 @@ def _table_paths(frame, source_name, folder, keep, path_column, base_dir, bad):
             path = Path(path) if Path(path).is_absolute() or base is None else base / path
             if not path.is_file():
                 bad.report(row_source(source_name, index), "path does not exist", f"{str(path)!r} is not a file"
-                           + _path_hint(written), "fix the path, drop the row,")
+                           + path_hint(written, path), "fix the path, drop the row,")
                 keep[position] = False
         paths.append(str(path))
     candidates = np.flatnonzero(keep)

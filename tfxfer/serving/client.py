@@ -10,6 +10,7 @@ import pandas as pd
 import tensorflow as tf
 
 from tfxfer.data.decoding import IMAGE_EXTENSIONS, find_undecodable
+from tfxfer.data.images import path_hint
 from tfxfer.data.errors import BadInputs
 from tfxfer.data.folders import list_files
 from tfxfer.data.tables import load_frame, require_columns, row_source
@@ -193,7 +194,7 @@ def _image_files(inputs, bad):
         elif path.is_file():
             files.append(path)
         else:
-            raise FileNotFoundError(f"Image file {path} does not exist.")
+            raise FileNotFoundError(f"Image file {path} does not exist{path_hint(str(item), path)}.")
     failures = find_undecodable([str(path) for path in files])
     if failures and bad.on_bad == "error":
         listed = "; ".join(f"{files[position]}: {reason}" for position, reason in sorted(failures.items()))
