@@ -341,6 +341,10 @@ def test_copies_of_one_example_are_carved_into_one_split(tmp_path):
     train, validation = set(data.examples("train")[0]), set(data.examples("validation")[0])
     assert train and validation and not train & validation
     assert sum(data.sizes.values()) == 40 and "copies of one example kept together" in data.origins["validation"]
+    # kept, and said (found by a hostile tester: a CSV's repeated rows counted twice without a word)
+    assert data.notes == ["30 example(s) repeat an earlier one's text with its label and split (e.g. DataFrame, row "
+                          "10, the same as row 0): kept, so each copy weighs once more; remove the copies if that is "
+                          "not meant"]
 
 
 def test_a_resumed_search_finds_its_extractor_however_the_path_is_spelled(tmp_path, monkeypatch, tiny_hub_model):

@@ -248,7 +248,7 @@ def _one_split_and_label_each(modality, keys, labels, fixed, names, source, bad,
     keep = np.ones(len(keys), dtype=bool)
     split_of = [TRAIN if split is None else split for split in fixed]
     what = "file contents" if modality == "image" else "text"
-    first = {}
+    first, repeats = {}, []
     for position in sorted(range(len(keys)), key=lambda position: (split_of[position], position)):
         other = first.setdefault(keys[position], position)
         if other == position:
@@ -262,8 +262,13 @@ def _one_split_and_label_each(modality, keys, labels, fixed, names, source, bad,
                        f"same {what} as {twin}, which is in {SPLITS[split_of[other]]}; this one is in "
                        f"{SPLITS[split_of[position]]}", "remove one of them,")
         else:
+            repeats.append((names[position], twin))
             continue
         keep[position] = False
+    if repeats:  # kept, and said: a repeated row of a table is more often a slip than a weight
+        bad.notes.append(f"{len(repeats)} example(s) repeat an earlier one's {what} with its label and split (e.g. "
+                         f"{repeats[0][0]}, the same as {repeats[0][1]}): kept, so each copy weighs once more; "
+                         "remove the copies if that is not meant")
     return keep
 
 
