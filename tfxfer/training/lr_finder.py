@@ -132,7 +132,7 @@ def _check_the_loss_fell(rates, smoothed, losses, start, end):
                       f"{smoothed[lowest]:.4g} at {rates[lowest]:.3g}): the suggestions are weak. Raise end= if the "
                       "rates stopped too low, or check that the labels can be learned from these features.",
                       stacklevel=4)
-    elif lowest >= len(smoothed) - 3:
+    elif lowest >= len(smoothed) - 3 and steepest(rates, smoothed) >= rates[-max(3, len(rates) // 10)]:
         warnings.warn(f"The training loss was still falling at end={end:g}: the ramp stopped before the rates where "
                       "training breaks down, so the steepest suggestion (near the end) is likely too high to train "
                       "at. Raise end= to see where the loss turns up.", stacklevel=4)
