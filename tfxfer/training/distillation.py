@@ -12,6 +12,7 @@ inputs; here the teacher runs once per example and the student trains on cached 
 out instead.
 """
 
+import os
 import time
 from types import SimpleNamespace
 
@@ -227,7 +228,7 @@ def _unlabeled(folder, extractor, scores, data, bad):
     _refuse_held_out_copies(files, data)
     student_features, teacher_scores = [], []
     for start in range(0, len(files), 32):
-        contents = [tf.io.read_file(str(path)) for path in files[start:start + 32]]
+        contents = [tf.io.read_file(os.fsencode(path)) for path in files[start:start + 32]]  # any file name
         student_features.append(extractor(tf.stack([decode_image(c, extractor.image_size, extractor.value_range)
                                                     for c in contents]), training=False).numpy())
         teacher_scores.append(scores(tf.stack([decode_image(c, scores.image_size, (0.0, 255.0)) for c in contents])))
