@@ -402,8 +402,13 @@ def test_jpegs_with_an_exif_rotation_are_counted(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 6  # rotate 90 degrees clockwise to view
     Image.open(root / "cat" / "cat_000.jpg").save(root / "cat" / "cat_000.jpg", exif=exif.tobytes())
+    # the EXIF block after 130 KB of an ICC profile, as cameras write it: it was not found (a hostile tester's)
+    jpeg = (root / "dog" / "dog_000.jpg")
+    Image.open(jpeg).save(jpeg, exif=exif.tobytes())
+    icc = b"\xff\xe2" + (65002).to_bytes(2, "big") + b"ICC_PROFILE\0\1\1" + bytes(65002 - 2 - 14)
+    jpeg.write_bytes(jpeg.read_bytes()[:2] + icc + icc + jpeg.read_bytes()[2:])
     data = _load(root, validation_split=0)
-    assert len(data.notes) == 1 and "1 JPEG(s) carry an EXIF rotation" in data.notes[0]
+    assert len(data.notes) == 1 and "2 JPEG(s) carry an EXIF rotation" in data.notes[0]
     assert "cat_000.jpg" in data.notes[0] and "not applied" in data.summary()
 
 

@@ -250,29 +250,35 @@ def exif_orientation(path):
     import struct
 
     with open(path, "rb") as file:
-        head = file.read(1 << 16)
-    if not head.startswith(_JPEG_SIGNATURE[:2]):
-        return None
-    position = 2
-    while position + 4 <= len(head) and head[position] == 0xFF:
-        marker, length = head[position + 1], struct.unpack(">H", head[position + 2:position + 4])[0]
-        if marker == 0xDA:  # start of scan: no EXIF after it
+        if file.read(2) != _JPEG_SIGNATURE[:2]:
             return None
-        segment = head[position + 4:position + 2 + length]
-        if marker == 0xE1 and segment.startswith(b"Exif\0\0") and len(segment) >= 14:
-            tiff = segment[6:]
-            order = "<" if tiff[:2] == b"II" else ">"
-            offset = struct.unpack(order + "I", tiff[4:8])[0]
-            if offset + 2 > len(tiff):
+        while True:  # segment by segment, reading only APP1's: EXIF may come after large ICC or XMP segments
+            header = file.read(4)
+            if len(header) < 4 or header[0] != 0xFF or header[1] == 0xDA:  # the end, or the start of scan
                 return None
-            for entry in range(struct.unpack(order + "H", tiff[offset:offset + 2])[0]):
-                start = offset + 2 + 12 * entry
-                if start + 12 > len(tiff):
-                    return None
-                if struct.unpack(order + "H", tiff[start:start + 2])[0] == 0x0112:
-                    return struct.unpack(order + "H", tiff[start + 8:start + 10])[0]
+            marker, length = header[1], struct.unpack(">H", header[2:4])[0]
+            if marker != 0xE1:
+                file.seek(length - 2, 1)
+                continue
+            segment = file.read(length - 2)
+            if segment.startswith(b"Exif\0\0") and len(segment) >= 14:
+                return _orientation(segment[6:])
+
+
+def _orientation(tiff):
+    """The orientation tag (0x0112) of an EXIF block's first image directory, or None."""
+    import struct
+
+    order = "<" if tiff[:2] == b"II" else ">"
+    offset = struct.unpack(order + "I", tiff[4:8])[0]
+    if offset + 2 > len(tiff):
+        return None
+    for entry in range(struct.unpack(order + "H", tiff[offset:offset + 2])[0]):
+        start = offset + 2 + 12 * entry
+        if start + 12 > len(tiff):
             return None
-        position += 2 + length
+        if struct.unpack(order + "H", tiff[start:start + 2])[0] == 0x0112:
+            return struct.unpack(order + "H", tiff[start + 8:start + 10])[0]
     return None
 
 
