@@ -412,6 +412,12 @@ def test_an_export_resizes_as_the_fitted_model_was_trained(tiny_hub_model, tmp_p
     images = np.stack([image.numpy() for image, _ in data.unbatched("train")])
     np.testing.assert_allclose(served.predict(data.examples("train")[0])[["score_ants", "score_bees"]].to_numpy(),
                                fitted.predict(images), atol=1e-6)
+    # A JPEG with an EXIF rotation is noted in predict as in training (found by a hostile tester: only training said)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    Image.new("RGB", (20, 24)).save(tmp_path / "rotated.jpg", exif=exif.tobytes())
+    with pytest.warns(UserWarning, match="1 JPEG.s. carry an EXIF rotation .*rotated.jpg.*which is not applied"):
+        served.predict([tmp_path / "rotated.jpg"])
 
 
 @pytest.mark.parametrize("cache", [False, True])

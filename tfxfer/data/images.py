@@ -200,13 +200,20 @@ def path_hint(written, path=None):
     return ""
 
 
-def _note_rotations(paths, bad):
-    """Counts the JPEGs whose EXIF orientation asks for a rotation that tfxfer does not apply."""
+def rotation_note(paths):
+    """A note counting the JPEGs whose EXIF orientation asks for a rotation that tfxfer does not apply, or None."""
     rotated = [path for path in paths if exif_orientation(path) not in (None, 1)]
     if rotated:
-        bad.notes.append(f"{len(rotated)} JPEG(s) carry an EXIF rotation (e.g. {rotated[0]}), which is not applied, in "
-                         "training as in serving (TensorFlow's decoders ignore it); rotate the files beforehand if "
-                         "their orientation matters")
+        return (f"{len(rotated)} JPEG(s) carry an EXIF rotation (e.g. {rotated[0]}), which is not applied, in "
+                "training as in serving (TensorFlow's decoders ignore it); rotate the files beforehand if their "
+                "orientation matters")
+    return None
+
+
+def _note_rotations(paths, bad):
+    note = rotation_note(paths)
+    if note:
+        bad.notes.append(note)
 
 
 def _table_paths(frame, source_name, folder, keep, path_column, base_dir, bad):

@@ -10,7 +10,7 @@ import pandas as pd
 import tensorflow as tf
 
 from tfxfer.data.decoding import IMAGE_EXTENSIONS, find_undecodable
-from tfxfer.data.images import path_hint
+from tfxfer.data.images import path_hint, rotation_note
 from tfxfer.data.errors import BadInputs
 from tfxfer.data.folders import list_files
 from tfxfer.data.tables import load_frame, require_columns, row_source
@@ -202,7 +202,11 @@ def _image_files(inputs, bad):
                          'pass on_bad="skip" to predict the others.')
     for position, reason in sorted(failures.items()):
         bad.report(files[position], "not a decodable image", reason)
-    return [path for position, path in enumerate(files) if position not in failures]
+    kept = [path for position, path in enumerate(files) if position not in failures]
+    note = rotation_note(kept)
+    if note:  # as training notes it: the served model sees the files as stored
+        warnings.warn(note, stacklevel=3)
+    return kept
 
 
 def _is_path(item):
