@@ -369,7 +369,7 @@ def test_load_exported_runs_image_files_and_names_the_bad_ones(tiny_exports, tmp
         exported.predict([tmp_path / "missing.png"])
 
 
-def test_load_exported_runs_texts_and_a_csv(tiny_exports, tmp_path):
+def test_load_exported_runs_texts_and_a_csv(tiny_exports, tmp_path, monkeypatch):
     case = tiny_exports["text"]
     csv = tmp_path / "texts.csv"
     csv.write_text("id,text\n" + "".join(f'{i},"{text}"\n' for i, text in enumerate(case["texts"])))
@@ -384,6 +384,14 @@ def test_load_exported_runs_texts_and_a_csv(tiny_exports, tmp_path):
     assert exported.predict(case["texts"][:2])["class"].tolist() == from_csv["class"].tolist()[:2]
     with pytest.raises(ValueError, match="text_column='body' is not a column; the columns are \\['id', 'text'\\]"):
         exported.predict(csv, text_column="body")
+    # A word that names a folder here, among texts: it was read as the folder, 3 inputs gave 5 rows (a tester's)
+    (tmp_path / "spam").mkdir()
+    (tmp_path / "spam" / "a.txt").write_text("win money")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ValueError, match="'spam' is among texts but names an existing folder here: pass texts=True"):
+        exported.predict(["win money", "spam", "hello"])
+    assert len(exported.predict(["win money", "spam", "hello"], texts=True)) == 3
+    assert len(exported.predict(["spam"])) == 1  # a folder alone is a folder
 
 
 def test_load_exported_tables_for_multilabel_and_regression(tiny_exports):

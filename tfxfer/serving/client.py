@@ -220,6 +220,13 @@ def _is_path(item):
 
 def _texts(inputs, text_column, sep, encoding, bad):
     """`(file or None, text)` per text: texts as they are, `.txt` files and folders of them, CSV/TSV columns."""
+    named_only = [item for item in inputs if _is_path(item) and not isinstance(item, os.PathLike)
+                  and not str(item).lower().endswith((*_TABLE_SUFFIXES, *TEXT_EXTENSIONS, "/", os.sep))]
+    if named_only and not all(_is_path(item) for item in inputs):  # ["win money", "spam"] beside a spam/ folder
+        kind = "folder" if os.path.isdir(named_only[0]) else "file"
+        raise ValueError(f"{str(named_only[0])!r} is among texts but names an existing {kind} here: pass "
+                         f"texts=True to read every input as a text, or the {kind} as Path({str(named_only[0])!r}) "
+                         "or with a trailing /.")
     pairs = []
     for position, item in enumerate(inputs):
         if not _is_path(item):
