@@ -155,6 +155,11 @@ def test_the_head_normalises_text_features_and_image_features_only_when_asked(ti
     assert normalised(tfxfer.load_extractor(tiny_hub_model)) == []
     assert normalised(tfxfer.load_extractor(tiny_hub_model), tfxfer.Head(batch_norm=True)) == ["head_batch_norm"]
     assert normalised(text, tfxfer.Head(batch_norm=False)) == []
+    # texts as a list, as an export's predict takes them (Keras' "Unrecognized data type" before; a tester's find)
+    texts = ["win a prize now", "see you at five", "free money", "lunch at noon"]
+    fitted = tfxfer.TransferModel(text, epochs=1, verbose=0).fit((np.asarray(texts, dtype=object), np.array(
+        [1, 0, 1, 0])), task=task)
+    np.testing.assert_array_equal(fitted.predict(texts), fitted.predict(np.asarray(texts, dtype=object)))
     with pytest.raises(ValueError, match="batch_norm must be True, False or 'auto'; got 'yes'"):
         tfxfer.Head(batch_norm="yes")
 

@@ -293,6 +293,8 @@ class TransferModel:
         """The model's outputs (class probabilities, label probabilities or regression values) for `inputs`; with
         `test_time_augmentation`, the mean over the images and their mirror images."""
         model = self._served(test_time_augmentation)
+        if isinstance(inputs, (list, tuple)):  # texts as a list, as an export's predict takes them
+            inputs = np.asarray(inputs, dtype=object if self.extractor_.input_kind == "text" else None)
         if isinstance(inputs, np.ndarray):
             check_data_fits(self.extractor_, inputs, None, self.task_)
         return model.predict(inputs, batch_size=batch_size, verbose=0)
