@@ -107,7 +107,7 @@ def test_task_can_always_be_set():
 
 def test_whole_floats_are_ambiguous_and_ask_for_task():
     frame = pd.DataFrame({"text": list("abcd"), "label": [0.0, 1.0, 1.0, 0.0]})
-    with pytest.raises(DataError, match=r"whole numbers stored as floats.*task='multiclass' or task='regression'"):
+    with pytest.raises(DataError, match=r"whole numbers stored as floats \(e.g. 0.0\); pass task=.multiclass."):
         load_text(frame)
     assert load_text(frame, task="multiclass", validation_split=0).task.class_names == ["0", "1"]
 

@@ -97,3 +97,10 @@ def test_both_loaders_take_the_extractor_and_refuse_the_wrong_kind(tiny_hub_mode
     assert load_text(frame, extractor=texts, validation_split=0).sizes["train"] == 4
     with pytest.raises(ValueError, match=r"'glove' takes texts, not images: load its data with tfxfer.load_text"):
         tfxfer.load_images(tmp_path, extractor=texts)
+
+
+def test_labels_that_differ_only_in_case_warn():
+    """'Spam' and 'spam' were two classes without a word (found by a hostile tester); they may be one, or two."""
+    frame = pd.DataFrame({"text": ["a b", "c d", "e f", "g h"], "label": ["spam", "Spam", "ham", "ham"]})
+    with pytest.warns(UserWarning, match="labels 'Spam' and 'spam' in column 'label' differ only in case"):
+        assert load_text(frame, validation_split=0).task.class_names == ["Spam", "ham", "spam"]

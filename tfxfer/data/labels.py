@@ -7,6 +7,8 @@ the output names, the encoded labels of the rows they kept, and the mask of thos
 import math
 import numbers
 import re
+import unicodedata
+import warnings
 
 import numpy as np
 import pandas as pd
@@ -160,12 +162,23 @@ def infer_task_type(frame, label_columns, delimiter, source):
         if whole:
             raise DataError(
                 f"{source}: label column {label_columns[0]!r} holds whole numbers stored as floats "
-                f"(e.g. {finite.iloc[0]!r}); pass task='multiclass' or task='regression'."
+                f"(e.g. {float(finite.iloc[0])!r}); pass task='multiclass' or task='regression'."
             )
         return "regression"
     if delimiter and values.map(lambda value: isinstance(value, str) and delimiter in value).any():
         return "multilabel"
     return "multiclass"
+
+
+def _warn_of_look_alikes(names, source, column):
+    """Warns of labels that differ only in case or Unicode form ("Spam", "spam"): two classes, which may be one."""
+    seen = {}
+    for name in names:
+        key = unicodedata.normalize("NFC", str(name)).casefold()
+        if key in seen:
+            warnings.warn(f"{source}: labels {seen[key]!r} and {name!r} in column {column!r} differ only in case or "
+                          "Unicode form: they are two classes; make them one label if they are one.", stacklevel=6)
+        seen[key] = name
 
 
 def _missing_label(bad, source, index, column):
@@ -187,6 +200,7 @@ def encode_multiclass(frame, label_columns, class_names, delimiter, source, bad)
         keys.append(key)
     if class_names is None:
         names = _sorted_names(value for value, kept in zip(column, keep) if kept)
+        _warn_of_look_alikes(names, source, column_name)
     else:
         names = [_class_key(name) for name in class_names]
     lookup = {name: position for position, name in enumerate(names)}
@@ -224,6 +238,7 @@ def encode_multilabel(frame, label_columns, class_names, delimiter, source, bad)
         row_labels.append([token for token in tokens if token])
     if class_names is None:
         names = sorted({token for tokens in row_labels if tokens for token in tokens})
+        _warn_of_look_alikes(names, source, column_name)
     else:
         names = [_class_key(name) for name in class_names]
     lookup = {name: position for position, name in enumerate(names)}
