@@ -29,7 +29,7 @@ MISSING_MARKERS = frozenset({"nan", "na", "n/a", "null", "none", "#n/a", "<na>",
 _DECIMAL_COMMA = re.compile(r"\s*-?\d+,\d+\s*\Z")
 
 
-def normalise_labels(frame, label_columns):
+def normalise_labels(frame, label_columns, source="DataFrame"):
     """The table with its label cells read as people write them: missing-value markers (`NaN`, `N/A`, `null`...) as
     empty, and columns of numbers kept as text (or written with a decimal comma, `2,5`) as numbers.
 
@@ -48,6 +48,7 @@ def normalise_labels(frame, label_columns):
         if present and all(isinstance(value, str) for value in present):
             numbers = [_number(value) for value in present]
             if all(number is not None for number in numbers):
+                _check_one_way_of_writing(present, source, name)
                 converted = iter(numbers)
                 column = column.map(lambda value: None if is_missing(value) else next(converted)).astype(object)
         if len(column) and column.map(_is_number).all():  # numbers again: pandas gives the column a numeric type
@@ -55,6 +56,20 @@ def normalise_labels(frame, label_columns):
         else:
             frame[name] = column
     return frame
+
+
+def _check_one_way_of_writing(texts, source, column):
+    """Raises where numbers written as text could be read two ways: a decimal comma beside a decimal point, or
+    commas that may group thousands ("1,200": 1200 or 1.2?)."""
+    commas = [text.strip() for text in texts if _DECIMAL_COMMA.match(text)]
+    points = [text.strip() for text in texts if re.fullmatch(r"\s*-?\d*\.\d+\s*", text)]
+    if commas and points:
+        raise DataError(f"{source}: column {column!r} writes numbers with a decimal comma ({commas[0]!r}) and with a "
+                        f"point ({points[0]!r}); write them one way.")
+    if commas and all(re.fullmatch(r"-?\d{1,3},\d{3}", text) for text in commas):
+        raise DataError(f"{source}: column {column!r} holds numbers such as {commas[0]!r}, which may be "
+                        f"{commas[0].replace(',', '')} (a thousands separator) or {commas[0].replace(',', '.')} (a "
+                        "decimal comma); write them without the thousands separator, or with a decimal point.")
 
 
 def _number(text):

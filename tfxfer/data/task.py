@@ -87,7 +87,7 @@ class Task:
         Raises:
             DataError: Labels that fit no task, a bad row under `on_bad="error"`, or fewer than two classes.
         """
-        frame = label_encoders.normalise_labels(frame, label_columns)
+        frame = label_encoders.normalise_labels(frame, label_columns, source)
         task_type = task or label_encoders.infer_task_type(frame, label_columns, delimiter, source)
         kind = _KINDS[task_type]
         if class_names is not None and not kind.takes_class_names:
