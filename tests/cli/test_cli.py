@@ -216,8 +216,8 @@ def test_an_interrupt_that_python_ignores_still_ends_the_command(tmp_path):
     script.write_text(IGNORED_INTERRUPT)
     result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=30)
     assert result.returncode == 130 and result.stdout == "went on\n", result.stderr
-    assert "KeyboardInterrupt" in result.stderr  # Python's own note that it ignored it
-    assert result.stderr.strip().splitlines()[-1] == "tfxfer lr-find: interrupted while finding a learning rate"
+    # one line: not Python's "Exception ignored in ..." traceback of the interrupt it ignored
+    assert result.stderr.strip().splitlines() == ["tfxfer lr-find: interrupted while finding a learning rate"]
 
 
 def test_quiet_prints_the_export_and_skipped_files_are_listed_in_cli_words(tiny_hub_model, images, tmp_path):

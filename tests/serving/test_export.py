@@ -392,6 +392,14 @@ def test_load_exported_runs_texts_and_a_csv(tiny_exports, tmp_path, monkeypatch)
         exported.predict(["win money", "spam", "hello"])
     assert len(exported.predict(["win money", "spam", "hello"], texts=True)) == 3
     assert len(exported.predict(["spam"])) == 1  # a folder alone is a folder
+    # A CSV whose separator was not said, and a header as spreadsheets leave it (found by a hostile tester: predict
+    # scored "free money;0" as a text, where training said to pass sep=';')
+    (tmp_path / "semi.csv").write_text("text;label\nfree money;1\nsee you;0\n")
+    with pytest.raises(tfxfer.DataError, match=r"semi.csv: The header was read as one column: .* pass sep=';'"):
+        exported.predict(tmp_path / "semi.csv")
+    (tmp_path / "spaced.csv").write_text("text ,label\nfree money,1\n")
+    with pytest.raises(tfxfer.DataError, match=r"text_column='text' is not a column, but 'text ' is, with spaces"):
+        exported.predict(tmp_path / "spaced.csv")
 
 
 def test_load_exported_tables_for_multilabel_and_regression(tiny_exports):

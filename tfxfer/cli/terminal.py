@@ -230,7 +230,12 @@ def end_on_interrupt(line, grace=15.0):
         handle.timer.start()
         raise KeyboardInterrupt
 
+    def unraisable(report):  # Python's "Exception ignored in ..." traceback for the Ctrl-C the timer answers
+        if not issubclass(report.exc_type, KeyboardInterrupt):
+            sys.__unraisablehook__(report)
+
     signal.signal(signal.SIGINT, handle)
+    sys.unraisablehook = unraisable
 
 
 

@@ -218,12 +218,16 @@ def require_columns(frame, columns, source):
     available = list(frame.columns)
     for argument, names in columns.items():
         for name in names:
+            spaced = [column for column in available if str(column).strip() == name]
+            if name not in available and spaced:  # a header as spreadsheets leave it: "text " for text
+                raise DataError(f"{source}: {argument}={name!r} is not a column, but {spaced[0]!r} is, with spaces "
+                                f"in its name; pass {argument}={spaced[0]!r}, or remove the spaces from the header.")
             if name not in available:
                 raise DataError(f"{source}: {argument}={name!r} is not a column; the columns are {available}."
-                                f"{_header_hint(available, source)}")
+                                f"{header_hint(available, source)}")
 
 
-def _header_hint(columns, source):
+def header_hint(columns, source):
     """Why the header may have been misread: another separator, a byte order mark read as text, or no header."""
     if source == "DataFrame":
         return ""

@@ -11,9 +11,9 @@ import tensorflow as tf
 
 from tfxfer.data.decoding import IMAGE_EXTENSIONS, find_undecodable
 from tfxfer.data.images import path_hint, rotation_note
-from tfxfer.data.errors import BadInputs
+from tfxfer.data.errors import BadInputs, DataError
 from tfxfer.data.folders import list_files
-from tfxfer.data.tables import load_frame, require_columns, row_source
+from tfxfer.data.tables import header_hint, load_frame, require_columns, row_source
 from tfxfer.data.text import TEXT_EXTENSIONS, read_text_file
 from tfxfer.extractors.resolve import load_with_text_ops
 from tfxfer.data.task import Task
@@ -269,6 +269,9 @@ def _table_texts(path, text_column, sep, encoding, bad):
                                 text_columns=(text_column or "text",))
     column = text_column or "text"
     if column not in frame.columns and text_column is None and len(frame.columns) == 1:
+        misread = header_hint(list(frame.columns), name)
+        if "read as one column" in misread:  # "text;label" is not a column of texts, as training says too
+            raise DataError(f"{name}:{misread}")
         column = frame.columns[0]
     require_columns(frame, {"text_column": [column]}, name)
     pairs = []
