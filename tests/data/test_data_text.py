@@ -104,3 +104,18 @@ def test_labels_that_differ_only_in_case_warn():
     frame = pd.DataFrame({"text": ["a b", "c d", "e f", "g h"], "label": ["spam", "Spam", "ham", "ham"]})
     with pytest.warns(UserWarning, match="labels 'Spam' and 'spam' in column 'label' differ only in case"):
         assert load_text(frame, validation_split=0).task.class_names == ["Spam", "ham", "spam"]
+
+
+def test_utf16_files_without_a_byte_order_mark_are_named_and_read_when_told(tmp_path):
+    """They were 'a binary file', even with encoding='utf-16-le' given (found by a hostile tester)."""
+    from tfxfer.data import DataError
+
+    for label in ("ham", "spam"):
+        (tmp_path / label).mkdir()
+        for i in range(3):
+            (tmp_path / label / f"{i}.txt").write_bytes(f"{label} message {i}".encode("utf-16-le"))
+    with pytest.raises(DataError, match=r"0.txt: not text \(it looks like UTF-16 text without a byte order mark "
+                                        r"\(pass encoding='utf-16-le'\)\)"):
+        load_text(tmp_path)
+    data = load_text(tmp_path, encoding="utf-16-le", validation_split=0)
+    assert sorted(text.decode() for text, _ in data.unbatched("train").as_numpy_iterator())[0] == "ham message 0"

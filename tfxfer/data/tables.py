@@ -110,7 +110,9 @@ def read_table(path, *, sep=None, column_names=None, encoding="utf-8", quoting=N
         raise DataError(f"{path} does not exist; pass the path of a CSV/TSV file, a folder, or a DataFrame.") from None
     except OSError as error:
         raise DataError(f"{path} cannot be read ({error.strerror}).") from None
-    kind = binary_kind(raw)
+    kind = None if is_utf16(encoding) else binary_kind(raw)
+    if kind is not None and kind.startswith("UTF-16"):
+        raise DataError(f"{path} looks like {kind}.")
     if kind is not None:
         raise DataError(f"{path} is {kind}, not a CSV/TSV table. {_INSTEAD.get(kind, _INSTEAD['a binary file'])}")
     text = decode_bytes(raw, encoding, path)
@@ -169,6 +171,11 @@ _INSTEAD = {
 }
 
 
+def is_utf16(encoding):
+    """Whether `encoding` names UTF-16 (whose text holds NULs), in any of Python's spellings."""
+    return bool(encoding) and str(encoding).lower().replace("_", "-").startswith(("utf-16", "utf16"))
+
+
 def binary_kind(raw):
     """What a file's bytes are when they are clearly not text (an image, an archive, a workbook), else None.
 
@@ -184,6 +191,10 @@ def binary_kind(raw):
     if len(raw) > 262 and raw[257:262] == b"ustar":
         return "a tar archive"
     if b"\0" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # NULs are no text (UTF-16 aside)
+        sample = raw[:4096 - 4096 % 2]
+        for order, zeros, letters in (("le", sample[1::2], sample[0::2]), ("be", sample[0::2], sample[1::2])):
+            if zeros.count(0) >= 0.9 * len(zeros) and letters.count(0) == 0:  # ASCII letters, each beside a NUL
+                return f"UTF-16 text without a byte order mark (pass encoding='utf-16-{order}')"
         return "a binary file"
     return None
 

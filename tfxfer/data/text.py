@@ -4,7 +4,7 @@ from pathlib import Path
 
 from tfxfer.data.labels import is_missing
 from tfxfer.data.loading import check_extractor_kind, from_class_folders, from_table, start
-from tfxfer.data.tables import (as_column_list, binary_kind, codec_for, describe_decode_error, is_folder,
+from tfxfer.data.tables import (as_column_list, binary_kind, codec_for, describe_decode_error, is_folder, is_utf16,
                                 row_source)
 
 TEXT_EXTENSIONS = (".txt",)
@@ -112,9 +112,9 @@ def read_text_file(path, encoding, bad):
         The text, or None when the file does not decode or is blank (reported through `bad`, the `BadInputs`).
     """
     raw = Path(path).read_bytes()
-    kind = binary_kind(raw)
+    kind = None if is_utf16(encoding) else binary_kind(raw)
     if kind is not None:
-        bad.report(path, "not text", f"it is {kind}", "remove it")
+        bad.report(path, "not text", f"it {'looks like' if kind.startswith('UTF-16') else 'is'} {kind}", "remove it")
         return None
     try:
         text = raw.decode(codec_for(encoding))
