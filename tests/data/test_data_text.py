@@ -119,3 +119,14 @@ def test_utf16_files_without_a_byte_order_mark_are_named_and_read_when_told(tmp_
         load_text(tmp_path)
     data = load_text(tmp_path, encoding="utf-16-le", validation_split=0)
     assert sorted(text.decode() for text, _ in data.unbatched("train").as_numpy_iterator())[0] == "ham message 0"
+
+
+def test_a_table_without_rows_says_so_without_classes(tmp_path):
+    """'...a data set needs at least one example per class' was wrong for predict's CSV (a hostile tester's find)."""
+    from tfxfer.data import DataError
+
+    (tmp_path / "header.csv").write_text("text,label\n")
+    with pytest.raises(DataError, match=r"header.csv has no rows of data, only a header row\.$"):
+        load_text(tmp_path / "header.csv")
+    with pytest.raises(DataError, match=r"^The DataFrame has no rows\.$"):
+        load_text(pd.DataFrame({"text": [], "label": []}))

@@ -325,7 +325,8 @@ def load_frame(source, *, sep, column_names, encoding, text_columns):
         frame = read_table(path, sep=sep, column_names=column_names, encoding=encoding, text_columns=text_columns)
         name, folder, first_row = path, path.parent, 2 if column_names is None else 1
     if frame.empty:
-        raise DataError(f"{name} has no rows of data; a data set needs at least one example per class.")
+        raise DataError("The DataFrame has no rows." if name == "DataFrame" else
+                        f"{name} has no rows of data, only a header row.")
     names = [f"row {number}" for number in frame.attrs["row_numbers"]] if "row_numbers" in frame.attrs else \
         row_names(frame, first_row)
     frame = frame.set_axis(names, axis="index")  # a copy: the caller's DataFrame keeps its index
