@@ -8,55 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tfxfer.data.encodings import binary_kind, decode_bytes, is_utf16
 from tfxfer.data.errors import DataError
 from tfxfer.data.stratify import SPLIT_ALIASES
 
 _TAB_EXTENSIONS = (".tsv", ".tab")
-
-
-def decode_bytes(raw, encoding, source):
-    """Decodes a file's bytes strictly; a bad byte is an error that names the file, byte offset and line.
-
-    A UTF-8 byte order mark (as Excel writes) is dropped.
-
-    Args:
-        raw: The file's bytes.
-        encoding: A Python codec name, e.g. `"utf-8"` or `"latin-1"`.
-        source: The file, for the message.
-
-    Returns:
-        The text.
-
-    Raises:
-        DataError: A byte sequence is not valid in `encoding`.
-        ValueError: `encoding` is not a codec.
-    """
-    try:
-        return raw.decode(codec_for(encoding))
-    except UnicodeDecodeError as error:
-        raise DataError(f"{source}: {describe_decode_error(raw, error, encoding)}; {encoding_advice(raw)}") from None
-    except LookupError:
-        raise ValueError(f"encoding={encoding!r} is not a Python codec; use e.g. 'utf-8' or 'latin-1'.") from None
-
-
-def encoding_advice(raw):
-    """What to pass for a file that did not decode: UTF-16 when it says so, else the encodings Excel writes."""
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "it starts with a UTF-16 byte order mark: pass encoding='utf-16'."
-    return ("pass encoding= with the file's encoding, e.g. encoding='cp1252' for files saved by Excel on Windows "
-            "(or 'latin-1', which reads any byte but turns cp1252's quotes and euro sign into control characters).")
-
-
-def codec_for(encoding):
-    """The codec to decode with: UTF-8 drops a byte order mark (as Excel writes one)."""
-    return "utf-8-sig" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else encoding
-
-
-def describe_decode_error(raw, error, encoding):
-    """Where and why bytes are not valid text: byte offset, line, the byte itself."""
-    line = raw.count(b"\n", 0, error.start) + 1
-    return (f"byte offset {error.start} (line {line}) is not valid {encoding} ({error.reason}, byte "
-            f"0x{raw[error.start]:02x})")
 
 
 def _guess_separator(path, text):
@@ -157,11 +113,6 @@ def read_table(path, *, sep=None, column_names=None, encoding="utf-8", quoting=N
     return frame
 
 
-#: What a file starts with, for files that are no table but are passed as one.
-_SIGNATURES = ((b"\xff\xd8\xff", "a JPEG image"), (b"\x89PNG\r\n\x1a\n", "a PNG image"), (b"GIF8", "a GIF image"),
-               (b"BM", "a BMP image"), (b"PK\x03\x04", "a zip archive"), (b"\x1f\x8b", "a gzip archive"),
-               (b"%PDF", "a PDF document"), (b"\xd0\xcf\x11\xe0", "an old Excel (.xls) or Office file"),
-               (b"\x89HDF", "an HDF5 file"), (b"\x93NUMPY", "a NumPy array file"))
 _INSTEAD = {
     "a zip archive": "If it is an Excel workbook (.xlsx), save it as CSV (File > Save As > CSV UTF-8); if it holds "
                      "images, unpack it and pass the folder of class folders.",
@@ -169,34 +120,6 @@ _INSTEAD = {
     "an old Excel (.xls) or Office file": "Save it as CSV from Excel (File > Save As > CSV UTF-8).",
     "a binary file": "Pass the folder that holds the class folders of images, or a CSV/TSV file of paths or texts.",
 }
-
-
-def is_utf16(encoding):
-    """Whether `encoding` names UTF-16 (whose text holds NULs), in any of Python's spellings."""
-    return bool(encoding) and str(encoding).lower().replace("_", "-").startswith(("utf-16", "utf16"))
-
-
-def binary_kind(raw):
-    """What a file's bytes are when they are clearly not text (an image, an archive, a workbook), else None.
-
-    Example:
-        >>> binary_kind(b"GIF89a..."), binary_kind(b"label,text")
-        ('a GIF image', None)
-    """
-    for signature, kind in _SIGNATURES:
-        if raw.startswith(signature):
-            return kind
-    if raw[:4] == b"RIFF" and raw[8:12] == b"WEBP":
-        return "a WebP image"
-    if len(raw) > 262 and raw[257:262] == b"ustar":
-        return "a tar archive"
-    if b"\0" in raw[:4096] and not raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # NULs are no text (UTF-16 aside)
-        sample = raw[:4096 - 4096 % 2]
-        for order, zeros, letters in (("le", sample[1::2], sample[0::2]), ("be", sample[0::2], sample[1::2])):
-            if zeros.count(0) >= 0.9 * len(zeros) and letters.count(0) == 0:  # ASCII letters, each beside a NUL
-                return f"UTF-16 text without a byte order mark (pass encoding='utf-16-{order}')"
-        return "a binary file"
-    return None
 
 
 def check_unique_columns(names, source):

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
+from tfxfer.data.encodings import binary_kind, codec_for, describe_decode_error, is_utf16
 from tfxfer.data.labels import is_missing
 from tfxfer.data.loading import check_extractor_kind, from_class_folders, from_table, start
-from tfxfer.data.tables import (as_column_list, binary_kind, codec_for, describe_decode_error, is_folder, is_utf16,
-                                row_source)
+from tfxfer.data.tables import as_column_list, is_folder, row_source
 
 TEXT_EXTENSIONS = (".txt",)
 
