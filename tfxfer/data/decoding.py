@@ -17,23 +17,33 @@ _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 MAX_IMAGE_PIXELS = 178_956_970
 
 
+def _leading_bytes(contents, count):
+    """The first `count` bytes of `contents` as int64 (zeros past its end), for headers read at fixed offsets."""
+    padded = tf.strings.substr(tf.strings.join([tf.strings.substr(contents, 0, count), "\0" * count]), 0, count)
+    return tf.cast(tf.io.decode_raw(padded, tf.uint8), tf.int64)
+
+
+def _little(byte, start, size):
+    """The little-endian number in `byte[start:start + size]`."""
+    return sum(byte[start + k] * 256**k for k in range(size))
+
+
 def _header_size(contents):
     """`[width, height]` (int64) as a JPEG, PNG, GIF, BMP or WebP header declares it, without decoding; zeros
     otherwise.
 
     TensorFlow's decoders allocate what the header declares, so this is what a decode would take.
     """
-    head = tf.strings.substr(tf.strings.join([tf.strings.substr(contents, 0, 32), "\0" * 32]), 0, 32)
-    byte = tf.cast(tf.io.decode_raw(head, tf.uint8), tf.int64)
+    byte = _leading_bytes(contents, 32)
 
     def little(start, size):
-        return sum(byte[start + k] * 256**k for k in range(size))
+        return _little(byte, start, size)
 
     def big(start, size):
         return sum(byte[start + k] * 256**(size - 1 - k) for k in range(size))
 
     def starts(signature):
-        return tf.strings.substr(head, 0, len(signature)) == signature
+        return tf.strings.substr(contents, 0, len(signature)) == signature
 
     bmp_height = little(22, 4)
     bmp_height = tf.where(bmp_height >= 2**31, 2**32 - bmp_height, bmp_height)  # negative: stored top-down
@@ -45,12 +55,12 @@ def _header_size(contents):
                                      (b"BM", little(18, 4), bmp_height)):
         size = tf.where(starts(signature), tf.stack([width, height]), size)
     # WebP: RIFF, then the first chunk's header: extended (VP8X: the canvas), lossless (VP8L: 14-bit fields) or lossy.
-    webp = starts(b"RIFF") & (tf.strings.substr(head, 8, 4) == b"WEBP")
+    webp = starts(b"RIFF") & (tf.strings.substr(contents, 8, 4) == b"WEBP")
     lossless = little(21, 4)
     for chunk, width, height in ((b"VP8X", little(24, 3) + 1, little(27, 3) + 1),
                                  (b"VP8L", lossless % 2**14 + 1, lossless // 2**14 % 2**14 + 1),
                                  (b"VP8 ", little(26, 2) % 2**14, little(28, 2) % 2**14)):
-        size = tf.where(webp & (tf.strings.substr(head, 12, 4) == chunk), tf.stack([width, height]), size)
+        size = tf.where(webp & (tf.strings.substr(contents, 12, 4) == chunk), tf.stack([width, height]), size)
     return size
 
 
@@ -65,11 +75,10 @@ def _check_pixels(contents):
 def _ignored_colour_table(contents):
     """Whether `contents` is a BMP of 8 bits per pixel whose colour table is not a grey ramp: TensorFlow's decoder
     ignores the table and reads the colour indices as grey levels, a wrong picture without an error."""
-    head = tf.cast(tf.io.decode_raw(tf.strings.substr(tf.strings.join([tf.strings.substr(contents, 0, 54), "\0" * 54]),
-                                                      0, 54), tf.uint8), tf.int32)
+    head = _leading_bytes(contents, 54)
 
     def little(start, size):
-        return sum(head[start + k] * 256**k for k in range(size))
+        return _little(head, start, size)
 
     def not_grey():
         used = little(46, 4)
