@@ -6,6 +6,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
+from tfxfer.data.encodings import binary_kind
+
 IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png", ".webp")
 _SIGNATURES = ((b"\xff\xd8\xff", "JPEG"), (b"\x89PNG\r\n\x1a\n", "PNG"), (b"GIF87a", "GIF"), (b"GIF89a", "GIF"),
                (b"BM", "BMP"))
@@ -188,14 +190,17 @@ _UNREAD_KINDS = {"Number of channels requested does not match input": "a WebP wi
                      "a BMP of 1, 2 or 4 bits per pixel"}
 
 
-#: Signatures of files that are often taken for images TensorFlow reads, and what each is.
-_OTHER_SIGNATURES = ((b"II*\0", "a TIFF image"), (b"MM\0*", "a TIFF image"), (b"%PDF", "a PDF document"))
+#: Signatures of image files that TensorFlow's decoders do not read, and what each is.
+_OTHER_SIGNATURES = ((b"II*\0", "a TIFF image"), (b"MM\0*", "a TIFF image"))
 
 
 def _other_kind(contents):
     """What a file without an image signature TensorFlow reads is, in words, where it is known: TIFF, HEIC (an
-    iPhone's photos), AVIF, PDF, or text (a CSV given as an image); else None."""
-    kind = next((name for signature, name in _OTHER_SIGNATURES if contents.startswith(signature)), None)
+    iPhone's photos), AVIF, what `binary_kind` knows (PDF, archives, workbooks), or text (a CSV given as an image);
+    else None."""
+    known = binary_kind(contents)
+    kind = next((name for signature, name in _OTHER_SIGNATURES if contents.startswith(signature)),
+                None if known == "a binary file" else known)
     if kind is None and contents[4:8] == b"ftyp":
         brand = contents[8:12]
         kind = "an AVIF image" if brand == b"avif" else "an HEIC/HEIF photo (as iPhones take)" if brand in (
