@@ -14,6 +14,18 @@ def test_tsv_quotes_are_ordinary_characters(tmp_path):
     assert frame["text"].tolist() == ['He said "see you', 'WIN "big" now', 'ok"']
 
 
+def test_tsv_saved_by_excel_is_read_with_its_quoting(tmp_path):
+    # Excel's "Text (Tab delimited)": a field with a quote or a line break is quoted, its quotes doubled. Read with
+    # quoting off, the texts kept Excel's quotes and a line break split a row (found by a hostile tester).
+    path = tmp_path / "excel.tsv"
+    path.write_bytes(b'text\tlabel\r\n"He said ""hi"""\tham\r\n"two\nlines"\tspam\r\nsee "5\tham\r\n')
+    frame = read_table(path)
+    assert frame["text"].tolist() == ['He said "hi"', "two\nlines", 'see "5'] and len(frame) == 3
+    # One quote that opens a field without closing it there makes every quote an ordinary character again.
+    path.write_bytes(b'text\tlabel\n"Happy" I know\tham\n"whole"\tspam\n')
+    assert read_table(path)["text"].tolist() == ['"Happy" I know', '"whole"']
+
+
 def test_u0085_and_u2028_do_not_split_rows(tmp_path):
     path = tmp_path / "imdb.txt"
     path.write_text("A film\u0085with a break   \t1\nAnother\u2028one\t0\n", encoding="utf-8")

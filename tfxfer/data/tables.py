@@ -3,6 +3,7 @@
 import csv
 import io
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -25,11 +26,26 @@ def _guess_separator(path, text):
     return "\t" if "\t" in first_line else ","
 
 
+def _tab_quoting(text):
+    """How to read tab-separated `text`: quoting off, unless its quotes are all CSV quoting, as Excel's "Text (Tab
+    delimited)" writes them (a field that holds a quote, tab or line break wrapped in quotes, its quotes doubled):
+    then every field that starts with a quote ends with one right before a tab or the row's end."""
+    if not re.search(r'(?:^|\t)"', text, re.MULTILINE):
+        return csv.QUOTE_NONE
+    try:
+        for _ in csv.reader(io.StringIO(text, newline=""), delimiter="\t", strict=True):
+            pass
+    except csv.Error:  # a quote that opens a field but does not close it there: an ordinary character
+        return csv.QUOTE_NONE
+    return csv.QUOTE_MINIMAL
+
+
 def read_table(path, *, sep=None, column_names=None, encoding="utf-8", quoting=None, text_columns=()):
     """Reads a CSV or TSV file into a DataFrame without losing or inventing rows.
 
     Tab-separated files are read with `csv.QUOTE_NONE`: in TSV data sets (SMS Spam Collection, GLUE) a double quote
-    is an ordinary character, and treating it as a quote merges rows silently. Comma-separated files use standard
+    is an ordinary character, and treating it as a quote merges rows silently. Those whose quotes are all CSV
+    quoting, as Excel's "Text (Tab delimited)" writes them, are read with it. Comma-separated files use standard
     CSV quoting. Rows end at `\\n`, `\\r\\n` or `\\r` only, so characters that Python's `str.splitlines` treats as line
     breaks (U+0085, U+2028) stay inside their row. Only empty fields are missing values: a text such as `"NA"` or
     `"null"` stays text.
@@ -76,7 +92,7 @@ def read_table(path, *, sep=None, column_names=None, encoding="utf-8", quoting=N
         raise DataError(f"{path} is empty; it needs a header row and at least one row of data.")
     sep = sep or _guess_separator(path, text)
     if quoting is None:
-        quoting = csv.QUOTE_NONE if sep == "\t" else csv.QUOTE_MINIMAL
+        quoting = _tab_quoting(text) if sep == "\t" else csv.QUOTE_MINIMAL
     options = dict(sep=sep, quoting=quoting, keep_default_na=False, na_values=[""], skip_blank_lines=False)
     try:
         header = pd.read_csv(io.StringIO(text), header=None, nrows=1, dtype=str, **options).iloc[0].tolist()
