@@ -265,11 +265,8 @@ def tune(args):
     space = tfxfer.SearchSpace(**({"frozen_blocks": args.freeze_choices} if args.freeze_choices else {}),
                                **({} if args.batch_norm is None else {"batch_norm": args.batch_norm}))
     if args.centre_rates:
-        args.stage = "finding a learning rate"
-        finding = tfxfer.TransferModel(extractors[0], cache=not args.no_cache, seed=args.seed, verbose=0)
-        space = space.centred_on(finding.find_learning_rate(data).valley)
-        _say(args, f"learning-rate finder: the head's rate searched from {space.learning_rate[0]:g} to "
-                   f"{space.learning_rate[1]:g}")
+        from tfxfer.cli.recipe import centred_space
+        space = centred_space(args, space, extractors[0], data)
     chosen = {"extractors": list(zip(extractors, options))} if several else {"extractor": extractors[0],
                                                           "extractor_options": options[0]}
     search = tfxfer.TransferSearch(**chosen, space=space, tuner=args.tuner, max_trials=args.trials,

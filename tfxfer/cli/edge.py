@@ -122,7 +122,8 @@ def distill(args):
                              seed=args.seed, on_bad=args.on_bad)
     row = {"temperature": args.temperature, "teacher_weight": args.teacher_weight,
            "unlabeled_images": student.distillation_["unlabeled_images"],
-           "unlabeled_skipped": len(student.distillation_["unlabeled_skipped"]), "epochs": len(student.history_["loss"]),
+           "unlabeled_skipped": len(student.distillation_["unlabeled_skipped"]),
+           "epochs": len(student.history_["loss"]),
            "seconds": round(student.fit_seconds_, 1)}
     if data.validation is not None:
         row["val_accuracy"] = round(student.evaluate(data.validation)["accuracy"], 4)

@@ -48,6 +48,31 @@ def recipe_arguments(args):
             "label_smoothing": args.label_smoothing, "precision": args.precision}
 
 
+def centred_space(args, space, extractor, data):
+    """`tfxfer tune --centre-rates`: `space` with the head's rate centred on the learning-rate finder's valley. A
+    search that `--dir` already holds keeps the range its first run found, so a resume neither waits for the finder
+    again nor differs from the first run by the finder's noise."""
+    import dataclasses
+    import os
+
+    import tfxfer
+    from tfxfer.search.results import search_record
+
+    directory, project = os.path.split(os.path.normpath(args.dir))
+    recorded = {} if args.overwrite else search_record(directory or ".", project).get("space", {})
+    if recorded and tuple(recorded["learning_rate"]) != tfxfer.SearchSpace().learning_rate:
+        space = dataclasses.replace(space, learning_rate=tuple(recorded["learning_rate"]))
+        _say(args, f"resuming: the head's rate searched from {space.learning_rate[0]:g} to {space.learning_rate[1]:g}, "
+                   "as the learning-rate finder chose in the search's first run")
+        return space
+    args.stage = "finding a learning rate"
+    finding = tfxfer.TransferModel(extractor, cache=not args.no_cache, seed=args.seed, verbose=0)
+    space = space.centred_on(finding.find_learning_rate(data).valley)
+    _say(args, f"learning-rate finder: the head's rate searched from {space.learning_rate[0]:g} to "
+               f"{space.learning_rate[1]:g}")
+    return space
+
+
 def lr_find(args):
     """`tfxfer lr-find`: the learning-rate finder on the regime's first phase; prints both suggestions."""
     import pandas as pd

@@ -94,8 +94,10 @@ FLAGS = {"on_bad": "--on-bad", "encoding": "--encoding", "sep": "--sep", "task":
          "pooling": "--pooling", "sequence_length": "--sequence-length", "layer_decay": "--layer-decay",
          "block_rates": "--block-rates", "schedule": "--schedule", "label_smoothing": "--label-smoothing",
          "precision": "--precision", "test_time_augmentation": "--tta", "texts": "--texts",
-         "probe_score": "--probe-score", "probe_margin": "--probe-margin", "unlabeled": "--unlabeled", "temperature": "--temperature",
-         "start": "--start", "end": "--end", "batch_norm": "--batch-norm", "frozen_blocks": "--freeze-choices"}
+         "probe_score": "--probe-score", "probe_margin": "--probe-margin", "unlabeled": "--unlabeled",
+         "temperature": "--temperature",
+         "start": "--start", "end": "--end", "batch_norm": "--batch-norm", "frozen_blocks": "--freeze-choices",
+         "tuner": "--tuner", "seed": "--seed"}
 
 #: `tfxfer tune`'s words for the search space's learning-rate ranges, which no flag sets one by one.
 TUNE_FLAGS = {**FLAGS, "learning_rate": "the learning-rate range (of --centre-rates)",

@@ -74,7 +74,7 @@ def record_differences(stored, identity):
     stored = {**stored, "space": stored_space(stored)} if "space" in stored else stored
     for key in ("tuner", "epochs", "patience", "seed"):
         if key in stored and stored[key] != identity[key]:
-            differences.append(f"another {key} ({stored[key]} then, {identity[key]} now)")
+            differences.append(f"{key}={stored[key]!r} then, {key}={identity[key]!r} now")
     if "space" in stored:
         then, now = (_unordered(json.loads(json.dumps(space))) for space in (stored["space"], identity["space"]))
         changed = [name for name in sorted({*then, *now}) if then.get(name) != now.get(name)]
@@ -121,10 +121,11 @@ def search_results(directory, project_name):
     Returns:
         A DataFrame with one row per trial: `trial_id`, `status` (COMPLETED, RUNNING, FAILED, INVALID...; RUNNING
         is also a trial whose process was stopped, with its scores up to its last epoch: resuming the search runs
-        it again from its start), every
-        hyperparameter (a search across extractors has `extractor` and `frozen_blocks` for its `candidate`),
-        `regime` (the plan the trial trained in), `score` (the objective), the other metrics at the best epoch, `epochs`, `seconds`, sorted best first (trials without a score last). `table.attrs` holds the
-        `objective` and its `direction` as the search stored them, and the extractor's `n_blocks`.
+        it again from its start), every hyperparameter (a search across extractors has `extractor` and
+        `frozen_blocks` for its `candidate`), `regime` (the plan the trial trained in), `score` (the objective), the
+        other metrics at the best epoch, `epochs`, `seconds`, sorted best first (trials without a score last).
+        `table.attrs` holds the `objective` and its `direction` as the search stored them, and the extractor's
+        `n_blocks`.
 
     Example:
         >>> table = search_results(search.directory, search.project_name)
