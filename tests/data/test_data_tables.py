@@ -54,6 +54,18 @@ def test_utf8_byte_order_mark_is_dropped(tmp_path):
     assert list(read_table(path).columns) == ["text", "label"]
 
 
+@pytest.mark.parametrize("mark, encoding, advice", [("utf-8", "latin-1", "'utf-8'"), ("utf-16", "utf-8", "'utf-16'"),
+                                                     ("utf-16", "cp1252", "'utf-16'")])
+def test_a_byte_order_mark_that_contradicts_encoding_is_refused(tmp_path, mark, encoding, advice):
+    # Read as latin-1, a UTF-8 file's mark became the text 'ï»¿' before the first column's name (a hostile tester).
+    path = tmp_path / "marked.csv"
+    path.write_bytes("\ufefftext,label\ncafé,a\n".encode(mark))
+    with pytest.raises(DataError, match=f"marked.csv starts with a {mark.upper()} byte order mark, so it is "
+                                        f"{mark.upper()} text, not {encoding}: pass encoding={advice}"):
+        read_table(path, encoding=encoding)
+    assert read_table(path, encoding=mark)["text"].tolist() == ["café"]
+
+
 def test_bad_encoding_names_file_byte_offset_and_line(tmp_path):
     path = tmp_path / "latin.csv"
     path.write_bytes("text,label\nok,a\ncaf\u00e9,b\n".encode("latin-1"))

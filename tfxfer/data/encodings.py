@@ -1,13 +1,21 @@
 """Bytes to text: strict decoding that names the bad byte, the codec for an encoding's name, and what a file is
 when it is no text (an image, an archive, a workbook, UTF-16 without its byte order mark)."""
 
+import codecs
+
 from tfxfer.data.errors import DataError
+
+#: Byte order marks, the encoding each one says, and the codecs (as `codecs.lookup` names them) that read it.
+_BYTE_ORDER_MARKS = ((b"\xef\xbb\xbf", "UTF-8", ("utf-8-sig",)),
+                     (b"\xff\xfe", "UTF-16", ("utf-16", "utf-16-le", "utf-32", "utf-32-le")),
+                     (b"\xfe\xff", "UTF-16", ("utf-16", "utf-16-be", "utf-32-be")))
 
 
 def decode_bytes(raw, encoding, source):
     """Decodes a file's bytes strictly; a bad byte is an error that names the file, byte offset and line.
 
-    A UTF-8 byte order mark (as Excel writes) is dropped.
+    A UTF-8 byte order mark (as Excel writes) is dropped. A byte order mark that contradicts `encoding` is an error:
+    the text would decode to something else, such as `ï»¿` before the first column's name.
 
     Args:
         raw: The file's bytes.
@@ -18,23 +26,27 @@ def decode_bytes(raw, encoding, source):
         The text.
 
     Raises:
-        DataError: A byte sequence is not valid in `encoding`.
+        DataError: A byte sequence is not valid in `encoding`, or the bytes start with another encoding's byte order
+            mark.
         ValueError: `encoding` is not a codec.
     """
     try:
-        return raw.decode(codec_for(encoding))
+        codec = codecs.lookup(codec_for(encoding)).name
+        for mark, name, codecs_of_mark in _BYTE_ORDER_MARKS:
+            if raw.startswith(mark) and codec not in codecs_of_mark:
+                raise DataError(f"{source} starts with a {name} byte order mark, so it is {name} text, not "
+                                f"{encoding}: pass encoding='{name.lower()}'.")
+        return raw.decode(codec).removeprefix("\ufeff")
     except UnicodeDecodeError as error:
-        raise DataError(f"{source}: {describe_decode_error(raw, error, encoding)}; {encoding_advice(raw)}") from None
+        raise DataError(f"{source}: {describe_decode_error(raw, error, encoding)}; {_ENCODING_ADVICE}") from None
     except LookupError:
         raise ValueError(f"encoding={encoding!r} is not a Python codec; use e.g. 'utf-8' or 'latin-1'.") from None
 
 
-def encoding_advice(raw):
-    """What to pass for a file that did not decode: UTF-16 when it says so, else the encodings Excel writes."""
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return "it starts with a UTF-16 byte order mark: pass encoding='utf-16'."
-    return ("pass encoding= with the file's encoding, e.g. encoding='cp1252' for files saved by Excel on Windows "
-            "(or 'latin-1', which reads any byte but turns cp1252's quotes and euro sign into control characters).")
+#: What to pass for a file that did not decode: the encodings Excel writes.
+_ENCODING_ADVICE = ("pass encoding= with the file's encoding, e.g. encoding='cp1252' for files saved by Excel on "
+                    "Windows (or 'latin-1', which reads any byte but turns cp1252's quotes and euro sign into control "
+                    "characters).")
 
 
 def codec_for(encoding):
