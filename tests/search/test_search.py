@@ -64,7 +64,7 @@ def test_a_search_whose_every_trial_failed_says_so(data, tmp_path):
         search.search(data, callbacks=[_Boom()])
 
 def test_search_table_has_a_row_per_trial_and_every_hyperparameter(data, tmp_path):
-    search = TransferSearch(tiny_cnn(), max_trials=4, epochs=2, directory=tmp_path / "runs", project_name="p",
+    search = TransferSearch(tiny_cnn(), max_trials=4, epochs=1, directory=tmp_path / "runs", project_name="p",
                             space=SearchSpace(frozen_blocks=[2, 4], warmup_epochs=1), verbose=0)
     registered_before = _custom_gradients()
     table = search.search(data)
