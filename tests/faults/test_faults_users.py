@@ -99,6 +99,11 @@ def _images_for_text_folder(ws):
     return tfxfer.load_images(ws.tmp / "reviews", **UNIT)
 
 
+def _texts_table_for_images(ws):
+    (ws.tmp / "sms.csv").write_text("text,label\nwin a prize,spam\nsee you,ham\n")
+    return tfxfer.load_images(ws.tmp / "sms.csv", **UNIT)
+
+
 def _search(ws, data, extractor, trials=1):
     return tfxfer.TransferSearch(extractor, max_trials=trials, epochs=1, patience=None, directory=ws.tmp / "runs",
                                  project_name="p", space=tfxfer.SearchSpace(frozen_blocks=[4]), verbose=0)
@@ -254,6 +259,8 @@ CASES = [
          lambda ws: ["holds images", "pass an image extractor"], (DataError,)),
     Case("an image loader on a folder of .txt files", "images", _images_for_text_folder, CLEAR,
          lambda ws: ["holds texts", "pass a text extractor"], (DataError,)),
+    Case("an image loader on a table of texts", "images", _texts_table_for_images, CLEAR,
+         lambda ws: ["sms.csv has a 'text' column and no 'path' column", "Pass a text extractor"], (DataError,)),
     # Resuming a different search.
     Case("a search resumed with another data set", "search", _resume_with_other_data, CLEAR,
          lambda ws: ["Cannot resume", "other data", "overwrite=True", "another project_name= or directory="]),

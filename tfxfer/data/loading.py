@@ -106,6 +106,24 @@ def _check_file_kind(root, modality, extensions):
                         f"extractor (and tfxfer.{loader}), or {modality} data.")
 
 
+#: Each kind of table's input column: the argument that names it, its default, what it holds, and "a"/"an".
+_INPUT_COLUMNS = {"image": ("path_column", "path", "image paths", "an"), "text": ("text_column", "text", "texts", "a")}
+
+
+def _check_table_kind(frame, modality, columns, source):
+    """Raises when a table lacks this loader's default input column but has the other kind's (a table of texts
+    given to an image extractor, or the reverse), naming what to pass instead."""
+    argument, default, holds, article = _INPUT_COLUMNS[modality]
+    other = next(kind for kind in _INPUT_COLUMNS if kind != modality)
+    _, other_default, other_holds, other_article = _INPUT_COLUMNS[other]
+    if columns.get(argument) != [default] or default in frame.columns or other_default not in frame.columns:
+        return
+    loader = "load_images" if other == "image" else "load_text"
+    raise DataError(f"{source} has a {other_default!r} column and no {default!r} column: a table of {other_holds}, "
+                    f"read here for {article} {modality} model. Pass {other_article} {other} extractor (and "
+                    f"tfxfer.{loader}), or name the column of {holds} with {argument}=.")
+
+
 def from_table(source, *, modality, columns, read, label_column, split_column, sep, column_names, encoding,
                text_columns, task, class_names, label_delimiter, bad, **options):
     """The `DataSplits` of a CSV/TSV file or a DataFrame.
@@ -131,6 +149,7 @@ def from_table(source, *, modality, columns, read, label_column, split_column, s
     label_columns = as_column_list(label_column, "label_column")
     frame, source_name, folder = load_frame(source, sep=sep, column_names=column_names, encoding=encoding,
                                             text_columns=text_columns)
+    _check_table_kind(frame, modality, columns, source_name)
     require_columns(frame, {**columns, "label_column": label_columns,
                             "split_column": [split_column] if split_column else []}, source_name)
     fixed, keep = split_ids(frame, split_column, source_name, bad)

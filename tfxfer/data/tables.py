@@ -178,7 +178,8 @@ def require_columns(frame, columns, source):
 
 
 def header_hint(columns, source):
-    """Why the header may have been misread: another separator, a byte order mark read as text, or no header."""
+    """Why the header may have been misread: another separator, or no header (a byte order mark that another
+    encoding= would read as text is refused when the file is decoded)."""
     if source == "DataFrame":
         return ""
     if len(columns) == 1:
@@ -186,8 +187,6 @@ def header_hint(columns, source):
         if separator is not None:
             return (f" The header was read as one column: the file is separated by {separator!r}, so pass "
                     f"sep={separator!r}.")
-    if columns and str(columns[0]).startswith("\u00ef\u00bb\u00bf"):
-        return " The file starts with a UTF-8 byte order mark, read as text: pass encoding='utf-8'."
     return " If the file has no header row, pass column_names=[...]."
 
 
