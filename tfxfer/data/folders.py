@@ -13,6 +13,7 @@ import warnings
 from pathlib import Path
 
 from tfxfer.data.errors import DataError
+from tfxfer.data.labels import look_alikes
 from tfxfer.data.stratify import SPLIT_ALIASES, SPLITS, TRAIN
 
 #: Folders of examples without labels, which a split layout may hold beside its splits.
@@ -185,15 +186,14 @@ def _check_class_names(names, folder):
         if any(unicodedata.category(character) == "Cc" for character in name):
             raise DataError(f"class folder {name!r} in {folder}: its name holds a control character (a line break, a "
                             "tab), which an export's labels file (a line per class) cannot hold; rename it.")
-    seen, cased = {}, {}
-    for name in names:
-        key = unicodedata.normalize("NFC", name).strip()
-        if key in seen:
-            raise DataError(f"class folders {seen[key]!r} and {name!r} in {folder} are one name written two ways "
-                            "(Unicode forms, or spaces around it), which would be two classes that look alike; "
-                            "merge them into one folder.")
-        seen[key] = name
-        if key.casefold() in cased:
-            warnings.warn(f"class folders {cased[key.casefold()]!r} and {name!r} in {folder} differ only in case: "
-                          "they are two classes; merge them if they are one.", stacklevel=4)
-        cased[key.casefold()] = name
+
+    def written(name):
+        return unicodedata.normalize("NFC", name).strip()
+
+    for first, second in look_alikes(names, written):
+        raise DataError(f"class folders {first!r} and {second!r} in {folder} are one name written two ways (Unicode "
+                        "forms, or spaces around it), which would be two classes that look alike; merge them into "
+                        "one folder.")
+    for first, second in look_alikes(names, lambda name: written(name).casefold()):
+        warnings.warn(f"class folders {first!r} and {second!r} in {folder} differ only in case: they are two "
+                      "classes; merge them if they are one.", stacklevel=4)

@@ -185,15 +185,25 @@ def infer_task_type(frame, label_columns, delimiter, source):
     return "multiclass"
 
 
-def _warn_of_look_alikes(names, source, column):
-    """Warns of labels that differ only in case or Unicode form ("Spam", "spam"): two classes, which may be one."""
+def look_alikes(names, key):
+    """The pairs `(earlier, later)` of `names` that `key` maps to one value: one name written two ways.
+
+    Example:
+        >>> list(look_alikes(["Spam", "ham", "spam"], str.casefold))
+        [('Spam', 'spam')]
+    """
     seen = {}
     for name in names:
-        key = unicodedata.normalize("NFC", str(name)).casefold()
-        if key in seen:
-            warnings.warn(f"{source}: labels {seen[key]!r} and {name!r} in column {column!r} differ only in case or "
-                          "Unicode form: they are two classes; make them one label if they are one.", stacklevel=6)
-        seen[key] = name
+        if key(name) in seen:
+            yield seen[key(name)], name
+        seen[key(name)] = name
+
+
+def _warn_of_look_alikes(names, source, column):
+    """Warns of labels that differ only in case or Unicode form ("Spam", "spam"): two classes, which may be one."""
+    for first, second in look_alikes(map(str, names), lambda name: unicodedata.normalize("NFC", name).casefold()):
+        warnings.warn(f"{source}: labels {first!r} and {second!r} in column {column!r} differ only in case or "
+                      "Unicode form: they are two classes; make them one label if they are one.", stacklevel=6)
 
 
 def _missing_label(bad, source, index, column):
