@@ -417,6 +417,28 @@ def test_load_exported_runs_texts_and_a_csv(tiny_exports, tmp_path, monkeypatch)
         exported.predict(tmp_path / "spaced.csv")
 
 
+def test_a_model_of_joined_text_columns_joins_a_csvs_columns_as_training_did(tmp_path):
+    import pandas as pd
+
+    frame = pd.DataFrame({"premise": [f"ants march {i}" for i in range(8)],
+                          "hypothesis": ["bees make honey", "a wasp stings"] * 4, "label": ["yes", "no"] * 4})
+    data = tfxfer.load_text(frame, text_column=["premise", "hypothesis"], text_separator=" | ", validation_split=0.25)
+    fitted = tfxfer.TransferModel(save_tiny_text_model(tmp_path / "text"), epochs=1, patience=None,
+                                  verbose=0).fit(data)
+    exported = load_exported(tfxfer.export(fitted, "pairs", root=tmp_path / "exports", data_summary=data))
+    assert exported.metadata["joined_columns"] == {"columns": ["premise", "hypothesis"], "separator": " | "}
+    frame.to_csv(tmp_path / "pairs.csv", index=False)
+    table = exported.predict(tmp_path / "pairs.csv")  # scored the premise alone before (found by a hostile tester)
+    assert table["text"][1] == "ants march 1 | a wasp stings"
+    np.testing.assert_allclose(table["score_yes"], exported.predict(list(table["text"]), texts=True)["score_yes"])
+    frame.rename(columns={"premise": "first", "hypothesis": "second"}).to_csv(tmp_path / "renamed.csv", index=False)
+    renamed = exported.predict(tmp_path / "renamed.csv", text_column=["first", "second"])
+    assert renamed["text"].tolist() == table["text"].tolist()
+    with pytest.raises(ValueError, match=r"trained on texts joined from 2 columns \(\['premise', 'hypothesis'\], "
+                                         r"separated by ' \| '\); pass text_column= with this file's columns"):
+        exported.predict(tmp_path / "pairs.csv", text_column="premise")
+
+
 def test_load_exported_tables_for_multilabel_and_regression(tiny_exports):
     labels = load_exported(tiny_exports["multilabel"]["path"]).predict(tiny_exports["multilabel"]["files"])
     expected = tiny_exports["multilabel"]["expected"]

@@ -328,8 +328,8 @@ def predict(args):
         raise UsageError(f"{' and '.join(text_only)} apply to text models; {args.export} takes images: leave "
                          f"{'it' if len(text_only) == 1 else 'them'} out")
     args.stage = "predicting"
-    table = exported.predict(args.inputs, text_column=args.text_column, on_bad=args.on_bad, texts=args.texts,
-                             sep=args.sep, encoding=args.encoding)
+    table = exported.predict(args.inputs, text_column=args.text_column and _one_or_list(args.text_column),
+                             on_bad=args.on_bad, texts=args.texts, sep=args.sep, encoding=args.encoding)
     _print_skipped(skipped := table.attrs.get("skipped", []))
     if skipped and table.empty:
         raise ValueError(f"every input was left out ({len(skipped)}, listed above): nothing was predicted")

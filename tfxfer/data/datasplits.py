@@ -47,10 +47,13 @@ class DataSplits:
         batch_size: Examples per batch.
         cache: False, True (decoded images kept in memory), or the folder of an on-disk cache.
         seed: The seed of splits, shuffling and augmentation.
+        joined_columns: For texts joined from several table columns, `{"columns": [...], "separator": ...}` (an
+            export records it, and its `predict` joins a CSV's columns the same way); else None.
     """
 
     def __init__(self, *, modality, task, examples, origins, skipped, batch_size, seed, notes=(), image_size=None,
-                 value_range=None, interpolation="bilinear", augmentation=None, cache=False, shuffle_buffer=None):
+                 value_range=None, interpolation="bilinear", augmentation=None, cache=False, shuffle_buffer=None,
+                 joined_columns=None):
         self.modality = modality
         self.task = task
         self._examples = examples
@@ -65,6 +68,7 @@ class DataSplits:
         self.augmentation = augmentation
         self.cache = cache
         self.shuffle_buffer = shuffle_buffer
+        self.joined_columns = joined_columns
         self.counts = {split: task.count(labels) for split, (_, labels) in examples.items()}
 
     def for_extractor(self, extractor):
@@ -97,7 +101,7 @@ class DataSplits:
                           skipped=self.skipped, notes=self.notes, batch_size=self.batch_size, seed=self.seed,
                           image_size=tuple(extractor.image_size), value_range=tuple(extractor.value_range),
                           interpolation=self.interpolation, augmentation=self.augmentation, cache=self.cache,
-                          shuffle_buffer=self.shuffle_buffer)
+                          shuffle_buffer=self.shuffle_buffer, joined_columns=self.joined_columns)
 
     @property
     def augmented(self):

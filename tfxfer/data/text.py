@@ -92,7 +92,9 @@ def load_text(source, *, extractor=None, text_column="text", label_column="label
                       read=lambda frame, name, folder, keep: _table_texts(frame, name, keep, text_columns,
                                                                           text_separator, encoding, bad),
                       label_column=label_column, split_column=split_column, sep=sep, column_names=column_names,
-                      encoding=encoding, text_columns=text_columns, label_delimiter=label_delimiter, **options)
+                      encoding=encoding, text_columns=text_columns, label_delimiter=label_delimiter,
+                      joined_columns={"columns": text_columns, "separator": text_separator}
+                      if len(text_columns) > 1 else None, **options)
 
 
 def _file_texts(found, encoding, bad):

@@ -113,7 +113,10 @@ class ExportedModel:
                 (`.csv`, `.tsv`, `.tab`), whose `text_column` gives the texts. A path object, a string that ends in
                 `.txt`/`.csv`/`.tsv`/`.tab`, or one that names an existing folder, is read as a path; other strings
                 are texts. A single string or path is one input.
-            text_column: The column of texts in CSV/TSV inputs; by default `text`, or the only column.
+            text_column: The column of texts in CSV/TSV inputs; by default `text`, or the only column. A model
+                trained on texts joined from several columns (`load_text(text_column=[...])`) joins those columns
+                of the CSV the same way by default; pass the list of this file's columns that hold them, in order,
+                where their names differ. (Texts given directly must be joined already.)
             batch_size: Inputs per call of the signature.
             on_bad: `"error"` stops at files that do not decode (all are named); `"skip"` leaves them out and lists
                 them in the table's `attrs["skipped"]`.
@@ -146,7 +149,7 @@ class ExportedModel:
             argument, values = "image_bytes", items
         else:
             pairs = [_literal(position, item, bad) for position, item in enumerate(inputs)] if texts else \
-                _texts(inputs, text_column, sep, encoding, bad)
+                _texts(inputs, text_column, sep, encoding, bad, self.metadata.get("joined_columns"))
             pairs = [pair for pair in pairs if pair is not None]
             columns = {"text": [text for _, text in pairs]}
             if any(source is not None for source, _ in pairs):
@@ -218,7 +221,7 @@ def _is_path(item):
     return name.lower().endswith((*_TABLE_SUFFIXES, *TEXT_EXTENSIONS, "/", os.sep)) or os.path.exists(name)
 
 
-def _texts(inputs, text_column, sep, encoding, bad):
+def _texts(inputs, text_column, sep, encoding, bad, joined):
     """`(file or None, text)` per text: texts as they are, `.txt` files and folders of them, CSV/TSV columns."""
     named_only = [item for item in inputs if _is_path(item) and not isinstance(item, os.PathLike)
                   and not str(item).lower().endswith((*_TABLE_SUFFIXES, *TEXT_EXTENSIONS, "/", os.sep))]
@@ -237,7 +240,7 @@ def _texts(inputs, text_column, sep, encoding, bad):
             raise FileNotFoundError(f"{path} does not exist; pass an existing .txt or CSV/TSV file, or texts=True "
                                     "to classify the words themselves.")
         if path.suffix.lower() in _TABLE_SUFFIXES:
-            pairs.extend(_table_texts(path, text_column, sep, encoding, bad))
+            pairs.extend(_table_texts(path, text_column, sep, encoding, bad, joined))
             continue
         if path.is_file() and path.suffix.lower() not in TEXT_EXTENSIONS:
             raise ValueError(f"{path} is not a .txt file (nor a CSV/TSV); a text model reads texts from .txt files, "
@@ -263,24 +266,35 @@ def _literal(position, item, bad):
     return None, text
 
 
-def _table_texts(path, text_column, sep, encoding, bad):
-    """`(row, text)` of a CSV/TSV's text column; empty cells are reported, as training reports them."""
-    frame, name, _ = load_frame(path, sep=sep, column_names=None, encoding=encoding,
-                                text_columns=(text_column or "text",))
-    column = text_column or "text"
-    if column not in frame.columns and text_column is None and len(frame.columns) == 1:
+def _table_texts(path, text_column, sep, encoding, bad, joined):
+    """`(row, text)` of a CSV/TSV's text column (or the columns `joined` at training, joined the same way); empty
+    cells are reported, as training reports them."""
+    columns = list(text_column) if isinstance(text_column, (list, tuple)) else [text_column or "text"]
+    if joined and (text_column is None or len(columns) != len(joined["columns"])):
+        if text_column is not None:
+            raise ValueError(f"{path}: the model was trained on texts joined from {len(joined['columns'])} columns "
+                             f"({joined['columns']}, separated by {joined['separator']!r}); pass text_column= with "
+                             "this file's columns that hold them, in that order.")
+        columns = list(joined["columns"])
+    elif len(columns) > 1 and not joined:
+        raise ValueError(f"text_column={columns}: the model was trained on one text per example, not texts joined "
+                         "from several columns; pass one column.")
+    frame, name, _ = load_frame(path, sep=sep, column_names=None, encoding=encoding, text_columns=columns)
+    if columns[0] not in frame.columns and text_column is None and not joined and len(frame.columns) == 1:
         misread = header_hint(list(frame.columns), name)
         if "read as one column" in misread:  # "text;label" is not a column of texts, as training says too
             raise DataError(f"{name}:{misread}")
-        column = frame.columns[0]
-    require_columns(frame, {"text_column": [column]}, name)
+        columns = [frame.columns[0]]
+    require_columns(frame, {"text_column": columns}, name)
     pairs = []
-    for row, text in frame[column].items():
-        if pd.isna(text) or not str(text).strip():
-            bad.report(row_source(name, row), "missing or empty text", f"column {column!r} is empty",
+    for row, values in zip(frame.index, frame[columns].itertuples(index=False)):
+        empty = next((column for column, text in zip(columns, values) if pd.isna(text) or not str(text).strip()),
+                     None)
+        if empty is not None:
+            bad.report(row_source(name, row), "missing or empty text", f"column {empty!r} is empty",
                        "fill it in, drop the row,")
             continue
-        pairs.append((row_source(name, row), str(text)))
+        pairs.append((row_source(name, row), (joined["separator"] if joined else "").join(map(str, values))))
     return pairs
 
 

@@ -225,6 +225,7 @@ def export_metadata(spec, training, metrics, data_summary):
         "metrics": metrics,
         "training": training,
         "data_summary": _describe_data(data_summary),
+        "joined_columns": getattr(data_summary, "joined_columns", None),
     }
     return json.loads(json.dumps(metadata, default=_plain))
 
