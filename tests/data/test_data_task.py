@@ -72,6 +72,11 @@ def test_multilabel_from_delimited_strings_in_a_csv(tmp_path):
     assert labels.dtype == np.float32
     assert task.class_weights is None and task.positive_weights == pytest.approx({0: 1.0, 1: 1.0, 2: 1.0})
     assert data.counts["train"] == {"bird": 2, "cat": 2, "dog": 2}
+    # An empty cell may be a forgotten label or none of the classes: refused, saying how to write the second.
+    path.write_text("text,tags\none,cat|dog\ntwo,\nthree,bird\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"tags.csv, row 3: missing label \(column 'tags' is empty\); fill it in \(an "
+                                        r"example with none of the classes takes one 0/1 column per class"):
+        load_text(path, label_column="tags", task="multilabel")
 
 
 def test_multilabel_from_a_dataframe_list_column_and_from_01_columns():

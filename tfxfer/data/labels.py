@@ -206,8 +206,8 @@ def _warn_of_look_alikes(names, source, column):
                       "Unicode form: they are two classes; make them one label if they are one.", stacklevel=6)
 
 
-def _missing_label(bad, source, index, column):
-    bad.report(row_source(source, index), "missing label", f"column {column!r} is empty", "fill it in, drop the row,")
+def _missing_label(bad, source, index, column, fix="fill it in, drop the row,"):
+    bad.report(row_source(source, index), "missing label", f"column {column!r} is empty", fix)
 
 
 def encode_multiclass(frame, label_columns, class_names, delimiter, source, bad):
@@ -252,7 +252,8 @@ def encode_multilabel(frame, label_columns, class_names, delimiter, source, bad)
         if _is_list_like(value):
             tokens = [_class_key(item) for item in value]
         elif is_missing(value) or not str(value).strip():
-            _missing_label(bad, source, index, column_name)
+            _missing_label(bad, source, index, column_name, "fill it in (an example with none of the classes takes "
+                           "one 0/1 column per class, or an empty list in a DataFrame), drop the row,")
             keep[position] = False
             row_labels.append(None)
             continue
