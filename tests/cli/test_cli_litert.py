@@ -47,7 +47,8 @@ def test_litert_flags_without_the_format_are_usage_errors(tiny_hub_model, tmp_pa
     # A name whose versions are SavedModels is refused before the training, not after it.
     (tmp_path / "exports" / "served" / "1").mkdir(parents=True)
     (tmp_path / "exports" / "served" / "1" / "saved_model.pb").write_bytes(b"")
-    result = tfxfer("train", tmp_path, "--extractor", tiny_hub_model, "--export", "served", "--root",
+    (tmp_path / "data").mkdir()
+    result = tfxfer("train", tmp_path / "data", "--extractor", tiny_hub_model, "--export", "served", "--root",
                     tmp_path / "exports", "--format", "litert")
     assert result.returncode == 2 and "--export served:" in result.stderr and "holds savedmodel exports" in \
         result.stderr, result.stderr[-3000:]

@@ -213,6 +213,23 @@ def _cli_overwrite_the_working_folder(ws):
     return ["tune", ws.noise, "--extractor", ws.hub, "--dir", ".", "--overwrite"]
 
 
+def _search_in_a_project_folder(ws):
+    # With --dir "$PWD", a search wrote into the user's folder, and --overwrite then deleted it whole (a tester's)
+    photos = _layout(ws, [""])
+    (ws.tmp / "notes.txt").write_text("mine")
+    search = tfxfer.TransferSearch(ws.hub, directory=ws.tmp.parent, project_name=ws.tmp.name, verbose=0)
+    return search.search(_load(photos, image_size=(16, 16)))
+
+
+def _cli_search_inside_the_data(ws):
+    return ["tune", ws.noise, "--extractor", ws.hub, "--dir", ws.noise / "runs"]
+
+
+def _cli_export_onto_a_file(ws):
+    (ws.tmp / "nm").write_text("mine")  # told only after the training, as '[Errno 20] Not a directory' (a tester's)
+    return ["train", ws.noise, "--extractor", ws.hub, "--export", "nm", "--root", ws.tmp]
+
+
 def _cli_flag_for_tables_on_a_folder(ws):
     return ["train", ws.noise, "--extractor", ws.hub, "--text-column", "review"]
 
@@ -289,8 +306,14 @@ CASES = [
     Case("preprocessor= for an image SavedModel", "extractor", _preprocessor_for_images, CLEAR,
          lambda ws: ["preprocessor= is for BERT-style encoders", "leave preprocessor out"]),
     Case("overwrite=True on a folder of photos", "search", _overwrite_a_folder_of_photos, CLEAR,
-         lambda ws: ["holds files but no search", "refused"]),
+         lambda ws: ["holds files that no search wrote", "overwrite=True would delete them all"]),
+    Case("a search started in a folder of photos and notes", "search", _search_in_a_project_folder, CLEAR,
+         lambda ws: ["holds files that no search wrote (", "notes.txt", "which overwrite=True deletes whole"]),
     # The command line.
+    Case("tfxfer train --export onto a file", "cli", _cli_export_onto_a_file, CLEAR,
+         lambda ws: ["--export nm: ", "nm is a file; it must be a folder"], exit_code=2),
+    Case("tfxfer tune --dir inside the data folder", "cli", _cli_search_inside_the_data, CLEAR,
+         lambda ws: ["--dir", "is inside the data folder", "pass a --dir outside it"], exit_code=2),
     Case("tfxfer tune --dir . --overwrite", "cli", _cli_overwrite_the_working_folder, CLEAR,
          lambda ws: ["--dir", "not a folder of its own"], exit_code=2),
     Case("tfxfer train --text-column on a folder of images", "cli", _cli_flag_for_tables_on_a_folder, CLEAR,

@@ -8,13 +8,9 @@ say what it interrupted and what it left.
 import json
 import os
 import sys
-import tempfile
 import warnings
 
 from tfxfer.cli import terminal
-
-#: Skipped files or rows printed one by one; the rest are written to a file whose path is printed.
-LISTED_SKIPS = 10
 
 
 class UsageError(Exception):
@@ -111,27 +107,12 @@ def _load_data(args, extractor):
             data = tfxfer.load_images(args.data, extractor=extractor, augment=args.augment,
                                       path_column=args.path_column, **common)
     _say(args, data.summary())
-    _print_skipped(data.skipped)
+    terminal.print_skipped(data.skipped)
     return data
 
 
 def _one_or_list(values):
     return values[0] if len(values) == 1 else list(values)
-
-
-def _print_skipped(skipped):
-    """Lists what the loader left out on stderr: the first few, and a file with all of them."""
-    if not skipped:
-        return
-    print(f"{len(skipped)} file(s) or row(s) left out or not read:", file=sys.stderr)
-    for item in skipped[:LISTED_SKIPS]:
-        print(f"  {item}", file=sys.stderr)
-    if len(skipped) > LISTED_SKIPS:
-        with tempfile.NamedTemporaryFile("w", prefix="tfxfer-skipped-", suffix=".tsv", delete=False) as file:
-            file.write("source\treason\tdetail\n")
-            file.writelines(f"{item.source}\t{item.reason}\t{item.detail}\n" for item in skipped)
-        print(f"  ... and {len(skipped) - LISTED_SKIPS} more; all {len(skipped)} are listed in {file.name}",
-              file=sys.stderr)
 
 
 def _callbacks(args):
@@ -163,16 +144,36 @@ def inspect(args):
     _result(args, table)
 
 
+def _check_output_folder(args, flag, folder, given=None):
+    """Refuses an output folder that is a file, or inside the data folder (whose next read would take its files as
+    examples, and whose classes a search's --overwrite would delete)."""
+    if os.path.exists(folder) and not os.path.isdir(folder):
+        raise UsageError(f"{flag} {given or folder}: {folder} is a file; it must be a folder (or not exist yet): pass "
+                         f"another {flag}")
+    data = os.path.realpath(args.data)
+    if os.path.isdir(data) and (os.path.realpath(folder) + os.sep).startswith(data + os.sep):
+        raise UsageError(f"{flag} {folder} is inside the data folder {args.data}: its files would be read as examples "
+                         f"next time; pass a {flag} outside it")
+
+
+def _check_export_path(args, flag, name):
+    """Before any training, which a refused export would lose: the export's name, its folder and versions."""
+    from tfxfer.serving.versioning import check_format, check_name
+
+    _check_output_folder(args, "--root", args.root)
+    _check_output_folder(args, flag, os.path.join(args.root, name), given=name)
+    try:
+        check_name(name)
+        check_format(os.path.join(args.root, name), args.format)
+    except ValueError as error:
+        raise UsageError(f"{flag} {name}: {error}") from None
+
+
 def _check_export_flags(args):
     if args.models_config and args.export is None:
         raise UsageError("--models-config writes the models.config of an export: pass --export NAME with it")
     if args.export is not None:  # before the training, which would be lost to a refused export
-        from tfxfer.serving.versioning import check_format, check_name
-        try:
-            check_name(args.export)
-            check_format(os.path.join(args.root, args.export), args.format)
-        except ValueError as error:
-            raise UsageError(f"--export {args.export}: {error}") from None
+        _check_export_path(args, "--export", args.export)
     if getattr(args, "report", None) and os.path.exists(args.report) and not os.path.isdir(args.report):
         raise UsageError(f"--report {args.report} is a file; the report is a folder (report.md and its plots): pass "
                          "a folder")
@@ -257,6 +258,7 @@ def tune(args):
                          "freeze depths: leave --freeze-choices out, or tune one extractor")
     formats = export_options(args)
     _check_data_path(args)
+    _check_output_folder(args, "--dir", args.dir)
     _distribution(args)
     options = [_extractor_options(args, source) for source in args.extractor]
     extractors = [_load_extractor(args, source) for source in args.extractor]
@@ -298,6 +300,7 @@ def export(args):
 
     options = export_options(args)
     _check_data_path(args)
+    _check_export_path(args, "--name", args.name)
     args.stage = "loading"
     search = tfxfer.TransferSearch.from_folder(args.search, extractor=args.extractor, verbose=0)
     if search.extractors is None:
@@ -330,7 +333,7 @@ def predict(args):
     args.stage = "predicting"
     table = exported.predict(args.inputs, text_column=args.text_column and _one_or_list(args.text_column),
                              on_bad=args.on_bad, texts=args.texts, sep=args.sep, encoding=args.encoding)
-    _print_skipped(skipped := table.attrs.get("skipped", []))
+    terminal.print_skipped(skipped := table.attrs.get("skipped", []))
     if skipped and table.empty:
         raise ValueError(f"every input was left out ({len(skipped)}, listed above): nothing was predicted")
     _result(args, table)

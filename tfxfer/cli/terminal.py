@@ -13,6 +13,7 @@ import json
 import os
 import re
 import sys
+import tempfile
 import threading
 import warnings
 
@@ -267,3 +268,22 @@ def json_records(table):
 
     records = table.map(printable).to_json(orient="records", default_handler=str)
     return json.dumps(json.loads(records), ensure_ascii=False)
+
+
+#: Skipped files or rows printed one by one; the rest are written to a file whose path is printed.
+LISTED_SKIPS = 10
+
+
+def print_skipped(skipped):
+    """Lists what the loader left out on stderr: the first few, and a file with all of them."""
+    if not skipped:
+        return
+    print(f"{len(skipped)} file(s) or row(s) left out or not read:", file=sys.stderr)
+    for item in skipped[:LISTED_SKIPS]:
+        print(f"  {item}", file=sys.stderr)
+    if len(skipped) > LISTED_SKIPS:
+        with tempfile.NamedTemporaryFile("w", prefix="tfxfer-skipped-", suffix=".tsv", delete=False) as file:
+            file.write("source\treason\tdetail\n")
+            file.writelines(f"{item.source}\t{item.reason}\t{item.detail}\n" for item in skipped)
+        print(f"  ... and {len(skipped) - LISTED_SKIPS} more; all {len(skipped)} are listed in {file.name}",
+              file=sys.stderr)

@@ -1,5 +1,6 @@
 """A search's results, read from its folder alone: Keras Tuner's trial files and the record tfxfer adds."""
 
+import fnmatch
 import glob
 import hashlib
 import json
@@ -13,6 +14,27 @@ from tfxfer.training.phases import regime_for_depth
 
 #: What tfxfer adds to Keras Tuner's project folder: the objective and its direction, the extractor and the space.
 SEARCH_FILE = "tfxfer_search.json"
+
+
+#: What a search writes in its folder (Keras Tuner's oracle and `<tuner id>.json` states, its trials; tfxfer's
+#: record, probe table and cache), and what a file browser leaves there.
+_SEARCH_ENTRIES = ("*.json", "trial_*", "feature_cache", "probe.csv", "*.partial", ".DS_Store", "Thumbs.db",
+                   "desktop.ini")
+
+
+def check_own_folder(folder, overwrite):
+    """Raises when `folder` holds anything a search does not write: the search's files would mix with a user's
+    (a data folder's classes, a project's notes), and overwrite=True, with which Keras Tuner deletes the whole
+    folder, would delete them."""
+    if not os.path.isdir(folder):
+        return
+    foreign = sorted(name for name in os.listdir(folder)
+                     if not any(fnmatch.fnmatch(name, pattern) for pattern in _SEARCH_ENTRIES))
+    if foreign:
+        listed = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        deleted = "and overwrite=True would delete them all" if overwrite else "which overwrite=True deletes whole"
+        raise ValueError(f"{folder} holds files that no search wrote ({listed}): a search needs a folder of its own, "
+                         f"{deleted}. Give the search another project_name= or directory=.")
 
 
 def write_json(path, value):

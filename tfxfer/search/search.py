@@ -34,8 +34,9 @@ from tfxfer.search.candidates import choose_candidates
 from tfxfer.search.distributed import TUNERS, Watchdog, answer_late_workers, patient_workers
 from tfxfer.search.hypermodel import TransferHyperModel
 from tfxfer.search.probing import SCORES, probe
-from tfxfer.search.results import (SEARCH_FILE, data_identity, raise_if_every_trial_failed, read_json, readable_json,
-                                   record_differences, search_record, search_results, stored_space, write_json)
+from tfxfer.search.results import (SEARCH_FILE, check_own_folder, data_identity, raise_if_every_trial_failed,
+                                   read_json, readable_json, record_differences, search_record, search_results,
+                                   stored_space, write_json)
 from tfxfer.search.space import SearchSpace
 from tfxfer.training import FeatureCache
 
@@ -130,8 +131,7 @@ class TransferSearch:
         return os.path.join(self.directory, self.project_name)
 
     def _tuner(self, data):
-        if self.overwrite:
-            _check_deletable(self.project_dir)  # before anything loads: a refusal should not take a model's time
+        check_own_folder(self.project_dir, self.overwrite)  # before anything loads: a refusal takes no model time
         cache = FeatureCache(os.path.join(self.project_dir, "feature_cache"), progress=bool(self.verbose)) \
             if self.cache else False
         hypermodel = TransferHyperModel(self.extractor if self.extractors is None else self.extractors, data,
@@ -336,13 +336,3 @@ class TransferSearch:
 #: The `SearchSpace` fields whose `(low, high)` ranges JSON stores as lists.
 _RANGES = {field.name for field in dataclasses.fields(SearchSpace) if isinstance(field.default, tuple)}
 
-
-def _check_deletable(folder):
-    """Raises unless `folder` is absent, empty, or a search's folder, which `overwrite=True` may delete."""
-    if not os.path.isdir(folder) or not os.listdir(folder):
-        return
-    markers = [os.path.join(folder, name) for name in (SEARCH_FILE, "oracle.json")]
-    if not any(os.path.isfile(marker) for marker in markers):
-        raise ValueError(f"{folder} holds files but no search ({SEARCH_FILE} or oracle.json); overwrite=True would "
-                         "delete them all, so it is refused: give the search a folder of its own (another "
-                         "project_name= or directory=).")
