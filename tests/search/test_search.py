@@ -176,3 +176,26 @@ def test_chief_and_two_workers_finish_every_trial_once_though_one_worker_is_kill
     assert len(trials) == 4 and len({t["trial_id"] for t in trials}) == 4
     assert len(completed_trials(project)) == 4, "the killed worker's trial was not run by the other worker"
     assert (project / "tuner0.json").exists()
+
+
+def test_a_rows_metrics_are_those_of_the_objectives_best_epoch(tmp_path):
+    import keras_tuner as kt
+
+    hp = kt.HyperParameters()
+    hp.Fixed("frozen_blocks", 2)
+    trial = kt.engine.trial.Trial(hp, trial_id="0", status="COMPLETED")
+    epochs = [{"accuracy": 0.5, "loss": 1.0, "val_accuracy": 0.6, "val_loss": 0.9},
+              {"accuracy": 0.9, "loss": 0.2, "val_accuracy": 0.5, "val_loss": 0.7},
+              {"accuracy": 0.7, "loss": 0.5, "val_accuracy": 0.8, "val_loss": 1.1}]
+    for name in epochs[0]:
+        trial.metrics.register(name, "max" if "accuracy" in name else "min")
+    for step, logs in enumerate(epochs):
+        for name, value in logs.items():
+            trial.metrics.update(name, value, step=step)
+    trial.metrics.update("epochs", 3.0, step=3)
+    trial.score, trial.best_step = 0.8, 2
+    (tmp_path / "p" / "trial_0").mkdir(parents=True)
+    trial.save(str(tmp_path / "p" / "trial_0" / "trial.json"))
+    (row,) = search_results(tmp_path, "p").to_dict("records")
+    # Each metric's own best (accuracy 0.9, loss 0.2, val_loss 0.7) mixed three epochs in one row (a tester's find).
+    assert {name: row[name] for name in epochs[2]} == epochs[2] and row["epochs"] == 3.0

@@ -171,9 +171,12 @@ def search_results(directory, project_name):
             row["regime"] = regime_for_depth(row["frozen_blocks"], n_blocks)
         row["score"] = trial.score
         for name, history in trial.metrics.metrics.items():
-            best = history.get_best_value()
-            if best is not None and name != "cached_phases":
-                row[name] = best
+            # Each metric at the objective's best epoch (each one's own best would mix epochs in one row); the
+            # totals, reported once at the end, as they stand.
+            at_best = [obs.mean() for obs in history.get_history() if obs.step == trial.best_step]
+            value = at_best[0] if at_best else history.get_last_value()
+            if value is not None and name != "cached_phases":
+                row[name] = value
         rows.append(row)
     table = pd.DataFrame(rows)
     if not table.empty:
