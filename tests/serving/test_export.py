@@ -397,6 +397,13 @@ def test_load_exported_runs_texts_and_a_csv(tiny_exports, tmp_path, monkeypatch)
     np.testing.assert_allclose(from_csv[[f"score_{n}" for n in CLASSES]].to_numpy(), case["expected"][kept],
                                atol=1e-6)
     assert exported.predict(case["texts"][:2])["class"].tolist() == from_csv["class"].tolist()[:2]
+    # A DataFrame was iterated by its column names, None scored as the word 'None', bytes as "b'...'" (a tester's)
+    import pandas as pd
+    from_frame = exported.predict(pd.DataFrame({"id": [1, 2], "text": [case["texts"][0], None]}), on_bad="skip")
+    assert from_frame["text"].tolist() == case["texts"][:1] and len(from_frame.attrs["skipped"]) == 1
+    assert exported.predict([case["texts"][0].encode()])["text"].tolist() == case["texts"][:1]
+    with pytest.raises(tfxfer.DataError, match=r"input 2: empty text \(nan\)"):
+        exported.predict(pd.Series([case["texts"][0], float("nan")]))
     with pytest.raises(ValueError, match="text_column='body' is not a column; the columns are \\['id', 'text'\\]"):
         exported.predict(csv, text_column="body")
     # A word that names a folder here, among texts: it was read as the folder, 3 inputs gave 5 rows (a tester's)

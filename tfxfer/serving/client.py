@@ -13,6 +13,7 @@ from tfxfer.data.decoding import IMAGE_EXTENSIONS, find_undecodable
 from tfxfer.data.images import path_hint, rotation_note
 from tfxfer.data.errors import BadInputs, DataError
 from tfxfer.data.folders import list_files
+from tfxfer.data.labels import is_missing
 from tfxfer.data.tables import header_hint, load_frame, require_columns, row_source
 from tfxfer.data.text import TEXT_EXTENSIONS, read_text_file
 from tfxfer.extractors.resolve import load_with_text_ops
@@ -108,9 +109,10 @@ class ExportedModel:
 
         Args:
             inputs: For image exports, image files and folders (searched recursively for
-                `.jpg .jpeg .png .gif .bmp .webp` files, in sorted order). For text exports, texts; `.txt` files (one
-                text each, as training reads them) and folders of them (searched recursively); and CSV/TSV files
-                (`.csv`, `.tsv`, `.tab`), whose `text_column` gives the texts. A path object, a string that ends in
+                `.jpg .jpeg .png .gif .bmp .webp` files, in sorted order). For text exports, texts (bytes are
+                decoded as UTF-8; None and NaN are empty texts); `.txt` files (one text each, as training reads
+                them) and folders of them (searched recursively); and CSV/TSV files (`.csv`, `.tsv`, `.tab`) and
+                DataFrames, whose `text_column` gives the texts. A path object, a string that ends in
                 `.txt`/`.csv`/`.tsv`/`.tab`, or one that names an existing folder, is read as a path; other strings
                 are texts. A single string or path is one input.
             text_column: The column of texts in CSV/TSV inputs; by default `text`, or the only column. A model
@@ -140,16 +142,26 @@ class ExportedModel:
             >>> list(exported.predict(data.examples("validation")[0][:2]).columns)
             ['file', 'class', 'score', 'score_ants', 'score_bees', 'score_wasps']
         """
-        if isinstance(inputs, (str, os.PathLike)):
+        if isinstance(inputs, (str, bytes, os.PathLike)):
             inputs = [inputs]
+        elif isinstance(inputs, pd.Series):
+            inputs = inputs.tolist()
         bad = BadInputs(on_bad)
+        if isinstance(inputs, pd.DataFrame) and self.input_kind == "image":
+            raise TypeError("An image model takes image files: pass the DataFrame's column of paths, e.g. "
+                            "frame['path'].")
         if self.input_kind == "image":
             items = _image_files(inputs, bad)
             columns = {"file": [str(item) for item in items]}
             argument, values = "image_bytes", items
         else:
-            pairs = [_literal(position, item, bad) for position, item in enumerate(inputs)] if texts else \
-                _texts(inputs, text_column, sep, encoding, bad, self.metadata.get("joined_columns"))
+            joined = self.metadata.get("joined_columns")
+            if isinstance(inputs, pd.DataFrame):  # its text column, as a CSV's
+                pairs = _table_texts(inputs, text_column, sep, encoding, bad, joined)
+            elif texts:
+                pairs = [_literal(position, item, bad) for position, item in enumerate(inputs)]
+            else:
+                pairs = _texts(inputs, text_column, sep, encoding, bad, joined)
             pairs = [pair for pair in pairs if pair is not None]
             columns = {"text": [text for _, text in pairs]}
             if any(source is not None for source, _ in pairs):
@@ -232,7 +244,7 @@ def _texts(inputs, text_column, sep, encoding, bad, joined):
                          "or with a trailing /.")
     pairs = []
     for position, item in enumerate(inputs):
-        if not _is_path(item):
+        if isinstance(item, bytes) or is_missing(item) or not _is_path(item):
             pairs.append(_literal(position, item, bad))
             continue
         path = Path(item)
@@ -258,10 +270,18 @@ def _texts(inputs, text_column, sep, encoding, bad, joined):
 
 
 def _literal(position, item, bad):
-    """`(None, text)` for an input that is a text; None for an empty one that `bad` skips (it raises otherwise)."""
-    text = str(item)
+    """`(None, text)` for an input that is a text (bytes decoded as UTF-8); None for a missing, empty or undecodable
+    one that `bad` skips (it raises otherwise): None and NaN are no text, not the words 'None' and 'nan'."""
+    if isinstance(item, bytes):
+        try:
+            item = item.decode("utf-8")
+        except UnicodeDecodeError as error:
+            bad.report(f"input {position + 1}", "not decodable text", f"bytes that are not UTF-8 ({error.reason})",
+                       fix="decode them")
+            return None
+    text = "" if is_missing(item) else str(item)
     if not text.strip():
-        bad.report(f"input {position + 1}", "empty text", repr(text), fix="give it words")
+        bad.report(f"input {position + 1}", "empty text", repr(item), fix="give it words")
         return None
     return None, text
 
@@ -272,7 +292,8 @@ def _table_texts(path, text_column, sep, encoding, bad, joined):
     columns = list(text_column) if isinstance(text_column, (list, tuple)) else [text_column or "text"]
     if joined and (text_column is None or len(columns) != len(joined["columns"])):
         if text_column is not None:
-            raise ValueError(f"{path}: the model was trained on texts joined from {len(joined['columns'])} columns "
+            source = "DataFrame" if isinstance(path, pd.DataFrame) else path
+            raise ValueError(f"{source}: the model was trained on texts joined from {len(joined['columns'])} columns "
                              f"({joined['columns']}, separated by {joined['separator']!r}); pass text_column= with "
                              "this file's columns that hold them, in that order.")
         columns = list(joined["columns"])
