@@ -42,6 +42,9 @@ def test_missing_value_markers_and_decimal_commas_are_read_as_people_write_them(
     rated = pd.DataFrame({"text": list("abcd"), "label": ["1,5", "2,5", "3,25", "N/A"]})
     data = load_text(rated, on_bad="skip", validation_split=0)
     assert data.task.task_type == "regression" and sorted(data.examples("train")[1].tolist()) == [1.5, 2.5, 3.25]
+    # A blank-looking cell made the column four classes of score strings, silently (found by a hostile tester).
+    data = load_text(rated.assign(label=["1,5", "2,5", "3,25", " "]), on_bad="skip", validation_split=0)
+    assert data.task.task_type == "regression" and [s.reason for s in data.skipped] == ["missing target"]
     # Read two ways, refused (found by a hostile tester: "1,200" trained as 1.2 beside "950" as 950, silently)
     prices = pd.DataFrame({"text": list("abcd"), "label": ["1,200", "950", "4,999", "700"]})
     with pytest.raises(DataError, match=r"column 'label' holds numbers such as '1,200', which may be 1200 \(a "

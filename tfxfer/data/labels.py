@@ -30,20 +30,20 @@ _DECIMAL_COMMA = re.compile(r"\s*-?\d+,\d+\s*\Z")
 
 
 def normalise_labels(frame, label_columns, source="DataFrame"):
-    """The table with its label cells read as people write them: missing-value markers (`NaN`, `N/A`, `null`...) as
-    empty, and columns of numbers kept as text (or written with a decimal comma, `2,5`) as numbers.
+    """The table with its label cells read as people write them: missing-value markers (`NaN`, `N/A`, `null`...) and
+    blank cells as empty, and columns of numbers kept as text (or written with a decimal comma, `2,5`) as numbers.
 
     Returns:
         A copy of `frame` (the caller's table is not changed).
 
     Example:
-        >>> normalise_labels(pd.DataFrame({"label": ["1,5", "2,5", "N/A"]}), ["label"])["label"].tolist()
-        [1.5, 2.5, nan]
+        >>> normalise_labels(pd.DataFrame({"label": ["1,5", "2,5", "N/A", " "]}), ["label"])["label"].tolist()
+        [1.5, 2.5, nan, nan]
     """
     frame = frame.copy()
     for name in label_columns:
         column = frame[name].map(lambda value: None if isinstance(value, str) and
-                                 value.strip().lower() in MISSING_MARKERS else value).astype(object)
+                                 value.strip().lower() in MISSING_MARKERS | {""} else value).astype(object)
         present = [value for value in column if not is_missing(value)]
         if present and all(isinstance(value, str) for value in present):
             numbers = [_number(value) for value in present]
