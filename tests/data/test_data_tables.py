@@ -66,6 +66,17 @@ def test_a_byte_order_mark_that_contradicts_encoding_is_refused(tmp_path, mark, 
     assert read_table(path, encoding=mark)["text"].tolist() == ["café"]
 
 
+def test_utf8_read_with_a_single_byte_encoding_is_refused(tmp_path):
+    # encoding='cp1252', which the advice for Excel files suggests, trained on 'Â£1.50' where serving sees '£1.50'.
+    path = tmp_path / "sms.csv"
+    path.write_text("text,label\nok,ham\nwin £1.50 now,spam\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"sms.csv is UTF-8 text \('£' on line 3\), which encoding='cp1252' would "
+                                        r"read as 'Â£': leave encoding= out"):
+        read_table(path, encoding="cp1252")
+    path.write_text("text,label\nok,ham\nwin £1.50 now,spam\n", encoding="cp1252")
+    assert read_table(path, encoding="cp1252")["text"].tolist() == ["ok", "win £1.50 now"]
+
+
 def test_bad_encoding_names_file_byte_offset_and_line(tmp_path):
     path = tmp_path / "latin.csv"
     path.write_bytes("text,label\nok,a\ncaf\u00e9,b\n".encode("latin-1"))

@@ -36,11 +36,29 @@ def decode_bytes(raw, encoding, source):
             if raw.startswith(mark) and codec not in codecs_of_mark:
                 raise DataError(f"{source} starts with a {name} byte order mark, so it is {name} text, not "
                                 f"{encoding}: pass encoding='{name.lower()}'.")
+        if codec != "utf-8-sig" and not codec.startswith(("utf-16", "utf-32")):
+            _check_not_utf8(raw, encoding, source)
         return raw.decode(codec).removeprefix("\ufeff")
     except UnicodeDecodeError as error:
         raise DataError(f"{source}: {describe_decode_error(raw, error, encoding)}; {_ENCODING_ADVICE}") from None
     except LookupError:
         raise ValueError(f"encoding={encoding!r} is not a Python codec; use e.g. 'utf-8' or 'latin-1'.") from None
+
+
+def _check_not_utf8(raw, encoding, source):
+    """Raises when bytes given with a single-byte `encoding` are UTF-8 text with non-ASCII characters: decoded so,
+    '£' becomes 'Â£' in training and not in serving, silently (text that is not UTF-8 almost never decodes as it)."""
+    if raw.isascii():
+        return
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return
+    character = next(character for character in text if not character.isascii())
+    line = text.count("\n", 0, text.index(character)) + 1
+    misread = character.encode("utf-8").decode(encoding, errors="replace")
+    raise DataError(f"{source} is UTF-8 text ({character!r} on line {line}), which encoding={encoding!r} would read "
+                    f"as {misread!r}: leave encoding= out (UTF-8 is the default), or pass encoding='utf-8'.")
 
 
 #: What to pass for a file that did not decode: the encodings Excel writes.
