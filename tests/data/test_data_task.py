@@ -144,3 +144,9 @@ def test_class_names_for_regression_is_rejected():
     frame = pd.DataFrame({"text": list("ab"), "score": [0.5, 1.5]})
     with pytest.raises(ValueError, match="class_names does not apply to regression"):
         load_text(frame, label_column="score", class_names=["a"])
+
+
+def test_a_text_column_that_is_the_label_column_is_refused():
+    frame = pd.DataFrame({"text": list("abcd"), "label": ["x", "y", "x", "y"]})
+    with pytest.raises(ValueError, match="text_column and label_column both name 'label': the labels would be part"):
+        load_text(frame, text_column=["text", "label"])  # trained with the answer in its input (a tester's find)

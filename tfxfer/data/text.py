@@ -88,6 +88,11 @@ def load_text(source, *, extractor=None, text_column="text", label_column="label
         return from_class_folders(source, modality="text", extensions=TEXT_EXTENSIONS,
                                   read=lambda found: _file_texts(found, encoding, bad), **options)
     text_columns = as_column_list(text_column, "text_column")
+    both = [column for column in text_columns if column in as_column_list(label_column, "label_column")]
+    if both:  # the label would be inside the text the model reads
+        raise ValueError(f"text_column and label_column both name {both[0]!r}: the labels would be part of the texts "
+                         "the model reads; name the column of texts with text_column= and the labels with "
+                         "label_column=.")
     return from_table(source, modality="text", columns={"text_column": text_columns},
                       read=lambda frame, name, folder, keep: _table_texts(frame, name, keep, text_columns,
                                                                           text_separator, encoding, bad),
