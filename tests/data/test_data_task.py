@@ -150,3 +150,11 @@ def test_a_text_column_that_is_the_label_column_is_refused():
     frame = pd.DataFrame({"text": list("abcd"), "label": ["x", "y", "x", "y"]})
     with pytest.raises(ValueError, match="text_column and label_column both name 'label': the labels would be part"):
         load_text(frame, text_column=["text", "label"])  # trained with the answer in its input (a tester's find)
+
+
+def test_labels_joined_by_commas_warn_that_they_may_be_several_labels():
+    frame = pd.DataFrame({"text": list("abcdef"), "tags": ["a,b", "a", "b", "b, a", "a", "b"]})
+    with pytest.warns(UserWarning, match=r"labels such as 'a,b' in column 'tags' are other labels joined by ','.*"
+                                         r"pass label_delimiter=','"):
+        assert load_text(frame, label_column="tags", validation_split=0).task.num_outputs == 4  # a tester's find
+    assert load_text(frame, label_column="tags", label_delimiter=",", validation_split=0).task.num_outputs == 2

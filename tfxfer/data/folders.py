@@ -13,7 +13,7 @@ import warnings
 from pathlib import Path
 
 from tfxfer.data.errors import DataError
-from tfxfer.data.labels import look_alikes
+from tfxfer.data.class_names import look_alikes
 from tfxfer.data.stratify import SPLIT_ALIASES, SPLITS, TRAIN
 
 #: Folders of examples without labels, which a split layout may hold beside its splits.

@@ -7,12 +7,11 @@ the output names, the encoded labels of the rows they kept, and the mask of thos
 import math
 import numbers
 import re
-import unicodedata
-import warnings
 
 import numpy as np
 import pandas as pd
 
+from tfxfer.data.class_names import warn_of_joined_labels, warn_of_look_alikes
 from tfxfer.data.errors import DataError
 from tfxfer.data.tables import row_source
 
@@ -185,27 +184,6 @@ def infer_task_type(frame, label_columns, delimiter, source):
     return "multiclass"
 
 
-def look_alikes(names, key):
-    """The pairs `(earlier, later)` of `names` that `key` maps to one value: one name written two ways.
-
-    Example:
-        >>> list(look_alikes(["Spam", "ham", "spam"], str.casefold))
-        [('Spam', 'spam')]
-    """
-    seen = {}
-    for name in names:
-        if key(name) in seen:
-            yield seen[key(name)], name
-        seen[key(name)] = name
-
-
-def _warn_of_look_alikes(names, source, column):
-    """Warns of labels that differ only in case or Unicode form ("Spam", "spam"): two classes, which may be one."""
-    for first, second in look_alikes(map(str, names), lambda name: unicodedata.normalize("NFC", name).casefold()):
-        warnings.warn(f"{source}: labels {first!r} and {second!r} in column {column!r} differ only in case or "
-                      "Unicode form: they are two classes; make them one label if they are one.", stacklevel=6)
-
-
 def _missing_label(bad, source, index, column, fix="fill it in, drop the row,"):
     bad.report(row_source(source, index), "missing label", f"column {column!r} is empty", fix)
 
@@ -225,7 +203,8 @@ def encode_multiclass(frame, label_columns, class_names, delimiter, source, bad)
         keys.append(key)
     if class_names is None:
         names = _sorted_names(value for value, kept in zip(column, keep) if kept)
-        _warn_of_look_alikes(names, source, column_name)
+        warn_of_look_alikes(names, source, column_name)
+        warn_of_joined_labels(names, source, column_name)
     else:
         names = [_class_key(name) for name in class_names]
     lookup = {name: position for position, name in enumerate(names)}
@@ -264,7 +243,7 @@ def encode_multilabel(frame, label_columns, class_names, delimiter, source, bad)
         row_labels.append([token for token in tokens if token])
     if class_names is None:
         names = sorted({token for tokens in row_labels if tokens for token in tokens})
-        _warn_of_look_alikes(names, source, column_name)
+        warn_of_look_alikes(names, source, column_name)
     else:
         names = [_class_key(name) for name in class_names]
     lookup = {name: position for position, name in enumerate(names)}

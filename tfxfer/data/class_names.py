@@ -1,0 +1,48 @@
+"""Class names that may not say what their writer meant: one name written two ways ("Spam", "spam"; composed and
+decomposed "café"), or several labels joined into one ("a,b" beside "a" and "b")."""
+
+import unicodedata
+import warnings
+
+
+def look_alikes(names, key):
+    """The pairs `(earlier, later)` of `names` that `key` maps to one value: one name written two ways.
+
+    Example:
+        >>> list(look_alikes(["Spam", "ham", "spam"], str.casefold))
+        [('Spam', 'spam')]
+    """
+    seen = {}
+    for name in names:
+        if key(name) in seen:
+            yield seen[key(name)], name
+        seen[key(name)] = name
+
+
+def warn_of_look_alikes(names, source, column):
+    """Warns of labels that differ only in case or Unicode form ("Spam", "spam"): two classes, which may be one."""
+    for first, second in look_alikes(map(str, names), lambda name: unicodedata.normalize("NFC", name).casefold()):
+        warnings.warn(f"{source}: labels {first!r} and {second!r} in column {column!r} differ only in case or "
+                      "Unicode form: they are two classes; make them one label if they are one.", stacklevel=6)
+
+
+def warn_of_joined_labels(names, source, column):
+    """Warns of class names that are other class names joined by "," or ";" ("a,b" beside "a" and "b"): tags of a
+    multi-label task read as one class per combination.
+
+    Example:
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     warn_of_joined_labels(["a", "a,b", "b"], "tags.csv", "tags")
+        >>> "If a row may have several labels, pass label_delimiter=','" in str(caught[0].message)
+        True
+    """
+    names = [str(name) for name in names]
+    for separator in (",", ";"):
+        joined = [name for name in names if separator in name
+                  and all(part.strip() in names for part in name.split(separator))]
+        if joined:
+            warnings.warn(f"{source}: labels such as {joined[0]!r} in column {column!r} are other labels joined by "
+                          f"{separator!r}, and each combination is a class of its own. If a row may have several "
+                          f"labels, pass label_delimiter={separator!r} (multi-label).", stacklevel=6)
+            return
