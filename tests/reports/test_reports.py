@@ -259,6 +259,13 @@ def test_report_without_export_or_search_and_of_arrays(fine_tuned, data, tmp_pat
     assert "## Search" not in text and "## Export" not in text
     with pytest.raises(TypeError, match="write_report needs the DataSplits"):
         reports.write_report(fine_tuned, (np.zeros((1, 16, 16, 3)), np.zeros(1)), tmp_path)
+    # A second report into the same folder replaced the first, and a user's report.md, silently (a tester's find).
+    (tmp_path / "report.md").write_text("my notes")
+    with pytest.raises(FileExistsError, match=r"already holds a report \(confusion.png, history.png, report.md\): "
+                                              "write this one to another folder, or pass overwrite=True"):
+        reports.write_report(fine_tuned, data, tmp_path)
+    assert (tmp_path / "report.md").read_text() == "my notes"
+    assert reports.write_report(fine_tuned, data, tmp_path, overwrite=True).read_text().startswith("# ")
 
 
 def test_markdown_table_escapes_cells():

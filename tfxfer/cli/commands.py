@@ -174,9 +174,12 @@ def _check_export_flags(args):
         raise UsageError("--models-config writes the models.config of an export: pass --export NAME with it")
     if args.export is not None:  # before the training, which would be lost to a refused export
         _check_export_path(args, "--export", args.export)
-    if getattr(args, "report", None) and os.path.exists(args.report) and not os.path.isdir(args.report):
-        raise UsageError(f"--report {args.report} is a file; the report is a folder (report.md and its plots): pass "
-                         "a folder")
+    if getattr(args, "report", None):
+        from tfxfer.reports.markdown import check_report_folder
+        try:  # before the training: nothing a user had is replaced
+            check_report_folder(args.report)
+        except FileExistsError as error:
+            raise UsageError(f"--report {error}") from None
 
 
 def train(args):
@@ -236,20 +239,12 @@ def train(args):
         _result(args, pd.DataFrame([row]))
 
 
-def _distribution(args):
-    """Keras Tuner's chief/worker mode is driven by three environment variables; the flags set them."""
-    address = args.chief or args.worker
-    if address:
-        host, _, port = address.rpartition(":")
-        os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = host, port
-        os.environ["KERASTUNER_TUNER_ID"] = "chief" if args.chief else f"tuner{args.worker_id}"
-
-
 def tune(args):
     """`tfxfer tune`: a Keras Tuner search, resumed when `--dir` holds one; the best trial exported if asked."""
     import tfxfer
 
     from tfxfer.cli.edge import export_options, said_verification
+    from tfxfer.cli.flags import distribution_environment
 
     _check_export_flags(args)
     several = len(args.extractor) > 1
@@ -259,7 +254,7 @@ def tune(args):
     formats = export_options(args)
     _check_data_path(args)
     _check_output_folder(args, "--dir", args.dir)
-    _distribution(args)
+    distribution_environment(args)
     options = [_extractor_options(args, source) for source in args.extractor]
     extractors = [_load_extractor(args, source) for source in args.extractor]
     data = _load_data(args, extractors[0])

@@ -169,3 +169,12 @@ def address(text):
     if not host or not port.isdigit():
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, e.g. 127.0.0.1:8470, got {text!r}")
     return text
+
+
+def distribution_environment(args):
+    """Keras Tuner's chief/worker mode is driven by three environment variables; the flags set them."""
+    address = args.chief or args.worker
+    if address:
+        host, _, port = address.rpartition(":")
+        os.environ["KERASTUNER_ORACLE_IP"], os.environ["KERASTUNER_ORACLE_PORT"] = host, port
+        os.environ["KERASTUNER_TUNER_ID"] = "chief" if args.chief else f"tuner{args.worker_id}"

@@ -173,13 +173,25 @@ def _serving_section(export_path, input_kind, task_type):
     ]
 
 
-def write_report(fitted, data, folder, export_path=None, search_table=None, probe_table=None):
+def check_report_folder(folder, instead=""):
+    """Raises when `folder` is a file or already holds a report's files, which writing a report would replace."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{folder} is a file; a report is a folder (report.md and its plots): pass a folder.")
+    held = sorted(name for name in ["report.md", *PLOT_FILES.values()] if (folder / name).exists())
+    if held:
+        raise FileExistsError(f"{folder} already holds a report ({', '.join(held)}): write this one to another "
+                              f"folder{instead}.")
+
+
+def write_report(fitted, data, folder, export_path=None, search_table=None, probe_table=None, overwrite=False):
     """Writes a Markdown report of a run, with its plots beside it, for people to read.
 
     `folder/report.md` has the data (examples per class and split, where they came from, what was skipped and
     why), the extractor's blocks, the regime, metrics on the validation and test splits, the plots (relative links
     to PNGs in `folder`), the probe's best cuts when `probe_table` is given, the search's best trials when
-    `search_table` is given, and, with `export_path`, how to run and serve the export (`tfxfer predict`, `saved_model_cli`, TF Serving's docker image and a REST call).
+    `search_table` is given, and, with `export_path`, how to run and serve the export (`tfxfer predict`,
+    `saved_model_cli`, TF Serving's docker image and a REST call).
 
     Args:
         fitted: A fitted `TransferModel`.
@@ -188,12 +200,14 @@ def write_report(fitted, data, folder, export_path=None, search_table=None, prob
         export_path: The version folder `tfxfer.export` returned, if the model was exported.
         search_table: A search's results table, if the model came from `TransferSearch`.
         probe_table: What `tfxfer.probe` returned, if the extractor and depth were probed first.
+        overwrite: Replace the report and plots that `folder` holds; by default such a folder is refused.
 
     Returns:
         The `pathlib.Path` of `report.md`.
 
     Raises:
         TypeError: `data` is not a DataSplits.
+        FileExistsError: `folder` is a file, or holds a report and `overwrite` is False.
 
     Example:
         >>> path = write_report(fitted, data, f"{tmp_dir}/report")
@@ -203,6 +217,8 @@ def write_report(fitted, data, folder, export_path=None, search_table=None, prob
     if not hasattr(data, "skipped") or not hasattr(data, "unbatched"):
         raise TypeError(f"write_report needs the DataSplits from tfxfer.load_images/load_text (its counts and "
                         f"skipped files go in the report); got {type(data).__name__}.")
+    if not overwrite:
+        check_report_folder(folder, ", or pass overwrite=True to replace it")
     data = data.for_extractor(fitted.extractor_)  # decoded as the model takes it, whatever it was loaded for
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
