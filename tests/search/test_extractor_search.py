@@ -111,3 +111,23 @@ def test_a_search_across_two_extractors_resumes_after_sigkill_with_each_trials_e
     record = json.loads((project / "tfxfer_search.json").read_text())
     assert record["extractor"] == extractors and len(record["candidates"]) >= 2
     assert all(candidate.rpartition("@")[0] in extractors for candidate in _candidates(project).values())
+
+
+def test_a_resume_finds_its_extractors_moved_and_given_in_another_order(data, tmp_path):
+    first, second = tmp_path / "a", tmp_path / "b"
+    tfxfer.save_hub_format(tiny_cnn(), first)
+    tfxfer.save_hub_format(tiny_cnn(seed=1), second)
+
+    def search(sources, trials):
+        return TransferSearch(extractors=[str(source) for source in sources], max_trials=trials, epochs=1,
+                              patience=None, directory=tmp_path / "runs", project_name="p", probe_margin=1.0,
+                              space=SearchSpace(warmup_epochs=1), verbose=0)
+
+    search([first, second], 1).search(data)
+    moved = tmp_path / "moved"
+    first.rename(moved)
+    resumed = search([second, moved], 3)
+    table = resumed.search(data)  # every new trial FAILED (KeyError on the old path), and it exited 0 (a tester's)
+    assert len(table) == 3 and set(table.status) == {"COMPLETED"}, table
+    assert set(table.extractor) <= {str(first), str(second)}  # named as the search recorded them
+    assert resumed.best_model(data, retrain=False).extractor.fingerprint(4) in resumed.hypermodel_.fingerprint

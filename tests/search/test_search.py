@@ -199,3 +199,20 @@ def test_a_rows_metrics_are_those_of_the_objectives_best_epoch(tmp_path):
     (row,) = search_results(tmp_path, "p").to_dict("records")
     # Each metric's own best (accuracy 0.9, loss 0.2, val_loss 0.7) mixed three epochs in one row (a tester's find).
     assert {name: row[name] for name in epochs[2]} == epochs[2] and row["epochs"] == 3.0
+
+
+def test_a_resume_with_another_batch_size_or_augmentation_is_refused(data, tmp_path):
+    def search():
+        return TransferSearch(tiny_cnn(), max_trials=1, epochs=1, patience=None, directory=tmp_path / "runs",
+                              project_name="p", space=SearchSpace(frozen_blocks=[4]), verbose=0)
+
+    search().search(data)
+    images = tmp_path / "images"
+    smaller = tfxfer.load_images(images, image_size=(16, 16), value_range=(0, 1), batch_size=2, validation_split=0.25,
+                                 seed=3)
+    with pytest.raises(ValueError, match=r"it was run with batch_size=8 then, batch_size=2 now\."):
+        search().search(smaller)  # resumed silently, adding trials trained otherwise (a tester's find)
+    flipped = tfxfer.load_images(images, image_size=(16, 16), value_range=(0, 1), batch_size=8, validation_split=0.25,
+                                 seed=3, augment=True)
+    with pytest.raises(ValueError, match=r"another augmentation \(none then, \w+ [0-9a-f]{8} now\)"):
+        search().search(flipped)

@@ -67,6 +67,16 @@ class TransferHyperModel(kt.HyperModel):
         self._trial = None
         self._gradients = _custom_gradients()
 
+    def follow_record(self, names, fingerprints):
+        """On a resume: the members named and ordered as the search recorded them, matched by their weights, so that
+        an extractor whose path is spelled otherwise or has moved, or extractors given in another order, are the
+        same search (its stored candidates name them so). Other weights are left for the identity check to name."""
+        mine = {member.fingerprint: name for name, member in self.members.items()}
+        if sorted(mine) != sorted(fingerprints) or len(set(fingerprints)) != len(fingerprints):
+            return
+        self.members = {name: self.members[mine[fingerprint]] for name, fingerprint in zip(names, fingerprints)}
+        self.fingerprint = list(fingerprints)
+
     @property
     def n_blocks(self):
         """`{extractor key: blocks}` of the extractors searched (see `extractor_key`)."""

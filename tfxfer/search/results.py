@@ -5,6 +5,7 @@ import glob
 import hashlib
 import json
 import os
+import warnings
 
 import keras_tuner as kt
 import pandas as pd
@@ -75,7 +76,17 @@ def data_identity(data):
                 item = f"{os.path.relpath(item, root)}\0{os.path.getsize(item)}"
             digest.update(f"{split}\0{item}\0{label}\n".encode("utf-8", "surrogatepass"))
     return {"task_type": data.task.task_type, "class_names": [str(name) for name in data.task.class_names],
-            "sizes": data.sizes, "examples": digest.hexdigest()[:16]}
+            "sizes": data.sizes, "examples": digest.hexdigest()[:16], "batch_size": data.batch_size,
+            "augmentation": _augmentation(data)}
+
+
+def _augmentation(data):
+    """The data's training augmentation in a few words and a digest of its configuration, or None."""
+    layer = getattr(data, "augmentation", None)
+    if layer is None:
+        return None
+    config = json.dumps(layer.get_config(), sort_keys=True, default=str)
+    return f"{type(layer).__name__} {hashlib.sha256(config.encode()).hexdigest()[:8]}"
 
 
 def record_differences(stored, identity):
@@ -93,6 +104,10 @@ def record_differences(stored, identity):
     elif old.get("examples") != new["examples"]:
         differences.append(f"other data ({old.get('sizes')} examples then, {new['sizes']} now, or the same counts "
                            "of other files)")
+    for key, flag in (("batch_size", "batch_size"), ("augmentation", "augment")):  # recorded since 2026-12-06
+        if key in old and old[key] != new[key]:
+            differences.append(f"{flag}={old[key]!r} then, {flag}={new[key]!r} now" if key == "batch_size" else
+                               f"another augmentation ({old[key] or 'none'} then, {new[key] or 'none'} now)")
     stored = {**stored, "space": stored_space(stored)} if "space" in stored else stored
     for key in ("tuner", "epochs", "patience", "seed"):
         if key in stored and stored[key] != identity[key]:
@@ -191,13 +206,17 @@ def search_results(directory, project_name):
     return table
 
 
-def raise_if_every_trial_failed(oracle, project_dir):
+def report_failed_trials(oracle, project_dir):
     """Keras Tuner ends a search whose trials all failed without an error when they were fewer than its
     `max_consecutive_failed_trials`; a search with nothing to show says why instead."""
     trials = list(oracle.trials.values())
     failed = [trial for trial in trials if trial.status == "FAILED"]
-    if failed and not any(trial.status == "COMPLETED" for trial in trials):
-        lines = [line for line in (failed[0].message or "").strip().splitlines() if line.strip()]
-        raise RuntimeError(f"Every trial of the search failed ({len(failed)} of {len(trials)}); the first with: "
-                           f"{lines[-1].strip() if lines else 'no message'} (each trial's traceback is in "
-                           f"{project_dir}/trial_*/trial.json).")
+    if not failed:
+        return
+    lines = [line for line in (failed[0].message or "").strip().splitlines() if line.strip()]
+    why = (f"the first with: {lines[-1].strip() if lines else 'no message'} (each trial's traceback is in "
+           f"{project_dir}/trial_*/trial.json)")
+    if not any(trial.status == "COMPLETED" for trial in trials):
+        raise RuntimeError(f"Every trial of the search failed ({len(failed)} of {len(trials)}); {why}.")
+    warnings.warn(f"{len(failed)} of the search's {len(trials)} trials failed, {why}; the table shows them as "
+                  "FAILED.", stacklevel=3)

@@ -34,7 +34,7 @@ from tfxfer.search.candidates import choose_candidates
 from tfxfer.search.distributed import TUNERS, Watchdog, answer_late_workers, patient_workers
 from tfxfer.search.hypermodel import TransferHyperModel
 from tfxfer.search.probing import SCORES, probe
-from tfxfer.search.results import (SEARCH_FILE, check_own_folder, data_identity, raise_if_every_trial_failed,
+from tfxfer.search.results import (SEARCH_FILE, check_own_folder, data_identity, report_failed_trials,
                                    read_json, readable_json, record_differences, search_record, search_results,
                                    stored_space, write_json)
 from tfxfer.search.space import SearchSpace
@@ -140,6 +140,9 @@ class TransferSearch:
                                         verbose=0 if self.verbose < 2 else 1)
         self.hypermodel_ = hypermodel
         if self.extractors is not None:
+            recorded = {} if self.overwrite else search_record(self.directory, self.project_name)
+            if isinstance(recorded.get("extractor"), list):
+                hypermodel.follow_record(recorded["extractor"], recorded.get("extractor_weights") or [])
             hypermodel.candidates = self._candidates(hypermodel, data)
         self._check_same_search(data)
         state = os.path.join(self.project_dir, "oracle.json")
@@ -295,7 +298,7 @@ class TransferSearch:
         for member in self.hypermodel_.members.values():  # an Extractor passed in leaves with its pretrained weights
             member.restore()
         if not _compat.is_worker():  # a worker's oracle is the chief's, over the network
-            raise_if_every_trial_failed(tuner.oracle, self.project_dir)
+            report_failed_trials(tuner.oracle, self.project_dir)
         self.best_hyperparameters_ = self._best_values(tuner)
         return self.results()
 
@@ -323,7 +326,8 @@ class TransferSearch:
         ran_on = search_record(self.directory, self.project_name).get("data")
         if ran_on and ran_on.get("examples") != data_identity(data)["examples"]:
             raise ValueError(f"best_model(data): the search in {self.project_dir} ran on other data "
-                             f"({ran_on.get('sizes')} examples); pass the DataSplits it ran on.")
+                             f"({ran_on.get('sizes')} examples); pass the DataSplits it ran on (the same files split "
+                             "another way, with another seed= or validation_split=, are other data).")
         tuner = getattr(self, "tuner_", None) or self._tuner(data)
         best = tuner.get_best_hyperparameters(1)
         if not best:
