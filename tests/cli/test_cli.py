@@ -330,3 +330,13 @@ def test_a_resume_refused_for_another_space_names_only_what_changed():
     assert record_differences(stored, {**now, "space": {**now["space"], "batch_norm": False}}) == []
     assert record_differences({**stored, "extractor": "x"}, {**now, "extractor_weights": "v", "space": {
         **now["space"], "batch_norm": False}}) == ["other weights of 'x' (trained since, or another file of that name)"]
+
+
+def test_predict_text_column_takes_one_column_per_flag():
+    from tfxfer.cli.parser import build_parser
+
+    # With nargs="+", `--text-column text msgs.csv` took the CSV as a second column (a hostile tester's find).
+    args = build_parser().parse_args(["predict", "model", "--text-column", "text", "msgs.csv"])
+    assert (args.inputs, args.text_column) == (["msgs.csv"], ["text"])
+    args = build_parser().parse_args(["predict", "model", "pairs.csv", "--text-column", "a", "--text-column", "b"])
+    assert (args.inputs, args.text_column) == (["pairs.csv"], ["a", "b"])

@@ -269,9 +269,9 @@ def build_parser():
                                                    "files, or one CSV/TSV file")
     predict.add_argument("--texts", action="store_true", help="text models: read every input as a text, even one "
                                                               "that names a file")
-    predict.add_argument("--text-column", nargs="+", help="the CSV's text column (default: text, or its only "
-                                                          "column), or the columns a model trained on joined texts "
-                                                          "joins (default: those it was trained on)")
+    predict.add_argument("--text-column", action="append", help="the CSV's text column (default: text, or its "
+                                                                 "only column); once per column for a model trained "
+                                                                 "on joined texts (default: the columns it joined)")
     predict.add_argument("--on-bad", choices=["error", "skip"], default="error",
                          help="files that do not decode, empty texts: stop, or skip and list them (default: "
                               "%(default)s)")
