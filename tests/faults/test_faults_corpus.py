@@ -673,15 +673,20 @@ def test_bad_input_gives_a_clear_error_or_a_counted_skip(case, shared, tmp_path)
         raise NotAsExpected(f"{case.kind}: expected {case.expect}, got {outcome.kind}: {outcome.detail}")
 
 
-def test_command_line_says_one_line_and_exits_1(shared, tmp_path):
-    cases = [case for case in CASES if case.fast and case.cli]
+def cli_outcomes(cases, shared, tmp_path):
+    """Runs every case's command line, each in a workspace of its own, and classifies what each said."""
     workspaces = [Workspace(tmp_path / str(index), shared) for index, _ in enumerate(cases)]
     for workspace in workspaces:
         workspace.tmp.mkdir()
-    # Every process imports TensorFlow (seconds each): start them all, then read them.
+    # A process that loads data imports TensorFlow (seconds each): start them all, then read them.
     processes = [run_cli(case.provoke(workspace)) for case, workspace in zip(cases, workspaces)]
-    outcomes = [classify_process(case, workspace, process)
-                for case, workspace, process in zip(cases, workspaces, processes)]
+    return [classify_process(case, workspace, process)
+            for case, workspace, process in zip(cases, workspaces, processes)]
+
+
+def test_command_line_says_one_line_and_exits_1(shared, tmp_path):
+    cases = [case for case in CASES if case.fast and case.cli]
+    outcomes = cli_outcomes(cases, shared, tmp_path)
     assert [(case.kind, outcome.kind) for case, outcome in zip(cases, outcomes)] == [
         (case.kind, CLEAR) for case in cases], [outcome.detail for outcome in outcomes]
 

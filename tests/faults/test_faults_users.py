@@ -19,7 +19,7 @@ import tensorflow as tf
 import tfxfer
 from helpers import class_folders, noise_folders, save_tiny_text_model, tiny_cnn, write_image
 from test_faults_corpus import (ACCEPTED, BARE, CLEAR, SILENT, SKIP, Case, NotAsExpected, Workspace, classify,
-                                classify_process, run_cli)
+                                cli_outcomes)
 from tfxfer.data import DataError
 
 UNIT = dict(image_size=(8, 8), value_range=(0.0, 1.0))
@@ -355,12 +355,7 @@ def test_what_users_bring_gets_a_clear_error_or_a_counted_skip(case, shared, tmp
 @pytest.mark.slow
 def test_the_command_line_says_it_in_its_flags(shared, tmp_path):
     cases = [case for case in CASES if case.cli]
-    workspaces = [Workspace(tmp_path / str(index), shared) for index, _ in enumerate(cases)]
-    for workspace in workspaces:
-        workspace.tmp.mkdir()
-    processes = [run_cli(case.provoke(workspace)) for case, workspace in zip(cases, workspaces)]
-    outcomes = [classify_process(case, workspace, process)
-                for case, workspace, process in zip(cases, workspaces, processes)]
+    outcomes = cli_outcomes(cases, shared, tmp_path)
     assert [(case.kind, outcome.kind) for case, outcome in zip(cases, outcomes)] == [
         (case.kind, CLEAR) for case in cases], [outcome.detail for outcome in outcomes]
 
