@@ -464,6 +464,12 @@ def test_predict_reads_text_files_as_training_does(tmp_path):
         exported.predict([str(folder / "photo.png")])
     with pytest.raises(FileNotFoundError, match="missing does not exist"):
         exported.predict(["missing/"])
+    # A .txt table, as `train` reads one: with sep= or column_names= it is a table (its flags were ignored, and the
+    # whole file scored as one text, labels inside; a hostile tester's find).
+    (tmp_path / "more.txt").write_text("a fine day\t1\nlovely\t1\n")
+    table = exported.predict(tmp_path / "more.txt", sep="\t", column_names=["text", "label"])
+    assert table["text"].tolist() == ["a fine day", "lovely"]
+    assert len(exported.predict(tmp_path / "more.txt")) == 1  # without them, one text, as in a folder of texts
 
 
 def test_a_saved_model_whose_call_takes_no_training_argument_loads_and_trains(tmp_path):

@@ -321,13 +321,15 @@ def predict(args):
     args.stage = "loading"
     exported = tfxfer.load_exported(args.export)
     text_only = [flag for flag, given in (("--texts", args.texts), ("--text-column", args.text_column),
-                                          ("--sep", args.sep), ("--encoding", args.encoding != "utf-8")) if given]
+                                          ("--sep", args.sep), ("--column-names", args.column_names),
+                                          ("--encoding", args.encoding != "utf-8")) if given]
     if text_only and exported.input_kind == "image":
         raise UsageError(f"{' and '.join(text_only)} apply to text models; {args.export} takes images: leave "
                          f"{'it' if len(text_only) == 1 else 'them'} out")
     args.stage = "predicting"
     table = exported.predict(args.inputs, text_column=args.text_column and _one_or_list(args.text_column),
-                             on_bad=args.on_bad, texts=args.texts, sep=args.sep, encoding=args.encoding)
+                             on_bad=args.on_bad, texts=args.texts, sep=args.sep, column_names=args.column_names,
+                             encoding=args.encoding)
     terminal.print_skipped(skipped := table.attrs.get("skipped", []))
     if skipped and table.empty:
         raise ValueError(f"every input was left out ({len(skipped)}, listed above): nothing was predicted")

@@ -269,6 +269,8 @@ def build_parser():
                                                    "files, or one CSV/TSV file")
     predict.add_argument("--texts", action="store_true", help="text models: read every input as a text, even one "
                                                               "that names a file")
+    predict.add_argument("--column-names", nargs="+", metavar="NAME", help="CSV/TSV (or .txt table) without a "
+                                                                            "header row: its columns")
     predict.add_argument("--text-column", action="append", help="the CSV's text column (default: text, or its "
                                                                  "only column); once per column for a model trained "
                                                                  "on joined texts (default: the columns it joined)")

@@ -104,7 +104,7 @@ class ExportedModel:
                 f"{len(self.class_names)} outputs {self.class_names[:10]})")
 
     def predict(self, inputs, *, text_column=None, batch_size=32, on_bad="error", texts=False, sep=None,
-                encoding="utf-8"):
+                column_names=None, encoding="utf-8"):
         """Runs `serving_default` on image files or texts and returns one row per input.
 
         Args:
@@ -123,7 +123,9 @@ class ExportedModel:
             on_bad: `"error"` stops at files that do not decode (all are named); `"skip"` leaves them out and lists
                 them in the table's `attrs["skipped"]`.
             texts: Text exports: take every input as a text, even one that names a file.
-            sep: The CSV/TSV field separator (by default from the suffix, see `tfxfer.data.read_table`).
+            sep: The CSV/TSV field separator (by default from the suffix, see `tfxfer.data.read_table`). With `sep`,
+                `text_column` or `column_names`, a `.txt` file is a table too, as training reads a `.txt` data file.
+            column_names: The columns of CSV/TSV inputs without a header row (e.g. `["label", "text"]`).
             encoding: The encoding of `.txt` and CSV/TSV files.
 
         Returns:
@@ -147,6 +149,7 @@ class ExportedModel:
         elif isinstance(inputs, pd.Series):
             inputs = inputs.tolist()
         bad = BadInputs(on_bad)
+        table = {"sep": sep, "column_names": column_names, "encoding": encoding}
         if isinstance(inputs, pd.DataFrame) and self.input_kind == "image":
             raise TypeError("An image model takes image files: pass the DataFrame's column of paths, e.g. "
                             "frame['path'].")
@@ -157,11 +160,11 @@ class ExportedModel:
         else:
             joined = self.metadata.get("joined_columns")
             if isinstance(inputs, pd.DataFrame):  # its text column, as a CSV's
-                pairs = _table_texts(inputs, text_column, sep, encoding, bad, joined)
+                pairs = _table_texts(inputs, text_column, table, bad, joined)
             elif texts:
                 pairs = [_literal(position, item, bad) for position, item in enumerate(inputs)]
             else:
-                pairs = _texts(inputs, text_column, sep, encoding, bad, joined)
+                pairs = _texts(inputs, text_column, table, bad, joined)
             pairs = [pair for pair in pairs if pair is not None]
             columns = {"text": [text for _, text in pairs]}
             if any(source is not None for source, _ in pairs):
@@ -233,7 +236,7 @@ def _is_path(item):
     return name.lower().endswith((*_TABLE_SUFFIXES, *TEXT_EXTENSIONS, "/", os.sep)) or os.path.exists(name)
 
 
-def _texts(inputs, text_column, sep, encoding, bad, joined):
+def _texts(inputs, text_column, table, bad, joined):
     """`(file or None, text)` per text: texts as they are, `.txt` files and folders of them, CSV/TSV columns."""
     named_only = [item for item in inputs if _is_path(item) and not isinstance(item, os.PathLike)
                   and not str(item).lower().endswith((*_TABLE_SUFFIXES, *TEXT_EXTENSIONS, "/", os.sep))]
@@ -251,8 +254,9 @@ def _texts(inputs, text_column, sep, encoding, bad, joined):
         if not path.exists():
             raise FileNotFoundError(f"{path} does not exist; pass an existing .txt or CSV/TSV file, or texts=True "
                                     "to classify the words themselves.")
-        if path.suffix.lower() in _TABLE_SUFFIXES:
-            pairs.extend(_table_texts(path, text_column, sep, encoding, bad, joined))
+        said = table["sep"] or table["column_names"] or text_column  # then a .txt is a table, as training reads it
+        if path.suffix.lower() in _TABLE_SUFFIXES or (path.is_file() and said):
+            pairs.extend(_table_texts(path, text_column, table, bad, joined))
             continue
         if path.is_file() and path.suffix.lower() not in TEXT_EXTENSIONS:
             raise ValueError(f"{path} is not a .txt file (nor a CSV/TSV); a text model reads texts from .txt files, "
@@ -263,7 +267,7 @@ def _texts(inputs, text_column, sep, encoding, bad, joined):
             raise FileNotFoundError(f"{path} holds no .txt files; a text model reads .txt files (one text each), "
                                     "CSV/TSV files, or texts.")
         for file in files:
-            text = read_text_file(file, encoding, bad)
+            text = read_text_file(file, table["encoding"], bad)
             if text is not None:
                 pairs.append((str(file), text))
     return pairs
@@ -286,7 +290,7 @@ def _literal(position, item, bad):
     return None, text
 
 
-def _table_texts(path, text_column, sep, encoding, bad, joined):
+def _table_texts(path, text_column, table, bad, joined):
     """`(row, text)` of a CSV/TSV's text column (or the columns `joined` at training, joined the same way); empty
     cells are reported, as training reports them."""
     columns = list(text_column) if isinstance(text_column, (list, tuple)) else [text_column or "text"]
@@ -300,7 +304,7 @@ def _table_texts(path, text_column, sep, encoding, bad, joined):
     elif len(columns) > 1 and not joined:
         raise ValueError(f"text_column={columns}: the model was trained on one text per example, not texts joined "
                          "from several columns; pass one column.")
-    frame, name, _ = load_frame(path, sep=sep, column_names=None, encoding=encoding, text_columns=columns)
+    frame, name, _ = load_frame(path, text_columns=columns, **table)
     if columns[0] not in frame.columns and text_column is None and not joined and len(frame.columns) == 1:
         misread = header_hint(list(frame.columns), name)
         if "read as one column" in misread:  # "text;label" is not a column of texts, as training says too
