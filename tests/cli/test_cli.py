@@ -84,6 +84,9 @@ def test_tune_across_two_extractors_then_export_retrains_the_best(tiny_hub_model
     (["train", "data", "--extractor", "x", "--regime", "sideways"], "invalid choice: 'sideways'"),
     (["tune", "data", "--extractor", "x", "--chief", "h:1", "--worker", "h:1"], "not allowed with argument"),
     (["tune", "data", "--extractor", "x", "--extractor", "y", "--freeze-choices", "1"], "--freeze-choices applies"),
+    # ignored silently before (a hostile tester's find)
+    (["tune", "data", "--extractor", "x", "--tuner", "hyperband", "--trials", "1"],
+     "--trials does not apply to --tuner hyperband, whose trials follow from --epochs"),
     # named by the command, whose --help lists its flags (it was 'tfxfer: error: ...', found by a hostile tester)
     (["tune", "data", "--extractor", "x", "--learning-rate", "0.1"],
      "tfxfer tune: error: unrecognized arguments: --learning-rate 0.1 (see tfxfer tune --help)"),

@@ -248,6 +248,8 @@ def tune(args):
 
     _check_export_flags(args)
     several = len(args.extractor) > 1
+    if args.trials and args.tuner == "hyperband":  # it ran as many trials as its budget gave, silently
+        raise UsageError("--trials does not apply to --tuner hyperband, whose trials follow from --epochs: leave it out")
     if several and args.freeze_choices:
         raise UsageError("--freeze-choices applies to one --extractor; with several, the probe chooses each one's "
                          "freeze depths: leave --freeze-choices out, or tune one extractor")
@@ -266,7 +268,8 @@ def tune(args):
         space = centred_space(args, space, extractors[0], data)
     chosen = {"extractors": list(zip(extractors, options))} if several else {"extractor": extractors[0],
                                                           "extractor_options": options[0]}
-    search = tfxfer.TransferSearch(**chosen, space=space, tuner=args.tuner, max_trials=args.trials,
+    chosen.update({"max_trials": args.trials} if args.trials else {})  # else the library's default
+    search = tfxfer.TransferSearch(**chosen, space=space, tuner=args.tuner,
                                    epochs=args.epochs, patience=args.patience, directory=directory or ".",
                                    project_name=project, overwrite=args.overwrite, seed=args.seed,
                                    cache=not args.no_cache, worker_timeout=args.worker_timeout,

@@ -155,8 +155,8 @@ def _train_flags(parser):
 
 def _tune_flags(parser):
     search = library_defaults("search/search.py", "TransferSearch")
-    parser.add_argument("--trials", type=whole(1), default=search["max_trials"],
-                        help="trials to run (default: %(default)s)")
+    parser.add_argument("--trials", type=whole(1),
+                        help=f"trials to run (default: {search['max_trials']}); hyperband sets its own from --epochs")
     parser.add_argument("--tuner", choices=["random", "bayesian", "hyperband"], default=search["tuner"],
                         help="(default: %(default)s)")
     parser.add_argument("--dir", type=search_folder, default=f"{search['directory']}/{search['project_name']}",
