@@ -139,12 +139,12 @@ class TransferSearch:
                                         strategy=self.strategy, extractor_options=self.extractor_options,
                                         verbose=0 if self.verbose < 2 else 1)
         self.hypermodel_ = hypermodel
+        recorded = {} if self.overwrite else search_record(self.directory, self.project_name)  # read once
         if self.extractors is not None:
-            recorded = {} if self.overwrite else search_record(self.directory, self.project_name)
             if isinstance(recorded.get("extractor"), list):
                 hypermodel.follow_record(recorded["extractor"], recorded.get("extractor_weights") or [])
-            hypermodel.candidates = self._candidates(hypermodel, data)
-        self._check_same_search(data)
+            hypermodel.candidates = self._candidates(hypermodel, data, recorded)
+        self._check_same_search(data, recorded)
         state = os.path.join(self.project_dir, "oracle.json")
         try:
             saved = None if self.overwrite or not os.path.isfile(state) else read_json(state)
@@ -163,10 +163,9 @@ class TransferSearch:
             patient_workers(self.tuner_.oracle)
         return self.tuner_
 
-    def _candidates(self, hypermodel, data):
+    def _candidates(self, hypermodel, data, stored):
         """The (extractor, freeze depth) candidates: the stored ones on a resume, else the probe's choice."""
-        stored = search_record(self.directory, self.project_name)
-        if not self.overwrite and "candidates" in stored:
+        if "candidates" in stored:
             return stored["candidates"]  # a resume: the identity check below says if anything else changed
         if self.verbose:
             print(f"Probing {len(hypermodel.members)} extractors at every cut...")
@@ -197,10 +196,9 @@ class TransferSearch:
                                                                      "margin": self.probe_margin})
         return json.loads(json.dumps(identity))
 
-    def _check_same_search(self, data):
+    def _check_same_search(self, data, stored):
         """Refuses to resume a search that was run with another extractor, data set, task, space or settings."""
-        stored = search_record(self.directory, self.project_name)
-        if self.overwrite or "extractor_weights" not in stored:
+        if "extractor_weights" not in stored:
             return
         identity = self._identity(data)
         differences = record_differences(stored, identity)
