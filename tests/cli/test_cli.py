@@ -268,9 +268,9 @@ def test_advice_to_pass_weights_is_in_each_commands_words():
             in cli_words(str(error.value), probe_flags))
 
 
-def test_a_figure_goes_to_a_writable_folder_and_warnings_read_as_flags(capsys):
-    """Found by a hostile tester: `lr-find --plot /proc/lr.png` failed after the whole ramp, losing its suggestions,
-    and the finder's warnings named Python's start= and end=."""
+def test_a_figure_goes_to_a_new_file_in_a_writable_folder_and_warnings_read_as_flags(capsys, tmp_path):
+    """Found by hostile testers: `lr-find --plot /proc/lr.png` failed after the whole ramp, losing its suggestions;
+    `probe --plot` replaced a file the user had; the finder's warnings named Python's start= and end=."""
     import argparse
 
     from tfxfer.cli.flags import figure_file
@@ -278,6 +278,10 @@ def test_a_figure_goes_to_a_writable_folder_and_warnings_read_as_flags(capsys):
 
     with pytest.raises(argparse.ArgumentTypeError, match="folder /proc is not writable"):
         figure_file("/proc/lr.png")
+    (tmp_path / "probe.png").write_bytes(b"a user's figure")
+    with pytest.raises(argparse.ArgumentTypeError, match="probe.png exists and would be replaced: pass another"):
+        figure_file(str(tmp_path / "probe"))
+    assert (tmp_path / "probe.png").read_bytes() == b"a user's figure"
     warning_line("lr-find", debug=False)("the loss hardly fell (at start=1e-07): Raise end= if...", UserWarning,
                                          "/site-packages/tfxfer/training/lr_finder.py", 1)
     assert capsys.readouterr().err == ("tfxfer lr-find: warning: the loss hardly fell (at --start 1e-07): Raise "

@@ -89,8 +89,8 @@ def positive(text):
 
 
 def figure_file(text):
-    """An argparse type: where a figure goes, a file name in an existing folder whose extension matplotlib writes
-    (.png when it has none).
+    """An argparse type: where a figure goes, a new file name in an existing folder whose extension matplotlib
+    writes (.png when it has none). A file that exists is refused, not replaced.
 
     Example:
         >>> figure_file("curve"), figure_file("curve.svg")
@@ -109,6 +109,9 @@ def figure_file(text):
                                          "not " + path.suffix)
     if not path.resolve().parent.is_dir():
         raise argparse.ArgumentTypeError(f"{text}: folder {path.parent} does not exist; create it first")
+    if path.exists():
+        raise argparse.ArgumentTypeError(f"{path} exists and would be replaced: pass another file name, or remove "
+                                         "it first")
     try:  # said now, not after the work whose figure it is
         tempfile.TemporaryFile(dir=path.resolve().parent).close()
     except OSError as error:

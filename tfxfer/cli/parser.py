@@ -257,7 +257,7 @@ def build_parser():
     probe.add_argument("--rank-by", choices=["linear", "knn", "logme"], default="linear",
                        help="the score the table is sorted by (default: %(default)s)")
     probe.add_argument("--plot", metavar="PNG", type=figure_file,
-                       help="draw the scores against block depth into this file (.png, .svg, .pdf...)")
+                       help="draw the scores against block depth into this new file (.png, .svg, .pdf...)")
 
     edge.distill_flags(commands_, _command, _data_flags, _extractor_flags, _export_flags)
 

@@ -36,7 +36,7 @@ def lr_find_flags(parser):
     parser.add_argument("--start", type=positive, default=finder["start"], help="first rate (default: %(default)s)")
     parser.add_argument("--end", type=positive, default=finder["end"], help="last rate (default: %(default)s)")
     parser.add_argument("--plot", metavar="PNG", type=figure_file,
-                        help="draw the loss against the rate into this file (.png, .svg, .pdf...)")
+                        help="draw the loss against the rate into this new file (.png, .svg, .pdf...)")
     parser.add_argument("--no-cache", action="store_true", help="run end to end even where activations could be "
                                                                 "cached")
 
