@@ -121,6 +121,23 @@ def test_utf16_files_without_a_byte_order_mark_are_named_and_read_when_told(tmp_
     assert sorted(text.decode() for text, _ in data.unbatched("train").as_numpy_iterator())[0] == "ham message 0"
 
 
+def test_a_utf16_file_with_its_byte_order_mark_is_named_as_utf16(tmp_path):
+    """It was 'not valid UTF-8' (a tester's), where its byte order mark says what it is."""
+    from tfxfer.data import DataError
+
+    for label in ("ham", "spam"):
+        (tmp_path / label).mkdir()
+        for i in range(2):
+            (tmp_path / label / f"{i}.txt").write_text(f"{label} message {i}", encoding="utf-8")
+    (tmp_path / "spam" / "2.txt").write_text("spam from Windows", encoding="utf-16")
+    with pytest.raises(DataError, match=r"2.txt: not decodable text \(it starts with a UTF-16 byte order mark, so it is "
+                                        r"UTF-16 text, not utf-8\); pass encoding='utf-16' if the files are UTF-16, or "
+                                        r"save it as utf-8, or pass on_bad="):
+        load_text(tmp_path)
+    with pytest.warns(UserWarning, match="1 file or row left out or not read"):
+        assert load_text(tmp_path, on_bad="skip", validation_split=0).skipped[0].reason == "not decodable text"
+
+
 def test_a_table_without_rows_says_so_without_classes(tmp_path):
     """'...a data set needs at least one example per class' was wrong for predict's CSV (a hostile tester's find)."""
     from tfxfer.data import DataError

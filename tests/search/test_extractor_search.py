@@ -131,3 +131,21 @@ def test_a_resume_finds_its_extractors_moved_and_given_in_another_order(data, tm
     assert len(table) == 3 and set(table.status) == {"COMPLETED"}, table
     assert set(table.extractor) <= {str(first), str(second)}  # named as the search recorded them
     assert resumed.best_model(data, retrain=False).extractor.fingerprint(4) in resumed.hypermodel_.fingerprint
+
+
+def test_a_search_given_relative_paths_and_options_is_found_again_from_another_folder(data, tmp_path, monkeypatch):
+    """Its record named each extractor by its key ('models/a(name=a)'), which `from_folder` (and `tfxfer export
+    --search`) then tried to load; relative paths were recorded as given (a tester's)."""
+    monkeypatch.chdir(tmp_path)
+    tfxfer.save_hub_format(tiny_cnn(), tmp_path / "models" / "a")
+    tfxfer.save_hub_format(tiny_cnn(seed=1), tmp_path / "models" / "b")
+    TransferSearch(extractors=[("models/a", {"name": "a"}), ("models/b", {})], max_trials=1, epochs=1,
+                   patience=None, directory="runs", project_name="p", probe_margin=1.0,
+                   space=SearchSpace(warmup_epochs=1), verbose=0).search(data)
+    record = json.loads((tmp_path / "runs" / "p" / "tfxfer_search.json").read_text())
+    assert record["extractor_sources"] == [str(tmp_path / "models" / "a"), str(tmp_path / "models" / "b")]
+    assert record["extractor"][0] == f"{tmp_path / 'models' / 'a'}(name=a)"
+    monkeypatch.chdir(tmp_path / "models")
+    again = TransferSearch.from_folder(tmp_path / "runs" / "p", verbose=0)
+    best = again.best_model(data, retrain=False)
+    assert best.extractor.source in record["extractor_sources"]

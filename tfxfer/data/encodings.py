@@ -32,10 +32,10 @@ def decode_bytes(raw, encoding, source):
     """
     try:
         codec = codecs.lookup(codec_for(encoding)).name
-        for mark, name, codecs_of_mark in _BYTE_ORDER_MARKS:
-            if raw.startswith(mark) and codec not in codecs_of_mark:
-                raise DataError(f"{source} starts with a {name} byte order mark, so it is {name} text, not "
-                                f"{encoding}: pass encoding='{name.lower()}'.")
+        marked = marked_encoding(raw, encoding)
+        if marked:
+            raise DataError(f"{source} starts with a {marked} byte order mark, so it is {marked} text, not "
+                            f"{encoding}: pass encoding='{marked.lower()}'.")
         if codec != "utf-8-sig" and not codec.startswith(("utf-16", "utf-32")):
             _check_not_utf8(raw, encoding, source)
         return raw.decode(codec).removeprefix("\ufeff")
@@ -43,6 +43,18 @@ def decode_bytes(raw, encoding, source):
         raise DataError(f"{source}: {describe_decode_error(raw, error, encoding)}; {_ENCODING_ADVICE}") from None
     except LookupError:
         raise ValueError(f"encoding={encoding!r} is not a Python codec; use e.g. 'utf-8' or 'latin-1'.") from None
+
+
+def marked_encoding(raw, encoding):
+    """The encoding whose byte order mark `raw` starts with, where `encoding` does not read that mark; else None.
+
+    Example:
+        >>> marked_encoding("bees".encode("utf-16"), "utf-8"), marked_encoding("bees".encode("utf-16"), "utf-16")
+        ('UTF-16', None)
+    """
+    codec = codecs.lookup(codec_for(encoding)).name
+    return next((name for mark, name, codecs_of_mark in _BYTE_ORDER_MARKS
+                 if raw.startswith(mark) and codec not in codecs_of_mark), None)
 
 
 def _check_not_utf8(raw, encoding, source):

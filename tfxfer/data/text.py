@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from tfxfer.data.encodings import binary_kind, codec_for, describe_decode_error, is_utf16
+from tfxfer.data.encodings import binary_kind, codec_for, describe_decode_error, is_utf16, marked_encoding
 from tfxfer.data.labels import is_missing
 from tfxfer.data.loading import check_extractor_kind, from_class_folders, from_table, start
 from tfxfer.data.tables import as_column_list, is_folder, row_source
@@ -122,6 +122,12 @@ def read_text_file(path, encoding, bad):
     kind = None if is_utf16(encoding) else binary_kind(raw)
     if kind is not None:
         bad.report(path, "not text", f"it {'looks like' if kind.startswith('UTF-16') else 'is'} {kind}", "remove it")
+        return None
+    marked = marked_encoding(raw, encoding)
+    if marked:
+        bad.report(path, "not decodable text", f"it starts with a {marked} byte order mark, so it is {marked} text, not "
+                   f"{encoding}", f"pass encoding='{marked.lower()}' if the files are {marked}, or save it as "
+                   f"{encoding},")
         return None
     try:
         text = raw.decode(codec_for(encoding))

@@ -140,7 +140,7 @@ def extractor_key(source, options=None):
         >>> extractor_key("MobileNetV2", {"alpha": 0.35, "weights": "/models/mnv2_035.weights.h5"})
         'MobileNetV2(alpha=0.35, weights=mnv2_035.weights.h5)'
     """
-    name = os.path.abspath(source) if os.path.exists(source) else source
+    name = _absolute(source)
     if not options:
         return name
     values = {key: os.path.basename(value) if isinstance(value, str) and os.sep in value else value
@@ -148,13 +148,29 @@ def extractor_key(source, options=None):
     return f"{name}({', '.join(f'{key}={value}' for key, value in values.items())})"
 
 
+def absolute_paths(options):
+    """`load_extractor` options with each value that names an existing file or folder made absolute, so that a
+    search's record loads the same files from any working directory.
+
+    Example:
+        >>> absolute_paths({"alpha": 0.35, "weights": "."}) == {"alpha": 0.35, "weights": os.getcwd()}
+        True
+    """
+    return {key: _absolute(value) if isinstance(value, str) else value for key, value in (options or {}).items()}
+
+
+def _absolute(source):
+    return os.path.abspath(source) if os.path.exists(source) else source
+
+
 class _Member:
     """One extractor of a search: loaded once, its pretrained weights kept to restore before each trial, and the
-    data decoded for it (its image size and value range)."""
+    data decoded for it (its image size and value range). `source` and `options` load it again, from any folder."""
 
     def __init__(self, extractor, data, options):
         self.extractor = extractor if isinstance(extractor, Extractor) else load_extractor(extractor,
                                                                                          **(options or {}))
+        self.source, self.options = _absolute(self.extractor.source), absolute_paths(options)
         # Decoded for the extractor, so that a search never trains on pixels of another scale (whose trials would
         # each fail, and the search end with none completed).
         self.data = data.for_extractor(self.extractor) if hasattr(data, "for_extractor") else data

@@ -183,11 +183,12 @@ class TransferSearch:
         """What defines this search: a resumed search must match it."""
         hypermodel = self.hypermodel_
         several = self.extractors is not None
-        sources = list(hypermodel.members)
-        identity = {
-            "tuner": self.tuner, "extractor": sources if several else sources[0],
-            "extractor_options": [source[1] if isinstance(source, tuple) else {} for source in self.extractors]
-            if several else self.extractor_options or {}, "extractor_weights": hypermodel.fingerprint,
+        names, members = list(hypermodel.members), list(hypermodel.members.values())
+        identity = {  # sources and options as `from_folder` loads them again, paths absolute
+            "tuner": self.tuner, "extractor": names if several else names[0],
+            "extractor_sources": [member.source for member in members] if several else members[0].source,
+            "extractor_options": [member.options for member in members] if several else members[0].options,
+            "extractor_weights": hypermodel.fingerprint,
             "n_blocks": hypermodel.n_blocks if several else hypermodel.extractor.n_blocks, "data": data_identity(data),
             "space": dataclasses.asdict(self.space),
             "epochs": self.epochs, "patience": self.patience, "seed": self.seed}
@@ -243,11 +244,13 @@ class TransferSearch:
                                  "replaces the one of a single-extractor search.")
             probed = record.get("probe", {})
             options = settings.pop("extractor_options") or [{}] * len(record["extractor"])
-            return cls(extractors=[(source, option or {}) for source, option in zip(record["extractor"], options)],
+            sources = record.get("extractor_sources", record["extractor"])  # recorded since 2026-12-07
+            return cls(extractors=[(source, option or {}) for source, option in zip(sources, options)],
                        directory=directory or ".", project_name=project_name,
                        probe_score=probed.get("score", "linear"), probe_margin=probed.get("margin", 0.05),
                        **settings)
-        return cls(extractor if extractor is not None else record["extractor"], directory=directory or ".",
+        return cls(extractor if extractor is not None else record.get("extractor_sources", record["extractor"]),
+                   directory=directory or ".",
                    project_name=project_name, **settings)
 
     def _make_tuner(self, hypermodel, task):
