@@ -201,6 +201,23 @@ def test_a_rows_metrics_are_those_of_the_objectives_best_epoch(tmp_path):
     assert {name: row[name] for name in epochs[2]} == epochs[2] and row["epochs"] == 3.0
 
 
+def test_a_trial_scores_the_epoch_whose_weights_it_ends_with_not_its_warm_up(data, tmp_path):
+    """A fine-tuning trial was scored by its best epoch, its head warm-up included, while the model the search gives
+    back is the one fine-tuning ends with (a tester's find)."""
+    search = TransferSearch(tiny_cnn(), max_trials=1, epochs=2, patience=None, directory=tmp_path / "runs",
+                            project_name="p", verbose=0,
+                            space=SearchSpace(frozen_blocks=[0], warmup_epochs=4, learning_rate=0.3,
+                                              fine_tune_learning_rate=0.9, hidden_units=0, dropout=0.0, l2=0.0))
+    table = search.search(data)
+    trial = search.tuner_.oracle.get_trial(table.trial_id[0])
+    epochs = {obs.step: obs.mean() for obs in trial.metrics.get_history("val_loss")}
+    assert sorted(epochs) == [0, 1, 2, 3, 4, 5, 6] and epochs[6] == epochs[5]  # per epoch, then the final report
+    assert trial.best_step == 6 and table.val_loss[0] == epochs[5]
+    accuracy = {obs.step: obs.mean() for obs in trial.metrics.get_history("val_accuracy")}
+    assert max(accuracy[step] for step in range(4)) > accuracy[5], "the warm-up should score higher here"
+    assert trial.score == table.score[0] == table.val_accuracy[0] == accuracy[5]
+
+
 def test_a_resume_with_another_batch_size_or_augmentation_is_refused(data, tmp_path):
     def search():
         return TransferSearch(tiny_cnn(), max_trials=1, epochs=1, patience=None, directory=tmp_path / "runs",

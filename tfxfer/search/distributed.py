@@ -70,6 +70,20 @@ class _Guarded:
                                          status=kt.engine.trial.TrialStatus.IDLE)
         return trial
 
+    def score_trial(self, trial):
+        """Scores a trial by its final report (`TransferHyperModel.fit` makes it, at the step after its last epoch,
+        with the metrics of the epoch whose weights the trial ends with). Keras Tuner takes the best over every
+        epoch reported, which may be a fine-tuning trial's head warm-up or an epoch that early stopping passed
+        over: no model that the search gives back."""
+        name = self.objective.name
+        if not (trial.metrics.exists("epochs") and trial.metrics.exists(name)):
+            return super().score_trial(trial)
+        final = int(trial.metrics.get_last_value("epochs"))
+        scores = [obs.mean() for obs in trial.metrics.get_history(name) if obs.step == final]
+        if not scores:
+            return super().score_trial(trial)
+        trial.score, trial.best_step = scores[0], final
+
     @kt.synchronized
     def end_trial(self, trial):
         """Ends a trial once: a worker whose report of a trial's end was cut by the chief's death sends it again

@@ -122,8 +122,9 @@ class TransferHyperModel(kt.HyperModel):
         heartbeats = [_Heartbeat(c.tuner, c.trial) for c in callbacks if isinstance(c, _compat.tuner_callback_class())]
         trial.train(self._member.data, callbacks=callbacks + heartbeats)
         history = trial.history_
-        best = self.data.task.best_epoch(history)
-        result = {name: float(values[best]) for name, values in history.items()}
+        # The epoch whose weights the trial ends with (retrained, it is the model the search gives back): not a
+        # warm-up epoch of a fine-tuning trial, nor one that early stopping passed over.
+        result = {name: float(values[trial.kept_epoch_]) for name, values in history.items()}
         result.update(epochs=float(len(history["loss"])), seconds=float(trial.fit_seconds_),
                       cached_phases=float(sum(trial.cached_phases_)))
         for heartbeat in heartbeats:

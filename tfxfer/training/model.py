@@ -96,6 +96,8 @@ class TransferModel:
         history_: Per-epoch metrics of every phase, one list per metric.
         fine_tune_epoch_: The epoch index where blocks were first unfrozen after a warm-up (or fine-tuning began),
             else None.
+        kept_epoch_: The epoch index whose weights the model ends with: the last phase's lowest validation loss
+            (early stopping restores it), or its last epoch without `patience`.
         learning_rates_: Learning rate of each phase, in order.
         cached_phases_: For each phase, whether it trained on cached activations.
         frozen_blocks_: Blocks frozen at the end of training.
@@ -219,15 +221,15 @@ class TransferModel:
                 self.fine_tune_epoch_ = epoch
             starts.append(epoch)
             phase_callbacks = [c if trainer is model else OnWholeModel(c, model) for c in callbacks or []]
-            if self.patience is not None:
-                phase_callbacks.append(keras.callbacks.EarlyStopping(monitor=monitor, patience=self.patience,
-                                                                     restore_best_weights=True))
+            stopper = None if self.patience is None else keras.callbacks.EarlyStopping(
+                monitor=monitor, patience=self.patience, restore_best_weights=True)
             result = trainer.fit(**trainer_kwargs, epochs=epoch + phase.epochs, initial_epoch=epoch,
-                                 callbacks=phase_callbacks, class_weight=self._class_weight(task),
+                                 callbacks=phase_callbacks + [stopper] * bool(stopper), class_weight=self._class_weight(task),
                                  verbose=self.verbose)
             for key, values in result.history.items():
                 history.setdefault(key, []).extend(values)
             epoch += len(result.epoch)
+            self.kept_epoch_ = epoch - 1 if stopper is None or stopper.best_weights is None else stopper.best_epoch
             rates.append(rate)
             cached.append(reason is None)
         if trainer is not model:
