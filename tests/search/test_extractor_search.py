@@ -113,39 +113,32 @@ def test_a_search_across_two_extractors_resumes_after_sigkill_with_each_trials_e
     assert all(candidate.rpartition("@")[0] in extractors for candidate in _candidates(project).values())
 
 
-def test_a_resume_finds_its_extractors_moved_and_given_in_another_order(data, tmp_path):
+def test_a_resume_finds_its_extractors_moved_and_given_in_another_order(data, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     first, second = tmp_path / "a", tmp_path / "b"
     tfxfer.save_hub_format(tiny_cnn(), first)
     tfxfer.save_hub_format(tiny_cnn(seed=1), second)
 
     def search(sources, trials):
-        return TransferSearch(extractors=[str(source) for source in sources], max_trials=trials, epochs=1,
-                              patience=None, directory=tmp_path / "runs", project_name="p", probe_margin=1.0,
+        return TransferSearch(extractors=[(str(source), {"name": "x"}) for source in sources], max_trials=trials,
+                              epochs=1, patience=None, directory="runs", project_name="p", probe_margin=1.0,
                               space=SearchSpace(warmup_epochs=1), verbose=0)
 
-    search([first, second], 1).search(data)
+    search(["a", "b"], 1).search(data)  # relative paths, with an option
+    record = json.loads((tmp_path / "runs" / "p" / "tfxfer_search.json").read_text())
+    # It named each extractor by its key ('a(name=x)'), which from_folder then loaded (a tester's find).
+    assert record["extractor"] == [f"{first}(name=x)", f"{second}(name=x)"]
+    assert record["extractor_sources"] == [str(first), str(second)]
     moved = tmp_path / "moved"
     first.rename(moved)
     resumed = search([second, moved], 3)
     table = resumed.search(data)  # every new trial FAILED (KeyError on the old path), and it exited 0 (a tester's)
     assert len(table) == 3 and set(table.status) == {"COMPLETED"}, table
-    assert set(table.extractor) <= {str(first), str(second)}  # named as the search recorded them
+    assert set(table.extractor) <= set(record["extractor"])  # named as the search recorded them
     assert resumed.best_model(data, retrain=False).extractor.fingerprint(4) in resumed.hypermodel_.fingerprint
+    names, record = record["extractor"], json.loads((tmp_path / "runs" / "p" / "tfxfer_search.json").read_text())
+    assert record["extractor"] == names and record["extractor_sources"] == [str(moved), str(second)]  # found now
+    monkeypatch.chdir(moved)  # as `tfxfer export --search` from another folder
+    again = TransferSearch.from_folder(tmp_path / "runs" / "p", verbose=0).best_model(data, retrain=False)
+    assert again.extractor.source in record["extractor_sources"]
 
-
-def test_a_search_given_relative_paths_and_options_is_found_again_from_another_folder(data, tmp_path, monkeypatch):
-    """Its record named each extractor by its key ('models/a(name=a)'), which `from_folder` (and `tfxfer export
-    --search`) then tried to load; relative paths were recorded as given (a tester's)."""
-    monkeypatch.chdir(tmp_path)
-    tfxfer.save_hub_format(tiny_cnn(), tmp_path / "models" / "a")
-    tfxfer.save_hub_format(tiny_cnn(seed=1), tmp_path / "models" / "b")
-    TransferSearch(extractors=[("models/a", {"name": "a"}), ("models/b", {})], max_trials=1, epochs=1,
-                   patience=None, directory="runs", project_name="p", probe_margin=1.0,
-                   space=SearchSpace(warmup_epochs=1), verbose=0).search(data)
-    record = json.loads((tmp_path / "runs" / "p" / "tfxfer_search.json").read_text())
-    assert record["extractor_sources"] == [str(tmp_path / "models" / "a"), str(tmp_path / "models" / "b")]
-    assert record["extractor"][0] == f"{tmp_path / 'models' / 'a'}(name=a)"
-    monkeypatch.chdir(tmp_path / "models")
-    again = TransferSearch.from_folder(tmp_path / "runs" / "p", verbose=0)
-    best = again.best_model(data, retrain=False)
-    assert best.extractor.source in record["extractor_sources"]
