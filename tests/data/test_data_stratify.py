@@ -35,8 +35,10 @@ def test_every_class_gets_one_example_per_split_when_it_can():
 
 def test_class_with_too_few_examples_is_named():
     strata = np.array([0] * 10 + [1])
-    with pytest.raises(DataError, match=r"class 'rare' has 1 example\(s\); the split needs at least 2"):
+    with pytest.raises(DataError, match=r"class 'rare' has 1 example\(s\); the split needs at least 2") as error:
         stratified_split(strata, 0.2, 0.0, seed=0, class_names=["big", "rare"], source="labels.csv")
+    # It advised lowering validation_split to 0 and no more, which the probe and the search then refuse (a tester's).
+    assert "but the probe, the search and early stopping score on validation examples" in str(error.value)
 
 
 def test_multilabel_strata_follow_the_rarest_label():

@@ -100,6 +100,11 @@ def test_minilm_pair_is_one_extractor_with_layer_blocks(shared_assets):
     output = extractor(sentences).numpy()
     assert output.shape == (2, 384)
     np.testing.assert_allclose(output, expected, atol=1e-5)
+    # Given as the extractor, the preprocessor failed in Keras's shape inference, naming neither (a tester's find).
+    with pytest.raises(ValueError, match=r"is a text preprocessor \(strings in, \['input_mask', 'input_type_ids', "
+                                         r"'input_word_ids'\] out\), not an encoder: load its encoder as the "
+                                         r"extractor, with this one as preprocessor="):
+        tfxfer.load_extractor(preprocess)
 
 
 def test_handle_loads_offline_from_a_cache_filled_with_an_asset(shared_assets, tmp_path, monkeypatch):

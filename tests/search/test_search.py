@@ -233,3 +233,8 @@ def test_a_resume_with_another_batch_size_or_augmentation_is_refused(data, tmp_p
                                  seed=3, augment=True)
     with pytest.raises(ValueError, match=r"another augmentation \(none then, \w+ [0-9a-f]{8} now\)"):
         search().search(flipped)
+    # Retraining (`tfxfer export`) gave the resume's advice: start afresh with overwrite=True (a tester's find).
+    with pytest.raises(ValueError, match=r"Cannot retrain the best trial of the search in .*p: it was run with "
+                                         r"batch_size=8 then, batch_size=2 now\. A trial retrains as it ran") as error:
+        TransferSearch.from_folder(tmp_path / "runs" / "p", extractor=tiny_cnn(), verbose=0).best_model(smaller)
+    assert "overwrite" not in str(error.value)

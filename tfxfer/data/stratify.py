@@ -80,8 +80,9 @@ def stratified_split(strata, validation_split, test_split, seed, *, class_names=
             needed = 1 + (validation_split > 0) + (test_split > 0)
             raise DataError(
                 f"{source}: class {class_names[group]!r} has {size} example(s); the split needs at least "
-                f"{needed} (one for training and one per validation/test split). Add examples of it, remove the "
-                "class, or lower validation_split/test_split to 0."
+                f"{needed} (one for training and one per validation/test split). Add examples of it or remove the "
+                "class. (validation_split=0 and test_split=0 train without those splits, but the probe, the search "
+                "and early stopping score on validation examples.)"
             )
         ordered = np.asarray(_order(np.flatnonzero(strata == group).tolist(), seed), dtype=np.int64)
         split[ordered[:to_validation]] = VALIDATION

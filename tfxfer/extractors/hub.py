@@ -110,6 +110,10 @@ class HubExtractor(Extractor):
                 f"The SavedModel {source!r} takes a dict of tensors ({sorted(input_spec)}), as BERT-style encoders do. "
                 "Pass its text preprocessing SavedModel as preprocessor=... (TF Hub's *_preprocess models)."
             )
+        outputs = getattr(call_fn, "concrete_functions", None) and call_fn.concrete_functions[0].structured_outputs
+        if preprocessor is None and isinstance(outputs, dict) and "input_word_ids" in outputs:
+            raise ValueError(f"The SavedModel {source!r} is a text preprocessor (strings in, {sorted(outputs)} out), "
+                             "not an encoder: load its encoder as the extractor, with this one as preprocessor=.")
         if input_spec.dtype == tf.string:
             input_kind, image_size, value_range = "text", None, None
         elif input_spec.shape.rank == 4:

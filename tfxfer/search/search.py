@@ -130,7 +130,7 @@ class TransferSearch:
         """The folder of this search's trials and oracle state."""
         return os.path.join(self.directory, self.project_name)
 
-    def _tuner(self, data):
+    def _tuner(self, data, retraining=False):
         check_own_folder(self.project_dir, self.overwrite)  # before anything loads: a refusal takes no model time
         cache = FeatureCache(os.path.join(self.project_dir, "feature_cache"), progress=bool(self.verbose)) \
             if self.cache else False
@@ -144,7 +144,7 @@ class TransferSearch:
             if isinstance(recorded.get("extractor"), list):
                 hypermodel.follow_record(recorded["extractor"], recorded.get("extractor_weights") or [])
             hypermodel.candidates = self._candidates(hypermodel, data, recorded)
-        self._check_same_search(data, recorded)
+        self._check_same_search(data, recorded, retraining)
         state = os.path.join(self.project_dir, "oracle.json")
         try:
             saved = None if self.overwrite or not os.path.isfile(state) else read_json(state)
@@ -197,12 +197,17 @@ class TransferSearch:
                                                                      "margin": self.probe_margin})
         return json.loads(json.dumps(identity))
 
-    def _check_same_search(self, data, stored):
-        """Refuses to resume a search that was run with another extractor, data set, task, space or settings."""
+    def _check_same_search(self, data, stored, retraining=False):
+        """Refuses to resume a search, or retrain its best trial, with another extractor, data set, task, space or
+        settings."""
         if "extractor_weights" not in stored:
             return
         identity = self._identity(data)
         differences = record_differences(stored, identity)
+        if differences and retraining:
+            raise ValueError(f"Cannot retrain the best trial of the search in {self.project_dir}: it was run with "
+                             f"{'; '.join(differences)}. A trial retrains as it ran: give the data and extractor "
+                             "that it ran with.")
         if differences:
             raise ValueError(
                 f"Cannot resume the search in {self.project_dir}: it was run with {'; '.join(differences)}. Its trials "
@@ -329,7 +334,7 @@ class TransferSearch:
             raise ValueError(f"best_model(data): the search in {self.project_dir} ran on other data "
                              f"({ran_on.get('sizes')} examples); pass the DataSplits it ran on (the same files split "
                              "another way, with another seed= or validation_split=, are other data).")
-        tuner = getattr(self, "tuner_", None) or self._tuner(data)
+        tuner = getattr(self, "tuner_", None) or self._tuner(data, retraining=True)
         best = tuner.get_best_hyperparameters(1)
         if not best:
             raise ValueError(f"No completed trial in {self.project_dir}; run search() first.")
