@@ -146,7 +146,8 @@ def _train_flags(parser):
                         help="(default: %(default)s)")
     parser.add_argument("--warmup-epochs", type=whole(0), default=model["warmup_epochs"],
                         help="head epochs before blocks unfreeze (default: 5 for fine-tune, none for mid-layer)")
-    parser.add_argument("--epochs", type=whole(1), default=model["epochs"], help="(default: %(default)s)")
+    parser.add_argument("--epochs", type=whole(1), default=model["epochs"],
+                        help="most epochs after the head warm-up, which --warmup-epochs adds (default: %(default)s)")
     parser.add_argument("--patience", type=whole(0), default=model["patience"], help="(default: %(default)s)")
     parser.add_argument("--no-cache", action="store_true", help="train end to end even where activations could be "
                                                                 "cached")
@@ -169,7 +170,9 @@ def _tune_flags(parser):
     parser.add_argument("--probe-margin", type=nonnegative, default=search["probe_margin"],
                         help="several --extractor: how far below the best probe score an extractor is still tried "
                              "(default: %(default)s)")
-    parser.add_argument("--epochs", type=whole(1), default=search["epochs"], help="(default: %(default)s)")
+    parser.add_argument("--epochs", type=whole(1), default=search["epochs"],
+                        help="most epochs of a trial after its head warm-up (5 more epochs in trials that train "
+                             "blocks) (default: %(default)s)")
     parser.add_argument("--patience", type=whole(0), default=search["patience"], help="(default: %(default)s)")
     parser.add_argument("--no-cache", action="store_true", help="train every trial end to end")
     parser.add_argument("--batch-norm", action=argparse.BooleanOptionalAction,
