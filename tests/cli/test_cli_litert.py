@@ -7,7 +7,7 @@ import os
 import pytest
 
 import tfxfer as library
-from helpers import noise_folders
+from helpers import noise_folders, save_tiny_text_model
 from test_cli import records, tfxfer
 
 
@@ -52,3 +52,19 @@ def test_litert_flags_without_the_format_are_usage_errors(tiny_hub_model, tmp_pa
                     tmp_path / "exports", "--format", "litert")
     assert result.returncode == 2 and "--export served:" in result.stderr and "holds savedmodel exports" in \
         result.stderr, result.stderr[-3000:]
+
+
+def test_a_text_model_litert_cannot_hold_is_refused_before_any_training(tmp_path):
+    """It failed only after training, in the converter's words and log lines (a hostile tester's find)."""
+    texts = tmp_path / "texts.csv"
+    texts.write_text("text,label\n" + "".join(f"bees make honey {i},bees\nants dig {i},ants\n" for i in range(6)))
+    user = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    result = tfxfer("train", texts, "--extractor", save_tiny_text_model(tmp_path / "text_model"), "--export", "t",
+                    "--root", tmp_path / "lite", "--format", "litert", env=user)
+    assert result.returncode == 1 and result.stdout == "", result.stdout
+    assert result.stderr.strip().splitlines() == [
+        "tfxfer train: error: LiteRT's built-in ops cannot express tf.DenseBincount, tf.StringLower, tf.StringSplitV2, "
+        "tf.StringToHashBucketFast (used by the model); pass "
+        "--select-tf-ops to include them as TensorFlow ops (the app then needs LiteRT's Flex delegate), or export a "
+        "SavedModel."], result.stderr[-3000:]
+    assert not (tmp_path / "lite").exists()

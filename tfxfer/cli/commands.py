@@ -144,54 +144,17 @@ def inspect(args):
     _result(args, table)
 
 
-def _check_output_folder(args, flag, folder, given=None):
-    """Refuses an output folder that is a file, or inside the data folder (whose next read would take its files as
-    examples, and whose classes a search's --overwrite would delete)."""
-    if os.path.exists(folder) and not os.path.isdir(folder):
-        raise UsageError(f"{flag} {given or folder}: {folder} is a file; it must be a folder (or not exist yet): pass "
-                         f"another {flag}")
-    data = os.path.realpath(args.data)
-    if os.path.isdir(data) and (os.path.realpath(folder) + os.sep).startswith(data + os.sep):
-        raise UsageError(f"{flag} {folder} is inside the data folder {args.data}: its files would be read as examples "
-                         f"next time; pass a {flag} outside it")
-
-
-def _check_export_path(args, flag, name):
-    """Before any training, which a refused export would lose: the export's name, its folder and versions."""
-    from tfxfer.serving.versioning import check_format, check_name
-
-    _check_output_folder(args, "--root", args.root)
-    _check_output_folder(args, flag, os.path.join(args.root, name), given=name)
-    try:
-        check_name(name)
-        check_format(os.path.join(args.root, name), args.format)
-    except ValueError as error:
-        raise UsageError(f"{flag} {name}: {error}") from None
-
-
-def _check_export_flags(args):
-    if args.models_config and args.export is None:
-        raise UsageError("--models-config writes the models.config of an export: pass --export NAME with it")
-    if args.export is not None:  # before the training, which would be lost to a refused export
-        _check_export_path(args, "--export", args.export)
-    if getattr(args, "report", None):
-        from tfxfer.reports.markdown import check_report_folder
-        try:  # before the training: nothing a user had is replaced
-            check_report_folder(args.report)
-        except FileExistsError as error:
-            raise UsageError(f"--report {error}") from None
-
-
 def train(args):
     """`tfxfer train`: one regime, then the export and the report."""
     import pandas as pd
 
     import tfxfer
 
-    from tfxfer.cli.edge import export_options, said_verification
+    from tfxfer.cli.edge import check_litert_conversion, export_options, said_verification
+    from tfxfer.cli.outputs import check_export_flags
     from tfxfer.training.phases import ignored_settings
 
-    _check_export_flags(args)
+    check_export_flags(args)
     options = export_options(args)
 
     unused = ignored_settings(args.regime, freeze_blocks=args.freeze, warmup_epochs=args.warmup_epochs,
@@ -207,6 +170,7 @@ def train(args):
     if args.tta and extractor.input_kind != "image":
         raise UsageError(f"--tta averages each image with its mirror image; {args.extractor} takes text: leave --tta "
                          "out")
+    check_litert_conversion(args, [extractor], exporting=args.export is not None)
     data = _load_data(args, extractor)
     callbacks, verbose = _callbacks(args)
     args.stage = "training"
@@ -243,10 +207,11 @@ def tune(args):
     """`tfxfer tune`: a Keras Tuner search, resumed when `--dir` holds one; the best trial exported if asked."""
     import tfxfer
 
-    from tfxfer.cli.edge import export_options, said_verification
+    from tfxfer.cli.edge import check_litert_conversion, export_options, said_verification
     from tfxfer.cli.flags import distribution_environment
+    from tfxfer.cli.outputs import check_export_flags, check_output_folder
 
-    _check_export_flags(args)
+    check_export_flags(args)
     several = len(args.extractor) > 1
     if args.trials and args.tuner == "hyperband":  # it ran as many trials as its budget gave, silently
         raise UsageError("--trials does not apply to --tuner hyperband, whose trials follow from --epochs: leave it out")
@@ -255,10 +220,11 @@ def tune(args):
                          "freeze depths: leave --freeze-choices out, or tune one extractor")
     formats = export_options(args)
     _check_data_path(args)
-    _check_output_folder(args, "--dir", args.dir)
+    check_output_folder(args, "--dir", args.dir)
     distribution_environment(args)
     options = [_extractor_options(args, source) for source in args.extractor]
     extractors = [_load_extractor(args, source) for source in args.extractor]
+    check_litert_conversion(args, extractors, exporting=args.export is not None)
     data = _load_data(args, extractors[0])
     directory, project = os.path.split(os.path.normpath(args.dir))
     space = tfxfer.SearchSpace(**({"frozen_blocks": args.freeze_choices} if args.freeze_choices else {}),
@@ -294,11 +260,12 @@ def tune(args):
 def export(args):
     """`tfxfer export`: retrains a search's best trial on the search's own extractor and settings, and exports it."""
     import tfxfer
-    from tfxfer.cli.edge import export_options, said_verification
+    from tfxfer.cli.edge import check_litert_conversion, export_options, said_verification
+    from tfxfer.cli.outputs import check_export_path
 
     options = export_options(args)
     _check_data_path(args)
-    _check_export_path(args, "--name", args.name)
+    check_export_path(args, "--name", args.name)
     args.stage = "loading"
     search = tfxfer.TransferSearch.from_folder(args.search, extractor=args.extractor, verbose=0)
     if search.extractors is None:
@@ -308,6 +275,8 @@ def export(args):
         search.extractors = [(tfxfer.load_extractor(source, **options), options)
                              for source, options in search.extractors]
         data = _load_data(args, search.extractors[0][0])
+    check_litert_conversion(args, [search.extractor] if search.extractors is None else
+                            [extractor for extractor, _ in search.extractors])
     args.stage = "training"
     fitted = search.best_model(data)
     args.stage = "exporting"

@@ -43,6 +43,16 @@ def export_options(args):
     return {"format": "litert", **given}
 
 
+def check_litert_conversion(args, extractors, exporting=True):
+    """Refuses `--format litert` before training where LiteRT cannot convert a text extractor's ops (the export
+    would fail only after training)."""
+    if exporting and args.format == "litert":
+        from tfxfer.serving.litert import check_convertible
+
+        for extractor in extractors:
+            check_convertible(extractor, select_tf_ops=args.select_tf_ops)
+
+
 def said_verification(args, path):
     """Prints what the verification of a LiteRT export found."""
     if args.format == "savedmodel":
@@ -51,10 +61,10 @@ def said_verification(args, path):
 
     litert = LiteRTModel(path).metadata["litert"]
     check = litert["verification"]
-    found = check.get("skipped") or (f"on {check['examples']} examples of the {check['source']}: largest score "
-                                     f"difference from the SavedModel {check['max_score_difference']:.2g}, top-1 "
-                                     f"agreement {check['top1_agreement']}")
-    _say(args, f"{path}/model.tflite: {litert['size_bytes'] / 1e6:.2f} MB, {litert['quantize']}; verified {found}")
+    found = f"not verified: {check['skipped']}" if check.get("skipped") else (
+        f"verified on {check['examples']} examples of the {check['source']}: largest score difference from the "
+        f"SavedModel {check['max_score_difference']:.2g}, top-1 agreement {check['top1_agreement']}")
+    _say(args, f"{path}/model.tflite: {litert['size_bytes'] / 1e6:.2f} MB, {litert['quantize']}; {found}")
 
 
 def distill_flags(commands_, command, data_flags, extractor_flags, export_flags):
@@ -101,9 +111,10 @@ def distill(args):
     import pandas as pd
 
     import tfxfer
-    from tfxfer.cli.commands import _check_data_path, _check_export_flags, _load_data, _load_extractor, _result
+    from tfxfer.cli.commands import _check_data_path, _load_data, _load_extractor, _result
+    from tfxfer.cli.outputs import check_export_flags
 
-    _check_export_flags(args)
+    check_export_flags(args)
     options = export_options(args)
     _check_data_path(args)
     if args.unlabeled and not os.path.isdir(args.unlabeled):
@@ -115,6 +126,7 @@ def distill(args):
                          f"{args.teacher}): the student would be served as a new version of the teacher. Pass "
                          "another --export name.")
     extractor = _load_extractor(args, args.extractor)
+    check_litert_conversion(args, [extractor], exporting=args.export is not None)
     data = _load_data(args, extractor)
     args.stage = "training"
     student = tfxfer.distill(args.teacher, extractor, data, temperature=args.temperature, alpha=args.teacher_weight,

@@ -15,7 +15,10 @@ export is then verified: the written file runs in the LiteRT interpreter (`ai_ed
 and the largest score difference from the SavedModel graph and the top-1 agreement are recorded.
 """
 
+import contextlib
+import os
 import re
+import sys
 import tempfile
 from pathlib import Path
 
@@ -126,6 +129,35 @@ def export_litert(model, name, root="saved_models", *, quantize="none", input_ty
     return write_version(root, name, write)
 
 
+def check_convertible(extractor, select_tf_ops=False):
+    """Raises at once where LiteRT cannot convert a text extractor's ops, as `export_litert` would after training:
+    string splitting and lookups need `select_tf_ops=True`, TF Text's ops cannot be converted at all. Image
+    extractors pass (their ops are LiteRT's built-in ones).
+
+    Args:
+        extractor: An `Extractor`.
+        select_tf_ops: As for `export_litert`.
+
+    Raises:
+        ValueError: The converter's refusal, naming the ops and the option (see `export_litert`).
+    """
+    if extractor.input_kind != "text":
+        return
+    module = tf.Module()
+    module.extractor = extractor
+    module.extractor_variables = [variable.value for variable in extractor.variables]
+
+    @tf.function(input_signature=[tf.TensorSpec([1], tf.string, name="texts")])
+    def serve(texts):
+        return {"features": extractor(texts, training=False)}
+
+    with tempfile.TemporaryDirectory(prefix="tfxfer-litert-check-") as scratch:
+        tf.saved_model.save(module, scratch, signatures={"serving_default": serve})
+        converter = tf.lite.TFLiteConverter.from_saved_model(scratch, signature_keys=["serving_default"])
+        _configure(converter, "none", "float32", select_tf_ops, None, None, 0, None, 0)
+        _convert(converter, select_tf_ops)
+
+
 def _check_options(quantize, input_type, output_type, calibration_size, verification_size):
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {', '.join(QUANTIZATIONS)}; got {quantize!r}.")
@@ -207,14 +239,17 @@ def _configure(converter, quantize, output_type, select_tf_ops, samples, data, c
 
 
 def _convert(converter, select_tf_ops):
-    """The flatbuffer; a converter failure over missing ops becomes an error naming them and the option."""
+    """The flatbuffer; a converter failure over missing ops becomes an error naming them and the option (and the
+    converter's own report of it, which it also writes to stderr, is left out)."""
     try:
-        return converter.convert()
+        with _held_stderr() as held:
+            flatbuffer = converter.convert()
     except Exception as error:  # the converter raises its own ConverterError, not exported by tf.lite
         message = str(error)
         ops = sorted(set(re.findall(r"'(tf\.[\w>]+)' op is neither a custom op nor a flex op", message)) |
                      set(re.findall(r"\b(tf\.[\w>]+)\s*\{", message)))
         if not ops:
+            os.write(2, held[0])
             raise
         library_ops = [op for op in ops if ">" in op]  # e.g. tf.TFText>RoundRobinTrim
         if library_ops:
@@ -225,8 +260,27 @@ def _convert(converter, select_tf_ops):
             raise ValueError(f"LiteRT cannot convert the model's ops {', '.join(ops)}, even as select TF ops; "
                              "export it as a SavedModel (format='savedmodel') instead.") from None
         raise ValueError(f"LiteRT's built-in ops cannot express {', '.join(ops)} (used by the model); pass "
-                         "select_tf_ops=True (--select-tf-ops) to include them as TensorFlow ops (the app then needs "
+                         "select_tf_ops=True to include them as TensorFlow ops (the app then needs "
                          "LiteRT's Flex delegate), or export a SavedModel.") from None
+    os.write(2, held[0])
+    return flatbuffer
+
+
+@contextlib.contextmanager
+def _held_stderr():
+    """Holds what C++ code writes to file descriptor 2 while the block runs; yields a list that then holds the
+    bytes."""
+    sys.stderr.flush()
+    saved, held = os.dup(2), []
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield held
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            held.append(capture.read())
 
 
 def _verify(flatbuffer, reference, task, held_out):
