@@ -223,6 +223,11 @@ def test_missing_columns_list_the_columns(tmp_path):
     with pytest.raises(DataError, match=r"DataFrame: path_column='path' is not a column; the columns are "
                                         r"\['image', 'label'\]\.$"):
         load_images(frame, **UNIT)
+    # Excel's "Text" and "Label" headers: the columns listed, but the near miss not named (a tester's find).
+    frame = pd.DataFrame({"Text": ["bees"], "Label": ["x"]})
+    with pytest.raises(DataError, match=r"DataFrame: text_column='text' is not a column, but 'Text' is \(names are "
+                                        r"matched with their case\); pass text_column='Text'\.$"):
+        load_text(frame)
 
 
 def test_duplicate_columns_in_a_dataframe():

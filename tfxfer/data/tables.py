@@ -172,6 +172,10 @@ def require_columns(frame, columns, source):
             if name not in available and spaced:  # a header as spreadsheets leave it: "text " for text
                 raise DataError(f"{source}: {argument}={name!r} is not a column, but {spaced[0]!r} is, with spaces "
                                 f"in its name; pass {argument}={spaced[0]!r}, or remove the spaces from the header.")
+            cased = [column for column in available if str(column).strip().casefold() == str(name).casefold()]
+            if name not in available and cased:  # "Text" for text: names are matched exactly, as pandas does
+                raise DataError(f"{source}: {argument}={name!r} is not a column, but {cased[0]!r} is (names are "
+                                f"matched with their case); pass {argument}={cased[0]!r}.")
             if name not in available:
                 raise DataError(f"{source}: {argument}={name!r} is not a column; the columns are {available}."
                                 f"{header_hint(available, source)}")
