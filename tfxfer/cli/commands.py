@@ -305,7 +305,20 @@ def predict(args):
     terminal.print_skipped(skipped := table.attrs.get("skipped", []))
     if skipped and table.empty:
         raise ValueError(f"every input was left out ({len(skipped)}, listed above): nothing was predicted")
+    if "text" in table and not args.json:  # a row per text, however long; --json gives each whole
+        table = table.assign(text=table["text"].map(_cell))
     _result(args, table)
+
+
+def _cell(text, width=60):
+    """A text as one table cell: its line breaks as spaces, cut to `width` characters.
+
+    Example:
+        >>> _cell("Dear all,\\n\\nthe bees are back. " * 5)
+        'Dear all, the bees are back. Dear all, the bees are back....'
+    """
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def demo(args):
