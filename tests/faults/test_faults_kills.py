@@ -205,6 +205,34 @@ def test_a_dead_workers_trial_is_run_even_when_the_others_have_nothing_left(tmp_
     assert exit_chief(oracle) and [a.status for a in answers][-1] == "STOPPED"
 
 
+def test_a_trial_run_again_is_scored_by_its_new_run_alone_and_nan_ranks_last(tmp_path):
+    """Keras Tuner keeps a taken-back trial's earlier reports and averages the new run's with them step by step (the
+    score here was 0.6); a trial that ended on NaN was INVALID, three of them ending the search (a reviewer's finds)."""
+    oracle = GuardedRandomSearchOracle(objective=kt.Objective("val_accuracy", "max"), max_trials=2, seed=0)
+    oracle._set_project_dir(str(tmp_path), "p")
+    oracle.hyperparameters.Choice("frozen_blocks", [1, 2, 3, 4])
+    Watchdog(oracle, timeout=1, interval=1)
+    first = oracle.create_trial("tuner0")
+    for step, value in enumerate([0.9, 0.8, 0.7, 0.6]):  # tuner0 dies after four epochs
+        oracle.update_trial(first.trial_id, {"val_accuracy": value}, step=step)
+    assert oracle.reclaim_stalled_trials(timeout=1, now=time.time() + 60) == [first.trial_id]
+    again = oracle.create_trial("tuner1")
+    assert again.trial_id == first.trial_id
+    for step, value in enumerate([0.4, 0.5]):  # run again, it stops after two epochs; then its final report
+        oracle.update_trial(again.trial_id, {"val_accuracy": value}, step=step)
+    oracle.update_trial(again.trial_id, {"val_accuracy": 0.5, "epochs": 2.0}, step=2)
+    again.status = "COMPLETED"
+    oracle.end_trial(again)
+    assert (oracle.trials[first.trial_id].score, oracle.trials[first.trial_id].best_step) == (0.5, 2)
+    diverged = oracle.create_trial("tuner1")
+    with pytest.warns(RuntimeWarning, match="All-NaN"):  # Keras Tuner's best value so far, over NaN alone
+        oracle.update_trial(diverged.trial_id, {"val_accuracy": float("nan"), "epochs": 1.0}, step=1)
+    diverged.status = "COMPLETED"
+    oracle.end_trial(diverged)
+    assert oracle.trials[diverged.trial_id].status == "COMPLETED"
+    assert oracle.trials[diverged.trial_id].score == float("-inf")
+
+
 @pytest.mark.parametrize("killed_while", ["between trials", "waiting for a trial"])
 def test_a_worker_killed_without_a_trial_out_does_not_keep_the_chief_waiting(tmp_path, killed_while):
     """Keras Tuner's chief ends once no trial is out and no worker is registered; a worker registers when it asks

@@ -138,3 +138,27 @@ def test_int8_mobilenet_agrees_with_the_float_model_on_the_hymenoptera_validatio
     check = load_exported(path).metadata["litert"]["verification"]
     assert check["examples"] == data.sizes["validation"] == 153 and check["source"] == "validation split"
     assert check["top1_agreement"] >= 0.98, check
+
+
+def test_converting_in_two_threads_gives_stderr_back():
+    """File descriptor 2 is the process's: two conversions at once left it on one's deleted capture file, and every
+    later message of the process was lost (a reviewer's find)."""
+    import os
+    import threading
+    import time
+
+    from tfxfer.serving.litert import _held_stderr
+
+    before = os.fstat(2)
+
+    def convert():
+        with _held_stderr():
+            time.sleep(0.2)
+
+    threads = [threading.Thread(target=convert) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    after = os.fstat(2)
+    assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)

@@ -27,6 +27,7 @@ from concurrent import futures
 
 import grpc
 import keras_tuner as kt
+import numpy as np
 
 from tfxfer import _compat
 
@@ -64,6 +65,11 @@ class _Guarded:
         """
         self.heard[tuner_id] = time.time()
         trial = super().create_trial(tuner_id)
+        if trial.status == kt.engine.trial.TrialStatus.RUNNING and any(
+                history.get_history() for history in trial.metrics.metrics.values()):
+            # A trial run again (its worker or process died): Keras Tuner keeps the earlier run's reports, which the
+            # new run's would be averaged with, step by step.
+            trial.metrics = type(trial.metrics)()
         if trial.status == kt.engine.trial.TrialStatus.STOPPED and self.idle_wait and self.ongoing_trials:
             self.tuner_ids.add(tuner_id)  # still a worker the chief must wait for
             return kt.engine.trial.Trial(self.get_space(), trial_id="waiting",
@@ -82,7 +88,10 @@ class _Guarded:
         scores = [obs.mean() for obs in trial.metrics.get_history(name) if obs.step == final]
         if not scores:
             return super().score_trial(trial)
-        trial.score, trial.best_step = scores[0], final
+        worst = float("-inf") if self.objective.direction == "max" else float("inf")
+        # A trial that ended on NaN (diverged) completes with the worst score, as Keras Tuner's best over its epochs
+        # kept it; NaN would mark it INVALID, and three in a row would end the search.
+        trial.score, trial.best_step = worst if np.isnan(scores[0]) else scores[0], final
 
     @kt.synchronized
     def end_trial(self, trial):

@@ -20,6 +20,7 @@ import os
 import re
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -249,8 +250,9 @@ def _convert(converter, select_tf_ops):
         ops = sorted(set(re.findall(r"'(tf\.[\w>]+)' op is neither a custom op nor a flex op", message)) |
                      set(re.findall(r"\b(tf\.[\w>]+)\s*\{", message)))
         if not ops:
-            os.write(2, held[0])
+            _replay(held)
             raise
+        _replay(held, leave_out=_CONVERTER_REPORT)  # which the error below replaces
         library_ops = [op for op in ops if ">" in op]  # e.g. tf.TFText>RoundRobinTrim
         if library_ops:
             raise ValueError(f"LiteRT cannot convert {', '.join(library_ops)}: custom ops of a TensorFlow library "
@@ -262,25 +264,48 @@ def _convert(converter, select_tf_ops):
         raise ValueError(f"LiteRT's built-in ops cannot express {', '.join(ops)} (used by the model); pass "
                          "select_tf_ops=True to include them as TensorFlow ops (the app then needs "
                          "LiteRT's Flex delegate), or export a SavedModel.") from None
-    os.write(2, held[0])
+    _replay(held)
     return flatbuffer
+
+
+_STDERR_LOCK = threading.Lock()
 
 
 @contextlib.contextmanager
 def _held_stderr():
-    """Holds what C++ code writes to file descriptor 2 while the block runs; yields a list that then holds the
-    bytes."""
-    sys.stderr.flush()
-    saved, held = os.dup(2), []
-    with tempfile.TemporaryFile() as capture:
-        os.dup2(capture.fileno(), 2)
+    """Holds what C++ code writes to file descriptor 2 while the block runs (one block at a time in a process: the
+    descriptor is the whole process's); yields a list that then holds the bytes. Without a file descriptor 2 (a
+    daemon's, closed), nothing is held."""
+    held = []
+    with _STDERR_LOCK:
+        sys.stderr.flush()
         try:
+            saved = os.dup(2)
+        except OSError:
             yield held
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
-            capture.seek(0)
-            held.append(capture.read())
+            return
+        with tempfile.TemporaryFile() as capture:
+            os.dup2(capture.fileno(), 2)
+            try:
+                yield held
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                capture.seek(0)
+                held.append(capture.read())
+
+
+#: The lines of the converter's own report of ops it cannot convert (MLIR diagnostics and a summary).
+_CONVERTER_REPORT = re.compile(r"^\s*$|^(loc\(|<unknown>:|error: |Some ops are not supported|TF Select ops:|Details:|"
+                               r"\s+tf\.)")
+
+
+def _replay(held, leave_out=None):
+    """Writes held stderr bytes back to file descriptor 2, less the lines that match `leave_out`."""
+    lines = [line for line in b"".join(held).splitlines(keepends=True)
+             if leave_out is None or not leave_out.search(line.decode("utf-8", "replace"))]
+    if lines:
+        os.write(2, b"".join(lines))
 
 
 def _verify(flatbuffer, reference, task, held_out):
