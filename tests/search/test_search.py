@@ -238,3 +238,14 @@ def test_a_resume_with_another_batch_size_or_augmentation_is_refused(data, tmp_p
                                          r"batch_size=8 then, batch_size=2 now\. A trial retrains as it ran") as error:
         TransferSearch.from_folder(tmp_path / "runs" / "p", extractor=tiny_cnn(), verbose=0).best_model(smaller)
     assert "overwrite" not in str(error.value)
+    # A search scored the old way (Keras Tuner's best epoch) is not resumed under the new rule, mixing the two (a
+    # reviewer's find); its best trial still retrains.
+    record = tmp_path / "runs" / "p" / "tfxfer_search.json"
+    stored = json.loads(record.read_text())
+    assert stored.pop("scoring") == "the epoch whose weights a trial ends with"
+    record.write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match=r"trials scored by their best epoch over every phase \(tfxfer before "
+                                         r"2026-12-07\), now by the epoch whose weights a trial ends with"):
+        search().search(data)
+    assert TransferSearch.from_folder(tmp_path / "runs" / "p", extractor=tiny_cnn(), verbose=0).best_model(
+        data).frozen_blocks_ == 4

@@ -184,7 +184,8 @@ def train(args):
     ).fit(data, callbacks=callbacks)
     row = {"regime": args.regime, "frozen_blocks": model.frozen_blocks_, "trainable_params": model.trainable_params_,
            "epochs": len(model.history_["loss"]), "seconds": round(model.fit_seconds_, 1)}
-    row.update({k: round(v[-1], 4) for k, v in model.history_.items() if k.startswith("val_")})
+    # The epoch whose weights the model kept (early stopping restores an earlier one than the last)
+    row.update({k: round(v[model.kept_epoch_], 4) for k, v in model.history_.items() if k.startswith("val_")})
     if args.tta and data.sizes.get("validation"):
         row.update({f"val_{k}_tta": round(v, 4) for k, v in model.evaluate(data.validation,
                                                                           test_time_augmentation=True).items()})
@@ -224,7 +225,8 @@ def tune(args):
     distribution_environment(args)
     options = [_extractor_options(args, source) for source in args.extractor]
     extractors = [_load_extractor(args, source) for source in args.extractor]
-    check_litert_conversion(args, extractors, exporting=args.export is not None)
+    check_litert_conversion(args, extractors, exporting=args.export is not None and os.environ.get(
+        "KERASTUNER_TUNER_ID", "chief").startswith("chief"))  # workers never export
     data = _load_data(args, extractors[0])
     directory, project = os.path.split(os.path.normpath(args.dir))
     space = tfxfer.SearchSpace(**({"frozen_blocks": args.freeze_choices} if args.freeze_choices else {}),

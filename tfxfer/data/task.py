@@ -13,7 +13,7 @@ import tensorflow as tf
 from tfxfer.data import labels as label_encoders
 from tfxfer.data.errors import DataError
 from tfxfer.data.task_types import KINDS as _KINDS
-from tfxfer.data.task_types import TASK_TYPES, Objective
+from tfxfer.data.task_types import TASK_TYPES
 
 
 def check_task_argument(task):
@@ -129,12 +129,6 @@ class Task:
     def objective(self):
         """The validation metric to optimise (`val_accuracy`, `val_auc`, `val_loss`) and its direction."""
         return self._kind.objective
-
-    def best_epoch(self, history):
-        """The index of the best epoch of a Keras history by the objective (the validation loss if it is absent)."""
-        objective = self.objective if self.objective.name in history else Objective("val_loss", "min")
-        scores = history[objective.name]
-        return int(np.argmax(scores) if objective.direction == "max" else np.argmin(scores))
 
     def fit_class_weight(self):
         """The `class_weight` for `keras.Model.fit`: the balanced weights of a multi-class task, else None."""

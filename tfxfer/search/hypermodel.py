@@ -150,17 +150,19 @@ def extractor_key(source, options=None):
 
 
 def absolute_paths(options):
-    """`load_extractor` options with each value that names an existing file or folder made absolute, so that a
-    search's record loads the same files from any working directory.
+    """`load_extractor` options with the files they name (`weights`, `preprocessor`) made absolute where they
+    exist, so that a search's record loads the same files from any working directory.
 
     Example:
         >>> absolute_paths({"alpha": 0.35, "weights": "."}) == {"alpha": 0.35, "weights": os.getcwd()}
         True
     """
-    return {key: _absolute(value) if isinstance(value, str) else value for key, value in (options or {}).items()}
+    return {key: _absolute(value) if key in ("weights", "preprocessor") and isinstance(value, str) and
+            value != "imagenet" else value for key, value in (options or {}).items()}
 
 
 def _absolute(source):
+    """A source that names an existing file or folder, absolute (as `load_extractor` reads it: a path first)."""
     return os.path.abspath(source) if os.path.exists(source) else source
 
 

@@ -89,9 +89,19 @@ def _augmentation(data):
     return f"{type(layer).__name__} {hashlib.sha256(config.encode()).hexdigest()[:8]}"
 
 
-def record_differences(stored, identity):
-    """What differs between a search's stored record and another search's identity, in words."""
+#: How a search scores its trials (`_Guarded.score_trial`), recorded since 2026-12-07; searches recorded before
+#: took Keras Tuner's best epoch over every phase.
+SCORING = "the epoch whose weights a trial ends with"
+
+
+def record_differences(stored, identity, resuming=True):
+    """What differs between a search's stored record and another search's identity, in words; the scoring rule
+    only when `resuming` (retraining a trial does not score it)."""
     differences = []
+    if resuming and "extractor_weights" in stored and stored.get("scoring") != identity.get("scoring"):
+        differences.append(f"trials scored by {stored.get('scoring') or 'their best epoch over every phase'} "
+                           f"(tfxfer before 2026-12-07), now by {identity.get('scoring')}, whose scores would not "
+                           "compare")
     if stored.get("extractor_weights") != identity["extractor_weights"]:
         differences.append(f"other weights of {identity['extractor']!r} (trained since, or another file of that name)"
                            if stored.get("extractor") == identity["extractor"] else
@@ -160,7 +170,8 @@ def search_results(directory, project_name):
         is also a trial whose process was stopped, with its scores up to its last epoch: resuming the search runs
         it again from its start), every hyperparameter (a search across extractors has `extractor` and
         `frozen_blocks` for its `candidate`), `regime` (the plan the trial trained in), `score` (the objective), the
-        other metrics at the best epoch, `epochs`, `seconds`, sorted best first (trials without a score last).
+        other metrics at the epoch whose weights the trial ended with, `epochs`, `seconds`, sorted best first
+        (trials without a score last).
         `table.attrs` holds the `objective` and its `direction` as the search stored them, and the extractor's
         `n_blocks`.
 
@@ -186,7 +197,7 @@ def search_results(directory, project_name):
             row["regime"] = regime_for_depth(row["frozen_blocks"], n_blocks)
         row["score"] = trial.score
         for name, history in trial.metrics.metrics.items():
-            # Each metric at the objective's best epoch (each one's own best would mix epochs in one row); the
+            # Each metric at the scored epoch (each one's own best would mix epochs in one row); the
             # totals, reported once at the end, as they stand.
             at_best = [obs.mean() for obs in history.get_history() if obs.step == trial.best_step]
             value = at_best[0] if at_best else history.get_last_value()

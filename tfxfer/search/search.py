@@ -32,10 +32,10 @@ import pandas as pd
 from tfxfer import _compat
 from tfxfer.search.candidates import choose_candidates
 from tfxfer.search.distributed import TUNERS, Watchdog, answer_late_workers, patient_workers
-from tfxfer.search.hypermodel import TransferHyperModel
+from tfxfer.search.hypermodel import TransferHyperModel, extractor_key
 from tfxfer.search.probing import SCORES, probe
-from tfxfer.search.results import (SEARCH_FILE, check_own_folder, data_identity, report_failed_trials,
-                                   read_json, readable_json, record_differences, search_record, search_results,
+from tfxfer.search.results import (SCORING, SEARCH_FILE, check_own_folder, data_identity, read_json, readable_json,
+                                   record_differences, report_failed_trials, search_record, search_results,
                                    stored_space, write_json)
 from tfxfer.search.space import SearchSpace
 from tfxfer.training import FeatureCache
@@ -188,7 +188,7 @@ class TransferSearch:
             "tuner": self.tuner, "extractor": names if several else names[0],
             "extractor_sources": [member.source for member in members] if several else members[0].source,
             "extractor_options": [member.options for member in members] if several else members[0].options,
-            "extractor_weights": hypermodel.fingerprint,
+            "extractor_weights": hypermodel.fingerprint, "scoring": SCORING,
             "n_blocks": hypermodel.n_blocks if several else hypermodel.extractor.n_blocks, "data": data_identity(data),
             "space": dataclasses.asdict(self.space),
             "epochs": self.epochs, "patience": self.patience, "seed": self.seed}
@@ -203,7 +203,7 @@ class TransferSearch:
         if "extractor_weights" not in stored:
             return
         identity = self._identity(data)
-        differences = record_differences(stored, identity)
+        differences = record_differences(stored, identity, resuming=not retraining)
         if differences and retraining:
             raise ValueError(f"Cannot retrain the best trial of the search in {self.project_dir}: it was run with "
                              f"{'; '.join(differences)}. A trial retrains as it ran: give the data and extractor "
@@ -249,7 +249,10 @@ class TransferSearch:
                                  "replaces the one of a single-extractor search.")
             probed = record.get("probe", {})
             options = settings.pop("extractor_options") or [{}] * len(record["extractor"])
-            sources = record.get("extractor_sources", record["extractor"])  # recorded since 2026-12-07
+            # Recorded since 2026-12-07; before, a member's name is its source with its options after it.
+            sources = record.get("extractor_sources") or [name.removesuffix(extractor_key("", option)) if option
+                                                          else name for name, option in zip(record["extractor"],
+                                                                                            options)]
             return cls(extractors=[(source, option or {}) for source, option in zip(sources, options)],
                        directory=directory or ".", project_name=project_name,
                        probe_score=probed.get("score", "linear"), probe_margin=probed.get("margin", 0.05),

@@ -97,7 +97,8 @@ class TransferModel:
         fine_tune_epoch_: The epoch index where blocks were first unfrozen after a warm-up (or fine-tuning began),
             else None.
         kept_epoch_: The epoch index whose weights the model ends with: the last phase's lowest validation loss
-            (early stopping restores it), or its last epoch without `patience`.
+            (training loss without validation data), which early stopping restores, or its last epoch without
+            `patience`.
         learning_rates_: Learning rate of each phase, in order.
         cached_phases_: For each phase, whether it trained on cached activations.
         frozen_blocks_: Blocks frozen at the end of training.
@@ -224,8 +225,8 @@ class TransferModel:
             stopper = None if self.patience is None else keras.callbacks.EarlyStopping(
                 monitor=monitor, patience=self.patience, restore_best_weights=True)
             result = trainer.fit(**trainer_kwargs, epochs=epoch + phase.epochs, initial_epoch=epoch,
-                                 callbacks=phase_callbacks + [stopper] * bool(stopper), class_weight=self._class_weight(task),
-                                 verbose=self.verbose)
+                                 callbacks=phase_callbacks + [stopper] * bool(stopper),
+                                 class_weight=self._class_weight(task), verbose=self.verbose)
             for key, values in result.history.items():
                 history.setdefault(key, []).extend(values)
             epoch += len(result.epoch)
