@@ -130,8 +130,8 @@ def test_a_utf16_file_with_its_byte_order_mark_is_named_as_utf16(tmp_path):
         for i in range(2):
             (tmp_path / label / f"{i}.txt").write_text(f"{label} message {i}", encoding="utf-8")
     (tmp_path / "spam" / "2.txt").write_text("spam from Windows", encoding="utf-16")
-    with pytest.raises(DataError, match=r"2.txt: not decodable text \(it starts with a UTF-16 byte order mark, so it is "
-                                        r"UTF-16 text, not utf-8\); pass encoding='utf-16' if the files are UTF-16, or "
+    with pytest.raises(DataError, match=r"2.txt: not decodable text \(it starts with a UTF-16 byte order mark, so it "
+                                        r"is UTF-16 text, not utf-8\); pass encoding='utf-16' if the files are UTF-16, or "
                                         r"save it as utf-8, or pass on_bad="):
         load_text(tmp_path)
     with pytest.warns(UserWarning, match="1 file or row left out or not read"):

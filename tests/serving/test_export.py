@@ -422,6 +422,17 @@ def test_load_exported_runs_texts_and_a_csv(tiny_exports, tmp_path, monkeypatch)
     (tmp_path / "spaced.csv").write_text("text ,label\nfree money,1\n")
     with pytest.raises(tfxfer.DataError, match=r"text_column='text' is not a column, but 'text ' is, with spaces"):
         exported.predict(tmp_path / "spaced.csv")
+    # A one-column file without a header lost its first text as the column's name; an empty quoted cell and a
+    # blank line were dropped without a word (a hostile tester's finds).
+    (tmp_path / "bare.csv").write_text('I loved it\nawful service\n""\n\nok fine\n')
+    with pytest.warns(UserWarning, match=r"bare.csv: its only column, 'I loved it', is read as the texts and its first "
+                                         r"row as the column's name; pass text_column='I loved it' to say so, or "
+                                         r"column_names=\['text'\] if the file has no header row"):
+        bare = exported.predict(tmp_path / "bare.csv")
+    assert bare["text"].tolist() == ["awful service", "ok fine"]
+    assert [(item.source.rsplit(", ", 1)[1], item.reason) for item in bare.attrs["skipped"]] == [
+        ("row 3", "blank row"), ("row 4", "blank row")]
+    assert exported.predict(tmp_path / "bare.csv", column_names=["text"])["text"].tolist()[0] == "I loved it"
 
 
 def test_a_model_of_joined_text_columns_joins_a_csvs_columns_as_training_did(tmp_path):

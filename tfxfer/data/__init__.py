@@ -14,6 +14,7 @@ __getattr__, __dir__, __all__ = _lazy.attach(__name__, {
     "images": ["default_augmentation", "load_images"],
     "stratify": ["stratified_split"],
     "tables": ["read_table"],
-    "task": ["Objective", "Task"],
+    "task": ["Task"],
+    "task_types": ["Objective"],
     "text": ["load_text"],
 })

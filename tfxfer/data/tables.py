@@ -122,11 +122,20 @@ def read_table(path, *, sep=None, column_names=None, encoding="utf-8", quoting=N
         if frame[column].notna().any():
             raise DataError(f"{path}: column {position + 1} has values but no name in the header row; name it.")
         frame = frame.drop(columns=column)
-    # Blank lines are dropped, but counted, so that messages name rows as a spreadsheet numbers them.
+    # Blank rows (blank lines, or cells all empty) are dropped, but counted, so that messages name rows as a
+    # spreadsheet numbers them, and listed, so that the callers can say they were left out.
     filled = frame.notna().any(axis=1).to_numpy()
+    first = 2 if column_names is None else 1
     frame = frame[filled].reset_index(drop=True)
-    frame.attrs["row_numbers"] = (np.flatnonzero(filled) + (2 if column_names is None else 1)).tolist()
+    frame.attrs["row_numbers"] = (np.flatnonzero(filled) + first).tolist()
+    frame.attrs["blank_rows"] = (np.flatnonzero(~filled) + first).tolist()
     return frame
+
+
+def note_blank_rows(frame, source, bad):
+    """Records the rows `read_table` dropped for having no value (blank lines, or only empty cells) as left out."""
+    for number in frame.attrs.get("blank_rows", []):
+        bad.note(f"{source}, row {number}", "blank row", "no value in any column")
 
 
 _INSTEAD = {

@@ -125,9 +125,9 @@ def read_text_file(path, encoding, bad):
         return None
     marked = marked_encoding(raw, encoding)
     if marked:
-        bad.report(path, "not decodable text", f"it starts with a {marked} byte order mark, so it is {marked} text, not "
-                   f"{encoding}", f"pass encoding='{marked.lower()}' if the files are {marked}, or save it as "
-                   f"{encoding},")
+        bad.report(path, "not decodable text",
+                   f"it starts with a {marked} byte order mark, so it is {marked} text, not {encoding}",
+                   f"pass encoding='{marked.lower()}' if the files are {marked}, or save it as {encoding},")
         return None
     try:
         text = raw.decode(codec_for(encoding))

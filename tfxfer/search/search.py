@@ -193,8 +193,8 @@ class TransferSearch:
             "space": dataclasses.asdict(self.space),
             "epochs": self.epochs, "patience": self.patience, "seed": self.seed}
         if several:
-            identity.update(candidates=hypermodel.candidates, probe={"score": self.probe_score,
-                                                                     "margin": self.probe_margin})
+            probe_rule = {"score": self.probe_score, "margin": self.probe_margin}
+            identity.update(candidates=hypermodel.candidates, probe=probe_rule)
         return json.loads(json.dumps(identity))
 
     def _check_same_search(self, data, stored, retraining=False):
@@ -258,8 +258,7 @@ class TransferSearch:
                        probe_score=probed.get("score", "linear"), probe_margin=probed.get("margin", 0.05),
                        **settings)
         return cls(extractor if extractor is not None else record.get("extractor_sources", record["extractor"]),
-                   directory=directory or ".",
-                   project_name=project_name, **settings)
+                   directory=directory or ".", project_name=project_name, **settings)
 
     def _make_tuner(self, hypermodel, task):
         """Keras Tuner's tuner for `self.tuner`, over tfxfer's guarded oracle; `tuner_options` go to whichever of the
