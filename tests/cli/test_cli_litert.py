@@ -68,3 +68,13 @@ def test_a_text_model_litert_cannot_hold_is_refused_before_any_training(tmp_path
         "--select-tf-ops to include them as TensorFlow ops (the app then needs LiteRT's Flex delegate), or export a "
         "SavedModel."], result.stderr[-3000:]
     assert not (tmp_path / "lite").exists()
+    # With --select-tf-ops it exports; --quiet hid that the file could not be verified, and the converter's list of
+    # select ops filled stderr (a hostile tester's finds).
+    result = tfxfer("train", texts, "--extractor", tmp_path / "text_model", "--export", "t", "--root", tmp_path / "lite",
+                    "--format", "litert", "--select-tf-ops", "--epochs", "1", "--quiet", env=user)
+    assert result.returncode == 0 and result.stdout.strip() == str(tmp_path / "lite" / "t" / "1"), result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr[-3000:]
+    (line,) = lines
+    assert line.startswith(f"{tmp_path / 'lite' / 't' / '1'}/model.tflite: ") and "; not verified: The file holds " \
+        "select TF ops" in line, result.stderr

@@ -1,6 +1,8 @@
 """The command line's edge deployment: LiteRT flags of the exporting commands (`--format litert`, `--quantize`...)
 and `tfxfer distill`, kept apart from the SavedModel commands."""
 
+import sys
+
 from tfxfer.cli.commands import UsageError, _say
 
 
@@ -64,7 +66,11 @@ def said_verification(args, path):
     found = f"not verified: {check['skipped']}" if check.get("skipped") else (
         f"verified on {check['examples']} examples of the {check['source']}: largest score difference from the "
         f"SavedModel {check['max_score_difference']:.2g}, top-1 agreement {check['top1_agreement']}")
-    _say(args, f"{path}/model.tflite: {litert['size_bytes'] / 1e6:.2f} MB, {litert['quantize']}; {found}")
+    line = f"{path}/model.tflite: {litert['size_bytes'] / 1e6:.2f} MB, {litert['quantize']}; {found}"
+    if check.get("skipped"):  # a warning, which --quiet and --json do not hide
+        print(line, file=sys.stderr)
+    else:
+        _say(args, line)
 
 
 def distill_flags(commands_, command, data_flags, extractor_flags, export_flags):

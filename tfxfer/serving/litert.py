@@ -264,7 +264,7 @@ def _convert(converter, select_tf_ops):
         raise ValueError(f"LiteRT's built-in ops cannot express {', '.join(ops)} (used by the model); pass "
                          "select_tf_ops=True to include them as TensorFlow ops (the app then needs "
                          "LiteRT's Flex delegate), or export a SavedModel.") from None
-    _replay(held)
+    _replay(held, leave_out=_CONVERTER_REPORT)  # with select TF ops, its list of them (the metadata has the file's)
     return flatbuffer
 
 
@@ -297,7 +297,7 @@ def _held_stderr():
 
 #: The lines of the converter's own report of ops it cannot convert (MLIR diagnostics and a summary).
 _CONVERTER_REPORT = re.compile(r"^\s*$|^(loc\(|<unknown>:|error: |Some ops are not supported|TF Select ops:|Details:|"
-                               r"\s+tf\.)")
+                               r"\s+tf\.)|Flex ops: Flex|See instructions: https://www\.tensorflow\.org/lite/guide/")
 
 
 def _replay(held, leave_out=None):
