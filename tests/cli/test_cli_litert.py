@@ -70,8 +70,8 @@ def test_a_text_model_litert_cannot_hold_is_refused_before_any_training(tmp_path
     assert not (tmp_path / "lite").exists()
     # With --select-tf-ops it exports; --quiet hid that the file could not be verified, and the converter's list of
     # select ops filled stderr (a hostile tester's finds).
-    result = tfxfer("train", texts, "--extractor", tmp_path / "text_model", "--export", "t", "--root", tmp_path / "lite",
-                    "--format", "litert", "--select-tf-ops", "--epochs", "1", "--quiet", env=user)
+    result = tfxfer("train", texts, "--extractor", tmp_path / "text_model", "--export", "t", "--root",
+                    tmp_path / "lite", "--format", "litert", "--select-tf-ops", "--epochs", "1", "--quiet", env=user)
     assert result.returncode == 0 and result.stdout.strip() == str(tmp_path / "lite" / "t" / "1"), result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr[-3000:]
