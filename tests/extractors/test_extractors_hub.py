@@ -201,3 +201,21 @@ def test_import_needs_no_network_and_cli_entry_point_exists():
     result = subprocess.run([sys.executable, "-c", "import sys, tfxfer; print(tfxfer.__version__, 'keras_hub' in "
                              "sys.modules)"], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0 and result.stdout.strip() == f"{tfxfer.__version__} False"
+
+
+def test_a_savedmodel_that_does_not_state_its_image_size_is_taken_at_224_and_says_how_to_change_it(tmp_path):
+    """It was a log line in Python's words, and the command line had no flag to change it (a hostile tester's)."""
+    from tfxfer.cli.commands import _extractor_options
+    from tfxfer.cli.parser import build_parser
+
+    module = tf.Module()
+    module.scale = tf.Variable(1.0)
+    module.__call__ = tf.function(lambda images: tf.reduce_mean(images, axis=[1, 2]) * module.scale,
+                                  input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
+    tf.saved_model.save(module, str(tmp_path / "sizeless"))
+    with pytest.warns(UserWarning, match=r"sizeless does not state its image size; assuming 224x224\. Pass "
+                                         r"image_size=\[height, width\] to change it\."):
+        assert tfxfer.load_extractor(tmp_path / "sizeless").image_size == (224, 224)
+    args = build_parser().parse_args(["train", "photos", "--extractor", "x", "--image-size", "32", "40"])
+    assert _extractor_options(args, "x") == {"image_size": (32, 40)}
+    assert tfxfer.load_extractor(tmp_path / "sizeless", **_extractor_options(args, "x")).image_size == (32, 40)

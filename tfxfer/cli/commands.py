@@ -36,7 +36,8 @@ def _extractor_options(args, source):
     from tfxfer.extractors.sources import is_application_name
 
     given = {"preprocessor": args.preprocessor, "output_key": args.output_key, "weights": args.weights,
-             "alpha": args.alpha, "pooling": args.pooling, "sequence_length": args.sequence_length}
+             "alpha": args.alpha, "pooling": args.pooling, "sequence_length": args.sequence_length,
+             "image_size": args.image_size and tuple(args.image_size)}
     options = {name: value for name, value in given.items() if value is not None}
     application = [f"--{name}" for name in ("weights", "alpha") if name in options]
     if application and not is_application_name(source):

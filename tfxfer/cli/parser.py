@@ -77,6 +77,9 @@ def _extractor_flags(parser, source=True, repeat=False):
                              "image classifier uses)")
     parser.add_argument("--sequence-length", type=whole(1),
                         help="KerasHub text backbones: tokens per text (default: the preset's)")
+    parser.add_argument("--image-size", nargs=2, type=whole(1), metavar=("HEIGHT", "WIDTH"),
+                        help="image extractors: the size they take, for a SavedModel that does not state it "
+                             "(default: its own)")
     parser.add_argument("--cache-sequences", action="store_true",
                         help="BERT-style TF Hub encoders: also cache between transformer layers (the sequence and "
                              "its mask: about 197 KB per text at 128 tokens)")

@@ -10,6 +10,7 @@ inference mode only (they carry no training graph).
 import logging
 import os
 import re
+import warnings
 
 import keras
 import tensorflow as tf
@@ -122,8 +123,8 @@ class HubExtractor(Extractor):
             image_size = image_size or (static if None not in static else None) or _size_from_name(source)
             if image_size is None:
                 image_size = (224, 224)
-                log.warning("%s does not state its image size; assuming 224x224. Pass image_size=(h, w) to change it.",
-                            source)
+                warnings.warn(f"{source} does not state its image size; assuming 224x224. Pass image_size=[height, "
+                              "width] to change it.", UserWarning, stacklevel=2)
             value_range = value_range or HUB_IMAGE_VALUE_RANGE
         else:
             raise ValueError(
