@@ -322,7 +322,7 @@ def test_a_resume_refused_for_another_space_names_only_what_changed():
     now = {**stored, "extractor": "x", "space": {**space, "frozen_blocks": (2, 4), "learning_rate": (1e-4, 1e-2),
                                                  "batch_norm": "auto"}}
     (difference,) = record_differences(stored, now)
-    assert cli_words(difference) == "another search space (no --batch-norm then; --batch-norm auto now)"
+    assert cli_words(difference) == "another search space (--no-batch-norm then; --batch-norm auto now)"
     # The learning-rate ranges that --centre-rates sets (tune has no --learning-rate; found by a hostile tester)
     from tfxfer.cli.terminal import TUNE_FLAGS
 
@@ -347,3 +347,15 @@ def test_predict_text_column_takes_one_column_per_flag():
     assert (args.inputs, args.text_column) == (["msgs.csv"], ["text"])
     args = build_parser().parse_args(["predict", "model", "pairs.csv", "--text-column", "a", "--text-column", "b"])
     assert (args.inputs, args.text_column) == (["pairs.csv"], ["a", "b"])
+
+
+def test_flag_words_quote_what_the_shell_would_split_and_negate_with_no():
+    """Found by a hostile tester: 'pass --text-column text ' lost its space when typed; --no-batch-norm read 'no
+    --batch-norm'; a list gave --column-names 'text' with Python's quotes."""
+    from tfxfer.cli.terminal import cli_words
+
+    assert cli_words("pass text_column='text ', or remove the spaces") == "pass --text-column 'text ', or remove " \
+                                                                         "the spaces"
+    assert cli_words("batch_norm=False then") == "--no-batch-norm then"
+    assert cli_words("pass column_names=['label', 'text']") == "pass --column-names label text"
+    assert cli_words("leave preprocessor= out") == "leave --preprocessor out"

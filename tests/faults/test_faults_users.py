@@ -304,7 +304,7 @@ CASES = [
     Case("a tfxfer export loaded as an extractor", "extractor", _export_as_extractor, CLEAR,
          lambda ws: ["is a tfxfer export", "load_exported"]),
     Case("preprocessor= for an image SavedModel", "extractor", _preprocessor_for_images, CLEAR,
-         lambda ws: ["preprocessor= is for BERT-style encoders", "leave preprocessor out"]),
+         lambda ws: ["preprocessor= is for BERT-style encoders", "leave preprocessor= out"]),
     Case("overwrite=True on a folder of photos", "search", _overwrite_a_folder_of_photos, CLEAR,
          lambda ws: ["holds files that no search wrote", "overwrite=True would delete them all"]),
     Case("a search started in a folder of photos and notes", "search", _search_in_a_project_folder, CLEAR,

@@ -106,6 +106,10 @@ TUNE_FLAGS = {**FLAGS, "learning_rate": "the learning-rate range (of --centre-ra
               "fine_tune_learning_rate": "the fine-tuning rate range (of --centre-rates)"}
 
 
+#: The flags that `--no-...` negates (argparse's BooleanOptionalAction).
+_NEGATABLE = {"--batch-norm"}
+
+
 def cli_words(message, flags=FLAGS):
     """Rewrites the Python argument names in a library message as the command line's flags.
 
@@ -125,9 +129,11 @@ def cli_words(message, flags=FLAGS):
         if value is None or value in ("True", "[...]", "..."):
             return flag
         if value == "False":
-            return f"no {flag}"
+            return f"--no-{flag[2:]}" if flag in _NEGATABLE else f"no {flag}"
+        if value[:1] in "'\"" and value[1:-1] != value[1:-1].strip():  # spaces at its ends: quoted for the shell
+            return f"{flag} {value}"
         if value.startswith("[") and flag.startswith("--"):  # a list: the values one after another
-            return f"{flag} {' '.join(value[1:-1].replace(',', ' ').split())}"
+            return f"{flag} {' '.join(item.strip(chr(34) + chr(39)) for item in value[1:-1].replace(',', ' ').split())}"
         return f"{flag} {value.strip(chr(34) + chr(39))}"
 
     flagged = re.sub(r"\b([a-z][a-z_]*)=(\"[^\"]*\"|'[^']*'|\[[^\[\]]*\]|\w(?:[\w.-]*\w)?)?", replace, message)

@@ -101,7 +101,7 @@ class HubExtractor(Extractor):
         preprocess_fn = restored_preprocessor = None
         if preprocessor is not None and not isinstance(input_spec, dict):
             raise ValueError(f"preprocessor= is for BERT-style encoders, whose SavedModel takes a dict of token ids; "
-                             f"{source!r} takes {input_spec}: leave preprocessor out.")
+                             f"{source!r} takes {input_spec}: leave preprocessor= out.")
         if preprocessor is not None:
             register_text_ops()
             restored_preprocessor = load_saved_model(preprocessor)
