@@ -359,3 +359,35 @@ def test_flag_words_quote_what_the_shell_would_split_and_negate_with_no():
     assert cli_words("batch_norm=False then") == "--no-batch-norm then"
     assert cli_words("pass column_names=['label', 'text']") == "pass --column-names label text"
     assert cli_words("leave preprocessor= out") == "leave --preprocessor out"
+
+
+def test_export_names_an_extractor_that_moved_and_one_that_is_not_the_searchs(tiny_hub_model, images, tmp_path):
+    """`export --search` said 'Extractor source ... does not exist. Pass a TF Hub handle...' for a moved extractor,
+    and blamed the data for another model passed as --extractor (a hostile tester's finds)."""
+    from helpers import tiny_cnn
+    from tfxfer.cli.commands import UsageError
+    from tfxfer.cli.parser import build_parser
+    from tfxfer.cli.searches import load_search_extractors
+    from tfxfer.search import SearchSpace, TransferSearch
+    import tfxfer as library
+
+    data = library.load_images(images, extractor=library.load_extractor(tiny_hub_model), seed=0)
+    TransferSearch(str(tiny_hub_model), max_trials=1, epochs=1, patience=None, directory=tmp_path / "runs",
+                   project_name="p", space=SearchSpace(frozen_blocks=[4]), verbose=0).search(data)
+    moved = tiny_hub_model.rename(tmp_path / "moved_hub")
+
+    def load(*flags):
+        args = build_parser().parse_args(["export", str(images), "--search", str(tmp_path / "runs" / "p"), "--name",
+                                          "best", *flags])
+        search = TransferSearch.from_folder(args.search, extractor=args.extractor, verbose=0)
+        load_search_extractors(args, search)
+        return search
+
+    with pytest.raises(UsageError, match=rf"--search .*p: its extractor {tiny_hub_model} is not there any more "
+                                         r"\(moved or deleted\): pass --extractor with where it is now"):
+        load()
+    other = library.save_hub_format(tiny_cnn(seed=7), tmp_path / "other_hub")
+    with pytest.raises(UsageError, match=r"--extractor .*other_hub is not the search's extractor \(its weights "
+                                         r"differ"):
+        load("--extractor", str(other))
+    assert load("--extractor", str(moved)).extractor.source == str(moved)

@@ -265,19 +265,15 @@ def export(args):
     import tfxfer
     from tfxfer.cli.edge import check_litert_conversion, export_options, said_verification
     from tfxfer.cli.outputs import check_export_path
+    from tfxfer.cli.searches import load_search_extractors
 
     options = export_options(args)
     _check_data_path(args)
     check_export_path(args, "--name", args.name)
     args.stage = "loading"
     search = tfxfer.TransferSearch.from_folder(args.search, extractor=args.extractor, verbose=0)
-    if search.extractors is None:
-        search.extractor = tfxfer.load_extractor(search.extractor, **(search.extractor_options or {}))  # loaded once
-        data = _load_data(args, search.extractor)
-    else:  # a search across extractors: the data as the first one takes it (each gets it decoded for itself)
-        search.extractors = [(tfxfer.load_extractor(source, **options), options)
-                             for source, options in search.extractors]
-        data = _load_data(args, search.extractors[0][0])
+    load_search_extractors(args, search)  # loaded once; across extractors, the data as the first one takes it
+    data = _load_data(args, search.extractor if search.extractors is None else search.extractors[0][0])
     check_litert_conversion(args, [search.extractor] if search.extractors is None else
                             [extractor for extractor, _ in search.extractors])
     args.stage = "training"
