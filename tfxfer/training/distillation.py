@@ -168,8 +168,9 @@ def _teacher(teacher, class_names):
 
         exported = ExportedModel(teacher)
         if exported.input_kind != "image" or "serving_images" not in exported.signatures:
-            raise ValueError(f"teacher {teacher} is not an image export; distill takes a fitted TransferModel or a "
-                             "tfxfer SavedModel export of an image model.")
+            raise ValueError(f"teacher {teacher} is not the SavedModel export of an image model (it takes "
+                             f"{exported.input_kind}); distillation here teaches image students: pass an image "
+                             "model's export.")
         names, signature, task_type = exported.class_names, exported.signatures["serving_images"], exported.task_type
         extractor = SimpleNamespace(input_kind="image", image_size=tuple(exported.metadata["image_size"]),
                                     value_range=(0.0, 255.0))
