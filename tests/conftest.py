@@ -4,8 +4,10 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Under pytest-xdist, each worker's TensorFlow (and the subprocesses its tests start) gets its share of the cores:
-# two workers each running thread pools as wide as the machine spin and switch against each other (the suite ran 8%
-# slower so on the 2-core VM). Set before TensorFlow is imported; a variable already set is kept.
+# two workers each running thread pools as wide as the machine spin and switch against each other (on the 2-core
+# VM, side by side: tests/training with tests/data, and tests/search with the export and CLI tests, ran 8-9% slower
+# so; tests/serving with the docstring examples ran the same). Set before TensorFlow is imported; a variable already
+# set is kept.
 if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     _threads = str(max(1, (os.cpu_count() or 1) // int(os.environ["PYTEST_XDIST_WORKER_COUNT"])))
     for _name in ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS", "OMP_NUM_THREADS"):
