@@ -78,3 +78,18 @@ def test_a_text_model_litert_cannot_hold_is_refused_before_any_training(tmp_path
     (line,) = lines
     assert line.startswith(f"{tmp_path / 'lite' / 't' / '1'}/model.tflite: ") and "; not verified: The file holds " \
         "select TF ops" in line, result.stderr
+
+
+def test_distill_refuses_a_text_teacher_before_anything_loads(tiny_hub_model, tmp_path):
+    """It asked for --select-tf-ops first, then refused the teacher in Python's words (a hostile tester's find)."""
+    texts = tmp_path / "texts.csv"
+    texts.write_text("text,label\n" + "".join(f"bees make honey {i},bees\nants dig {i},ants\n" for i in range(6)))
+    model = save_tiny_text_model(tmp_path / "text_model")
+    data = library.load_text(texts, extractor=library.load_extractor(model), validation_split=0)
+    fitted = library.TransferModel(model, epochs=1, patience=None, verbose=0).fit(data)
+    teacher = library.export(fitted, "teacher", root=tmp_path / "exports")
+    result = tfxfer("distill", texts, "--teacher", teacher.parent, "--extractor", tiny_hub_model, "--export", "s",
+                    "--root", tmp_path / "lite", "--format", "litert")
+    assert result.returncode == 2 and result.stderr.strip().endswith(
+        f"--teacher {teacher.parent} is the export of a text model; tfxfer distill teaches image students: pass the "
+        "export of an image model"), result.stderr[-2000:]

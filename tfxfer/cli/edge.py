@@ -131,6 +131,7 @@ def distill(args):
         raise ValueError(f"--export {args.export} --root {args.root} is the teacher's model folder (--teacher "
                          f"{args.teacher}): the student would be served as a new version of the teacher. Pass "
                          "another --export name.")
+    _check_image_teacher(args)
     extractor = _load_extractor(args, args.extractor)
     check_litert_conversion(args, [extractor], exporting=args.export is not None)
     data = _load_data(args, extractor)
@@ -151,3 +152,19 @@ def distill(args):
                                           models_config=args.models_config, **options))
         said_verification(args, row["export"])
     _result(args, pd.DataFrame([row]))
+
+
+def _check_image_teacher(args):
+    """Refuses, before the student loads, a teacher exported from a text model (distill teaches image students)."""
+    import json
+
+    from tfxfer.serving.client import resolve_export
+    from tfxfer.serving.savedmodel import METADATA_FILE
+
+    try:
+        kind = json.loads((resolve_export(args.teacher) / METADATA_FILE).read_text()).get("input_kind")
+    except (OSError, ValueError):
+        return  # not a tfxfer export, or none: distill names what it is
+    if kind not in (None, "image"):
+        raise UsageError(f"--teacher {args.teacher} is the export of a {kind} model; tfxfer distill teaches image "
+                         "students: pass the export of an image model")
