@@ -215,6 +215,8 @@ def test_a_trial_run_again_is_scored_by_its_new_run_alone_and_nan_ranks_last(tmp
     first = oracle.create_trial("tuner0")
     for step, value in enumerate([0.9, 0.8, 0.7, 0.6]):  # tuner0 dies after four epochs
         oracle.update_trial(first.trial_id, {"val_accuracy": value}, step=step)
+    # A tuner that asks again is given its running trial back, its reports kept (a multi-worker trial's workers do).
+    assert oracle.create_trial("tuner0") is first and first.metrics.get_last_value("val_accuracy") == 0.6
     assert oracle.reclaim_stalled_trials(timeout=1, now=time.time() + 60) == [first.trial_id]
     again = oracle.create_trial("tuner1")
     assert again.trial_id == first.trial_id

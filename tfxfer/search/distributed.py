@@ -64,8 +64,9 @@ class _Guarded:
         back from a dead worker afterwards would then find no one to run it.
         """
         self.heard[tuner_id] = time.time()
+        running = self.ongoing_trials.get(tuner_id)  # asked again, Keras Tuner gives a tuner its running trial back
         trial = super().create_trial(tuner_id)
-        if trial.status == kt.engine.trial.TrialStatus.RUNNING and any(
+        if trial.status == kt.engine.trial.TrialStatus.RUNNING and trial is not running and any(
                 history.get_history() for history in trial.metrics.metrics.values()):
             # A trial run again (its worker or process died): Keras Tuner keeps the earlier run's reports, which the
             # new run's would be averaged with, step by step.
