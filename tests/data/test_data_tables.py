@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from tfxfer.data import DataError, read_table
+from tfxfer.data.errors import BadInputs
 from tfxfer.data.tables import load_frame
 
 
@@ -92,7 +93,7 @@ def test_duplicate_column_names_are_an_error(tmp_path):
         read_table(path)
     frame = pd.DataFrame([["hi", "a", "b"]], columns=["text", "label", "label"])
     with pytest.raises(DataError, match=r"DataFrame: column name 'label' appears more than once"):
-        load_frame(frame, sep=None, column_names=None, encoding="utf-8", text_columns=[])
+        load_frame(frame, sep=None, column_names=None, encoding="utf-8", text_columns=[], bad=BadInputs("error"))
 
 
 def test_malformed_row_names_the_line(tmp_path):

@@ -17,7 +17,7 @@ from tfxfer.data.datasplits import DataSplits
 from tfxfer.data.errors import BadInputs, DataError, count_reasons
 from tfxfer.data.folders import scan_class_folders
 from tfxfer.data.stratify import SPLITS, TEST, TRAIN, VALIDATION, check_fractions, stratified_split
-from tfxfer.data.tables import as_column_list, load_frame, note_blank_rows, require_columns, row_source, split_ids
+from tfxfer.data.tables import as_column_list, load_frame, require_columns, row_source, split_ids
 from tfxfer.data.task import Task, check_task_argument
 
 
@@ -148,9 +148,8 @@ def from_table(source, *, modality, columns, read, label_column, split_column, s
     """
     label_columns = as_column_list(label_column, "label_column")
     frame, source_name, folder = load_frame(source, sep=sep, column_names=column_names, encoding=encoding,
-                                            text_columns=text_columns)
+                                            text_columns=text_columns, bad=bad)
     _check_table_kind(frame, modality, columns, source_name)
-    note_blank_rows(frame, source_name, bad)
     require_columns(frame, {**columns, "label_column": label_columns,
                             "split_column": [split_column] if split_column else []}, source_name)
     fixed, keep = split_ids(frame, split_column, source_name, bad)

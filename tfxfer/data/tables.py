@@ -132,12 +132,6 @@ def read_table(path, *, sep=None, column_names=None, encoding="utf-8", quoting=N
     return frame
 
 
-def note_blank_rows(frame, source, bad):
-    """Records the rows `read_table` dropped for having no value (blank lines, or only empty cells) as left out."""
-    for number in frame.attrs.get("blank_rows", []):
-        bad.note(f"{source}, row {number}", "blank row", "no value in any column")
-
-
 _INSTEAD = {
     "a zip archive": "If it is an Excel workbook (.xlsx), save it as CSV (File > Save As > CSV UTF-8); if it holds "
                      "images, unpack it and pass the folder of class folders.",
@@ -251,7 +245,7 @@ def is_folder(source):
     return Path(source).is_dir()
 
 
-def load_frame(source, *, sep, column_names, encoding, text_columns):
+def load_frame(source, *, sep, column_names, encoding, text_columns, bad):
     """A table from a CSV/TSV path or a DataFrame, with a name for messages and the folder relative paths start at.
 
     Args:
@@ -260,6 +254,7 @@ def load_frame(source, *, sep, column_names, encoding, text_columns):
         column_names: See `read_table`.
         encoding: See `read_table`.
         text_columns: Columns to keep as strings.
+        bad: The `BadInputs` that records the blank rows `read_table` dropped as left out.
 
     Returns:
         `(frame, name, folder)`: the rows, indexed by the names messages give them (see `row_names`); name is the
@@ -275,6 +270,8 @@ def load_frame(source, *, sep, column_names, encoding, text_columns):
         path = Path(source)
         frame = read_table(path, sep=sep, column_names=column_names, encoding=encoding, text_columns=text_columns)
         name, folder, first_row = path, path.parent, 2 if column_names is None else 1
+        for number in frame.attrs["blank_rows"]:  # dropped, and said
+            bad.note(f"{name}, row {number}", "blank row", "no value in any column")
     if frame.empty:
         raise DataError("The DataFrame has no rows." if name == "DataFrame" else
                         f"{name} has no rows of data, only a header row.")

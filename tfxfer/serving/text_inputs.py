@@ -9,7 +9,7 @@ import pandas as pd
 
 from tfxfer.data.errors import DataError
 from tfxfer.data.labels import is_missing
-from tfxfer.data.tables import header_hint, load_frame, note_blank_rows, require_columns, row_source
+from tfxfer.data.tables import header_hint, load_frame, require_columns, row_source
 from tfxfer.data.text import TEXT_EXTENSIONS, read_text_file
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab")
@@ -92,8 +92,7 @@ def table_texts(path, text_column, table, bad, joined):
     elif len(columns) > 1 and not joined:
         raise ValueError(f"text_column={columns}: the model was trained on one text per example, not texts joined "
                          "from several columns; pass one column.")
-    frame, name, _ = load_frame(path, text_columns=columns, **table)
-    note_blank_rows(frame, name, bad)
+    frame, name, _ = load_frame(path, text_columns=columns, bad=bad, **table)
     if columns[0] not in frame.columns and text_column is None and not joined and len(frame.columns) == 1:
         misread = header_hint(list(frame.columns), name)
         if "read as one column" in misread:  # "text;label" is not a column of texts, as training says too
