@@ -219,3 +219,9 @@ def test_a_savedmodel_that_does_not_state_its_image_size_is_taken_at_224_and_say
     args = build_parser().parse_args(["train", "photos", "--extractor", "x", "--image-size", "32", "40"])
     assert _extractor_options(args, "x") == {"image_size": (32, 40)}
     assert tfxfer.load_extractor(tmp_path / "sizeless", **_extractor_options(args, "x")).image_size == (32, 40)
+    # A text SavedModel ignored --image-size without a word (found trying the new flag as a user).
+    from helpers import save_tiny_text_model
+
+    with pytest.raises(ValueError, match=r"image_size= applies to image extractors; .*text_model' takes text: "
+                                         r"leave it out\."):
+        tfxfer.load_extractor(save_tiny_text_model(tmp_path / "text_model"), image_size=(32, 40))

@@ -116,6 +116,11 @@ class HubExtractor(Extractor):
             raise ValueError(f"The SavedModel {source!r} is a text preprocessor (strings in, {sorted(outputs)} out), "
                              "not an encoder: load its encoder as the extractor, with this one as preprocessor=.")
         if input_spec.dtype == tf.string:
+            given = [name for name, value in (("image_size", image_size), ("value_range", value_range)) if value]
+            if given:  # ignored, it would say nothing
+                one = len(given) == 1
+                raise ValueError(f"{' and '.join(f'{name}=' for name in given)} appl{'ies' if one else 'y'} to image "
+                                 f"extractors; {source!r} takes text: leave {'it' if one else 'them'} out.")
             input_kind, image_size, value_range = "text", None, None
         elif input_spec.shape.rank == 4:
             input_kind = "image"
