@@ -121,6 +121,37 @@ def test_help_and_version_answer_at_once_without_tensorflow():
         assert result.returncode == 0 and result.stdout.strip() and not result.stderr
 
 
+REFUSALS = """
+import contextlib, io, json, sys
+from tfxfer.cli import main
+said = []
+for argv in json.loads(sys.argv[1]):
+    with contextlib.redirect_stderr(io.StringIO()) as stderr:
+        said.append([main(argv), stderr.getvalue()])
+print(json.dumps([said, "tensorflow" in sys.modules]))
+"""
+
+
+def test_what_needs_nothing_loaded_is_refused_before_tensorflow_loads(tiny_hub_model, images, tmp_path):
+    """Refusals that the flags and the data's first bytes decide came after TensorFlow's import (7 s here) and,
+    for --report, a model's load: they come at once."""
+    (tmp_path / "report.md").write_text("mine")
+    (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(300))
+    hub = str(tiny_hub_model)
+    cases = [(["train", str(images), "--extractor", hub, "--report", str(tmp_path / "report.md")],
+              2, "--report", "report.md is a file"),
+             (["train", str(tmp_path / "photo.jpg"), "--extractor", hub], 1, "photo.jpg is a JPEG image, not a CSV/TSV "
+              "table", "Pass the folder that holds the class folders"),
+             (["tune", str(images), "--extractor", hub, "--text-column", "body"], 2,
+              f"--text-column does nothing for {str(images)!r}, a folder: leave it out", "tfxfer tune: error:")]
+    result = subprocess.run([sys.executable, "-c", REFUSALS, json.dumps([argv for argv, *_ in cases])],
+                            capture_output=True, text=True, timeout=300)
+    said, tensorflow = json.loads(result.stdout.strip().splitlines()[-1])
+    for (argv, code, *words), (exit_code, stderr) in zip(cases, said):
+        assert exit_code == code and all(word in stderr for word in words), (argv[:2], stderr)
+    assert not tensorflow
+
+
 def test_flag_defaults_are_the_librarys():
     import inspect
 

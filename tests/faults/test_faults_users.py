@@ -317,7 +317,7 @@ CASES = [
     Case("tfxfer tune --dir . --overwrite", "cli", _cli_overwrite_the_working_folder, CLEAR,
          lambda ws: ["--dir", "not a folder of its own"], exit_code=2),
     Case("tfxfer train --text-column on a folder of images", "cli", _cli_flag_for_tables_on_a_folder, CLEAR,
-         lambda ws: ["--text-column does nothing", "an image folder", "leave it out"], exit_code=2),
+         lambda ws: ["--text-column does nothing", "a folder:", "leave it out"], exit_code=2),
     Case("tfxfer train --l2 -1", "cli", _cli_negative_l2, CLEAR, lambda ws: ["--l2", "expected a number >= 0"],
          exit_code=2),
     Case("tfxfer train --report onto a file", "cli", _cli_report_onto_a_file, CLEAR,

@@ -55,9 +55,18 @@ def _extractor_options(args, source):
 
 
 def _check_data_path(args):
+    """What can be told of the data before TensorFlow loads (seconds): that it exists, that a file is text, and
+    that a folder is given no flags that only tables have."""
     if not os.path.exists(args.data):
         raise FileNotFoundError(f"the data {args.data!r} does not exist: pass a folder of class folders, or a CSV/TSV "
                                 "file")
+    if os.path.isdir(args.data):
+        _check_data_flags(args, "folder")
+    else:
+        from tfxfer.data.tables import check_text_bytes
+
+        with open(args.data, "rb") as file:
+            check_text_bytes(args.data, file.read(4096), args.encoding)
 
 
 def _load_extractor(args, source):
@@ -78,10 +87,10 @@ _DATA_FLAGS = {"path_column": ("path", {"image table"}), "text_column": (["text"
 
 
 def _check_data_flags(args, kind):
-    """Refuses flags that the data's kind ("image folder", "text table"...) has no use for, rather than ignoring
-    them."""
+    """Refuses flags that the data's kind ("image folder", "text table"...; "folder" for any folder) has no use for,
+    rather than ignoring them."""
     unused = [name for name, (default, readers) in _DATA_FLAGS.items()
-              if getattr(args, name) not in (default, None) and kind not in readers]
+              if getattr(args, name) not in (default, None) and not any(reader.endswith(kind) for reader in readers)]
     if unused:
         flags = " and ".join(terminal.FLAGS.get(name, f"--{name.replace('_', '-')}") for name in unused)
         article = "an" if kind[0] in "aeiou" else "a"

@@ -158,8 +158,7 @@ def _check_image_teacher(args):
     """Refuses, before the student loads, a teacher exported from a text model (distill teaches image students)."""
     import json
 
-    from tfxfer.serving.client import resolve_export
-    from tfxfer.serving.savedmodel import METADATA_FILE
+    from tfxfer.serving.versioning import METADATA_FILE, resolve_export
 
     try:
         kind = json.loads((resolve_export(args.teacher) / METADATA_FILE).read_text()).get("input_kind")

@@ -37,7 +37,7 @@ def check_export_flags(args):
     if args.export is not None:  # before the training, which would be lost to a refused export
         check_export_path(args, "--export", args.export)
     if getattr(args, "report", None):
-        from tfxfer.reports.markdown import check_report_folder
+        from tfxfer.reports.folders import check_report_folder
         try:  # before the training: nothing a user had is replaced
             check_report_folder(args.report)
         except FileExistsError as error:

@@ -82,11 +82,7 @@ def read_table(path, *, sep=None, column_names=None, encoding="utf-8", quoting=N
         raise DataError(f"{path} does not exist; pass the path of a CSV/TSV file, a folder, or a DataFrame.") from None
     except OSError as error:
         raise DataError(f"{path} cannot be read ({error.strerror}).") from None
-    kind = None if is_utf16(encoding) else binary_kind(raw)
-    if kind is not None and kind.startswith("UTF-16"):
-        raise DataError(f"{path} looks like {kind}.")
-    if kind is not None:
-        raise DataError(f"{path} is {kind}, not a CSV/TSV table. {_INSTEAD.get(kind, _INSTEAD['a binary file'])}")
+    check_text_bytes(path, raw, encoding)
     text = decode_bytes(raw, encoding, path)
     if not text.strip():
         raise DataError(f"{path} is empty; it needs a header row and at least one row of data.")
@@ -139,6 +135,23 @@ _INSTEAD = {
     "an old Excel (.xls) or Office file": "Save it as CSV from Excel (File > Save As > CSV UTF-8).",
     "a binary file": "Pass the folder that holds the class folders of images, or a CSV/TSV file of paths or texts.",
 }
+
+
+def check_text_bytes(path, raw, encoding=None):
+    """Raises when a table's bytes (its first kilobytes will do) are clearly not text: an image, an archive, a
+    workbook, or UTF-16 that `encoding` does not name. The message says what to pass instead.
+
+    Example:
+        >>> check_text_bytes("photo.jpg", b"\\xff\\xd8\\xff\\xe0...")
+        Traceback (most recent call last):
+        ...
+        tfxfer.data.errors.DataError: photo.jpg is a JPEG image, not a CSV/TSV table. Pass the folder that holds ...
+    """
+    kind = None if is_utf16(encoding) else binary_kind(raw)
+    if kind is not None and kind.startswith("UTF-16"):
+        raise DataError(f"{path} looks like {kind}.")
+    if kind is not None:
+        raise DataError(f"{path} is {kind}, not a CSV/TSV table. {_INSTEAD.get(kind, _INSTEAD['a binary file'])}")
 
 
 def check_unique_columns(names, source):

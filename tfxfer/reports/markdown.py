@@ -12,13 +12,11 @@ import tensorflow as tf
 from tfxfer.data.errors import count_reasons
 from tfxfer.data.stratify import SPLITS
 from tfxfer.reports.evaluation import plot_confusion
+from tfxfer.reports.folders import PLOT_FILES, check_report_folder
 from tfxfer.reports.plots import plot_history, plot_probe, plot_search
 from tfxfer.serving.signatures import signature_table
 from tfxfer.training.phases import regime_name
 
-#: The plots `write_report` writes, by file name: the history, the search, and each `Task.evaluation_plot`.
-PLOT_FILES = {"history": "history.png", "search": "search.png", "probe": "probe.png", "confusion": "confusion.png",
-              "label_scores": "label_scores.png", "predicted_vs_true": "predicted_vs_true.png"}
 EVALUATION_CAPTIONS = {"confusion": "Confusion matrix", "label_scores": "Per-label scores",
                        "predicted_vs_true": "Predicted against true"}
 #: Skipped files listed one by one in a report; the rest are counted by reason.
@@ -171,17 +169,6 @@ def _serving_section(export_path, input_kind, task_type):
         f"curl -s -d '{body}' http://localhost:8501/v1/models/{name}:predict",
         "```", "",
     ]
-
-
-def check_report_folder(folder, instead=""):
-    """Raises when `folder` is a file or already holds a report's files, which writing a report would replace."""
-    folder = Path(folder)
-    if folder.exists() and not folder.is_dir():
-        raise FileExistsError(f"{folder} is a file; a report is a folder (report.md and its plots): pass a folder.")
-    held = sorted(name for name in ["report.md", *PLOT_FILES.values()] if (folder / name).exists())
-    if held:
-        raise FileExistsError(f"{folder} already holds a report ({', '.join(held)}): write this one to another "
-                              f"folder{instead}.")
 
 
 def write_report(fitted, data, folder, export_path=None, search_table=None, probe_table=None, overwrite=False):

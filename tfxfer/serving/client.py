@@ -15,45 +15,9 @@ from tfxfer.data.errors import BadInputs
 from tfxfer.data.folders import list_files
 from tfxfer.extractors.resolve import load_with_text_ops
 from tfxfer.data.task import Task
-from tfxfer.serving.savedmodel import METADATA_FILE
 from tfxfer.serving import text_inputs
-from tfxfer.serving.versioning import versions
+from tfxfer.serving.versioning import METADATA_FILE, resolve_export
 
-
-
-#: What a whole version of a SavedModel export holds; the first names the format.
-SAVEDMODEL_FILES = ("saved_model.pb", "variables", str(METADATA_FILE))
-
-
-def resolve_export(path, files=SAVEDMODEL_FILES):
-    """The version folder of an export: `path` itself if it holds `files[0]` (`saved_model.pb`), else its highest
-    whole version (one holding all of `files`).
-
-    A version folder that is not whole (made by hand, or copied in part) is passed over with a warning, as it would
-    fail to load.
-
-    Raises:
-        FileNotFoundError: `path` is neither a version folder nor a folder of versions.
-    """
-    path = Path(path)
-    if (path / files[0]).is_file():
-        return path
-    found = versions(path)
-    whole = [version for version in found if all((path / str(version) / name).exists() for name in files)]
-    if not whole and any((path / str(version) / files[0]).is_file() for version in found):
-        # A model file without tfxfer's metadata: a SavedModel tfxfer did not write, which loading names as such.
-        return path / str(max(version for version in found if (path / str(version) / files[0]).is_file()))
-    if not whole:
-        held = f"only version folders that are not whole exports ({', '.join(map(str, found))})" if found else \
-            f"neither {files[0]} nor version folders (1/, 2/...)"
-        raise FileNotFoundError(f"{path} is not an export: it holds {held}. Pass <root>/<name> or "
-                                "<root>/<name>/<version> of a tfxfer export.")
-    passed_over = [version for version in found if version > whole[-1]]
-    if passed_over:
-        warnings.warn(f"{path}: version folder(s) {', '.join(map(str, passed_over))} are not whole exports (a "
-                      f"{', '.join(files)}), so version {whole[-1]} is used; remove or "
-                      "complete them (TF Serving would try the highest).", stacklevel=3)
-    return path / str(whole[-1])
 
 
 class ExportedModel:

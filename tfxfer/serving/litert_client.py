@@ -9,9 +9,8 @@ import tensorflow as tf
 
 from tfxfer.data.decoding import decode_image
 from tfxfer.data.task import Task
-from tfxfer.serving.client import ExportedModel, resolve_export
-from tfxfer.serving.savedmodel import METADATA_FILE
-from tfxfer.serving.versioning import FORMAT_FILES, versions
+from tfxfer.serving.client import ExportedModel
+from tfxfer.serving.versioning import FORMAT_FILES, METADATA_FILE, resolve_export, versions
 
 LITERT_FILE = FORMAT_FILES["litert"]
 LABELS_FILE = "labels.txt"

@@ -25,10 +25,10 @@ import tensorflow as tf
 from tfxfer.data.task import Task
 from tfxfer.extractors import Extractor
 from tfxfer.serving.signatures import serving_module, signature_table
-from tfxfer.serving.versioning import check_format, check_name, write_models_config, write_version
+from tfxfer.serving.versioning import (METADATA_FILE, check_format, check_name, write_models_config,
+                                      write_version)
 from tfxfer.training.recipe import flip_averaged
 
-METADATA_FILE = Path("assets.extra") / "tfxfer.json"
 FORMAT_VERSION = 1
 
 
