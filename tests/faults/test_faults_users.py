@@ -503,17 +503,6 @@ def test_an_empty_newest_version_does_not_block_predict(tmp_path, tiny_hub_model
     assert exported.version == 1
 
 
-@pytest.mark.slow
-def test_a_missing_tensorflow_text_names_the_op_and_the_package(shared_assets):
-    code = ("import sys\nsys.modules['tensorflow_text'] = None  # as where it is not installed\nimport tfxfer\n"
-            f"tfxfer.load_extractor({str(shared_assets / 'models/hub/all_minilm_l6_v2_encoder')!r}, "
-            f"preprocessor={str(shared_assets / 'models/hub/all_minilm_l6_v2_preprocess')!r})\n")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
-    assert result.returncode == 1
-    assert "uses the TensorFlow Text op NormalizeUTF8" in result.stderr
-    assert "pip install 'tfxfer[text]'" in result.stderr
-
-
 def test_the_corpus_of_users_inputs_covers_every_class():
     areas = {case.area for case in CASES}
     assert len(CASES) >= 20 and {"images", "tables", "text", "search", "training", "cli"} <= areas

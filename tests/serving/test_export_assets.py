@@ -125,13 +125,21 @@ def test_load_exported_tables_on_real_photos_and_an_sms_csv(real_exports, shared
     assert texts.file[0].endswith("sms.csv, row 2") and texts.file[4].endswith("sms.csv, row 6")
 
 
-def test_minilm_pair_export_runs_with_tensorflow_text(real_exports):
-    # The fresh TensorFlow client (above) ran it with the TF Text ops; load_exported registers them itself.
+def test_minilm_names_tensorflow_text_where_it_is_missing_and_its_export_runs_with_it(real_exports, shared_assets):
+    """One process: where TF Text is not installed, loading the MiniLM pair names the op and the package; with it,
+    the export runs (the fresh TensorFlow client above imports TF Text itself; load_exported registers the ops)."""
     case = real_exports["minilm"]
-    script = (f"import tfxfer; print(tfxfer.load_exported({str(case['path'])!r}).predict({case['texts']!r})"
-              ".to_json(orient='split'))")
+    hub = shared_assets / "models/hub"
+    script = ("import sys\nsys.modules['tensorflow_text'] = None  # as where it is not installed\nimport tfxfer\n"
+              "try:\n"
+              f"    tfxfer.load_extractor({str(hub / 'all_minilm_l6_v2_encoder')!r}, "
+              f"preprocessor={str(hub / 'all_minilm_l6_v2_preprocess')!r})\n"
+              "except ImportError as error:\n    print(error, file=sys.stderr)\n"
+              "del sys.modules['tensorflow_text']  # installed after all\n"
+              f"print(tfxfer.load_exported({str(case['path'])!r}).predict({case['texts']!r}).to_json(orient='split'))")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "uses the TensorFlow Text op NormalizeUTF8" in result.stderr and "pip install 'tfxfer[text]'" in result.stderr
     table = pd.read_json(io.StringIO(result.stdout.strip().splitlines()[-1]), orient="split")
     np.testing.assert_allclose(table[["score_ham", "score_spam"]].to_numpy(), case["expected"], atol=1e-5)
