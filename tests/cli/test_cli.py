@@ -219,6 +219,9 @@ def test_ctrl_c_stops_training_with_one_line_and_exports_nothing(tiny_hub_model,
     epochs = [line for line in lines if line.startswith("epoch ")]
     assert [line.split(":")[0] for line in epochs] == ["epoch 1/5", "epoch 2/5"]  # the head's warm-up
     assert "val_accuracy" in epochs[0] and "\x1b" not in "".join(lines) and "\r" not in "".join(lines)
+    # Named as it begins, as the epochs are numbered on from phase to phase.
+    assert lines[lines.index(epochs[0]) - 1] == ("head warm-up (phase 1 of 2): 4 of 4 blocks frozen, learning rate "
+                                                 "0.001, at most 5 epochs\n")
 
 
 IGNORED_INTERRUPT = """

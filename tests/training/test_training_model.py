@@ -53,10 +53,14 @@ def test_regime_trains_what_it_says(tiny_hub_model, arrays, kind, regime, freeze
     assert [phase.frozen_blocks for phase in model.phases_][-1] == frozen_after
 
 
-def test_fine_tune_recompiles_with_the_lower_learning_rate(tiny_hub_model, arrays):
+def test_fine_tune_recompiles_with_the_lower_learning_rate(tiny_hub_model, arrays, capsys):
     model = tfxfer.TransferModel(tiny_hub_model, regime="fine-tune", warmup_epochs=2, epochs=2, patience=None,
-                                 learning_rate=1e-3, fine_tune_learning_rate=1e-5, verbose=0)
+                                 learning_rate=1e-3, fine_tune_learning_rate=1e-5, verbose=2)
     model.fit(arrays, validation=arrays, task=MULTICLASS)
+    printed = capsys.readouterr().out  # each phase named as it begins: Keras numbers the epochs on, 1/2 then 3/4
+    assert "head warm-up (phase 1 of 2): 4 of 4 blocks frozen, learning rate 0.001, at most 2 epochs" in printed
+    assert printed.index("fine-tuning (phase 2 of 2): 0 of 4 blocks frozen, learning rate 1e-05") > printed.index(
+        "Epoch 2/2")
     assert model.learning_rates_ == [1e-3, 1e-5] and model.fine_tune_epoch_ == 2
     assert float(model.model_.optimizer.learning_rate.numpy()) == pytest.approx(1e-5)
     assert model.model_.optimizer.iterations.numpy() == 2 * 1  # the fresh optimizer counts phase 2's steps only

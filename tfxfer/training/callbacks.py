@@ -20,6 +20,10 @@ class EpochLines(keras.callbacks.Callback):
         epoch 1/1: loss 0 (...s)
     """
 
+    def on_phase_begin(self, line):
+        """`TransferModel` names each phase of several as it begins (the epochs are numbered on across phases)."""
+        print(line, flush=True)
+
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
 

@@ -211,7 +211,8 @@ class TransferModel:
         monitor = "val_loss" if "validation_data" in fit_kwargs else "loss"
         history, rates, cached, starts, epoch = {}, [], [], [], 0
         self.fine_tune_epoch_ = None
-        for phase in self.phases_:
+        for index, phase in enumerate(self.phases_):
+            self._announce(index, callbacks)
             rate = phase.learning_rate
             with self._scope(), dtype_policy(self.precision_):  # a trainer over the cache scales the loss too
                 trainer, trainer_kwargs, reason = self._trainer(phase, data, fit_kwargs, splits, cache)
@@ -242,6 +243,20 @@ class TransferModel:
         self.trainable_params_ = int(sum(np.prod(w.shape) for w in model.trainable_weights))
         self.fit_seconds_ = time.perf_counter() - self._started
         return self
+
+    def _announce(self, index, callbacks):
+        """Names a phase of several as it begins (Keras numbers the epochs on, phase after phase): printed where Keras
+        shows progress, and handed to callbacks that print lines of their own (`on_phase_begin`)."""
+        phase, count = self.phases_[index], len(self.phases_)
+        if count > 1:
+            line = (f"{phase.title} (phase {index + 1} of {count}): {phase.frozen_blocks} of {self.extractor_.n_blocks} "
+                    f"blocks frozen, learning rate {phase.learning_rate:g}"
+                    f"{' (lower for lower blocks)' if phase.layer_decay or phase.block_rates else ''}, at most "
+                    f"{phase.epochs} epochs")
+            for callback in callbacks or []:
+                getattr(callback, "on_phase_begin", lambda line: None)(line)
+            if self.verbose not in (0, "0"):
+                print(line, flush=True)
 
     def _inputs(self, data, validation):
         """Keras `fit` arguments, the `DataSplits` (which caching needs) or None, and the task; checked."""
