@@ -161,6 +161,24 @@ def test_what_needs_nothing_loaded_is_refused_before_tensorflow_loads(tiny_hub_m
     assert not tensorflow
 
 
+@pytest.mark.timeout(60)  # a check that took the first bytes left the reader waiting for a writer that had gone
+def test_the_early_check_leaves_a_pipes_bytes_to_the_loader(tmp_path):
+    """`tfxfer train <(curl ...) ...` passes a pipe: a check of its first bytes would take them from the table."""
+    import argparse
+    import os
+    import threading
+
+    from tfxfer.cli.commands import _check_data_path
+
+    fifo, table = tmp_path / "table", b"text,label\n" + b"bees make honey,bees\n" * 400
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_bytes, args=(table,))
+    writer.start()
+    _check_data_path(argparse.Namespace(data=str(fifo), encoding="utf-8"))
+    assert fifo.read_bytes() == table
+    writer.join()
+
+
 def test_flag_defaults_are_the_librarys():
     import inspect
 

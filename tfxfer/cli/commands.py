@@ -62,7 +62,7 @@ def _check_data_path(args):
                                 "file")
     if os.path.isdir(args.data):
         _check_data_flags(args, "folder")
-    else:
+    elif os.path.isfile(args.data):  # not a pipe (`<(...)`), whose bytes a check would take from the loader
         from tfxfer.data.tables import check_text_bytes
 
         with open(args.data, "rb") as file:
