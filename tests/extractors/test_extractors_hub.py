@@ -212,16 +212,47 @@ def test_a_savedmodel_that_does_not_state_its_image_size_is_taken_at_224_and_say
     module.scale = tf.Variable(1.0)
     module.__call__ = tf.function(lambda images: tf.reduce_mean(images, axis=[1, 2]) * module.scale,
                                   input_signature=[tf.TensorSpec([None, None, None, 3], tf.float32)])
-    tf.saved_model.save(module, str(tmp_path / "sizeless"))
+    sizeless = tmp_path / "exports_128" / "sizeless"  # a size in a parent folder's name is not the model's
+    tf.saved_model.save(module, str(sizeless))
     with pytest.warns(UserWarning, match=r"sizeless does not state its image size; assuming 224x224\. Pass "
                                          r"image_size=\[height, width\] to change it\."):
-        assert tfxfer.load_extractor(tmp_path / "sizeless").image_size == (224, 224)
+        assert tfxfer.load_extractor(sizeless).image_size == (224, 224)
     args = build_parser().parse_args(["train", "photos", "--extractor", "x", "--image-size", "32", "40"])
     assert _extractor_options(args, "x") == {"image_size": (32, 40)}
-    assert tfxfer.load_extractor(tmp_path / "sizeless", **_extractor_options(args, "x")).image_size == (32, 40)
+    assert tfxfer.load_extractor(sizeless, **_extractor_options(args, "x")).image_size == (32, 40)
     # A text SavedModel ignored --image-size without a word (found trying the new flag as a user).
     from helpers import save_tiny_text_model
 
     with pytest.raises(ValueError, match=r"image_size= applies to image extractors; .*text_model' takes text: "
                                          r"leave it out\."):
         tfxfer.load_extractor(save_tiny_text_model(tmp_path / "text_model"), image_size=(32, 40))
+
+
+def test_the_cache_key_changes_with_the_graph_and_the_output_read(tmp_path):
+    """A model exported again under one path with the same variables but other operations, or read at another
+    output, kept its fingerprint, and a resumed search trained on the old one's cached activations (a hostile
+    tester's find)."""
+    def save(name, scale):
+        module = tf.Module()
+        module.kernel = tf.Variable(tf.ones((3, 4)), name="block_1/kernel")
+        module.__call__ = tf.function(lambda x: {"emb": tf.reduce_mean(x, axis=[1, 2]) @ module.kernel * scale,
+                                                 "zeros": tf.zeros_like(tf.reduce_mean(x, axis=[1, 2]))},
+                                      input_signature=[tf.TensorSpec([None, 16, 16, 3], tf.float32)])
+        tf.saved_model.save(module, str(tmp_path / name))
+        return tmp_path / name
+
+    one, other = save("one", 1.0), save("other", 0.0)
+    key = [tfxfer.load_extractor(path, output_key=output).fingerprint(1)
+           for path, output in ((one, "emb"), (one, "emb"), (other, "emb"), (one, "zeros"))]
+    assert key[0] == key[1] and len(set(key)) == 3
+
+
+def test_a_serving_signature_of_two_inputs_is_named(tmp_path):
+    module = tf.Module()
+    function = tf.function(lambda images, sizes: {"features": tf.reduce_mean(images, axis=[1, 2]) + sizes})
+    tf.saved_model.save(module, str(tmp_path / "two_inputs"), signatures=function.get_concrete_function(
+        tf.TensorSpec([None, 16, 16, 3], tf.float32, name="images"), tf.TensorSpec([None, 1], tf.float32,
+                                                                                   name="sizes")))
+    with pytest.raises(ValueError, match=r"two_inputs' is called through its serving_default signature, which takes 2 "
+                                         r"inputs \(images, sizes\); an extractor takes one"):
+        tfxfer.load_extractor(tmp_path / "two_inputs")

@@ -190,7 +190,8 @@ class Extractor(keras.layers.Layer):
 
     def fingerprint(self, k):
         """A digest of what `prefix(k)` computes: the kind of extractor, its input conventions, the cut, its blocks'
-        names and the bytes of every weight before the cut; not where it was loaded from.
+        names, the bytes of every weight before the cut and, for a SavedModel, its graph and chosen output; not where
+        it was loaded from.
 
         A cache keyed by it is never reused after the extractor, its input size or range, or any weight before the
         cut changes, and is found again however the extractor's path is spelled (`./model`, `model/`, a copy).
@@ -200,11 +201,16 @@ class Extractor(keras.layers.Layer):
             True
         """
         digest = hashlib.sha256(repr((type(self).__name__, self.image_size, self.value_range, k,
-                                      [b.name for b in self.blocks[:k]])).encode())
+                                      [b.name for b in self.blocks[:k]], self._computation())).encode())
         for block in self.blocks[:k]:
             for weight in block.weights:
                 digest.update(np.ascontiguousarray(weight.numpy()).tobytes())
         return digest.hexdigest()
+
+    def _computation(self):
+        """What the fingerprint holds besides weights and block names where a subclass's operations can differ under
+        the same names (a SavedModel's graph and chosen output); None here."""
+        return None
 
     def describe(self):
         """The blocks as a table.

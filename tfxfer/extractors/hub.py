@@ -9,7 +9,6 @@ inference mode only (they carry no training graph).
 
 import logging
 import os
-import re
 import warnings
 
 import keras
@@ -19,42 +18,13 @@ from tfxfer import _compat
 from tfxfer.extractors.base import Extractor
 from tfxfer.extractors.blocks import Block, block_label, group_by_names
 from tfxfer.extractors.hub_cuts import GraphCuts, HubSuffix, inference_function, pack_sides
+from tfxfer.extractors.hub_endpoints import endpoint, graph_digest, size_from_name
 from tfxfer.extractors.resolve import load_saved_model, register_text_ops
 
 log = logging.getLogger(__name__)
 
-#: Image sizes that TF Hub handles carry in their names (`mobilenet_v2_100_224`, `inception_v3_299`...).
-_NAMED_SIZES = {96, 128, 160, 192, 224, 240, 256, 260, 299, 300, 331, 380, 384, 456, 480, 512, 528, 600}
-
 #: The pixel range of TF Hub's common signature for images.
 HUB_IMAGE_VALUE_RANGE = (0.0, 1.0)
-
-def _endpoint(obj, source):
-    """The restored function to call, whether it takes `training`, and the spec of its input."""
-    call = getattr(obj, "__call__", None)
-    if isinstance(call, tf.types.experimental.PolymorphicFunction) and call.concrete_functions:
-        args, kwargs = call.concrete_functions[0].structured_input_signature
-        # The Reusable SavedModel format makes `training` optional: a model traced without it takes none.
-        takes_training = len(args) > 1 or "training" in kwargs
-        return call, takes_training, args[0]
-    serve = getattr(obj, "serve", None)
-    if isinstance(serve, tf.types.experimental.PolymorphicFunction) and serve.concrete_functions:
-        return serve, False, serve.concrete_functions[0].structured_input_signature[0][0]
-    if "serving_default" in getattr(obj, "signatures", {}):
-        signature = obj.signatures["serving_default"]
-        (name, spec), = signature.structured_input_signature[1].items()
-        return (lambda x: signature(**{name: x})), False, spec
-    raise ValueError(
-        f"The SavedModel {source!r} has nothing to call: no __call__, no `serve` endpoint and no serving_default "
-        "signature. Export it as a TF Hub Reusable SavedModel (a tf.Module with a tf.function __call__) or with "
-        "keras' model.export()."
-    )
-
-
-def _size_from_name(source):
-    sizes = [int(m) for m in re.findall(r"(?<!\d)(\d{2,3})(?!\d)", str(source)) if int(m) in _NAMED_SIZES]
-    return (sizes[-1], sizes[-1]) if sizes else None
-
 
 def _scope(variable_name):
     name = variable_name.split(":")[0]
@@ -97,7 +67,7 @@ class HubExtractor(Extractor):
     def __init__(self, source, *, preprocessor=None, output_key=None, image_size=None, value_range=None,
                  block_pattern=None, train_batchnorm=False, cache_sequences=False, **kwargs):
         restored = load_saved_model(source)
-        call_fn, takes_training, input_spec = _endpoint(restored, source)
+        call_fn, takes_training, input_spec = endpoint(restored, source)
         preprocess_fn = restored_preprocessor = None
         if preprocessor is not None and not isinstance(input_spec, dict):
             raise ValueError(f"preprocessor= is for BERT-style encoders, whose SavedModel takes a dict of token ids; "
@@ -105,7 +75,7 @@ class HubExtractor(Extractor):
         if preprocessor is not None:
             register_text_ops()
             restored_preprocessor = load_saved_model(preprocessor)
-            preprocess_fn, _, input_spec = _endpoint(restored_preprocessor, preprocessor)
+            preprocess_fn, _, input_spec = endpoint(restored_preprocessor, preprocessor)
         if isinstance(input_spec, dict):
             raise ValueError(
                 f"The SavedModel {source!r} takes a dict of tensors ({sorted(input_spec)}), as BERT-style encoders do. "
@@ -125,7 +95,7 @@ class HubExtractor(Extractor):
         elif input_spec.shape.rank == 4:
             input_kind = "image"
             static = tuple(input_spec.shape[1:3])
-            image_size = image_size or (static if None not in static else None) or _size_from_name(source)
+            image_size = image_size or (static if None not in static else None) or size_from_name(source)
             if image_size is None:
                 image_size = (224, 224)
                 warnings.warn(f"{source} does not state its image size; assuming 224x224. Pass image_size=[height, "
@@ -143,6 +113,7 @@ class HubExtractor(Extractor):
             self.client_imports = ("tensorflow_text",)
         self.output_key = output_key
         self.block_pattern = block_pattern
+        self._graph_digest = None
         self._call_fn, self._takes_training, self._preprocess_fn = call_fn, takes_training, preprocess_fn
         # The restored object owns the variables and functions; keep it alive with the layer.
         self._restored = restored
@@ -341,6 +312,15 @@ class HubExtractor(Extractor):
         if len(outputs) == 1:
             return next(iter(outputs))
         raise ValueError(f"{self.source!r} returns several outputs {sorted(outputs)}; choose one with output_key=.")
+
+    def _computation(self):
+        """The output read and a digest of the graphs run: a model exported again under the same path and variable
+        names can compute something else, and a cache of the old one must not serve it."""
+        if self._graph_digest is None:
+            call = self._call_fn if hasattr(self._call_fn, "concrete_functions") else \
+                self._restored.signatures["serving_default"]
+            self._graph_digest = graph_digest(call, *filter(None, [self._preprocess_fn]))
+        return self.output_key, self._graph_digest
 
     def get_config(self):
         config = super().get_config()

@@ -247,12 +247,8 @@ class TransferModel:
     def _announce(self, index, callbacks):
         """Names a phase of several as it begins (Keras numbers the epochs on, phase after phase): printed where Keras
         shows progress, and handed to callbacks that print lines of their own (`on_phase_begin`)."""
-        phase, count = self.phases_[index], len(self.phases_)
-        if count > 1:
-            line = (f"{phase.title} (phase {index + 1} of {count}): {phase.frozen_blocks} of {self.extractor_.n_blocks} "
-                    f"blocks frozen, learning rate {phase.learning_rate:g}"
-                    f"{' (lower for lower blocks)' if phase.layer_decay or phase.block_rates else ''}, at most "
-                    f"{phase.epochs} epochs")
+        if len(self.phases_) > 1:
+            line = self.phases_[index].line(index, len(self.phases_), self.extractor_.n_blocks)
             for callback in callbacks or []:
                 getattr(callback, "on_phase_begin", lambda line: None)(line)
             if self.verbose not in (0, "0"):

@@ -52,6 +52,17 @@ class Phase:
         return {"head": "head training", "warm-up": "head warm-up", "train": "training",
                 "fine-tune": "fine-tuning"}[self.name]
 
+    def line(self, index, count, n_blocks):
+        """The phase in one line as it begins, phase `index` (from 0) of `count`.
+
+        Example:
+            >>> Phase("fine-tune", 0, 20, 1e-5).line(1, 2, 19)
+            'fine-tuning (phase 2 of 2): 0 of 19 blocks frozen, learning rate 1e-05, at most 20 epochs'
+        """
+        rates = " (lower for lower blocks)" if self.layer_decay or self.block_rates else ""
+        return (f"{self.title} (phase {index + 1} of {count}): {self.frozen_blocks} of {n_blocks} blocks frozen, "
+                f"learning rate {self.learning_rate:g}{rates}, at most {self.epochs} epochs")
+
     @property
     def fine_tunes(self):
         """Whether this phase trains blocks after a head warm-up (or is full fine-tuning's only phase)."""

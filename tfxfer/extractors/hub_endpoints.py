@@ -1,0 +1,64 @@
+"""A restored SavedModel's interface: the function an extractor calls and what it takes, the image size its name
+states, and a digest of the graphs it runs (for caches, which must not serve another computation's activations)."""
+
+import hashlib
+import re
+import tensorflow as tf
+
+from tfxfer.extractors.sources import is_handle
+
+#: Image sizes that TF Hub handles carry in their names (`mobilenet_v2_100_224`, `inception_v3_299`...).
+_NAMED_SIZES = {96, 128, 160, 192, 224, 240, 256, 260, 299, 300, 331, 380, 384, 456, 480, 512, 528, 600}
+
+
+def endpoint(obj, source):
+    """The restored function to call, whether it takes `training`, and the spec of its input."""
+    call = getattr(obj, "__call__", None)
+    if isinstance(call, tf.types.experimental.PolymorphicFunction) and call.concrete_functions:
+        args, kwargs = call.concrete_functions[0].structured_input_signature
+        # The Reusable SavedModel format makes `training` optional: a model traced without it takes none.
+        takes_training = len(args) > 1 or "training" in kwargs
+        return call, takes_training, args[0]
+    serve = getattr(obj, "serve", None)
+    if isinstance(serve, tf.types.experimental.PolymorphicFunction) and serve.concrete_functions:
+        return serve, False, serve.concrete_functions[0].structured_input_signature[0][0]
+    if "serving_default" in getattr(obj, "signatures", {}):
+        signature = obj.signatures["serving_default"]
+        inputs = signature.structured_input_signature[1]
+        if len(inputs) != 1:
+            raise ValueError(f"The SavedModel {source!r} is called through its serving_default signature, which takes "
+                             f"{len(inputs)} inputs ({', '.join(sorted(inputs))}); an extractor takes one (a batch of "
+                             "images or of strings): export a function of that one input.")
+        (name, spec), = inputs.items()
+        return (lambda x: signature(**{name: x})), False, spec
+    raise ValueError(
+        f"The SavedModel {source!r} has nothing to call: no __call__, no `serve` endpoint and no serving_default "
+        "signature. Export it as a TF Hub Reusable SavedModel (a tf.Module with a tf.function __call__) or with "
+        "keras' model.export()."
+    )
+
+
+def size_from_name(source):
+    """The image size a handle's or a folder's own name states (`mobilenet_v2_100_224` gives 224), not a parent
+    folder's: a model in `exports_128/` states none.
+
+    Example:
+        >>> size_from_name("https://tfhub.dev/google/imagenet/mobilenet_v2_100_224/feature_vector/5")
+        (224, 224)
+        >>> size_from_name("runs_128/my_model") is None
+        True
+    """
+    name = str(source).rstrip("/\\")
+    if not is_handle(name):
+        name = re.split(r"[/\\]", name)[-1]
+    sizes = [int(m) for m in re.findall(r"(?<!\d)(\d{2,3})(?!\d)", name) if int(m) in _NAMED_SIZES]
+    return (sizes[-1], sizes[-1]) if sizes else None
+
+
+def graph_digest(*functions):
+    """A digest of the graphs that restored functions run: each concrete function's, with the functions it calls."""
+    digest = hashlib.sha256()
+    for function in functions:
+        for concrete in getattr(function, "concrete_functions", None) or [function]:
+            digest.update(concrete.graph.as_graph_def().SerializeToString(deterministic=True))
+    return digest.hexdigest()
