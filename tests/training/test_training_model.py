@@ -247,3 +247,24 @@ def test_a_fitted_model_survives_a_refused_fit_and_the_finder(tmp_path):
     with pytest.raises(TypeError, match=r"call fit\(\) first"):
         tfxfer.export(fresh, "unfitted", root=tmp_path / "exports")
     assert not (tmp_path / "exports").exists()
+
+
+def test_regression_targets_far_from_zero_train_and_are_served_in_their_units(tmp_path):
+    """Targets near 1500 flat-lined at a loss of 2.3e6: the output layer starts near 0 and Adam moves it by about
+    the learning rate per step (a hostile tester's find). The head now scales its output by the training targets'
+    mean and spread."""
+    import pandas as pd
+    from PIL import Image
+
+    paths = []
+    for index in range(30):
+        pixels = np.zeros((16, 16, 3), np.uint8) + np.uint8(index * 8)
+        paths.append(str(tmp_path / f"{index}.png"))
+        Image.fromarray(pixels).save(paths[-1])
+    frame = pd.DataFrame({"path": paths, "price": [1000.0 + 35.5 * index for index in range(30)]})
+    extractor = tfxfer.load_extractor(tiny_cnn())
+    data = tfxfer.load_images(frame, extractor=extractor, label_column="price", seed=0)
+    assert data.task.target_mean[0] == pytest.approx(np.mean(data.examples("train")[1]))
+    model = tfxfer.TransferModel(extractor, epochs=5, learning_rate=1e-2, patience=None, verbose=0).fit(data)
+    assert max(model.history_["val_mae"]) < 1.5 * np.std(frame.price)  # it was the targets' size, about 1500
+    assert 900 < float(model.predict(np.zeros((1, 16, 16, 3), np.float32))[0, 0]) < 2100

@@ -40,6 +40,9 @@ class Task:
             None for multi-label (Keras' `class_weight` assumes one class per example) and regression.
         positive_weights: Multi-label only: `{class index: n_negative / n_positive}` over the training split, the
             `pos_weight` of a weighted binary cross-entropy; None otherwise.
+        target_mean, target_scale: Regression only: each target's mean and standard deviation (1 where it is 0)
+            over the training split; the head's output is scaled by them, so that targets in the thousands train as
+            those near 0 do (a Dense layer that starts near 0 took a million steps to reach 1000). None otherwise.
 
     Example:
         >>> task = Task("multilabel", ["cat", "dog"])
@@ -53,6 +56,8 @@ class Task:
     label_encoding: str = None
     class_weights: dict = None
     positive_weights: dict = None
+    target_mean: list = None
+    target_scale: list = None
 
     def __post_init__(self):
         if self.task_type not in _KINDS:
@@ -174,8 +179,14 @@ class Task:
         return None if present.all() else self.class_names[int(np.flatnonzero(present == 0)[0])]
 
     def fill_weights(self, train_labels):
-        """Fills `class_weights` (multi-class) or `positive_weights` (multi-label) from the training labels."""
+        """Fills `class_weights` (multi-class), `positive_weights` (multi-label) or the targets' mean and scale
+        (regression) from the training labels."""
         n = len(train_labels)
+        if n and not self.has_classes:
+            targets = np.asarray(train_labels, np.float64).reshape(n, -1)
+            spread = targets.std(axis=0)
+            self.target_mean = targets.mean(axis=0).tolist()
+            self.target_scale = np.where(spread > 0, spread, 1).tolist()
         if not n or not self.has_classes:
             return self
         counts = self._kind.count(train_labels, self.num_outputs)

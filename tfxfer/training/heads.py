@@ -82,8 +82,12 @@ class Head:
             x = keras.layers.Dense(units, self.activation, kernel_regularizer=regularizer, name=f"head_dense_{index}")(x)
         if self.dropout:
             x = keras.layers.Dropout(self.dropout, name="head_dropout")(x)
-        return keras.layers.Dense(task.num_outputs, task.output_activation, kernel_regularizer=regularizer,
-                                  dtype="float32", name="output")(x)
+        outputs = keras.layers.Dense(task.num_outputs, task.output_activation, kernel_regularizer=regularizer,
+                                     dtype="float32", name="output")(x)
+        if task.target_mean is not None:  # regression targets at their training split's mean and spread
+            outputs = keras.layers.Rescaling(task.target_scale, task.target_mean, dtype="float32",
+                                             name="output_scale")(outputs)
+        return outputs
 
 
 def build_model(extractor, task, head=None):
