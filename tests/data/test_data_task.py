@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from tfxfer.data import DataError, load_text
+from tfxfer.data.task import Task
 
 
 def _labels(dataset):
@@ -158,3 +159,10 @@ def test_labels_joined_by_commas_warn_that_they_may_be_several_labels():
                                          r"pass label_delimiter=','"):
         assert load_text(frame, label_column="tags", validation_split=0).task.num_outputs == 4  # a tester's find
     assert load_text(frame, label_column="tags", label_delimiter=",", validation_split=0).task.num_outputs == 2
+
+
+def test_a_regression_target_named_as_an_input_column_keeps_both():
+    """A target named `file` replaced the file names in `tfxfer predict`'s table (a hostile tester's find)."""
+    task = Task("regression", ["file", "price"])
+    columns = task.prediction_columns({"predictions": np.array([[0.5, 2.0]])}, taken={"file": ["a.png"]})
+    assert list(columns) == ["predicted_file", "price"] and columns["predicted_file"][0] == 0.5

@@ -256,15 +256,21 @@ class Task:
             result["labels"] = tf.where(ranked_scores > threshold, classes, "")
         return result
 
-    def prediction_columns(self, outputs):
+    def prediction_columns(self, outputs, taken=()):
         """Table columns of served outputs (NumPy arrays by key): best class and score, labels, per-class scores.
+
+        Args:
+            outputs: The served outputs.
+            taken: The table's input columns (`file`, `text`...), which a regression target of the same name
+                would replace: such a target's column is `predicted_<name>`.
 
         Returns:
             `{column: values}`: for multi-class `class` and `score`; for multi-label `labels` (`;`-separated);
             for both `score_<class>` per class; for regression one column per target.
         """
         if not self._kind.takes_class_names:
-            return {name: outputs["predictions"][:, index] for index, name in enumerate(self.class_names)}
+            return {f"predicted_{name}" if name in taken else name: outputs["predictions"][:, index]
+                    for index, name in enumerate(self.class_names)}
         scores = outputs["scores"]
         columns = {}
         if self.uses_threshold:

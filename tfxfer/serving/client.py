@@ -147,7 +147,7 @@ class ExportedModel:
     def _table(self, columns, outputs):
         task = Task(self.task_type, self.class_names)
         merged = {key: _concatenate(outputs, key, len(self.class_names)) for key in task.served_outputs}
-        return pd.DataFrame({**columns, **task.prediction_columns(merged)})
+        return pd.DataFrame({**columns, **task.prediction_columns(merged, taken=columns)})
 
 
 def _concatenate(outputs, key, width):
