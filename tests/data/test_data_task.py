@@ -166,3 +166,27 @@ def test_a_regression_target_named_as_an_input_column_keeps_both():
     task = Task("regression", ["file", "price"])
     columns = task.prediction_columns({"predictions": np.array([[0.5, 2.0]])}, taken={"file": ["a.png"]})
     assert list(columns) == ["predicted_file", "price"] and columns["predicted_file"][0] == 0.5
+
+
+@pytest.mark.parametrize("labels, message", [
+    # one '?' made a regression column a multi-class one with a class '?'
+    ({"label": ["0.5", "1.5", "2.5"] * 9 + ["?"] * 3},
+     r"'label' holds numbers but for 3 cell\(s\) such as '\?' \(DataFrame, row 27\)\. If those mark missing targets, "
+     r"pass task='regression'"),
+    # one 2 among 0/1 columns made them regression targets
+    ({"a": [0, 1] * 15, "b": [0, 0, 1, 1] * 7 + [1, 2]},
+     r"not only 0/1: column 'b' holds 2 \(DataFrame, row 29\)\. 0/1 columns are a multi-label task"),
+])
+def test_labels_that_one_stray_cell_would_turn_into_another_task_are_refused(labels, message):
+    """Hostile testers' finds: each trained silently as another task."""
+    frame = pd.DataFrame({"text": [f"message {i}" for i in range(30)], **labels})
+    with pytest.raises(DataError, match=message):
+        load_text(frame, label_column=[name for name in labels] if len(labels) > 1 else "label")
+
+
+def test_multilabel_strings_without_the_delimiter_name_the_one_they_hold():
+    frame = pd.DataFrame({"text": [f"message {i}" for i in range(30)], "label": ["red;even", "big", "red"] * 10})
+    with pytest.raises(DataError, match=r"split at label_delimiter='\|', which no cell of 'label' holds; 10 hold ';' "
+                                        r"\(e\.g\. 'red;even', DataFrame, row 0\): pass label_delimiter=';'"):
+        load_text(frame, task="multilabel")
+    assert load_text(frame, task="multilabel", label_delimiter=";").task.class_names == ["big", "even", "red"]

@@ -148,6 +148,12 @@ def infer_task_type(frame, label_columns, delimiter, source):
         if all(column.map(lambda value: _binary(value) is not None).all() for column in present):
             return "multilabel"
         if all(column.map(_is_number).all() for column in present):
+            if all(column.map(lambda value: float(value).is_integer()).all() for column in present):  # a 2, or counts?
+                name, values = next((name, column[column.map(_binary).isna()]) for name, column in
+                                    zip(label_columns, present) if column.map(_binary).isna().any())
+                raise DataError(f"{source}: the label columns hold whole numbers, not only 0/1: column {name!r} holds "
+                                f"{_class_key(values.iloc[0])} ({row_source(source, values.index[0])}). 0/1 columns "
+                                "are a multi-label task: correct that cell; whole-number targets: task='regression'.")
             return "regression"
         for name, column in zip(label_columns, present):
             bad = column[~column.map(_is_number)]
@@ -179,6 +185,13 @@ def infer_task_type(frame, label_columns, delimiter, source):
                 f"(e.g. {float(finite.iloc[0])!r}); pass task='multiclass' or task='regression'."
             )
         return "regression"
+    numeric = pd.to_numeric(values.map(lambda value: value.strip() if isinstance(value, str) else value), "coerce")
+    if len(values) and numeric.notna().mean() >= 0.8 and (numeric.dropna() != numeric.dropna().round()).any():
+        others = values[numeric.isna()]  # a regression target with '?' or '-' for the missing ones
+        raise DataError(f"{source}: label column {label_columns[0]!r} holds numbers but for {len(others)} cell(s) "
+                        f"such as {others.iloc[0]!r} ({row_source(source, others.index[0])}). If those mark missing "
+                        "targets, pass task='regression' (on_bad='skip' leaves their rows out); for classes, pass "
+                        "task='multiclass'.")
     if delimiter and values.map(lambda value: isinstance(value, str) and delimiter in value).any():
         return "multilabel"
     return "multiclass"
@@ -221,10 +234,25 @@ def encode_multiclass(frame, label_columns, class_names, delimiter, source, bad)
     return names, np.asarray(labels, dtype=np.int32), keep
 
 
+def _check_delimiter(column, name, delimiter, source):
+    """Raises when no label string holds `delimiter` but some hold another usual one (`;` or `,`): each cell would
+    be one label, `red;even` a class of its own."""
+    strings = column[column.map(lambda value: isinstance(value, str))]
+    if strings.empty or (delimiter and strings.str.contains(delimiter, regex=False).any()):
+        return
+    for other in [";", ",", "|"]:
+        holding = strings[strings.str.contains(other, regex=False)]
+        if other != delimiter and len(holding):
+            raise DataError(f"{source}: multi-label strings are split at label_delimiter={delimiter!r}, which no cell "
+                            f"of {name!r} holds; {len(holding)} hold {other!r} (e.g. {holding.iloc[0]!r}, "
+                            f"{row_source(source, holding.index[0])}): pass label_delimiter={other!r}.")
+
+
 def encode_multilabel(frame, label_columns, class_names, delimiter, source, bad):
     if len(label_columns) > 1:
         return _encode_multilabel_columns(frame, label_columns, class_names, source, bad)
     column_name = label_columns[0]
+    _check_delimiter(frame[column_name], column_name, delimiter, source)
     keep = np.ones(len(frame), dtype=bool)
     row_labels = []
     for position, (index, value) in enumerate(frame[column_name].items()):
