@@ -14,6 +14,7 @@ import tensorflow as tf
 
 import tfxfer
 from helpers import tiny_cnn
+from tfxfer.data.task import Task
 from helpers import assert_freezing_held, classifier, step_changes
 
 
@@ -256,3 +257,22 @@ def test_a_serving_signature_of_two_inputs_is_named(tmp_path):
     with pytest.raises(ValueError, match=r"two_inputs' is called through its serving_default signature, which takes 2 "
                                          r"inputs \(images, sizes\); an extractor takes one"):
         tfxfer.load_extractor(tmp_path / "two_inputs")
+
+
+def test_a_plain_tf_module_gets_the_variables_its_function_reads_as_blocks(tmp_path, images):
+    """A tf.Module saved without the Reusable SavedModel's `variables` showed 'no variables', and fine-tuning it
+    trained the head alone (a hostile tester's find)."""
+    module = tf.Module()
+    module.first = tf.Variable(tf.random.stateless_normal((3, 8), seed=(0, 1)), name="block_1/kernel")
+    module.second = tf.Variable(tf.random.stateless_normal((8, 8), seed=(0, 2)), name="block_2/kernel")
+    module.__call__ = tf.function(lambda x: tf.nn.relu(tf.reduce_mean(x, axis=[1, 2]) @ module.first) @ module.second,
+                                  input_signature=[tf.TensorSpec([None, 16, 16, 3], tf.float32)])
+    tf.saved_model.save(module, str(tmp_path / "plain"))
+    extractor = tfxfer.load_extractor(tmp_path / "plain")
+    assert [block.name for block in extractor.blocks] == ["block_1", "block_2"]
+    before = [block.weights[0].numpy().copy() for block in extractor.blocks]
+    model = tfxfer.TransferModel(extractor, regime="mid-layer", freeze_blocks=1, epochs=1, learning_rate=1e-2,
+                                 patience=None, verbose=0).fit(images, task=Task("multiclass", ["a", "b", "c"]))
+    assert model.trainable_params_ == 64 + 8 * 3 + 3
+    assert [np.array_equal(block.weights[0].numpy(), old) for block, old in zip(extractor.blocks, before)] == [
+        True, False]

@@ -130,9 +130,13 @@ class HubExtractor(Extractor):
         self._build_at_init()
 
     def _wrap_variables(self, restored):
-        trainable_ids = {id(v) for v in getattr(restored, "trainable_variables", [])}
+        # A Reusable SavedModel lists its variables; a plain tf.Module's are those its function reads.
+        functions = getattr(self._call_fn, "concrete_functions", [])
+        found = list(getattr(restored, "variables", None) or [v for f in functions for v in f.variables])
+        trainable_ids = {id(v) for v in getattr(restored, "trainable_variables", None) or
+                         [v for f in functions for v in f.trainable_variables]}
         restored_variables, seen = [], set()
-        for variable in getattr(restored, "variables", []):
+        for variable in found:
             if id(variable) not in seen:
                 seen.add(id(variable))
                 restored_variables.append(variable)
