@@ -182,6 +182,17 @@ def test_folder_that_is_not_a_saved_model(tmp_path):
         tfxfer.load_extractor(tmp_path / "just_a_folder")
 
 
+def test_a_half_copied_saved_model_is_named_and_a_home_path_is_expanded(tiny_hub_model, tmp_path, monkeypatch):
+    """Hostile testers' finds: TensorFlow's 'Unsuccessful TensorSliceReader constructor', and '~/model' not found."""
+    (tmp_path / "half").mkdir()
+    shutil.copy(tiny_hub_model / "saved_model.pb", tmp_path / "half")
+    with pytest.raises(ValueError, match=r"half' holds saved_model.pb but no variables/variables.index: the "
+                                         r"SavedModel was copied in part"):
+        tfxfer.load_extractor(tmp_path / "half")
+    monkeypatch.setenv("HOME", str(tiny_hub_model.parent))
+    assert tfxfer.load_extractor("~/tiny_hub").n_blocks == 4
+
+
 def test_saved_model_without_a_callable(tmp_path):
     root = tf.Module()
     root.v = tf.Variable(1.0)

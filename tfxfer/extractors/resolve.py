@@ -55,7 +55,7 @@ def resolve_source(source):
         FileNotFoundError: A path does not exist.
         ValueError: A folder is not a SavedModel.
     """
-    source = os.fspath(source)
+    source = os.path.expanduser(os.fspath(source))
     if is_handle(source):
         try:
             path = hub.resolve(source)
@@ -87,6 +87,9 @@ def resolve_source(source):
             f"Extractor source {source!r} is not a SavedModel folder: it has no saved_model.pb. Pass the folder that "
             "holds saved_model.pb and variables/ (or a .tar.gz of it)."
         )
+    if not tf.io.gfile.exists(tf.io.gfile.join(path, "variables", "variables.index")):
+        raise ValueError(f"Extractor source {source!r} holds saved_model.pb but no variables/variables.index: the "
+                         "SavedModel was copied in part. Copy its whole folder (saved_model.pb and variables/).")
     return path
 
 
