@@ -232,6 +232,9 @@ def test_a_savedmodel_that_does_not_state_its_image_size_is_taken_at_224_and_say
     args = build_parser().parse_args(["train", "photos", "--extractor", "x", "--image-size", "32", "40"])
     assert _extractor_options(args, "x") == {"image_size": (32, 40)}
     assert tfxfer.load_extractor(sizeless, **_extractor_options(args, "x")).image_size == (32, 40)
+    # Nor had it a flag for a pixel range other than TF Hub's [0, 1] (a hostile tester's find).
+    args = build_parser().parse_args(["train", "photos", "--extractor", "x", "--value-range", "-1", "1"])
+    assert tfxfer.load_extractor(sizeless, **_extractor_options(args, "x")).value_range == (-1.0, 1.0)
     # A text SavedModel ignored --image-size without a word (found trying the new flag as a user).
     from helpers import save_tiny_text_model
 

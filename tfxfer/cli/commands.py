@@ -37,7 +37,10 @@ def _extractor_options(args, source):
 
     given = {"preprocessor": args.preprocessor, "output_key": args.output_key, "weights": args.weights,
              "alpha": args.alpha, "pooling": args.pooling, "sequence_length": args.sequence_length,
-             "image_size": args.image_size and tuple(args.image_size)}
+             "image_size": args.image_size and tuple(args.image_size),
+             "value_range": args.value_range and tuple(args.value_range)}
+    if given["value_range"] and given["value_range"][0] >= given["value_range"][1]:
+        raise UsageError(f"--value-range {' '.join(f'{v:g}' for v in args.value_range)}: LOW must be below HIGH")
     options = {name: value for name, value in given.items() if value is not None}
     application = [f"--{name}" for name in ("weights", "alpha") if name in options]
     if application and not is_application_name(source):

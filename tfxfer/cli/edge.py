@@ -100,9 +100,9 @@ def distill_flags(commands_, command, data_flags, extractor_flags, export_flags)
 
 
 def _weight(text):
-    from tfxfer.cli.flags import _number
+    from tfxfer.cli.flags import number
 
-    value = _number(text)
+    value = number(text)
     if not 0 <= value <= 1:
         import argparse
 

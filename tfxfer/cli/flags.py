@@ -74,7 +74,7 @@ def seed(text):
 
 def fraction(text):
     """An argparse type: a fraction in [0, 1)."""
-    value = _number(text)
+    value = number(text)
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"expected a fraction from 0 up to (not including) 1, got {text}")
     return value
@@ -82,7 +82,7 @@ def fraction(text):
 
 def positive(text):
     """An argparse type: a number > 0."""
-    value = _number(text)
+    value = number(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, got {text}")
     return value
@@ -120,7 +120,8 @@ def figure_file(text):
     return str(path)
 
 
-def _number(text):
+def number(text):
+    """An argparse type: a finite number."""
     try:
         value = float(text)
     except ValueError:
@@ -160,7 +161,7 @@ def separator(text):
 
 def nonnegative(text):
     """An argparse type: a finite number >= 0."""
-    value = _number(text)
+    value = number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected a number >= 0, got {text}")
     return value

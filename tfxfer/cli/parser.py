@@ -10,8 +10,8 @@ import argparse
 import tfxfer
 from tfxfer.cli import commands, edge, probing, recipe
 from tfxfer.cli.terminal import TUNE_FLAGS
-from tfxfer.cli.flags import (address, figure_file, fraction, library_defaults, model_name, nonnegative, positive,
-                              search_folder, seed, separator, whole)
+from tfxfer.cli.flags import (address, figure_file, fraction, library_defaults, model_name, nonnegative, number,
+                              positive, search_folder, seed, separator, whole)
 
 EXAMPLES = {
     "demo": "tfxfer demo\n  tfxfer demo --per-class 10 --no-export",
@@ -80,6 +80,9 @@ def _extractor_flags(parser, source=True, repeat=False):
     parser.add_argument("--image-size", nargs=2, type=whole(1), metavar=("HEIGHT", "WIDTH"),
                         help="image extractors: the size they take, for a SavedModel that does not state it "
                              "(default: its own)")
+    parser.add_argument("--value-range", nargs=2, type=number, metavar=("LOW", "HIGH"),
+                        help="image extractors: the pixel range they take, e.g. -1 1 (default: TF Hub's 0 1 for "
+                             "SavedModels; keras.applications and KerasHub presets know their own)")
     parser.add_argument("--cache-sequences", action="store_true",
                         help="BERT-style TF Hub encoders: also cache between transformer layers (the sequence and "
                              "its mask: about 197 KB per text at 128 tokens)")
