@@ -290,3 +290,22 @@ def test_a_plain_tf_module_gets_the_variables_its_function_reads_as_blocks(tmp_p
     assert model.trainable_params_ == 64 + 8 * 3 + 3
     assert [np.array_equal(block.weights[0].numpy(), old) for block, old in zip(extractor.blocks, before)] == [
         True, False]
+
+
+@pytest.mark.parametrize("shape, dtype, image_size, message", [
+    ([None, 32, 32, 1], tf.float32, None, r"takes images of 1 channel; tfxfer feeds RGB images, channels last"),
+    ([None, 3, 32, 32], tf.float32, None, r"images of 32 channels \(channels first, NCHW\?\)"),
+    ([None, 32, 32, 3], tf.uint8, None, r"takes uint8 pixels; tfxfer feeds float pixels"),
+    ([1, 32, 32, 3], tf.float32, None, r"takes a fixed batch of 1; .* export it with batch dimension None"),
+    ([None, 32, 32, 3], tf.float32, (64, 64), r"exactly 32x32; image_size= cannot make them 64x64: leave it out"),
+])
+def test_an_image_input_tfxfer_cannot_feed_is_named_at_load(tmp_path, shape, dtype, image_size, message):
+    """Each loaded, then failed in training with Keras' 'Could not automatically infer the output shape' (a hostile
+    tester's finds)."""
+    module = tf.Module()
+    module.scale = tf.Variable(1.0, name="block_1/scale")
+    module.__call__ = tf.function(lambda x: tf.reduce_mean(tf.cast(x, tf.float32), axis=[1, 2]) * module.scale,
+                                  input_signature=[tf.TensorSpec(shape, dtype)])
+    tf.saved_model.save(module, str(tmp_path / "model"))
+    with pytest.raises(ValueError, match=message):
+        tfxfer.load_extractor(tmp_path / "model", image_size=image_size)

@@ -18,7 +18,7 @@ from tfxfer import _compat
 from tfxfer.extractors.base import Extractor
 from tfxfer.extractors.blocks import Block, block_label, group_by_names
 from tfxfer.extractors.hub_cuts import GraphCuts, HubSuffix, inference_function, pack_sides
-from tfxfer.extractors.hub_endpoints import endpoint, graph_digest, size_from_name
+from tfxfer.extractors.hub_endpoints import check_image_input, endpoint, graph_digest, size_from_name
 from tfxfer.extractors.resolve import load_saved_model, register_text_ops
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,7 @@ class HubExtractor(Extractor):
             input_kind, image_size, value_range = "text", None, None
         elif input_spec.shape.rank == 4:
             input_kind = "image"
+            check_image_input(input_spec, source, image_size)
             static = tuple(input_spec.shape[1:3])
             image_size = image_size or (static if None not in static else None) or size_from_name(source)
             if image_size is None:

@@ -38,6 +38,27 @@ def endpoint(obj, source):
     )
 
 
+def check_image_input(spec, source, image_size=None):
+    """Raises where tfxfer cannot feed an image model's input `[batch, height, width, channels]`: it feeds float
+    RGB batches of any size, at the model's own image size where it states one."""
+    batch, height, width, channels = spec.shape
+    problem = None
+    if channels not in (3, None):
+        problem = (f"images of {channels} channel{'s' * (channels != 1)}" + (" (channels first, NCHW?)" if height == 3
+                                                                           else "") +
+                   "; tfxfer feeds RGB images, channels last: export it for [batch, height, width, 3]")
+    elif not spec.dtype.is_floating:
+        problem = (f"{spec.dtype.name} pixels; tfxfer feeds float pixels: export it for float32 input, casting "
+                   "inside")
+    elif batch is not None:
+        problem = f"a fixed batch of {batch}; tfxfer feeds batches of any size: export it with batch dimension None"
+    elif image_size is not None and None not in (height, width) and tuple(image_size) != (height, width):
+        problem = (f"images of exactly {height}x{width}; image_size= cannot make them {image_size[0]}x{image_size[1]}: "
+                   "leave it out")
+    if problem:
+        raise ValueError(f"The SavedModel {source!r} takes {problem}.")
+
+
 def size_from_name(source):
     """The image size a handle's or a folder's own name states (`mobilenet_v2_100_224` gives 224), not a parent
     folder's: a model in `exports_128/` states none.
