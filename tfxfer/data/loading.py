@@ -230,7 +230,8 @@ def assemble(*, modality, task, inputs, labels, fixed, validation_split, test_sp
     missing = task.missing_from_training(train_labels)
     if missing is not None:
         raise DataError(f"{source}: class {missing!r} has no training examples; add some, or leave it out of "
-                        "class_names.")
+                        + ("class_names." if task.strict_classes else "the labels (a multi-label output that no "
+                           "training example has cannot be learned)."))
     task.fill_weights(train_labels)
     if bad.skipped:
         reasons = ", ".join(f"{reason} {count}" for reason, count in count_reasons(bad.skipped).items())

@@ -38,8 +38,6 @@ class Task:
         class_weights: Multi-class only: `{class index: weight}` with weight `n / (num_classes * n_class)` over the
             training split ("balanced"), as `keras.Model.fit(class_weight=...)` takes it; all 1.0 when balanced.
             None for multi-label (Keras' `class_weight` assumes one class per example) and regression.
-        positive_weights: Multi-label only: `{class index: n_negative / n_positive}` over the training split, the
-            `pos_weight` of a weighted binary cross-entropy; None otherwise.
         target_mean, target_scale: Regression only: each target's mean and standard deviation (1 where it is 0)
             over the training split; the head's output is scaled by them, so that targets in the thousands train as
             those near 0 do (a Dense layer that starts near 0 took a million steps to reach 1000). None otherwise.
@@ -55,7 +53,6 @@ class Task:
     num_outputs: int = None
     label_encoding: str = None
     class_weights: dict = None
-    positive_weights: dict = None
     target_mean: list = None
     target_scale: list = None
 
@@ -172,28 +169,24 @@ class Task:
         return {name: int(count) for name, count in zip(self.class_names, self._kind.count(labels, self.num_outputs))}
 
     def missing_from_training(self, train_labels):
-        """The name of a multi-class class without training examples, or None."""
-        if self.strict_classes is None:
+        """The name of a class without training examples (multi-label: a label no training example has), or None:
+        nothing could teach the model that output."""
+        if not self.has_classes:
             return None
-        present = np.bincount(train_labels, minlength=self.num_outputs)
-        return None if present.all() else self.class_names[int(np.flatnonzero(present == 0)[0])]
+        present = self._kind.count(train_labels, self.num_outputs)
+        return None if all(present) else self.class_names[int(np.flatnonzero(np.asarray(present) == 0)[0])]
 
     def fill_weights(self, train_labels):
-        """Fills `class_weights` (multi-class), `positive_weights` (multi-label) or the targets' mean and scale
-        (regression) from the training labels."""
+        """Fills `class_weights` (multi-class) or the targets' mean and scale (regression) from the training
+        labels."""
         n = len(train_labels)
         if n and not self.has_classes:
             targets = np.asarray(train_labels, np.float64).reshape(n, -1)
             spread = targets.std(axis=0)
             self.target_mean = targets.mean(axis=0).tolist()
             self.target_scale = np.where(spread > 0, spread, 1).tolist()
-        if not n or not self.has_classes:
-            return self
-        counts = self._kind.count(train_labels, self.num_outputs)
-        if self.uses_threshold:
-            self.positive_weights = {index: float((n - count) / count) if count else 0.0
-                                     for index, count in enumerate(counts)}
-        else:
+        if n and self._kind.exclusive:
+            counts = self._kind.count(train_labels, self.num_outputs)
             self.class_weights = {index: float(n / (self.num_outputs * count)) for index, count in enumerate(counts)}
         return self
 
