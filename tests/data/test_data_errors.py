@@ -302,3 +302,15 @@ def test_unknown_split_values_are_named():
     frame = pd.DataFrame({"text": list("abcd"), "label": list("xyxy"), "split": ["train", "train", "holdout", "val"]})
     with pytest.raises(DataError, match=r"DataFrame, row 2: unknown split \(column 'split' holds 'holdout'"):
         load_text(frame, split_column="split")
+
+
+def test_a_table_path_relative_to_the_working_folder_is_named_as_such(tmp_path, monkeypatch):
+    """'sub/img/0.png is not a file' left a user whose paths worked from the shell guessing (a hostile tester's)."""
+    monkeypatch.chdir(tmp_path)
+    class_folders(tmp_path / "img", {"cat": 2, "dog": 2})
+    (tmp_path / "sub").mkdir()
+    rows = [f"img/{name}/{name}_{i:03d}.png,{name}" for name in ("cat", "dog") for i in range(2)]
+    (tmp_path / "sub" / "photos.csv").write_text("path,label\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError, match=r"img/cat/cat_000.png is a file relative to the working folder, but a "
+                                        r"table's paths are read relative to its own folder"):
+        load_images(tmp_path / "sub" / "photos.csv", image_size=(16, 16), value_range=(0, 1))

@@ -197,6 +197,9 @@ def path_hint(written, path=None):
         return "; it is a pattern (*, ?, [): list each file, or pass their folder"
     if path is not None and os.path.islink(path):
         return f"; it is a link to {os.readlink(path)}, which does not exist"
+    if path is not None and Path(path) != Path(written) and os.path.isfile(written):
+        return (f"; {written} is a file relative to the working folder, but a table's paths are read relative to "
+                "its own folder: write them so, or absolute")
     return ""
 
 
