@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 #: The pixel range of TF Hub's common signature for images.
 HUB_IMAGE_VALUE_RANGE = (0.0, 1.0)
 
+
 def _scope(variable_name):
     name = variable_name.split(":")[0]
     return name.rsplit("/", 1)[0] if "/" in name else name
@@ -321,10 +322,11 @@ class HubExtractor(Extractor):
     def _computation(self):
         """The output read and a digest of the graphs run: a model exported again under the same path and variable
         names can compute something else, and a cache of the old one must not serve it."""
-        if self._graph_digest is None:
-            call = self._call_fn if hasattr(self._call_fn, "concrete_functions") else \
-                self._restored.signatures["serving_default"]
-            self._graph_digest = graph_digest(call, *filter(None, [self._preprocess_fn]))
+        if self._graph_digest is None:  # a function called through a serving signature: the signature's graph
+            graphs = [function if hasattr(function, "concrete_functions") else restored.signatures["serving_default"]
+                      for function, restored in ((self._call_fn, self._restored),
+                                                 (self._preprocess_fn, self._restored_preprocessor)) if function]
+            self._graph_digest = graph_digest(*graphs)
         return self.output_key, self._graph_digest
 
     def get_config(self):

@@ -3,6 +3,7 @@ states, and a digest of the graphs it runs (for caches, which must not serve ano
 
 import hashlib
 import re
+
 import tensorflow as tf
 
 from tfxfer.extractors.sources import is_handle
