@@ -186,7 +186,7 @@ def infer_task_type(frame, label_columns, delimiter, source):
             )
         return "regression"
     numeric = pd.to_numeric(values.map(lambda value: value.strip() if isinstance(value, str) else value), "coerce")
-    if len(values) and numeric.notna().mean() >= 0.8 and (numeric.dropna() != numeric.dropna().round()).any():
+    if numeric.isna().any() and numeric.notna().mean() >= 0.8 and (numeric.dropna() % 1 != 0).any():
         others = values[numeric.isna()]  # a regression target with '?' or '-' for the missing ones
         raise DataError(f"{source}: label column {label_columns[0]!r} holds numbers but for {len(others)} cell(s) "
                         f"such as {others.iloc[0]!r} ({row_source(source, others.index[0])}). If those mark missing "
