@@ -238,8 +238,8 @@ def tune(args):
     distribution_environment(args)
     options = [_extractor_options(args, source) for source in args.extractor]
     extractors = [_load_extractor(args, source) for source in args.extractor]
-    check_litert_conversion(args, extractors, exporting=args.export is not None and os.environ.get(
-        "KERASTUNER_TUNER_ID", "chief").startswith("chief"))  # workers never export
+    exporting = args.export is not None and os.environ.get("KERASTUNER_TUNER_ID", "chief").startswith("chief")
+    check_litert_conversion(args, extractors, exporting=exporting)  # workers never export
     data = _load_data(args, extractors[0])
     directory, project = os.path.split(os.path.normpath(args.dir))
     space = tfxfer.SearchSpace(**({"frozen_blocks": args.freeze_choices} if args.freeze_choices else {}),
@@ -258,7 +258,7 @@ def tune(args):
                                    verbose=0 if (args.quiet or args.json) else 1)
     args.stage = "searching"
     table = search.search(data, callbacks=_callbacks(args)[0])
-    if args.export is not None and os.environ.get("KERASTUNER_TUNER_ID", "chief").startswith("chief"):
+    if exporting:
         args.stage = "exporting"
         fitted = search.best_model(data)
         path = tfxfer.export(fitted, args.export, root=args.root, data_summary=data, models_config=args.models_config,

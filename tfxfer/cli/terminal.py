@@ -106,6 +106,8 @@ TUNE_FLAGS = {**FLAGS, "learning_rate": "the learning-rate range (of --centre-ra
               "fine_tune_learning_rate": "the fine-tuning rate range (of --centre-rates)"}
 
 
+#: Python's quotes around a value in a message, which the flag's words leave out.
+_QUOTES = "'\""
 #: The flags that `--no-...` negates (argparse's BooleanOptionalAction).
 _NEGATABLE = {"--batch-norm"}
 
@@ -130,11 +132,11 @@ def cli_words(message, flags=FLAGS):
             return flag
         if value == "False":
             return f"--no-{flag[2:]}" if flag in _NEGATABLE else f"no {flag}"
-        if value[:1] in "'\"" and value[1:-1] != value[1:-1].strip():  # spaces at its ends: quoted for the shell
+        if value[:1] in _QUOTES and value[1:-1] != value[1:-1].strip():  # spaces at its ends: quoted for the shell
             return f"{flag} {value}"
         if value.startswith("[") and flag.startswith("--"):  # a list: the values one after another
-            return f"{flag} {' '.join(item.strip(chr(34) + chr(39)) for item in value[1:-1].replace(',', ' ').split())}"
-        return f"{flag} {value.strip(chr(34) + chr(39))}"
+            return " ".join([flag] + [item.strip(_QUOTES) for item in value[1:-1].replace(",", " ").split()])
+        return f"{flag} {value.strip(_QUOTES)}"
 
     flagged = re.sub(r"\b([a-z][a-z_]*)=(\"[^\"]*\"|'[^']*'|\[[^\[\]]*\]|\w(?:[\w.-]*\w)?)?", replace, message)
     # Argument names with an underscore are Python's alone; as bare words (freeze_blocks must be...) they are flags.
