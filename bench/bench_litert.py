@@ -146,6 +146,7 @@ def main():
         rows[name] = {"size_bytes": size, "val_accuracy": round(float(np.mean(predicted.argmax(1) == labels)), 4)}
         if "litert" in metadata:
             rows[name]["verification"] = metadata["litert"]["verification"]
+            rows[name]["converter_size_bytes"] = metadata["litert"]["converter_size_bytes"]
     for name, values in accuracies.items():
         rows[f"{name} (Keras, seeds {args.seeds})"] = {"val_accuracy": round(float(np.mean(values)), 4),
                                                       "val_accuracy_sd": round(float(np.std(values)), 4),
@@ -175,15 +176,20 @@ def main():
     (Path(__file__).resolve().parent / "litert.json").write_text(json.dumps(report, indent=2) + "\n")
     print(f"{report['machine']}; load average {load_before:.1f} before, {report['load_average_after']:.1f} after; "
           f"{report['seconds_total']:.0f} s")
-    print("| model | size | val accuracy | LiteRT 1 thread p50 / p95 ms | LiteRT 2 threads p50 / p95 ms | "
-          "SavedModel p50 / p95 ms |")
-    print("|---|---|---|---|---|---|")
+    print("| model | size | size as converted | val accuracy | LiteRT 1 thread p50 / p95 ms | "
+          "LiteRT 2 threads p50 / p95 ms | SavedModel p50 / p95 ms |")
+    print("|---|---|---|---|---|---|---|")
     for name, row in rows.items():
         accuracy = f"{row['val_accuracy']:.3f}" + (f" ± {row['val_accuracy_sd']:.3f}" if "val_accuracy_sd" in row else "")
-        cells = [f"{row['size_bytes'] / 1e6:.2f} MB" if "size_bytes" in row else "", accuracy]
+        cells = [f"{row[key] / 1e6:.2f} MB" if key in row else "" for key in ("size_bytes", "converter_size_bytes")]
+        cells.append(accuracy)
         for key in ("latency_1_threads", "latency_2_threads", "latency_tf"):
             cells.append(f"{row[key]['p50_ms']} / {row[key]['p95_ms']}" if key in row else "")
         print(f"| {name} | " + " | ".join(cells) + " |")
+    float32, int8 = rows["teacher LiteRT float32"], rows["teacher LiteRT int8"]
+    print(f"teacher int8 against float32: {float32['size_bytes'] / int8['size_bytes']:.2f}x smaller as written, "
+          f"{float32['converter_size_bytes'] / int8['converter_size_bytes']:.2f}x as converted; accuracy "
+          f"{float32['val_accuracy']:.3f} -> {int8['val_accuracy']:.3f}")
 
 
 if __name__ == "__main__":

@@ -115,3 +115,10 @@ def test_a_compiled_model_is_built_from_a_batch_spec_before_fit_traces_its_step(
     assert classifier.optimizer.built and len(classifier.optimizer.variables) > len(classifier.trainable_variables)
     assert all(metric.variables for metric in classifier.metrics)
     _compat.build_for_fit(classifier, None)  # a spec Keras must find itself: nothing is done
+
+
+def test_a_litert_file_reads_into_its_schema_objects():
+    flatbuffer = tf.lite.TFLiteConverter.from_keras_model(
+        keras.Sequential([keras.Input([3]), keras.layers.Dense(2)])).convert()
+    model = _compat.litert_model_object(flatbuffer)
+    assert len(model.subgraphs) == 1 and model.signatureDefs[0].signatureKey == b"serving_default"

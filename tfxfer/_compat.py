@@ -18,6 +18,7 @@ breaks here, with a message that names the internal, the version in use and the 
 | `keras_tuner.src.protos`, `OracleServicer` | answer late workers on a restarted chief of an ended search |
 | `Oracle._retry_queue`, `Oracle._project_dir` | give a trial to another worker; its files |
 | `Trainer._symbolic_build` | build a compiled model's metrics, loss and optimizer before its first traced step |
+| `ai_edge_litert.tools.flatbuffer_utils` | read a LiteRT file into its schema's objects, to write it again smaller |
 """
 
 import importlib
@@ -26,7 +27,7 @@ import keras
 import keras_tuner
 
 #: The versions every internal here was tested with.
-TESTED = {"keras": "3.15", "keras-tuner": "1.4.8", "tensorflow": "2.21"}
+TESTED = {"keras": "3.15", "keras-tuner": "1.4.8", "tensorflow": "2.21", "ai-edge-litert": "2.3"}
 
 
 class CompatError(ImportError):
@@ -190,6 +191,17 @@ def retry_queue(oracle):
 def project_dir(oracle):
     """The folder of the oracle's trials."""
     return _tuner(oracle, "_project_dir")
+
+
+# LiteRT.
+
+def litert_model_object(flatbuffer):
+    """A LiteRT flatbuffer as its schema's objects (a `ModelT`, which `Pack`s into a builder), read by ai-edge-litert's
+    flatbuffer tools (which also resolve buffers stored past the flatbuffer). Needs ai-edge-litert installed."""
+    import ai_edge_litert
+
+    tools = _module("ai_edge_litert.tools.flatbuffer_utils", "ai-edge-litert", ai_edge_litert.__version__)
+    return tools.read_model_from_bytearray(bytearray(flatbuffer))
 
 
 # Keras optimizers.

@@ -46,6 +46,7 @@ def test_float_litert_gives_the_savedmodel_scores_and_keeps_labels_and_metadata(
     litert = metadata["litert"]
     assert metadata["class_names"] == CLASSES and metadata["export_format"] == "litert"
     assert litert["size_bytes"] == (lite / "model.tflite").stat().st_size and litert["quantize"] == "none"
+    assert litert["size_bytes"] <= litert["converter_size_bytes"]
     assert litert["verification"]["source"] == "validation split" and litert["verification"]["examples"] == 6
     assert litert["verification"]["max_score_difference"] < 1e-4 and litert["verification"]["top1_agreement"] == 1.0
     assert litert["input"]["shape"] == [1, -1, -1, 3] and litert["output"]["name"] == "scores"
@@ -135,9 +136,12 @@ def test_int8_mobilenet_agrees_with_the_float_model_on_the_hymenoptera_validatio
     fitted = tfxfer.TransferModel(extractor, epochs=10, patience=None, seed=0, verbose=0).fit(data)
     path = tfxfer.export(fitted, "ants_bees", root=tmp_path, format="litert", quantize="int8", data_summary=data,
                          calibration_size=48, verification_size=data.sizes["validation"])
-    check = load_exported(path).metadata["litert"]["verification"]
+    litert = load_exported(path).metadata["litert"]
+    check = litert["verification"]
     assert check["examples"] == data.sizes["validation"] == 153 and check["source"] == "validation split"
     assert check["top1_agreement"] >= 0.98, check
+    # The converter's int64 zero points, one per channel of every kernel and bias, are stored once per length.
+    assert litert["converter_size_bytes"] - litert["size_bytes"] > 200_000, litert
 
 
 def test_converting_in_two_threads_gives_stderr_back():

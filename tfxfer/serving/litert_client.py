@@ -18,7 +18,8 @@ LABELS_FILE = "labels.txt"
 LITERT_FILES = (LITERT_FILE, LABELS_FILE, str(METADATA_FILE))
 
 
-def _interpreter_class():
+def interpreter_class():
+    """The LiteRT interpreter class; an ImportError that says what to install where ai-edge-litert is missing."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError:
@@ -47,9 +48,8 @@ class LiteRTRunner:
     """
 
     def __init__(self, model, num_threads=None):
-        interpreter_class = _interpreter_class()
         content = model if isinstance(model, bytes) else Path(model).read_bytes()
-        self.interpreter = interpreter_class(model_content=content, num_threads=num_threads)
+        self.interpreter = interpreter_class()(model_content=content, num_threads=num_threads)
         self._signature = self.interpreter.get_signature_runner("serving_default")
         (self.input_name,), (self.output_name,) = self._inputs(), self._outputs()
         import ai_edge_litert
