@@ -6,7 +6,7 @@ about 34,000 zero int64s (0.27 MB of a 2.7 MB file) in vectors that repeat one a
 refers to a vector by its offset, so tables may share one: `share_repeated_vectors` packs the model again through
 the LiteRT schema's objects with a builder that writes each distinct numeric vector once. Every value the
 interpreter reads stays the same (the tests check that the scores are bit for bit those of the converter's file);
-buffers (weights, strings) keep the 16-byte alignment that the schema asks for and the converter gives them.
+buffers (weights, strings) are written 16-byte aligned, as LiteRT's schema asks of them (`force_align: 16`).
 """
 
 import flatbuffers
