@@ -4,8 +4,9 @@ The examples use a few names that a reader would have at hand, built here once f
 `extractor` (a Keras extractor of 4 blocks on 16x16 images), `image_folder` (class folders of noise images),
 `hub_folder` (a tiny TF Hub SavedModel folder),
 `data` (a `DataSplits` of noise images in three classes), `fitted` (a fine-tuned `TransferModel`), `search` (a
-finished two-trial `TransferSearch`) and `tmp_dir` (a folder to write into), besides `keras`, `np`, `pd`, `tf`
-and `tfxfer`.
+finished two-trial `TransferSearch`), `exported_path` and `litert_path` (a SavedModel and a LiteRT export of
+`fitted`, each `pathlib.Path` a version folder; made once, for the examples that read an export) and `tmp_dir` (a
+folder to write into), besides `keras`, `np`, `pd`, `tf` and `tfxfer`.
 """
 
 import doctest
@@ -37,9 +38,13 @@ def namespace(tmp_path_factory):
                                    project_name="docs", space=tfxfer.SearchSpace(frozen_blocks=[3, 4],
                                                                                  warmup_epochs=1), verbose=0)
     search.search(data)
-    return {"extractor": extractor, "image_folder": str(images), "hub_folder": str(tfxfer.save_hub_format(tiny_cnn(seed=3), folder / "hub")),
-            "data": data, "fitted": fitted, "search": search, "tmp_dir": str(folder / "scratch"), "keras": keras,
-            "np": np, "pd": pd, "tf": tf, "tfxfer": tfxfer}
+    exports = folder / "exports"
+    exported_path = tfxfer.export(fitted, "noise", root=exports, data_summary=data)
+    litert_path = tfxfer.export(fitted, "noise_lite", root=exports, format="litert", data_summary=data)
+    return {"extractor": extractor, "image_folder": str(images), "data": data, "fitted": fitted, "search": search,
+            "hub_folder": str(tfxfer.save_hub_format(tiny_cnn(seed=3), folder / "hub")),
+            "exported_path": exported_path, "litert_path": litert_path, "tmp_dir": str(folder / "scratch"),
+            "keras": keras, "np": np, "pd": pd, "tf": tf, "tfxfer": tfxfer}
 
 
 @pytest.mark.slow

@@ -101,7 +101,7 @@ class ExportedModel:
             tfxfer.data.DataError: A CSV/TSV file is missing or malformed.
 
         Example:
-            >>> exported = load_exported(tfxfer.export(fitted, "noise", root=tmp_dir))
+            >>> exported = load_exported(exported_path)  # a tfxfer.export folder
             >>> list(exported.predict(data.examples("validation")[0][:2]).columns)
             ['file', 'class', 'score', 'score_ants', 'score_bees', 'score_wasps']
         """
@@ -206,7 +206,7 @@ def load_exported(path):
         ValueError: `path` is a SavedModel that tfxfer did not export.
 
     Example:
-        >>> exported = load_exported(tfxfer.export(fitted, "noise", root=tmp_dir))
+        >>> exported = load_exported(exported_path)  # a tfxfer.export folder
         >>> exported.class_names, exported.input_kind
         (['ants', 'bees', 'wasps'], 'image')
     """

@@ -42,8 +42,7 @@ class LiteRTRunner:
         runtime: The interpreter package and its version.
 
     Example:
-        >>> path = tfxfer.export(fitted, "runner", root=tmp_dir, format="litert")
-        >>> runner = LiteRTRunner(path / "model.tflite", num_threads=1)
+        >>> runner = LiteRTRunner(litert_path / "model.tflite", num_threads=1)  # a tfxfer.export(format="litert")
         >>> runner.run(np.full((1, 40, 30, 3), 128.0, np.float32)).shape
         (1, 3)
     """
@@ -127,7 +126,7 @@ class LiteRTModel(ExportedModel):
         runner: The `LiteRTRunner`.
 
     Example:
-        >>> exported = tfxfer.load_exported(tfxfer.export(fitted, "lite", root=tmp_dir, format="litert"))
+        >>> exported = tfxfer.load_exported(litert_path)  # a folder that tfxfer.export(format="litert") wrote
         >>> type(exported).__name__, list(exported.predict(data.examples("validation")[0][:2]).columns)
         ('LiteRTModel', ['file', 'class', 'score', 'score_ants', 'score_bees', 'score_wasps'])
     """
