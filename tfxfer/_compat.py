@@ -1,4 +1,4 @@
-"""Every private name of Keras, TensorFlow and Keras Tuner that tfxfer uses, in one place.
+"""Every private name of Keras, TensorFlow, Keras Tuner and ai-edge-litert that tfxfer uses, in one place.
 
 The rest of tfxfer calls these functions and never touches a private name itself, so an upgrade that removes one
 breaks here, with a message that names the internal, the version in use and the versions tfxfer was tested with
@@ -31,7 +31,8 @@ TESTED = {"keras": "3.15", "keras-tuner": "1.4.8", "tensorflow": "2.21", "ai-edg
 
 
 class CompatError(ImportError):
-    """A private name that tfxfer relies on is missing from the installed Keras, TensorFlow or Keras Tuner."""
+    """A private name that tfxfer relies on is missing from the installed Keras, TensorFlow, Keras Tuner or
+    ai-edge-litert."""
 
 
 def _missing(what, package, version):
@@ -200,8 +201,9 @@ def litert_model_object(flatbuffer):
     flatbuffer tools (which also resolve buffers stored past the flatbuffer). Needs ai-edge-litert installed."""
     import ai_edge_litert
 
-    tools = _module("ai_edge_litert.tools.flatbuffer_utils", "ai-edge-litert", ai_edge_litert.__version__)
-    return tools.read_model_from_bytearray(bytearray(flatbuffer))
+    version = ai_edge_litert.__version__
+    tools = _module("ai_edge_litert.tools.flatbuffer_utils", "ai-edge-litert", version)
+    return _attribute(tools, "read_model_from_bytearray", "ai-edge-litert", version)(bytearray(flatbuffer))
 
 
 # Keras optimizers.

@@ -196,6 +196,20 @@ def test_decode_image_on_bytes():
     assert image.shape == (2, 3, 3) and np.allclose(image.numpy(), 1.0)
 
 
+def test_decoding_file_by_file_gives_the_eager_pixels_and_names_a_bad_file(tmp_path):
+    from tfxfer.data.decoding import decode_file
+
+    array = np.random.default_rng(1).integers(0, 256, (23, 31, 3), dtype=np.uint8)
+    path = tmp_path / "caf\u00e9.jpg"
+    tf.io.write_file(str(path), tf.io.encode_jpeg(array))
+    for size, value_range in (((11, 13), [0, 255]), ((5, 7), (-1.0, 1.0))):  # lists and ints, as callers pass them
+        eager = decode_image(tf.io.read_file(str(path)), size, value_range)
+        np.testing.assert_array_equal(decode_file(path, list(size), value_range).numpy(), eager.numpy())
+    (tmp_path / "notes.jpg").write_bytes(b"not a jpeg at all")
+    with pytest.raises(ValueError, match=r"notes\.jpg: "):
+        decode_file(tmp_path / "notes.jpg", (4, 4), (0.0, 1.0))
+
+
 def test_non_ascii_file_names(tmp_path):
     write_image(tmp_path / "fotos" / "caf\u00e9" / "cr\u00e8me br\u00fbl\u00e9e.png", COLOURS[0])
     write_image(tmp_path / "fotos" / "\u732b" / "\u5199\u771f.jpg", COLOURS[1])

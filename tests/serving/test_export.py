@@ -499,6 +499,8 @@ def test_a_fitted_transfer_model_exports_its_task_and_history(tiny_hub_model, tm
     assert stored["training"]["cached_phases"] == [cache]
     assert set(stored["metrics"]) >= {"loss", "accuracy"}
     assert stored["data_summary"]["sizes"] == data.sizes and stored["interpolation"] == "bilinear"
+    saved = [name for name, _ in tf.train.list_variables(str(path / "variables" / "variables"))]
+    assert not [name for name in saved if "optimizer" in name], saved  # Adam's slots are no use to a server
     files = sorted(str(p) for p in (tmp_path / "data").rglob("*.*"))
     np.testing.assert_allclose(load_exported(path).predict(files)[["score_ants", "score_bees"]].to_numpy(),
                                fitted.model_(decoded(files, extractor), training=False).numpy(), atol=1e-6)

@@ -46,7 +46,6 @@ def test_float_litert_gives_the_savedmodel_scores_and_keeps_labels_and_metadata(
     litert = metadata["litert"]
     assert metadata["class_names"] == CLASSES and metadata["export_format"] == "litert"
     assert litert["size_bytes"] == (lite / "model.tflite").stat().st_size and litert["quantize"] == "none"
-    assert litert["size_bytes"] <= litert["converter_size_bytes"]
     assert litert["verification"]["source"] == "validation split" and litert["verification"]["examples"] == 6
     assert litert["verification"]["max_score_difference"] < 1e-4 and litert["verification"]["top1_agreement"] == 1.0
     assert litert["input"]["shape"] == [1, -1, -1, 3] and litert["output"]["name"] == "scores"
@@ -59,6 +58,7 @@ def test_int8_with_integer_input_and_output_is_calibrated_and_dequantized(noise,
     assert litert["calibration"] == {"split": "train", "examples": 10, "seed": 0}
     assert litert["input"]["dtype"] == "uint8" and litert["output"]["dtype"] == "uint8"
     assert litert["output"]["quantization"]["scale"] > 0
+    assert litert["size_bytes"] < litert["converter_size_bytes"]  # repacked, and kept: same scores bit for bit
     assert litert["verification"]["max_score_difference"] < 0.05
     table = load_exported(path).predict([str(p) for p in noise["files"]])
     assert table["score"].between(0, 1).all() and set(table["class"]) <= set(CLASSES)

@@ -7,7 +7,8 @@ import keras
 import numpy as np
 import pandas as pd
 
-from tfxfer.data.decoding import IMAGE_EXTENSIONS, exif_orientation, find_undecodable
+from tfxfer.data.decoding import IMAGE_EXTENSIONS, find_undecodable
+from tfxfer.data.exif import exif_orientation
 from tfxfer.data.loading import check_extractor_kind, from_class_folders, from_table, start
 from tfxfer.data.tables import is_folder, row_source
 

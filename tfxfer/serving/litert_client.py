@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tfxfer.data.decoding import decoder
+from tfxfer.data.decoding import decode_file
 from tfxfer.data.task import Task
 from tfxfer.serving.client import ExportedModel
 from tfxfer.serving.versioning import FORMAT_FILES, METADATA_FILE, resolve_export, versions
@@ -167,7 +167,5 @@ def litert_input(item, spec, dtype):
     """
     if spec["input_kind"] == "text":
         return np.array([item], dtype=object)
-    decode = decoder(tuple(spec["image_size"]), (0.0, 255.0), spec["interpolation"])
-    pixels = decode(tf.io.read_file(str(item))).numpy()[None]
+    pixels = decode_file(item, spec["image_size"], (0.0, 255.0), spec["interpolation"]).numpy()[None]
     return (np.round(pixels) if np.dtype(dtype) == np.uint8 else pixels).astype(dtype)
-

@@ -12,7 +12,6 @@ inputs; here the teacher runs once per example and the student trains on cached 
 out instead.
 """
 
-import os
 import time
 from types import SimpleNamespace
 
@@ -20,7 +19,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfxfer.data.decoding import IMAGE_EXTENSIONS, decoder, find_undecodable
+from tfxfer.data.decoding import IMAGE_EXTENSIONS, decode_file, find_undecodable
 from tfxfer.data.errors import BadInputs
 from tfxfer.data.folders import list_files
 from tfxfer.data.loading import example_identities
@@ -228,10 +227,9 @@ def _unlabeled(folder, extractor, scores, data, bad):
                          f"({', '.join(IMAGE_EXTENSIONS)}).")
     _refuse_held_out_copies(files, data)
     student_features, teacher_scores = [], []
-    for_student = decoder(tuple(extractor.image_size), tuple(extractor.value_range))
-    for_teacher = decoder(tuple(scores.image_size), (0.0, 255.0))
     for start in range(0, len(files), 32):
-        contents = [tf.io.read_file(os.fsencode(path)) for path in files[start:start + 32]]  # any file name
-        student_features.append(extractor(tf.stack([for_student(c) for c in contents]), training=False).numpy())
-        teacher_scores.append(scores(tf.stack([for_teacher(c) for c in contents])))
+        batch = files[start:start + 32]
+        student_features.append(extractor(tf.stack([decode_file(path, extractor.image_size, extractor.value_range)
+                                                    for path in batch]), training=False).numpy())
+        teacher_scores.append(scores(tf.stack([decode_file(path, scores.image_size, (0.0, 255.0)) for path in batch])))
     return np.concatenate(student_features), np.concatenate(teacher_scores)
