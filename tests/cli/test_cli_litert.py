@@ -19,11 +19,17 @@ def test_distill_exports_an_int8_tflite_student_that_predict_runs(tiny_hub_model
     teacher = library.export(fitted, "teacher", root=tmp_path / "exports")  # what `tfxfer train --export` writes
     # As a user runs it: without TF_CPP_MIN_LOG_LEVEL, the converter logs every step it takes.
     user = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    unlabelled = noise_folders(tmp_path / "unlabelled", per_class=1, seed=9)
+    (unlabelled / "notes.jpg").write_text("not an image")
     result = tfxfer("distill", images, "--teacher", teacher, "--extractor", tiny_hub_model, "--epochs", "2",
                     "--temperature", "3", "--export", "student", "--root", tmp_path / "lite", "--format", "litert",
-                    "--quantize", "int8", "--calibration-size", "8", env=user)
+                    "--quantize", "int8", "--calibration-size", "8", "--unlabeled", unlabelled, "--on-bad", "skip",
+                    env=user)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert result.stderr.strip() == "", result.stderr[-3000:]
+    # Nothing on stderr but the unlabelled image left out, named (it printed a count alone: a hostile tester's find).
+    lines = result.stderr.strip().splitlines()
+    assert lines[0] == "1 unlabelled image(s) left out or not read:" and len(lines) == 2, result.stderr[-3000:]
+    assert lines[1].startswith(f"  {unlabelled / 'notes.jpg'}: not a decodable image"), lines
     assert "model.tflite" in result.stdout and "verified on" in result.stdout and "top-1 agreement" in result.stdout
     version = tmp_path / "lite" / "student" / "1"
     metadata = json.loads((version / "assets.extra" / "tfxfer.json").read_text())

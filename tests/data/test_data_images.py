@@ -206,8 +206,11 @@ def test_decoding_file_by_file_gives_the_eager_pixels_and_names_a_bad_file(tmp_p
         eager = decode_image(tf.io.read_file(str(path)), size, value_range)
         np.testing.assert_array_equal(decode_file(path, list(size), value_range).numpy(), eager.numpy())
     (tmp_path / "notes.jpg").write_bytes(b"not a jpeg at all")
-    with pytest.raises(ValueError, match=r"notes\.jpg: "):
-        decode_file(tmp_path / "notes.jpg", (4, 4), (0.0, 1.0))
+    for name in ("notes.jpg", "missing.png", ""):  # undecodable, absent, a folder: each named (a tester's find)
+        with pytest.raises(ValueError, match=f"{tmp_path / name}: "):
+            decode_file(tmp_path / name, (4, 4), (0.0, 1.0))
+    with pytest.raises(tf.errors.InvalidArgumentError):  # a size of 0 is the caller's error, not the file's
+        decode_file(path, (0, 8), (0.0, 1.0))
 
 
 def test_non_ascii_file_names(tmp_path):

@@ -3,6 +3,7 @@ and `tfxfer distill`, kept apart from the SavedModel commands."""
 
 import sys
 
+from tfxfer.cli import terminal
 from tfxfer.cli.commands import UsageError, _say
 
 
@@ -140,6 +141,7 @@ def distill(args):
     student = tfxfer.distill(args.teacher, extractor, data, temperature=args.temperature, alpha=args.teacher_weight,
                              unlabeled=args.unlabeled, epochs=args.epochs, learning_rate=args.learning_rate,
                              seed=args.seed, on_bad=args.on_bad)
+    terminal.print_skipped(student.distillation_["unlabeled_skipped"], what="unlabelled image(s)")
     row = {"temperature": args.temperature, "teacher_weight": args.teacher_weight,
            "unlabeled_images": student.distillation_["unlabeled_images"],
            "unlabeled_skipped": len(student.distillation_["unlabeled_skipped"]),

@@ -283,16 +283,18 @@ def json_records(table):
 LISTED_SKIPS = 10
 
 
-def print_skipped(skipped):
-    """Lists what the loader left out on stderr: the first few, and a file with all of them."""
+def print_skipped(skipped, what="file(s) or row(s)"):
+    """Lists what the loader left out on stderr (its records, or their lines): the first few, and a file with all
+    of them."""
     if not skipped:
         return
-    print(f"{len(skipped)} file(s) or row(s) left out or not read:", file=sys.stderr)
+    print(f"{len(skipped)} {what} left out or not read:", file=sys.stderr)
     for item in skipped[:LISTED_SKIPS]:
         print(f"  {item}", file=sys.stderr)
     if len(skipped) > LISTED_SKIPS:
         with tempfile.NamedTemporaryFile("w", prefix="tfxfer-skipped-", suffix=".tsv", delete=False) as file:
             file.write("source\treason\tdetail\n")
-            file.writelines(f"{item.source}\t{item.reason}\t{item.detail}\n" for item in skipped)
+            file.writelines(f"{item.source}\t{item.reason}\t{item.detail}\n" if hasattr(item, "source") else
+                            f"{item}\t\t\n" for item in skipped)
         print(f"  ... and {len(skipped) - LISTED_SKIPS} more; all {len(skipped)} are listed in {file.name}",
               file=sys.stderr)

@@ -307,7 +307,7 @@ def decode_file(path, image_size, value_range, interpolation="bilinear"):
         A float32 tensor `[height, width, 3]`.
 
     Raises:
-        ValueError: The file does not decode; the message names it and says why.
+        ValueError: The file cannot be read or does not decode; the message names it and says why.
 
     Example:
         >>> decode_file(data.examples("train")[0][0], (4, 4), (0.0, 255.0)).shape
@@ -317,8 +317,10 @@ def decode_file(path, image_size, value_range, interpolation="bilinear"):
                              interpolation)
     try:
         return traced(tf.io.read_file(os.fsencode(path)))
-    except tf.errors.InvalidArgumentError:
-        reason = find_undecodable([path]).get(0, "not a decodable image")
+    except tf.errors.OpError:
+        reason = find_undecodable([path]).get(0)
+        if reason is None:  # the file decodes: the arguments are at fault, and TensorFlow's error says how
+            raise
         raise ValueError(f"{os.fsdecode(path)}: {reason}") from None
 
 

@@ -325,7 +325,7 @@ def _packed(converted, examples):
     try:
         ours, theirs = LiteRTRunner(packed), LiteRTRunner(converted)
         same = all(np.array_equal(ours.run(example), theirs.run(example)) for example in examples[:10])
-    except RuntimeError:
+    except (RuntimeError, ValueError):  # the interpreter's refusals
         return converted
     return packed if same else converted
 

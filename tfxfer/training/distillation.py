@@ -20,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfxfer.data.decoding import IMAGE_EXTENSIONS, decode_file, find_undecodable
-from tfxfer.data.errors import BadInputs
+from tfxfer.data.errors import BadInputs, DataError
 from tfxfer.data.folders import list_files
 from tfxfer.data.loading import example_identities
 from tfxfer.data.task import Task
@@ -218,8 +218,13 @@ def _unlabeled(folder, extractor, scores, data, bad):
     """The student's features and the teacher's scores of every image in `folder` that decodes (`bad` decides
     about the others); a copy of a validation or test example is an error."""
     files = list_files(folder, IMAGE_EXTENSIONS, bad)
-    for position, reason in sorted(find_undecodable([str(path) for path in files]).items()):
-        bad.report(files[position], "not a decodable image", reason, fix="remove it from the unlabeled folder")
+    failures = find_undecodable([str(path) for path in files])
+    if failures and bad.on_bad == "error":  # all of them at once, as predict names them
+        listed = "; ".join(f"{files[position]}: {reason}" for position, reason in sorted(failures.items()))
+        raise DataError(f"{len(failures)} of {len(files)} image files in unlabeled={str(folder)!r} do not decode "
+                         f'({listed}); remove them, or pass on_bad="skip" to leave them out.')
+    for position, reason in sorted(failures.items()):
+        bad.report(files[position], "not a decodable image", reason)
     skipped = {record.source for record in bad.skipped}
     files = [path for path in files if str(path) not in skipped]
     if not files:
