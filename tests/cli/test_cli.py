@@ -205,6 +205,9 @@ def test_libjpegs_own_line_for_a_truncated_jpeg_is_hidden_as_tfxfer_names_the_fi
     from tfxfer.cli.terminal import NOISE
 
     assert NOISE.search("Improper call to JPEG library in state 201\n")
+    assert NOISE.search("Unsupported marker type 0x78\n")  # a corrupt JPEG among distill's unlabelled images
+    assert NOISE.search("W0000 00:00:1796627185.759163   32457 local_rendezvous.cc:412] Local rendezvous is aborting "
+                        "with status: INVALID_ARGUMENT: Invalid JPEG data, size 5")  # the up-front check's, logged
     assert not NOISE.search("photos/cut.jpg: truncated or corrupt JPEG: Improper call to JPEG library in state 201")
 
 

@@ -32,8 +32,11 @@ NOISE = re.compile("|".join([
     r"cudart_stub\.cc",
     r"triggered tf\.function retracing",
     r"OP_REQUIRES failed at",
-    # libjpeg's own line for a truncated JPEG, printed as the up-front check decodes it; tfxfer names the file itself
+    r"local_rendezvous\.cc:\d+\] Local rendezvous is aborting with status",  # an op's error, which tfxfer reports
+    # libjpeg's own lines for a truncated or corrupt JPEG (both are its fatal errors), printed as the up-front check
+    # decodes it; tfxfer names the file itself
     r"^Improper call to JPEG library in state \d+$",
+    r"^Unsupported marker type 0x[0-9a-f]{2}$",
     r"oneDNN supports DT_BOOL only on platforms with AVX-512",
     r"Skipping variable loading for optimizer",
     r"^\s*saveable\.load_own_variables\(store\)\s*$",
