@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tfxfer.data.decoding import IMAGE_EXTENSIONS, find_undecodable
+from tfxfer.data.decoding import IMAGE_EXTENSIONS, decodable
 from tfxfer.data.images import path_hint, rotation_note
 from tfxfer.data.errors import BadInputs
 from tfxfer.data.folders import list_files
@@ -174,14 +174,7 @@ def _image_files(inputs, bad):
             files.append(path)
         else:
             raise FileNotFoundError(f"Image file {path} does not exist{path_hint(str(item), path)}.")
-    failures = find_undecodable([str(path) for path in files])
-    if failures and bad.on_bad == "error":
-        listed = "; ".join(f"{files[position]}: {reason}" for position, reason in sorted(failures.items()))
-        raise ValueError(f"{len(failures)} of {len(files)} image files do not decode ({listed}); remove them, or "
-                         'pass on_bad="skip" to predict the others.')
-    for position, reason in sorted(failures.items()):
-        bad.report(files[position], "not a decodable image", reason)
-    kept = [path for position, path in enumerate(files) if position not in failures]
+    kept = decodable(files, bad, skip_does="predict the others")
     note = rotation_note(kept)
     if note:  # as training notes it: the served model sees the files as stored
         warnings.warn(note, stacklevel=3)

@@ -19,8 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfxfer.data.decoding import IMAGE_EXTENSIONS, decode_file, find_undecodable
-from tfxfer.data.errors import BadInputs, DataError
+from tfxfer.data.decoding import IMAGE_EXTENSIONS, decodable, decode_file
+from tfxfer.data.errors import BadInputs
 from tfxfer.data.folders import list_files
 from tfxfer.data.loading import example_identities
 from tfxfer.data.task import Task
@@ -217,16 +217,7 @@ def _name(teacher):
 def _unlabeled(folder, extractor, scores, data, bad):
     """The student's features and the teacher's scores of every image in `folder` that decodes (`bad` decides
     about the others); a copy of a validation or test example is an error."""
-    files = list_files(folder, IMAGE_EXTENSIONS, bad)
-    failures = find_undecodable([str(path) for path in files])
-    if failures and bad.on_bad == "error":  # all of them at once, as predict names them
-        listed = "; ".join(f"{files[position]}: {reason}" for position, reason in sorted(failures.items()))
-        raise DataError(f"{len(failures)} of {len(files)} image files in unlabeled={str(folder)!r} do not decode "
-                         f'({listed}); remove them, or pass on_bad="skip" to leave them out.')
-    for position, reason in sorted(failures.items()):
-        bad.report(files[position], "not a decodable image", reason)
-    skipped = {record.source for record in bad.skipped}
-    files = [path for path in files if str(path) not in skipped]
+    files = decodable(list_files(folder, IMAGE_EXTENSIONS, bad), bad, where=f" in unlabeled={str(folder)!r}")
     if not files:
         raise ValueError(f"unlabeled={str(folder)!r} holds no image files that decode "
                          f"({', '.join(IMAGE_EXTENSIONS)}).")
