@@ -2,14 +2,16 @@
 
 - hymenoptera (hub MobileNetV2 1.0 feature vector, full fine-tuning): constant 1e-5 (today) against layer-wise
   decay, fastai's low/high rates, cosine and one-cycle schedules, label smoothing and flip TTA;
-- SMS spam (MiniLM encoder, frozen, default linear head): spam F1 of today's head against label smoothing, the
+- SMS spam (MiniLM encoder, frozen, the default head: linear when measured): spam F1 of today's head against label smoothing, the
   schedules and the learning-rate finder's suggestion;
 - `--only heads`: the frozen head (deep feature extraction, every default but the head's) on whole data sets: the
   linear head against the same head with BatchNormalization on its input (`Head(batch_norm=True)`), each with and
   without balanced class weights: SMS spam (all 5,574 rows, 80/20 stratified) with MiniLM and GloVe, spam F1;
   hymenoptera (224x224) with the hub and Keras MobileNetV2 1.0, val accuracy, and for the hub one the val accuracy
   of the first seed's model exported as a full-integer int8 LiteRT file (`tfxfer.export(..., format="litert",
-  quantize="int8")`). Activations are cached on disk under `--cache` so a second run skips the extractors.
+  quantize="int8")`); and heads with one hidden layer (128 or 256 units), and the library's default head
+  (`"default head"`). `--heads` and `--head-sets` choose some. Activations are cached on disk under `--cache` so a
+  second run skips the extractors.
 - `--only class-weights`: the default frozen head under three class weightings (none, balanced, the square root
   of balanced) on the skewed sets: SMS spam (13% spam) with MiniLM and GloVe, and hymenoptera with 1 bee in 4
   kept (ants 124, bees 31) for training only (`bees-train`: validation whole, so the classes' shares shift) or in
@@ -150,10 +152,16 @@ def sms(args, results, save):
 #: Frozen heads: TransferModel options (Adam 1e-3, dropout 0.2, balanced class weights unless said). The default
 #: head is `Head(batch_norm="auto")`: BatchNorm first under text extractors, linear under image extractors.
 HEADS = {
-    "linear head": dict(head=tfxfer.Head(batch_norm=False)),
-    "linear head, no class weights": dict(head=tfxfer.Head(batch_norm=False), class_weight=None),
-    "batch_norm head": dict(head=tfxfer.Head(batch_norm=True)),
-    "batch_norm head, no class weights": dict(head=tfxfer.Head(batch_norm=True), class_weight=None),
+    "default head": {},
+    "linear head": dict(head=tfxfer.Head(batch_norm=False, hidden_units=())),
+    "linear head, no class weights": dict(head=tfxfer.Head(batch_norm=False, hidden_units=()), class_weight=None),
+    "batch_norm head": dict(head=tfxfer.Head(batch_norm=True, hidden_units=())),
+    "batch_norm head, no class weights": dict(head=tfxfer.Head(batch_norm=True, hidden_units=()),
+                                              class_weight=None),
+    "batch_norm head, hidden 256": dict(head=tfxfer.Head(batch_norm=True, hidden_units=(256,))),
+    "batch_norm head, hidden 128": dict(head=tfxfer.Head(batch_norm=True, hidden_units=(128,))),
+    "linear head, hidden 256": dict(head=tfxfer.Head(batch_norm=False, hidden_units=(256,))),
+    "linear head, hidden 128": dict(head=tfxfer.Head(batch_norm=False, hidden_units=(128,))),
 }
 
 
@@ -179,12 +187,16 @@ def heads(args, results, save):
              for name in ("hub MobileNetV2 1.0", "keras MobileNetV2 1.0")]
     table = results.setdefault("heads", {})
     for data_name, extractor_name, (source, options), metric in sets:
+        if args.head_sets and extractor_name not in args.head_sets:
+            continue
         extractor = tfxfer.load_extractor(source, **options)
         if data_name == "SMS spam":
             data = tfxfer.load_text(SMS_CSV, validation_split=0.2, seed=0, batch_size=64)
         else:
             data = tfxfer.load_images(HYMENOPTERA, extractor=extractor, batch_size=32, seed=0)
         for name, options in HEADS.items():
+            if args.heads and name not in args.heads:
+                continue
             rows = {metric: [], "seconds": [], "epochs": []}
             for seed in range(args.repeats):
                 started = time.perf_counter()
@@ -271,6 +283,9 @@ def main():
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--sets", nargs="+", default=["sms-minilm", "sms-glove", "bees-train", "bees-both"],
                         choices=["sms-minilm", "sms-glove", "bees-train", "bees-both"], help="--only class-weights")
+    parser.add_argument("--heads", nargs="+", choices=list(HEADS), help="--only heads: these heads (default: all)")
+    parser.add_argument("--head-sets", nargs="+", help="--only heads: these extractors' sets (default: all four)",
+                        choices=["hub MiniLM-L6", "hub GloVe 50d", "hub MobileNetV2 1.0", "keras MobileNetV2 1.0"])
     parser.add_argument("--image-size", type=int, default=128)
     parser.add_argument("--fine-tune-epochs", type=int, default=5)
     parser.add_argument("--sms-rows", type=int, default=2000, help="0 for all 5,574")

@@ -194,7 +194,7 @@ def test_flag_defaults_are_the_librarys():
                     if p.default is not inspect.Parameter.empty}
         read = library_defaults(module, function)
         assert read and all(expected[name] == default for name, default in read.items()), function
-    assert library_defaults("training/heads.py", "Head") == {"hidden_units": (), "batch_norm": "auto",
+    assert library_defaults("training/heads.py", "Head") == {"hidden_units": "auto", "batch_norm": "auto",
                                                               "activation": "relu", "dropout": 0.2, "l1": 0.0,
                                                               "l2": 0.0}
 
@@ -392,6 +392,17 @@ def test_predict_text_column_takes_one_column_per_flag():
     assert (args.inputs, args.text_column) == (["msgs.csv"], ["text"])
     args = build_parser().parse_args(["predict", "model", "pairs.csv", "--text-column", "a", "--text-column", "b"])
     assert (args.inputs, args.text_column) == (["pairs.csv"], ["a", "b"])
+
+
+def test_hidden_units_flag_leaves_the_library_default_or_asks_for_none_or_sizes():
+    from tfxfer.cli.parser import build_parser
+
+    def hidden_units(*flags):
+        return build_parser().parse_args(["train", "data", "--extractor", "m", *flags]).hidden_units
+
+    # Absent: the library's "auto" (128 under text extractors); alone: a linear head; with sizes: those.
+    assert (hidden_units(), hidden_units("--hidden-units"), hidden_units("--hidden-units", "64", "32")) == (
+        None, [], [64, 32])
 
 
 def test_flag_words_quote_what_the_shell_would_split_and_negate_with_no():

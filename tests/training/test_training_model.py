@@ -149,16 +149,22 @@ def test_head_and_task_mismatch_is_refused(tiny_hub_model, arrays):
 
 def test_the_head_normalises_text_features_and_image_features_only_when_asked(tiny_hub_model, tmp_path):
     text = tfxfer.load_extractor(save_tiny_text_model(tmp_path / "text"))
+    image = tfxfer.load_extractor(tiny_hub_model)
     task = Task("multiclass", ["ham", "spam"], 2, "sparse")
 
-    def normalised(extractor, head=None):
+    def head_layers(extractor, head=None):
         layers = tfxfer.build_model(extractor, task, head).get_layer("head").layers
-        return [layer.name for layer in layers if "batch_norm" in layer.name]
+        return [(layer.name, getattr(layer, "units", None)) for layer in layers
+                if "batch_norm" in layer.name or "dense" in layer.name]
 
-    assert normalised(text) == ["head_batch_norm"]
-    assert normalised(tfxfer.load_extractor(tiny_hub_model)) == []
-    assert normalised(tfxfer.load_extractor(tiny_hub_model), tfxfer.Head(batch_norm=True)) == ["head_batch_norm"]
-    assert normalised(text, tfxfer.Head(batch_norm=False)) == []
+    # By default: BatchNorm and one hidden layer of 128 under a text extractor, a linear head under an image one.
+    assert head_layers(text) == [("head_batch_norm", None), ("head_dense_0", 128)]
+    assert head_layers(image) == []
+    assert head_layers(image, tfxfer.Head(batch_norm=True)) == [("head_batch_norm", None)]
+    assert head_layers(text, tfxfer.Head(batch_norm=False, hidden_units=())) == []
+    assert head_layers(image, tfxfer.Head(hidden_units=(8,))) == [("head_dense_0", 8)]
+    with pytest.raises(ValueError, match="hidden_units must be sizes of layers or 'auto'"):
+        tfxfer.Head(hidden_units="none")
     # texts as a list, as an export's predict takes them (Keras' "Unrecognized data type" before; a tester's find)
     texts = ["win a prize now", "see you at five", "free money", "lunch at noon"]
     fitted = tfxfer.TransferModel(text, epochs=1, verbose=0).fit((np.asarray(texts, dtype=object), np.array(

@@ -189,8 +189,8 @@ def train(args):
     args.stage = "training"
     model = tfxfer.TransferModel(
         extractor, regime=args.regime, freeze_blocks=args.freeze,
-        head=tfxfer.Head(hidden_units=tuple(args.hidden_units), dropout=args.dropout, l2=args.l2,
-                         batch_norm=args.batch_norm),
+        head=tfxfer.Head(dropout=args.dropout, l2=args.l2, batch_norm=args.batch_norm,
+                         **({} if args.hidden_units is None else {"hidden_units": tuple(args.hidden_units)})),
         learning_rate=args.learning_rate, fine_tune_learning_rate=args.fine_tune_learning_rate,
         warmup_epochs=args.warmup_epochs, epochs=args.epochs, patience=args.patience, cache=not args.no_cache,
         seed=args.seed, verbose=verbose, **recipe_arguments(args),

@@ -139,8 +139,9 @@ def _train_flags(parser):
                         help="(default: %(default)s)")
     parser.add_argument("--freeze", type=whole(0), default=model["freeze_blocks"],
                         help="mid-layer and fine-tune: blocks kept frozen (mid-layer: default half; fine-tune: 0)")
-    parser.add_argument("--hidden-units", type=whole(1), nargs="*", default=list(head["hidden_units"]),
-                        help="sizes of hidden layers of the head (default: none)")
+    parser.add_argument("--hidden-units", type=whole(1), nargs="*",
+                        help="sizes of hidden layers of the head; the flag alone for none (default: one of 128 for "
+                             "text extractors, none for images)")
     parser.add_argument("--dropout", type=fraction, default=head["dropout"], help="(default: %(default)s)")
     parser.add_argument("--l2", type=nonnegative, default=head["l2"], help="(default: %(default)s)")
     parser.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=head["batch_norm"],
