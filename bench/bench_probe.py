@@ -4,7 +4,8 @@ Sections (all by default, or those named with --sections):
 
 - cost: for each extractor, the probe (one pass over train and validation, pooled activations at every cut, three
   scores per cut) against one plain forward pass of the extractor over the same data, --repeats times each,
-  interleaved (medians); goal: <= 1.3x.
+  interleaved (medians), cold (freshly loaded extractors) and warm (one extractor, after a first pass and probe);
+  goal: <= 1.3x.
 - tau: Kendall's tau between each probe score and the validation score of a trained model at the same
   (extractor, freeze depth) pairs (a fixed recipe per pair: head warm-up, then the blocks after the depth).
 - search: a search across extractors (probe first, trials on its best pairs) against a search of each extractor
@@ -61,21 +62,36 @@ def _forward_seconds(extractor, data):
     return time.perf_counter() - started
 
 
+def _probe_seconds(extractor, data):
+    started = time.perf_counter()
+    table = tfxfer.probe(data, [extractor])
+    return time.perf_counter() - started, table
+
+
 def cost(args):
+    """Cold: a freshly loaded extractor's first pass against another fresh one's first probe (each pays for
+    instantiating its graph; loading is not timed). Warm: one extractor, after a pass and a probe (the probe keeps
+    its traced pass on the extractor, as a forward pass keeps the SavedModel's function)."""
     rows = []
     for name, (source, options), data in _all(args):
         extractor = tfxfer.load_extractor(source, **options)
-        _forward_seconds(extractor, data)  # traced once, as the probe's own function is traced in its pass
-        forwards, probes = [], []
+        _forward_seconds(extractor, data)
+        _probe_seconds(extractor, data)
+        forwards, probes, cold_forwards, cold_probes = [], [], [], []
         for _ in range(args.repeats):  # interleaved, so that drift in the machine's speed hits both alike
+            cold_forwards.append(_forward_seconds(tfxfer.load_extractor(source, **options), data))
+            cold_probes.append(_probe_seconds(tfxfer.load_extractor(source, **options), data)[0])
             forwards.append(_forward_seconds(extractor, data))
-            started = time.perf_counter()
-            table = tfxfer.probe(data, [extractor])
-            probes.append(time.perf_counter() - started)
+            seconds, table = _probe_seconds(extractor, data)
+            probes.append(seconds)
         forward, probe = float(np.median(forwards)), float(np.median(probes))
+        cold_forward, cold_probe = float(np.median(cold_forwards)), float(np.median(cold_probes))
         best = table.iloc[0]
         rows.append({"extractor": name, "blocks": extractor.n_blocks, "cuts": len(table), "forward_s": forward,
                      "probe_s": probe, "ratio": probe / forward, "forward_runs": forwards, "probe_runs": probes,
+                     "cold_forward_s": cold_forward, "cold_probe_s": cold_probe,
+                     "cold_ratio": cold_probe / cold_forward,
+                     "cold_forward_runs": cold_forwards, "cold_probe_runs": cold_probes,
                      "best_cut": int(best.cut),
                      "best_linear": float(best.linear), "best_knn": float(table.knn.max()),
                      "best_logme": float(table.logme.max())})

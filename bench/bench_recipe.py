@@ -1,9 +1,10 @@
 """Issue 17: the training recipe on real data, each addition alone and together, against today's defaults.
 
-- hymenoptera (hub MobileNetV2 1.0 feature vector, full fine-tuning): constant 1e-5 (today) against layer-wise
-  decay, fastai's low/high rates, cosine and one-cycle schedules, label smoothing and flip TTA;
-- SMS spam (MiniLM encoder, frozen, the default head: linear when measured): spam F1 of today's head against label smoothing, the
-  schedules and the learning-rate finder's suggestion;
+- hymenoptera (MobileNetV2 1.0, the hub feature vector or with `--form keras` keras.applications', full
+  fine-tuning): constant 1e-5 (today) against layer-wise decay, fastai's low/high rates, cosine and one-cycle
+  schedules, label smoothing and flip TTA (`--tta` evaluates every configuration with it);
+- SMS spam (MiniLM encoder, frozen, the default head: linear when measured): spam F1 of today's head against label
+  smoothing, the schedules and the learning-rate finder's suggestion;
 - `--only heads`: the frozen head (deep feature extraction, every default but the head's) on whole data sets: the
   linear head against the same head with BatchNormalization on its input (`Head(batch_norm=True)`), each with and
   without balanced class weights: SMS spam (all 5,574 rows, 80/20 stratified) with MiniLM and GloVe, spam F1;
@@ -34,7 +35,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ASSETS, HUB_MOBILENET_V2, HYMENOPTERA, machine, require_assets  # noqa: E402
+from common import (ASSETS, HUB_MOBILENET_V2, HYMENOPTERA, KERAS_MOBILENET_V2, machine,  # noqa: E402
+                    require_assets)
 
 import tfxfer  # noqa: E402
 
@@ -74,12 +76,17 @@ def summary(values):
     return {"mean": float(values.mean()), "std": float(values.std()), "runs": values.tolist()}
 
 
+#: The two forms of MobileNetV2 1.0 (`--form`): the TF Hub feature vector and keras.applications' weights.
+FORMS = {"hub": (str(HUB_MOBILENET_V2), {}), "keras": ("MobileNetV2", {"weights": str(KERAS_MOBILENET_V2)})}
+
+
 def hymenoptera(args, results, save):
-    extractor_options = {"image_size": (args.image_size, args.image_size)}
-    extractor = tfxfer.load_extractor(HUB_MOBILENET_V2, **extractor_options)
+    source, extractor_options = FORMS[args.form]
+    extractor_options = {**extractor_options, "image_size": (args.image_size, args.image_size)}
+    extractor = tfxfer.load_extractor(source, **extractor_options)
     data = tfxfer.load_images(HYMENOPTERA, extractor=extractor, batch_size=32, on_bad="skip")
     cache = tfxfer.FeatureCache(progress=False)
-    table = results.setdefault("hymenoptera", {})
+    table = results.setdefault("hymenoptera" if args.form == "hub" else f"hymenoptera, {args.form}", {})
     configurations = TOGETHER if args.together else FINE_TUNE
     for name, options in configurations.items():
         if args.configs and name not in args.configs:
@@ -87,13 +94,13 @@ def hymenoptera(args, results, save):
         rows = {"val_accuracy": [], "seconds": [], "epochs": [], "val_accuracy_tta": []}
         for seed in range(args.repeats):
             started = time.perf_counter()
-            model = tfxfer.TransferModel(str(HUB_MOBILENET_V2), regime="fine-tune", warmup_epochs=5,
+            model = tfxfer.TransferModel(source, regime="fine-tune", warmup_epochs=5,
                                          epochs=args.fine_tune_epochs, seed=seed, cache=cache, verbose=0,
                                          extractor_options=extractor_options, **options).fit(data)
             rows["seconds"].append(time.perf_counter() - started)
             rows["val_accuracy"].append(model.evaluate(data.validation)["accuracy"])
             rows["epochs"].append(len(model.history_["loss"]))
-            if name.startswith(("today", "together")):
+            if name.startswith(("today", "together")) or args.tta:
                 rows["val_accuracy_tta"].append(model.evaluate(data.validation, test_time_augmentation=True)["accuracy"])
             print(name, seed, {k: v[-1] for k, v in rows.items() if v}, flush=True)
         table[name] = {key: summary(values) for key, values in rows.items() if values} | {"options": repr(options)}
@@ -290,6 +297,9 @@ def main():
     parser.add_argument("--fine-tune-epochs", type=int, default=5)
     parser.add_argument("--sms-rows", type=int, default=2000, help="0 for all 5,574")
     parser.add_argument("--together", action="store_true", help="hymenoptera: only the additions together")
+    parser.add_argument("--form", choices=list(FORMS), default="hub", help="hymenoptera: which MobileNetV2 1.0")
+    parser.add_argument("--tta", action="store_true", help="hymenoptera: evaluate every configuration with flip TTA "
+                                                           "too (by default only today's and the combination)")
     parser.add_argument("--configs", nargs="+", choices=list(FINE_TUNE) + list(TOGETHER),
                         help="hymenoptera: only these fine-tuning configurations (default: all)")
     args = parser.parse_args()

@@ -48,6 +48,7 @@ class Extractor(keras.layers.Layer):
         self.blocks = []
         # Untracked on purpose: a SavedModel of a model holding this layer cannot store a dict of functions.
         object.__setattr__(self, "_prefixes", {})
+        object.__setattr__(self, "_pooled_passes", {})
 
     @property
     def n_blocks(self):
@@ -146,6 +147,28 @@ class Extractor(keras.layers.Layer):
         """
         functions = [self.prefix(k) for k in cuts]
         return lambda inputs: [function(inputs) for function in functions]
+
+    def pooled_cut_outputs(self, cuts, spec):
+        """`cut_outputs(cuts)` traced once for batches of `spec`, with spatial maps averaged over height and width
+        inside the graph, so one vector per example leaves it (an early cut of a 224x224 MobileNetV2 is 112x112x96
+        per image); token sequences come out whole, for a mask-aware mean. Kept for the next probe of this
+        extractor: tracing and first running a large graph take seconds.
+
+        Example:
+            >>> run = extractor.pooled_cut_outputs([1, 4], tf.TensorSpec([None, 16, 16, 3], tf.float32))
+            >>> [tuple(a.shape) for a in run(np.zeros((2, 16, 16, 3), "float32"))]
+            [(2, 4), (2, 8)]
+            >>> run is extractor.pooled_cut_outputs([1, 4], tf.TensorSpec([None, 16, 16, 3], tf.float32))
+            True
+        """
+        key = (tuple(cuts), spec)
+        if key not in self._pooled_passes:
+            activations = self.cut_outputs(list(cuts))
+            self._pooled_passes[key] = tf.function(
+                lambda inputs: [tf.reduce_mean(output, axis=[1, 2])
+                                if isinstance(output, tf.Tensor) and output.shape.rank == 4 else output
+                                for output in activations(inputs)], input_signature=[spec])
+        return self._pooled_passes[key]
 
     def suffix(self, k):
         """A Keras layer that runs blocks `k..n_blocks-1` on the activations `prefix(k)` returns.

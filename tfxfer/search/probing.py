@@ -186,16 +186,11 @@ def pooled_features(extractor, data, cuts=None, splits=("train", "validation"), 
         data = data.for_extractor(extractor)
         batches = {split: (data.unbatched(split).map(lambda x, y: x).batch(data.batch_size),
                            data.examples(split)[1]) for split in splits if data.sizes.get(split)}
-    activations = extractor.cut_outputs(cuts)
-    # Spatial maps are averaged where they are computed, so only one vector per example leaves the graph (an early
-    # cut of a 224x224 MobileNetV2 is 112x112x96 per image); token sequences with masks are pooled below.
     if not batches:
         return {cut: {} for cut in cuts}
-    # One trace for every batch of every split (any batch size): tracing a large pruned hub graph takes seconds.
-    spec = next(iter(batches.values()))[0].element_spec
-    run = tf.function(lambda inputs: [tf.reduce_mean(output, axis=[1, 2])
-                                      if isinstance(output, tf.Tensor) and output.shape.rank == 4 else output
-                                      for output in activations(inputs)], input_signature=[spec])
+    # One trace for every batch of every split (any batch size), kept on the extractor for its next probe; spatial
+    # maps are averaged in the graph, token sequences with masks below.
+    run = extractor.pooled_cut_outputs(cuts, next(iter(batches.values()))[0].element_spec)
     result = {cut: {} for cut in cuts}
     for split, (dataset, labels) in batches.items():
         pooled = {cut: [] for cut in cuts}
