@@ -157,7 +157,7 @@ def sms(args, results, save):
 
 
 #: Frozen heads: TransferModel options (Adam 1e-3, dropout 0.2, balanced class weights unless said). The default
-#: head is `Head(batch_norm="auto")`: BatchNorm first under text extractors, linear under image extractors.
+#: head is `Head()`: BatchNorm first and a hidden layer of 128 under text extractors, linear under image extractors.
 HEADS = {
     "default head": {},
     "linear head": dict(head=tfxfer.Head(batch_norm=False, hidden_units=())),

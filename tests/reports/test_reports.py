@@ -242,6 +242,9 @@ def test_report_covers_data_blocks_regime_metrics_plots_and_serving(fine_tuned, 
     # One row per block, the regime's phases, and metrics of the model as returned.
     assert len(re.findall(r"^\| \d+ \| (stem|block_\d|top)", text, flags=re.M)) == fine_tuned.extractor_.n_blocks
     assert "| fine-tuning began at epoch | 3 |" in text
+    # The head as given and as built: an image extractor's "auto" head is linear, without BatchNorm.
+    assert re.search(r"^\| head \| Head\(hidden_units='auto'.*\(default\): hidden layers none, BatchNorm off \|$",
+                     text, flags=re.M)
     # The probe's cuts, best first.
     best = probed.iloc[0]
     assert f"| {best.extractor} | {best.cut} | {best.block} | {best.dim} | {best.linear:.4g} |" in text

@@ -41,6 +41,21 @@ def test_scores_equal_scikit_learn_on_the_same_pooled_features(data, tiny_hub_mo
     inputs = np.stack([image.numpy() for image, _ in data.unbatched("train")])
     np.testing.assert_allclose(features[2]["train"][0], keras_extractor.prefix(2)(inputs).numpy().mean(axis=(1, 2)),
                                atol=1e-5)
+    # The pass is traced once and kept for the extractor's next probe, which still reads its weights as they are now.
+    run = keras_extractor.pooled_cut_outputs([1, 2, 3, 4], data.unbatched("train").batch(8).element_spec[0])
+    assert run.experimental_get_tracing_count() == 1
+    for weight in keras_extractor.weights:
+        weight.assign(weight * 2.0)
+    again = pooled_features(keras_extractor, data)
+    assert run.experimental_get_tracing_count() == 1
+    np.testing.assert_allclose(again[2]["train"][0], keras_extractor.prefix(2)(inputs).numpy().mean(axis=(1, 2)),
+                               atol=1e-5)
+    assert not np.allclose(again[2]["train"][0], features[2]["train"][0])
+    with pytest.raises(ValueError, match="cannot be cut after 9 blocks"):
+        pooled_features(keras_extractor, {}, cuts=[9])
+    keras_extractor.mark_graphs()
+    keras_extractor.release_models()  # a search's next trial: the probe's pass is forgotten
+    assert keras_extractor.pooled_cut_outputs([1, 2, 3, 4], run.input_signature[0]) is not run
 
 
 def _brute_force_evidence(features, y):

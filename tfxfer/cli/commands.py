@@ -177,7 +177,7 @@ def train(args):
         raise UsageError(f"{flag} does nothing with --regime {args.regime} (every block stays frozen); pass --regime "
                          f"mid-layer or --regime fine-tune with {flag}, or leave {flag} out")
     _check_data_path(args)
-    from tfxfer.cli.recipe import recipe_arguments
+    from tfxfer.cli.recipe import head_from_flags, recipe_arguments
 
     extractor = _load_extractor(args, args.extractor)
     if args.tta and extractor.input_kind != "image":
@@ -189,8 +189,7 @@ def train(args):
     args.stage = "training"
     model = tfxfer.TransferModel(
         extractor, regime=args.regime, freeze_blocks=args.freeze,
-        head=tfxfer.Head(dropout=args.dropout, l2=args.l2, batch_norm=args.batch_norm,
-                         **({} if args.hidden_units is None else {"hidden_units": tuple(args.hidden_units)})),
+        head=head_from_flags(args),
         learning_rate=args.learning_rate, fine_tune_learning_rate=args.fine_tune_learning_rate,
         warmup_epochs=args.warmup_epochs, epochs=args.epochs, patience=args.patience, cache=not args.no_cache,
         seed=args.seed, verbose=verbose, **recipe_arguments(args),

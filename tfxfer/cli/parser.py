@@ -132,13 +132,9 @@ def _export_flags(parser, name_flag="--export"):
     edge.litert_flags(parser)
 
 
-def _train_flags(parser):
-    model = library_defaults("training/model.py", "TransferModel")
+def _head_flags(parser):
+    """The head's flags (`train`, `lr-find`); `tfxfer.cli.recipe.head_from_flags` builds the `Head`."""
     head = library_defaults("training/heads.py", "Head")
-    parser.add_argument("--regime", choices=["feature-extraction", "mid-layer", "fine-tune"], default=model["regime"],
-                        help="(default: %(default)s)")
-    parser.add_argument("--freeze", type=whole(0), default=model["freeze_blocks"],
-                        help="mid-layer and fine-tune: blocks kept frozen (mid-layer: default half; fine-tune: 0)")
     parser.add_argument("--hidden-units", type=whole(1), nargs="*",
                         help="sizes of hidden layers of the head; the flag alone for none (default: one of 128 for "
                              "text extractors, none for images)")
@@ -147,6 +143,15 @@ def _train_flags(parser):
     parser.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=head["batch_norm"],
                         help="normalise the head's input with BatchNormalization (default: auto, on for text "
                              "extractors)")
+
+
+def _train_flags(parser):
+    model = library_defaults("training/model.py", "TransferModel")
+    parser.add_argument("--regime", choices=["feature-extraction", "mid-layer", "fine-tune"], default=model["regime"],
+                        help="(default: %(default)s)")
+    parser.add_argument("--freeze", type=whole(0), default=model["freeze_blocks"],
+                        help="mid-layer and fine-tune: blocks kept frozen (mid-layer: default half; fine-tune: 0)")
+    _head_flags(parser)
     parser.add_argument("--learning-rate", type=positive, default=model["learning_rate"],
                         help="(default: %(default)s)")
     parser.add_argument("--fine-tune-learning-rate", type=positive, default=model["fine_tune_learning_rate"],
@@ -241,6 +246,7 @@ def build_parser():
     _data_flags(lr_find)
     _extractor_flags(lr_find)
     recipe.lr_find_flags(lr_find)
+    _head_flags(lr_find)
 
     tune = _command(commands_, "tune", "search freeze depth, learning rates and head with Keras Tuner (resumes when "
                                        "--dir exists)", commands.tune)

@@ -41,6 +41,15 @@ def lr_find_flags(parser):
                                                                 "cached")
 
 
+def head_from_flags(args):
+    """The `Head` of the head flags (`--hidden-units`, `--dropout`, `--l2`, `--batch-norm`); without
+    `--hidden-units`, the library's default layers."""
+    import tfxfer
+
+    return tfxfer.Head(dropout=args.dropout, l2=args.l2, batch_norm=args.batch_norm,
+                       **({} if args.hidden_units is None else {"hidden_units": tuple(args.hidden_units)}))
+
+
 def recipe_arguments(args):
     """The `TransferModel` arguments of the recipe flags (`--layer-decay`, `--schedule`...)."""
     rates = None if args.block_rates is None else tuple(args.block_rates)
@@ -85,8 +94,8 @@ def lr_find(args):
     extractor = _load_extractor(args, args.extractor)
     data = _load_data(args, extractor)
     args.stage = "finding a learning rate"
-    model = tfxfer.TransferModel(extractor, regime=args.regime, freeze_blocks=args.freeze, cache=not args.no_cache,
-                                 seed=args.seed, verbose=0)
+    model = tfxfer.TransferModel(extractor, regime=args.regime, freeze_blocks=args.freeze, head=head_from_flags(args),
+                                 cache=not args.no_cache, seed=args.seed, verbose=0)
     finding = model.find_learning_rate(data, steps=args.steps, start=args.start, end=args.end)
     row = {"valley": float(f"{finding.valley:.3g}"), "steepest": float(f"{finding.steepest:.3g}"),
            "steps": len(finding.rates), "lowest_loss": round(float(finding.smoothed.min()), 4)}

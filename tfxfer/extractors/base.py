@@ -127,7 +127,7 @@ class Extractor(keras.layers.Layer):
         Raises:
             ValueError: `k` is not in `cache_cuts`.
         """
-        self._check_cut(k)
+        self.check_cut(k)
         if k not in self._prefixes:
             self._prefixes[k] = tf.function(self._prefix_function(k), reduce_retracing=True)
         return self._prefixes[k]
@@ -176,7 +176,7 @@ class Extractor(keras.layers.Layer):
         It shares this extractor's weights, so training it trains the extractor; BatchNorm runs as it would in
         the whole extractor.
         """
-        self._check_cut(k)
+        self.check_cut(k)
         return keras.layers.Identity(name=f"{self.name}_after_{k}")
 
     def _graph_layers(self):
@@ -194,13 +194,16 @@ class Extractor(keras.layers.Layer):
 
         Every model built on a layer leaves graph nodes on it, and those nodes keep the model (its optimizer and
         compiled functions) alive. A search builds a model per trial on one extractor; this keeps its memory flat.
-        Models built since the mark must not be used afterwards.
+        Models built since the mark must not be used afterwards. The probe's traced passes
+        (`pooled_cut_outputs`) are forgotten too: a search probes each extractor once, before its trials.
         """
         for layer, inbound, outbound in self._node_counts:
             del _compat.inbound_nodes(layer)[inbound:]
             del _compat.outbound_nodes(layer)[outbound:]
+        self._pooled_passes.clear()
 
-    def _check_cut(self, k):
+    def check_cut(self, k):
+        """Raises ValueError, saying why, unless the extractor can be cut after `k` blocks (`k` in `cache_cuts`)."""
         if k not in self.cache_cuts:
             raise ValueError(
                 f"{self.source!r} cannot be cut after {k} blocks; it can after {self.cache_cuts}: "

@@ -242,7 +242,7 @@ class HubExtractor(Extractor):
 
     def _activations(self, cuts):
         for k in cuts:
-            self._check_cut(k)
+            self.check_cut(k)
         inner = [k for k in cuts if k < self.n_blocks]
         whole = self.n_blocks in cuts
         pruned = self._graph_cuts.prefix(inner, whole) if inner else None
@@ -261,7 +261,7 @@ class HubExtractor(Extractor):
     def suffix(self, k):
         """A Keras layer that runs blocks `k..n_blocks-1` on what `prefix(k)` returns, over this extractor's
         variables (its trainable weights are those of the unfrozen blocks after the cut), in inference mode."""
-        self._check_cut(k)
+        self.check_cut(k)
         if k == self.n_blocks:
             return super().suffix(k)
         cuts = self._graph_cuts

@@ -225,12 +225,12 @@ class KerasExtractor(Extractor):
 
     def cut_outputs(self, cuts):
         for k in cuts:
-            self._check_cut(k)
+            self.check_cut(k)
         model = keras.Model(self.model.inputs, [_compat.node_output(self.blocks[k - 1].layers[-1]) for k in cuts])
         return tf.function(lambda inputs: model(self._preprocessed(inputs), training=False), reduce_retracing=True)
 
     def suffix(self, k):
-        self._check_cut(k)
+        self.check_cut(k)
         if k == self.n_blocks:
             return super().suffix(k)
         cut = _compat.node_output(self.blocks[k - 1].layers[-1])

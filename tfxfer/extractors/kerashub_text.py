@@ -153,7 +153,7 @@ class KerasHubTextExtractor(Extractor):
         return prefix
 
     def suffix(self, k):
-        self._check_cut(k)
+        self.check_cut(k)
         if k == self.n_blocks:
             return super().suffix(k)
         cut, sides = self._cut(k)

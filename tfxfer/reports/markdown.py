@@ -105,9 +105,19 @@ def _regime_section(fitted):
     if fitted.fine_tune_epoch_ is not None:
         rows.append(("fine-tuning began at epoch", fitted.fine_tune_epoch_ + 1))
     rows += [("trainable parameters (last phase)", f"{fitted.trainable_params_:,}"),
-             ("head", repr(fitted.head) if fitted.head is not None else "Head() (default)"),
+             ("head", _head_line(fitted)),
              ("fit seconds", f"{fitted.fit_seconds_:.1f}")]
     return ["## Regime", "", markdown_table(pd.DataFrame(rows, columns=["setting", "value"])), ""]
+
+
+def _head_line(fitted):
+    """The head as given and the layers it built under this extractor (its `"auto"` settings resolved)."""
+    from tfxfer.training.heads import Head
+
+    head, kind = fitted.head or Head(), fitted.extractor_.input_kind
+    units = ", ".join(map(str, head.units(kind))) or "none"
+    return (f"{head!r}{'' if fitted.head is not None else ' (default)'}: hidden layers {units}, BatchNorm "
+            f"{'on' if head.normalises(kind) else 'off'}")
 
 
 def _metrics_section(fitted, data):

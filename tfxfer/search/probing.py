@@ -179,6 +179,8 @@ def pooled_features(extractor, data, cuts=None, splits=("train", "validation"), 
     import tensorflow as tf
 
     cuts = list(extractor.cache_cuts if cuts is None else cuts)
+    for k in cuts:
+        extractor.check_cut(k)
     if isinstance(data, dict):
         batches = {split: (tf.data.Dataset.from_tensor_slices(data[split][0]).batch(batch_size),
                            np.asarray(data[split][1])) for split in splits if split in data}

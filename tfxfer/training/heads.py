@@ -6,6 +6,9 @@ import dataclasses
 import keras
 
 
+#: The hidden layers of `Head(hidden_units="auto")` under text extractors (none under image extractors).
+TEXT_HIDDEN_UNITS = (128,)
+
 
 @dataclasses.dataclass
 class Head:
@@ -66,7 +69,7 @@ class Head:
     def units(self, input_kind):
         """The hidden layers' sizes under an extractor of `input_kind` (`"image"` or `"text"`)."""
         if self.hidden_units == "auto":
-            return (128,) if input_kind == "text" else ()
+            return TEXT_HIDDEN_UNITS if input_kind == "text" else ()
         return self.hidden_units
 
     def __call__(self, features, task, input_kind="image"):
