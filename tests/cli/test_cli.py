@@ -400,9 +400,19 @@ def test_hidden_units_flag_leaves_the_library_default_or_asks_for_none_or_sizes(
     def hidden_units(*flags):
         return build_parser().parse_args(["train", "data", "--extractor", "m", *flags]).hidden_units
 
-    # Absent: the library's "auto" (128 under text extractors); alone: a linear head; with sizes: those.
+    # Absent: the library's "auto" (128 under text extractors); alone or 0: a linear head; with sizes: those.
     assert (hidden_units(), hidden_units("--hidden-units"), hidden_units("--hidden-units", "64", "32")) == (
         None, [], [64, 32])
+    from tfxfer.cli.commands import UsageError
+    from tfxfer.cli.recipe import head_from_flags
+
+    def head(*flags):
+        return head_from_flags(build_parser().parse_args(["train", "data", "--extractor", "m", *flags]))
+
+    assert (head().hidden_units, head("--hidden-units").hidden_units, head("--hidden-units", "0").hidden_units,
+            head("--hidden-units", "64").hidden_units) == ("auto", (), (), (64,))
+    with pytest.raises(UsageError, match="--hidden-units 0 64: 0 means no hidden layer"):
+        head("--hidden-units", "0", "64")
 
 
 def test_flag_words_quote_what_the_shell_would_split_and_negate_with_no():

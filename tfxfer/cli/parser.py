@@ -135,9 +135,9 @@ def _export_flags(parser, name_flag="--export"):
 def _head_flags(parser):
     """The head's flags (`train`, `lr-find`); `tfxfer.cli.recipe.head_from_flags` builds the `Head`."""
     head = library_defaults("training/heads.py", "Head")
-    parser.add_argument("--hidden-units", type=whole(1), nargs="*",
-                        help="sizes of hidden layers of the head; the flag alone for none (default: one of 128 for "
-                             "text extractors, none for images)")
+    parser.add_argument("--hidden-units", type=whole(0), nargs="*",
+                        help="sizes of hidden layers of the head; 0 or the flag alone for none (default: one of 128 "
+                             "for text extractors, none for images)")
     parser.add_argument("--dropout", type=fraction, default=head["dropout"], help="(default: %(default)s)")
     parser.add_argument("--l2", type=nonnegative, default=head["l2"], help="(default: %(default)s)")
     parser.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=head["batch_norm"],

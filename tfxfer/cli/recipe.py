@@ -43,11 +43,17 @@ def lr_find_flags(parser):
 
 def head_from_flags(args):
     """The `Head` of the head flags (`--hidden-units`, `--dropout`, `--l2`, `--batch-norm`); without
-    `--hidden-units`, the library's default layers."""
+    `--hidden-units`, the library's default layers; with 0 or no sizes, none."""
     import tfxfer
 
+    units = args.hidden_units
+    if units is not None and 0 in units:
+        if len(units) > 1:
+            raise UsageError(f"--hidden-units {' '.join(map(str, units))}: 0 means no hidden layer; pass sizes "
+                             "(--hidden-units 256 64), or 0 alone for none")
+        units = []
     return tfxfer.Head(dropout=args.dropout, l2=args.l2, batch_norm=args.batch_norm,
-                       **({} if args.hidden_units is None else {"hidden_units": tuple(args.hidden_units)}))
+                       **({} if units is None else {"hidden_units": tuple(units)}))
 
 
 def recipe_arguments(args):
