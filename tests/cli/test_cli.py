@@ -1,5 +1,6 @@
 """The `tfxfer` command line, every command run as a real subprocess on tiny data."""
 
+import argparse
 import json
 import subprocess
 import sys
@@ -413,6 +414,11 @@ def test_hidden_units_flag_leaves_the_library_default_or_asks_for_none_or_sizes(
             head("--hidden-units", "64").hidden_units) == ("auto", (), (), (64,))
     with pytest.raises(UsageError, match="--hidden-units 0 64: 0 means no hidden layer"):
         head("--hidden-units", "0", "64")
+    # The data path after the flag is read as a size: the message says so (a hostile tester's find).
+    from tfxfer.cli.flags import whole
+
+    with pytest.raises(argparse.ArgumentTypeError, match="a path: put it before this flag"):
+        whole(0)(__file__)
 
 
 def test_flag_words_quote_what_the_shell_would_split_and_negate_with_no():

@@ -53,8 +53,11 @@ def test_scores_equal_scikit_learn_on_the_same_pooled_features(data, tiny_hub_mo
     assert not np.allclose(again[2]["train"][0], features[2]["train"][0])
     with pytest.raises(ValueError, match="cannot be cut after 9 blocks"):
         pooled_features(keras_extractor, {}, cuts=[9])
-    keras_extractor.mark_graphs()
-    keras_extractor.release_models()  # a search's next trial: the probe's pass is forgotten
+    with pytest.raises(ValueError, match="a cut is a whole number of blocks; got '2'"):
+        pooled_features(keras_extractor, {}, cuts=["2"])
+    twice = pooled_features(keras_extractor, data, cuts=[2, 2])  # each cut once (twice stacked its rows)
+    assert list(twice) == [2] and len(twice[2]["train"][0]) == len(twice[2]["train"][1])
+    keras_extractor.release_models()  # a search's next trial (nothing marked: nothing to trim, a tester's find)
     assert keras_extractor.pooled_cut_outputs([1, 2, 3, 4], run.input_signature[0]) is not run
 
 

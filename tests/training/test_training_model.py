@@ -165,11 +165,20 @@ def test_the_head_normalises_text_features_and_image_features_only_when_asked(ti
     assert head_layers(image, tfxfer.Head(hidden_units=(8,))) == [("head_dense_0", 8)]
     with pytest.raises(ValueError, match="hidden_units must be sizes of layers or 'auto'"):
         tfxfer.Head(hidden_units="none")
+    # One size is one layer, 0 none; a flag, a fraction, a NaN penalty or batch_norm=1 are refused (a tester's finds).
+    assert (tfxfer.Head(hidden_units=64).hidden_units, tfxfer.Head(hidden_units=0).hidden_units) == ((64,), ())
+    for bad in (dict(hidden_units=True), dict(hidden_units=[64.7]), dict(batch_norm=1), dict(l2=float("nan"))):
+        with pytest.raises(ValueError, match="hidden_units must be whole numbers|batch_norm must|l1 and l2"):
+            tfxfer.Head(**bad)
     # texts as a list, as an export's predict takes them (Keras' "Unrecognized data type" before; a tester's find)
     texts = ["win a prize now", "see you at five", "free money", "lunch at noon"]
     fitted = tfxfer.TransferModel(text, epochs=1, verbose=0).fit((np.asarray(texts, dtype=object), np.array(
         [1, 0, 1, 0])), task=task)
     np.testing.assert_array_equal(fitted.predict(texts), fitted.predict(np.asarray(texts, dtype=object)))
+    # One example per batch under BatchNorm learned nothing and served confidently wrong (a hostile tester's find).
+    with pytest.raises(ValueError, match="batch_size=1 under a head that normalises its input .* learns nothing"):
+        tfxfer.TransferModel(text, batch_size=1, epochs=1, verbose=0).fit(
+            (np.asarray(texts, dtype=object), np.array([1, 0, 1, 0])), task=task)
     with pytest.raises(ValueError, match="batch_norm must be True, False or 'auto'; got 'yes'"):
         tfxfer.Head(batch_norm="yes")
 

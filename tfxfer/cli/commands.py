@@ -179,6 +179,7 @@ def train(args):
     _check_data_path(args)
     from tfxfer.cli.recipe import head_from_flags, recipe_arguments
 
+    head = head_from_flags(args)  # refuses a bad --hidden-units before anything loads
     extractor = _load_extractor(args, args.extractor)
     if args.tta and extractor.input_kind != "image":
         raise UsageError(f"--tta averages each image with its mirror image; {args.extractor} takes text: leave --tta "
@@ -189,7 +190,7 @@ def train(args):
     args.stage = "training"
     model = tfxfer.TransferModel(
         extractor, regime=args.regime, freeze_blocks=args.freeze,
-        head=head_from_flags(args),
+        head=head,
         learning_rate=args.learning_rate, fine_tune_learning_rate=args.fine_tune_learning_rate,
         warmup_epochs=args.warmup_epochs, epochs=args.epochs, patience=args.patience, cache=not args.no_cache,
         seed=args.seed, verbose=verbose, **recipe_arguments(args),

@@ -56,7 +56,10 @@ def whole(minimum):
         try:
             value = int(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+            # A flag that takes several values (--hidden-units 64 data.csv) reads a path after it as one of them.
+            hint = " (a path: put it before this flag, whose values run to the next flag)" if os.path.exists(text) \
+                else ""
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}{hint}") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {value}")
         return value

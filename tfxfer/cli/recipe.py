@@ -97,10 +97,11 @@ def lr_find(args):
     if args.start >= args.end:
         raise UsageError(f"--start {args.start} must be below --end {args.end}")
     _check_data_path(args)
+    head = head_from_flags(args)
     extractor = _load_extractor(args, args.extractor)
     data = _load_data(args, extractor)
     args.stage = "finding a learning rate"
-    model = tfxfer.TransferModel(extractor, regime=args.regime, freeze_blocks=args.freeze, head=head_from_flags(args),
+    model = tfxfer.TransferModel(extractor, regime=args.regime, freeze_blocks=args.freeze, head=head,
                                  cache=not args.no_cache, seed=args.seed, verbose=0)
     finding = model.find_learning_rate(data, steps=args.steps, start=args.start, end=args.end)
     row = {"valley": float(f"{finding.valley:.3g}"), "steepest": float(f"{finding.steepest:.3g}"),

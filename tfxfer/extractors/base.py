@@ -197,13 +197,15 @@ class Extractor(keras.layers.Layer):
         Models built since the mark must not be used afterwards. The probe's traced passes
         (`pooled_cut_outputs`) are forgotten too: a search probes each extractor once, before its trials.
         """
-        for layer, inbound, outbound in self._node_counts:
+        for layer, inbound, outbound in getattr(self, "_node_counts", []):  # nothing marked, nothing to trim
             del _compat.inbound_nodes(layer)[inbound:]
             del _compat.outbound_nodes(layer)[outbound:]
         self._pooled_passes.clear()
 
     def check_cut(self, k):
         """Raises ValueError, saying why, unless the extractor can be cut after `k` blocks (`k` in `cache_cuts`)."""
+        if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
+            raise ValueError(f"a cut is a whole number of blocks; got {k!r}.")
         if k not in self.cache_cuts:
             raise ValueError(
                 f"{self.source!r} cannot be cut after {k} blocks; it can after {self.cache_cuts}: "

@@ -227,7 +227,12 @@ class KerasExtractor(Extractor):
         for k in cuts:
             self.check_cut(k)
         model = keras.Model(self.model.inputs, [_compat.node_output(self.blocks[k - 1].layers[-1]) for k in cuts])
-        return tf.function(lambda inputs: model(self._preprocessed(inputs), training=False), reduce_retracing=True)
+
+        def run(inputs):
+            outputs = model(self._preprocessed(inputs), training=False)
+            return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]  # one output comes bare
+
+        return tf.function(run, reduce_retracing=True)
 
     def suffix(self, k):
         self.check_cut(k)

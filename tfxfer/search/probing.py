@@ -178,7 +178,7 @@ def pooled_features(extractor, data, cuts=None, splits=("train", "validation"), 
     """
     import tensorflow as tf
 
-    cuts = list(extractor.cache_cuts if cuts is None else cuts)
+    cuts = list(dict.fromkeys(extractor.cache_cuts if cuts is None else cuts))  # each cut once, in the order given
     for k in cuts:
         extractor.check_cut(k)
     if isinstance(data, dict):

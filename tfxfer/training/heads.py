@@ -4,6 +4,7 @@ whatever the dtype policy); and `build_model`, the extractor under a head."""
 import dataclasses
 
 import keras
+import numpy as np
 
 
 #: The hidden layers of `Head(hidden_units="auto")` under text extractors (none under image extractors).
@@ -16,10 +17,10 @@ class Head:
     output layer.
 
     Attributes:
-        hidden_units: Sizes of hidden Dense layers, input side first; `()` for a linear head; `"auto"` (the
-            default): one layer of 128 under text extractors, none under image extractors. Measured (`bench/
-            RESULTS.md`, "The frozen head: a hidden layer for text"): spam F1 on SMS spam 0.946 -> 0.965 with
-            MiniLM and 0.706 -> 0.767 with GloVe.
+        hidden_units: Sizes of hidden Dense layers, input side first (one size for one layer); `()`, 0 or None
+            for a linear head; `"auto"` (the default): one layer of 128 under text extractors, none under image
+            extractors. Measured (`bench/RESULTS.md`, "The frozen head: a hidden layer for text"): spam F1 on SMS
+            spam 0.946 -> 0.965 with MiniLM and 0.706 -> 0.767 with GloVe.
         batch_norm: Normalise the head's input features with BatchNormalization, as fastai's heads start, so that
             features of any scale train at the head's one learning rate: True, False, or `"auto"` (the default):
             on for text extractors, off for image extractors. Measured (`bench/RESULTS.md`, "The frozen head"):
@@ -48,18 +49,21 @@ class Head:
     l2: float = 0.0
 
     def __post_init__(self):
-        if isinstance(self.hidden_units, str):
-            if self.hidden_units != "auto":
-                raise ValueError(f"Head hidden_units must be sizes of layers or 'auto'; got {self.hidden_units!r}.")
+        units = self.hidden_units
+        if isinstance(units, str):
+            if units != "auto":
+                raise ValueError(f"Head hidden_units must be sizes of layers or 'auto'; got {units!r}.")
         else:
-            self.hidden_units = tuple(int(u) for u in (self.hidden_units or ()))
-            if any(u <= 0 for u in self.hidden_units):
-                raise ValueError(f"Head hidden_units must be positive; got {self.hidden_units}.")
+            units = () if units is None or units == 0 else (units,) if isinstance(units, int) else tuple(units)
+            if any(isinstance(u, bool) or not isinstance(u, (int, np.integer)) or u <= 0 for u in units):
+                raise ValueError(f"Head hidden_units must be whole numbers > 0 (sizes of layers), () or 0 for none, "
+                                 f"or 'auto'; got {self.hidden_units!r}.")
+            self.hidden_units = tuple(int(u) for u in units)
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"Head dropout must be in [0, 1); got {self.dropout}.")
-        if self.batch_norm not in (True, False, "auto"):
+        if not (isinstance(self.batch_norm, bool) or self.batch_norm == "auto"):
             raise ValueError(f"Head batch_norm must be True, False or 'auto'; got {self.batch_norm!r}.")
-        if self.l1 < 0 or self.l2 < 0:
+        if not (self.l1 >= 0 and self.l2 >= 0):  # NaN too
             raise ValueError(f"Head l1 and l2 must be >= 0; got l1={self.l1}, l2={self.l2}.")
 
     def normalises(self, input_kind):

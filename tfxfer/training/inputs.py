@@ -64,6 +64,15 @@ def check_fit_arguments(extractor, fit_kwargs, splits, task):
         raise ValueError(f"validation: {error}") from None
 
 
+def check_batch_size(head, extractor, batch_size):
+    """Refuses one example per batch under a head that normalises its input: BatchNormalization maps a lone example
+    to zero while it trains, so the head learns nothing from the features, and serves confidently wrong."""
+    if batch_size == 1 and head.normalises(extractor.input_kind):
+        raise ValueError("batch_size=1 under a head that normalises its input (BatchNormalization, on by default for "
+                         "text extractors) learns nothing: BatchNormalization maps a lone example to zero. Use "
+                         "batch_size=2 or more (16 or more trains best), or a head with batch_norm=False.")
+
+
 def _check_one_label_each(inputs, labels):
     if labels is not None and len(inputs) != len(labels):
         raise ValueError(f"{len(inputs)} inputs but {len(labels)} labels: give one label per input, in the same "

@@ -12,8 +12,8 @@ from tfxfer import _compat
 from tfxfer.extractors import Extractor, HubExtractor, load_extractor
 from tfxfer.training.callbacks import OnWholeModel
 from tfxfer.training.feature_cache import FeatureCache, cache_refusal
-from tfxfer.training.heads import build_model
-from tfxfer.training.inputs import batch_spec, check_data_fits, check_fit_arguments, fit_arguments
+from tfxfer.training.heads import Head, build_model
+from tfxfer.training.inputs import batch_spec, check_batch_size, check_data_fits, check_fit_arguments, fit_arguments
 from tfxfer.training.phases import check_settings, plan, with_recipe
 from tfxfer.training.state import fitted_state_kept
 from tfxfer.training.recipe import flip_averaged, phase_optimizer, steps_per_epoch
@@ -263,6 +263,8 @@ class TransferModel:
         else:
             fit_kwargs["shuffle"] = False  # Datasets come shuffled (the training split reshuffles every epoch).
         check_fit_arguments(self.extractor_, fit_kwargs, splits, task)
+        check_batch_size(self.head or Head(), self.extractor_,
+                         fit_kwargs.get("batch_size", getattr(data, "batch_size", None)))
         return fit_kwargs, splits, task
 
     def _trainer(self, phase, data, fit_kwargs, splits, cache):
