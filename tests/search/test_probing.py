@@ -55,6 +55,11 @@ def test_scores_equal_scikit_learn_on_the_same_pooled_features(data, tiny_hub_mo
         pooled_features(keras_extractor, {}, cuts=[9])
     with pytest.raises(ValueError, match="a cut is a whole number of blocks; got '2'"):
         pooled_features(keras_extractor, {}, cuts=["2"])
+    # Arrays as NumPy makes them (float64), beside a float32 split: one trace fits both (a tester's find).
+    labels = again[2]["train"][1]
+    arrays = pooled_features(keras_extractor, {"train": (inputs.astype("float64"), labels),
+                                               "validation": (inputs[:3], labels[:3])}, cuts=[2])
+    np.testing.assert_allclose(arrays[2]["train"][0], again[2]["train"][0], atol=1e-5)
     twice = pooled_features(keras_extractor, data, cuts=[2, 2])  # each cut once (twice stacked its rows)
     assert list(twice) == [2] and len(twice[2]["train"][0]) == len(twice[2]["train"][1])
     keras_extractor.release_models()  # a search's next trial (nothing marked: nothing to trim, a tester's find)

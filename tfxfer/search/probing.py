@@ -182,7 +182,10 @@ def pooled_features(extractor, data, cuts=None, splits=("train", "validation"), 
     for k in cuts:
         extractor.check_cut(k)
     if isinstance(data, dict):
-        batches = {split: (tf.data.Dataset.from_tensor_slices(data[split][0]).batch(batch_size),
+        # Images as float32 whatever NumPy made them (float64 failed to bind to the traced pass), so every split
+        # fits the one trace.
+        dtype = np.float32 if extractor.input_kind == "image" else object
+        batches = {split: (tf.data.Dataset.from_tensor_slices(np.asarray(data[split][0], dtype)).batch(batch_size),
                            np.asarray(data[split][1])) for split in splits if split in data}
     else:
         data = data.for_extractor(extractor)
