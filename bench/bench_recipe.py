@@ -61,9 +61,9 @@ FINE_TUNE = {
 #: mean beat today's were block rates and flip TTA (schedules and label smoothing lost), so those two together.
 TOGETHER = {"together: block_rates (1e-6, 1e-4) + flip TTA": dict(block_rates=(1e-6, 1e-4))}
 
-#: SMS spam heads (deep feature extraction, default linear head at 1e-3 unless said).
+#: SMS spam heads (deep feature extraction, the default head at 1e-3 unless said).
 SMS = {
-    "today: linear head, constant 1e-3": {},
+    "today: default head, constant 1e-3": {},
     "label smoothing 0.1": dict(label_smoothing=0.1),
     "cosine": dict(schedule="cosine"),
     "one-cycle": dict(schedule="one-cycle"),
@@ -134,7 +134,7 @@ def sms(args, results, save):
     extractor = tfxfer.load_extractor(MINILM, preprocessor=MINILM_PREPROCESS)
     path = sms_subset(args.sms_rows) if args.sms_rows else SMS_CSV
     data = tfxfer.load_text(path, validation_split=0.2, seed=0, batch_size=64)
-    cache = tfxfer.FeatureCache(progress=False)
+    cache = tfxfer.FeatureCache(args.cache, progress=False)
     table = results.setdefault("sms_spam", {"rows": int(sum(data.sizes.values()))})
     started = time.perf_counter()
     finding = tfxfer.TransferModel(extractor, seed=0, cache=cache, verbose=0).find_learning_rate(data)
@@ -286,7 +286,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--out", default="bench/recipe.json")
     parser.add_argument("--only", choices=["hymenoptera", "sms", "heads", "class-weights"])
-    parser.add_argument("--cache", default="/tmp/tfxfer_bench_cache", help="feature cache folder (--only heads, class-weights)")
+    parser.add_argument("--cache", default="/tmp/tfxfer_bench_cache", help="feature cache folder (SMS spam and the "
+                                                                           "heads and class weights)")
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--sets", nargs="+", default=["sms-minilm", "sms-glove", "bees-train", "bees-both"],
                         choices=["sms-minilm", "sms-glove", "bees-train", "bees-both"], help="--only class-weights")
