@@ -166,7 +166,8 @@ def test_the_head_normalises_text_features_and_image_features_only_when_asked(ti
     with pytest.raises(ValueError, match="hidden_units must be sizes of layers or 'auto'"):
         tfxfer.Head(hidden_units="none")
     # One size is one layer, 0 none; a flag, a fraction, a NaN penalty or batch_norm=1 are refused (a tester's finds).
-    assert (tfxfer.Head(hidden_units=64).hidden_units, tfxfer.Head(hidden_units=0).hidden_units) == ((64,), ())
+    sizes = (64, 0, np.int64(64), np.array([64, 32]))
+    assert [tfxfer.Head(hidden_units=units).hidden_units for units in sizes] == [(64,), (), (64,), (64, 32)]
     for bad in (dict(hidden_units=True), dict(hidden_units=[64.7]), dict(batch_norm=1), dict(l2=float("nan"))):
         with pytest.raises(ValueError, match="hidden_units must be whole numbers|batch_norm must|l1 and l2"):
             tfxfer.Head(**bad)

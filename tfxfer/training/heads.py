@@ -54,7 +54,9 @@ class Head:
             if units != "auto":
                 raise ValueError(f"Head hidden_units must be sizes of layers or 'auto'; got {units!r}.")
         else:
-            units = () if units is None or units == 0 else (units,) if isinstance(units, int) else tuple(units)
+            if units is None or isinstance(units, (int, np.integer)):  # None or 0: none; one size: one layer
+                units = (units,) if units else ()
+            units = tuple(units)
             if any(isinstance(u, bool) or not isinstance(u, (int, np.integer)) or u <= 0 for u in units):
                 raise ValueError(f"Head hidden_units must be whole numbers > 0 (sizes of layers), () or 0 for none, "
                                  f"or 'auto'; got {self.hidden_units!r}.")
