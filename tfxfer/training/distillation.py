@@ -12,6 +12,7 @@ inputs; here the teacher runs once per example and the student trains on cached 
 out instead.
 """
 
+import os
 import time
 from types import SimpleNamespace
 
@@ -224,8 +225,10 @@ def _unlabeled(folder, extractor, scores, data, bad):
     _refuse_held_out_copies(files, data)
     student_features, teacher_scores = [], []
     for start in range(0, len(files), 32):
-        batch = files[start:start + 32]
-        student_features.append(extractor(tf.stack([decode_file(path, extractor.image_size, extractor.value_range)
-                                                    for path in batch]), training=False).numpy())
-        teacher_scores.append(scores(tf.stack([decode_file(path, scores.image_size, (0.0, 255.0)) for path in batch])))
+        batch = [(path, tf.io.read_file(os.fsencode(path))) for path in files[start:start + 32]]  # each read once
+        student_features.append(extractor(tf.stack([
+            decode_file(path, extractor.image_size, extractor.value_range, contents=contents)
+            for path, contents in batch]), training=False).numpy())
+        teacher_scores.append(scores(tf.stack([decode_file(path, scores.image_size, (0.0, 255.0), contents=contents)
+                                               for path, contents in batch])))
     return np.concatenate(student_features), np.concatenate(teacher_scores)
