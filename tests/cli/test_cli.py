@@ -431,6 +431,18 @@ def test_flag_words_quote_what_the_shell_would_split_and_negate_with_no():
     assert cli_words("batch_norm=False then") == "--no-batch-norm then"
     assert cli_words("pass column_names=['label', 'text']") == "pass --column-names label text"
     assert cli_words("leave preprocessor= out") == "leave --preprocessor out"
+    # The refusal of one example per batch under a BatchNorm head, as `tfxfer train --batch-size 1` prints it.
+    from types import SimpleNamespace
+
+    from tfxfer.training.heads import Head
+    from tfxfer.training.inputs import check_batch_size
+
+    with pytest.raises(ValueError) as refusal:
+        check_batch_size(Head(), SimpleNamespace(input_kind="text"), 1)
+    assert cli_words(str(refusal.value)).startswith("--batch-size 1 under a head that normalises its input") and \
+        cli_words(str(refusal.value)).endswith("Use --batch-size 2 or more (16 or more trains best), or a head with "
+                                               "--no-batch-norm.")
+    check_batch_size(Head(), SimpleNamespace(input_kind="image"), 1)  # a linear image head learns at 1
 
 
 def test_export_names_an_extractor_that_moved_and_one_that_is_not_the_searchs(tiny_hub_model, images, tmp_path):
