@@ -84,9 +84,10 @@ def hymenoptera(args, results, save):
     source, extractor_options = FORMS[args.form]
     extractor_options = {**extractor_options, "image_size": (args.image_size, args.image_size)}
     extractor = tfxfer.load_extractor(source, **extractor_options)
-    data = tfxfer.load_images(HYMENOPTERA, extractor=extractor, batch_size=32, on_bad="skip")
+    data = tfxfer.load_images(HYMENOPTERA, extractor=extractor, batch_size=32, on_bad="skip", augment=args.augment)
     cache = tfxfer.FeatureCache(progress=False)
-    table = results.setdefault("hymenoptera" if args.form == "hub" else f"hymenoptera, {args.form}", {})
+    table = results.setdefault(("hymenoptera" if args.form == "hub" else f"hymenoptera, {args.form}")
+                               + ", augmented" * args.augment, {})
     configurations = TOGETHER if args.together else FINE_TUNE
     for name, options in configurations.items():
         if args.configs and name not in args.configs:
@@ -299,6 +300,8 @@ def main():
     parser.add_argument("--sms-rows", type=int, default=2000, help="0 for all 5,574")
     parser.add_argument("--together", action="store_true", help="hymenoptera: only the additions together")
     parser.add_argument("--form", choices=list(FORMS), default="hub", help="hymenoptera: which MobileNetV2 1.0")
+    parser.add_argument("--augment", action="store_true", help="hymenoptera: the default random augmentation "
+                        "(tfxfer.load_images(augment=True)) in every phase, so nothing is cached")
     parser.add_argument("--tta", action="store_true", help="hymenoptera: evaluate every configuration with flip TTA "
                                                            "too (by default only today's and the combination)")
     parser.add_argument("--configs", nargs="+", choices=list(FINE_TUNE) + list(TOGETHER),
