@@ -176,12 +176,39 @@ def test_the_head_normalises_text_features_and_image_features_only_when_asked(ti
     fitted = tfxfer.TransferModel(text, epochs=1, verbose=0).fit((np.asarray(texts, dtype=object), np.array(
         [1, 0, 1, 0])), task=task)
     np.testing.assert_array_equal(fitted.predict(texts), fitted.predict(np.asarray(texts, dtype=object)))
-    # One example per batch under BatchNorm learned nothing and served confidently wrong (a hostile tester's find).
-    with pytest.raises(ValueError, match="batch_size=1 under a head that normalises its input .* learns nothing"):
+    # One example per batch under BatchNorm learned nothing and served confidently wrong (a hostile tester's find);
+    # now it would leave the features unnormalised.
+    with pytest.raises(ValueError, match="batch_size=1 under a head that normalises its input .* unnormalised"):
         tfxfer.TransferModel(text, batch_size=1, epochs=1, verbose=0).fit(
             (np.asarray(texts, dtype=object), np.array([1, 0, 1, 0])), task=task)
     with pytest.raises(ValueError, match="batch_norm must be True, False or 'auto'; got 'yes'"):
         tfxfer.Head(batch_norm="yes")
+
+
+def test_a_last_batch_of_one_leaves_the_head_batch_norm_statistics_alone(tmp_path):
+    """33 examples in batches of 32: Keras' BatchNormalization mapped the last example to zero and pulled the moving
+    variance towards zero once an epoch (served scores then swell); the head's normalises it as in inference."""
+    import keras
+    import tensorflow as tf
+
+    from tfxfer.training.heads import HeadBatchNormalization
+
+    features = np.random.default_rng(0).normal(0.0, 2.0, (33, 4)).astype("float32")
+    for batches in ("arrays", "dataset"):  # a batch size Keras knows when it traces, and one it does not
+        layer = HeadBatchNormalization(momentum=0.9)
+        model = keras.Sequential([keras.Input((4,)), layer, keras.layers.Dense(1)])
+        model.compile("sgd", "mse")
+        data = dict(x=features, y=np.zeros(33), batch_size=32, shuffle=False) if batches == "arrays" else dict(
+            x=tf.data.Dataset.from_tensor_slices((features, np.zeros(33))).batch(32))
+        model.fit(**data, epochs=1, verbose=0)
+        # one update, from the first 32 examples alone
+        np.testing.assert_allclose(layer.moving_mean, 0.1 * features[:32].mean(axis=0), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(layer.moving_variance, 0.9 + 0.1 * features[:32].var(axis=0), rtol=1e-4)
+        lone = features[-1:]
+        np.testing.assert_allclose(layer(lone, training=True), layer(lone, training=False), rtol=1e-6)
+    # saved and loaded as a Keras model, it stays this layer
+    model.save(tmp_path / "head.keras")
+    assert type(keras.models.load_model(tmp_path / "head.keras").layers[0]) is HeadBatchNormalization
 
 
 def test_mirrored_strategy_on_two_logical_cpus(tiny_hub_model):

@@ -11,6 +11,34 @@ import numpy as np
 TEXT_HIDDEN_UNITS = (128,)
 
 
+@keras.saving.register_keras_serializable(package="tfxfer")
+class HeadBatchNormalization(keras.layers.BatchNormalization):
+    """BatchNormalization that, while training, normalises a batch of one example with its moving statistics and
+    leaves them as they were, as it does in inference.
+
+    One example's own statistics are itself and a variance of zero: Keras' layer maps it to zero and pulls the moving
+    variance that serving uses towards zero. A training split of 33 examples in batches of 32 ends every epoch with
+    such a batch.
+
+    Example:
+        >>> layer = HeadBatchNormalization()
+        >>> lone = np.array([[3.0, -1.0]], "float32")
+        >>> bool(np.allclose(layer(lone, training=True), layer(lone, training=False)))
+        True
+        >>> layer.moving_variance.numpy().tolist()
+        [1.0, 1.0]
+    """
+
+    def call(self, inputs, training=None, mask=None):
+        parent = super().call
+        if not training:
+            return parent(inputs, training=training, mask=mask)
+        if inputs.shape[0] is not None:  # a batch size known when traced
+            return parent(inputs, training=inputs.shape[0] > 1, mask=mask)
+        return keras.ops.cond(keras.ops.shape(inputs)[0] > 1, lambda: parent(inputs, training=True, mask=mask),
+                              lambda: parent(inputs, training=False, mask=mask))
+
+
 @dataclasses.dataclass
 class Head:
     """A dense head: optional input normalisation and hidden layers, dropout and L1/L2 regularisation, then the task's
@@ -98,7 +126,7 @@ class Head:
         if self.normalises(input_kind):
             # Momentum 0.9 (PyTorch's 0.1): with Keras' 0.99 the moving statistics that validation and serving use
             # are still half their initial (0, 1) after an epoch of 70 steps.
-            x = keras.layers.BatchNormalization(momentum=0.9, name="head_batch_norm")(x)
+            x = HeadBatchNormalization(momentum=0.9, name="head_batch_norm")(x)
         regularizer = keras.regularizers.L1L2(self.l1, self.l2) if (self.l1 or self.l2) else None
         for index, units in enumerate(self.units(input_kind)):
             if self.dropout:

@@ -65,12 +65,14 @@ def check_fit_arguments(extractor, fit_kwargs, splits, task):
 
 
 def check_batch_size(head, extractor, batch_size):
-    """Refuses one example per batch under a head that normalises its input: BatchNormalization maps a lone example
-    to zero while it trains, so the head learns nothing from the features, and serves confidently wrong."""
+    """Refuses one example per batch under a head that normalises its input: BatchNormalization has no statistics to
+    learn from a lone example (the head's keeps its initial ones, see `HeadBatchNormalization`), so the features
+    would go unnormalised while the user asked for it."""
     if batch_size == 1 and head.normalises(extractor.input_kind):
         raise ValueError("batch_size=1 under a head that normalises its input (BatchNormalization, on by default for "
-                         "text extractors) learns nothing: BatchNormalization maps a lone example to zero. Use "
-                         "batch_size=2 or more (16 or more trains best), or a head with batch_norm=False.")
+                         "text extractors): BatchNormalization learns no statistics from one example at a time, so "
+                         "the features would go unnormalised. Use batch_size=2 or more (16 or more trains best), or "
+                         "a head with batch_norm=False.")
 
 
 def _check_one_label_each(inputs, labels):
