@@ -1,6 +1,7 @@
 """Images from folders, CSV files and DataFrames: sizes, value ranges, splits, augmentation, cache, raw access."""
 
 import types
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 import tensorflow as tf
 from helpers import COLOURS, class_folders, write_image
 
-from tfxfer.data import decode_image, load_images
+from tfxfer.data import DataError, decode_image, load_images
 
 UNIT = dict(image_size=(8, 8), value_range=(0.0, 1.0))
 
@@ -224,8 +225,6 @@ def test_non_ascii_file_names(tmp_path):
 def test_class_folder_names_that_look_alike_or_break_a_labels_file(tmp_path):
     """Found by a hostile tester: "caf\u00e9" from Linux beside "cafe\u0301" from macOS were two classes that look
     the same everywhere; a line break in a folder name gave a LiteRT export's labels.txt a line too many."""
-    from tfxfer.data import DataError
-
     write_image(tmp_path / "nfc" / "caf\u00e9" / "0.png", COLOURS[0])
     write_image(tmp_path / "nfc" / "cafe\u0301" / "0.png", COLOURS[1])
     with pytest.raises(DataError, match="are one name written two ways"):
@@ -240,7 +239,7 @@ def test_class_folder_names_that_look_alike_or_break_a_labels_file(tmp_path):
         assert load_images(tmp_path / "cased", validation_split=0, **UNIT).task.class_names == ["A", "a"]
 
 
-def test_a_file_name_that_is_not_utf8_is_read(tmp_path):
+def test_a_file_name_that_is_not_utf8_is_read(tmp_path, capsys):
     """Latin-1 bytes in a name (old archives, Windows shares) stopped a whole folder with 'Unable to convert element
     to UTF-8' and no file named (found by a hostile tester)."""
     import os
@@ -253,6 +252,27 @@ def test_a_file_name_that_is_not_utf8_is_read(tmp_path):
     assert any(path.endswith("caf\udce9.png") for path in data.examples("train")[0])
     images, labels = _all(data.unbatched("train").batch(2))
     assert sorted(labels.tolist()) == [0, 1] and images.shape == (2, 8, 8, 3)
+    # Skipped, eleven such names crashed `tfxfer train` writing the list of skips, and its report after training
+    # ("surrogates not allowed"); a class folder with such a name reached the export, whose labels file cannot hold it.
+    from tfxfer.cli.terminal import print_skipped
+    from tfxfer.reports.markdown import _data_section
+
+    for index in range(11):
+        (tmp_path / "fotos" / "a" / f"bad{index}.png").write_bytes(b"not an image")
+        os.rename(tmp_path / "fotos" / "a" / f"bad{index}.png", os.fsencode(tmp_path / "fotos" / "a") +
+                  b"/bad\xe9%d.png" % index)
+    data = load_images(tmp_path / "fotos", validation_split=0, on_bad="skip", **UNIT)
+    assert len(data.skipped) == 11 and str(data.skipped[0]).endswith("bad\\xe90.png: not a decodable image (not an "
+                                                                       "image: text (it starts with 'not an image'))")
+    print_skipped(data.skipped)
+    listing = capsys.readouterr().err
+    assert "a/bad\\xe90.png: not a decodable image" in listing and "udce9" not in listing
+    assert "bad\\xe910.png" in Path(listing.split("listed in ")[1].strip()).read_text()
+    assert "`" + str(tmp_path / "fotos" / "a") + "/bad\\xe90.png`: not a decodable image" in "\n".join(
+        _data_section(data))
+    os.rename(tmp_path / "fotos" / "b", os.fsencode(tmp_path / "fotos") + b"/caf\xe9")
+    with pytest.raises(DataError, match=r"class folder 'caf\\xe9' in .*fotos: its name is not UTF-8 .* rename it"):
+        load_images(tmp_path / "fotos", validation_split=0, on_bad="skip", **UNIT)
 
 
 def test_source_must_be_a_path_or_a_dataframe():

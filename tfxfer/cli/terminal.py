@@ -17,6 +17,8 @@ import tempfile
 import threading
 import warnings
 
+from tfxfer.data.errors import printable
+
 #: Lines TensorFlow, absl and Keras print when nothing is wrong.
 NOISE = re.compile("|".join([
     r"All log messages before absl::InitializeLog\(\) is called are written to STDERR",
@@ -275,10 +277,8 @@ def json_records(table):
         >>> print(json_records(pd.DataFrame({"file": ["bees/abeille.png", "caf\\udce9.png"], "score": [0.5, None]})))
         [{"file": "bees/abeille.png", "score": 0.5}, {"file": "caf\\\\xe9.png", "score": null}]
     """
-    def printable(value):
-        return os.fsencode(value).decode("utf-8", "backslashreplace") if isinstance(value, str) else value
-
-    records = table.map(printable).to_json(orient="records", default_handler=str)
+    records = table.map(lambda value: printable(value) if isinstance(value, str) else value).to_json(
+        orient="records", default_handler=str)
     return json.dumps(json.loads(records), ensure_ascii=False)
 
 
@@ -297,7 +297,7 @@ def print_skipped(skipped, what="file(s) or row(s)"):
     if len(skipped) > LISTED_SKIPS:
         with tempfile.NamedTemporaryFile("w", prefix="tfxfer-skipped-", suffix=".tsv", delete=False) as file:
             file.write("source\treason\tdetail\n")
-            file.writelines(f"{item.source}\t{item.reason}\t{item.detail}\n" if hasattr(item, "source") else
-                            f"{item}\t\t\n" for item in skipped)
+            file.writelines(printable(f"{item.source}\t{item.reason}\t{item.detail}\n") if hasattr(item, "source")
+                            else f"{item}\t\t\n" for item in skipped)
         print(f"  ... and {len(skipped) - LISTED_SKIPS} more; all {len(skipped)} are listed in {file.name}",
               file=sys.stderr)

@@ -2,12 +2,24 @@
 
 import collections
 import dataclasses
+import os
 
 ON_BAD_CHOICES = ("error", "skip")
 
 
 class DataError(ValueError):
     """A data source cannot be used as it is; the message names the file, row or column and says what to do."""
+
+
+def printable(text):
+    """`text` with the bytes of a file name that is not UTF-8 (which Python holds as surrogate escapes) written as
+    `\\xNN`, as `ls -b` shows them: terminals, reports and files hold only UTF-8.
+
+    Example:
+        >>> printable("caf\\udce9.png"), printable("café.png")
+        ('caf\\\\xe9.png', 'café.png')
+    """
+    return os.fsencode(text).decode("utf-8", "backslashreplace")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -25,7 +37,7 @@ class Skipped:
     detail: str = ""
 
     def __str__(self):
-        return f"{self.source}: {self.reason}" + (f" ({self.detail})" if self.detail else "")
+        return printable(f"{self.source}: {self.reason}" + (f" ({self.detail})" if self.detail else ""))
 
 
 class BadInputs:

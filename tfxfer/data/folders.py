@@ -12,7 +12,7 @@ import unicodedata
 import warnings
 from pathlib import Path
 
-from tfxfer.data.errors import DataError
+from tfxfer.data.errors import DataError, printable
 from tfxfer.data.class_names import look_alikes
 from tfxfer.data.stratify import SPLIT_ALIASES, SPLITS, TRAIN
 
@@ -173,9 +173,10 @@ def scan_class_folders(root, extensions, class_names, bad):
 
 
 def _check_class_names(names, folder):
-    """Refuses class folder names that an export's labels file cannot hold (a line break or another control
-    character) or that are one name written twice (Unicode forms: macOS writes "café" decomposed, Linux composed;
-    spaces around it); warns of names that differ only in case, which may be one class or two (letters: "A", "a").
+    """Refuses class folder names that an export's labels file cannot hold (bytes that are not UTF-8, a line break or
+    another control character) or that are one name written twice (Unicode forms: macOS writes "café" decomposed,
+    Linux composed; spaces around it); warns of names that differ only in case, which may be one class or two
+    (letters: "A", "a").
 
     Example:
         >>> _check_class_names(["cat", "cat "], Path("photos"))
@@ -183,6 +184,11 @@ def _check_class_names(names, folder):
         tfxfer.data.errors.DataError: class folders 'cat' and 'cat ' in photos are one name written two ways ...
     """
     for name in names:
+        if printable(name) != name:
+            raise DataError(f"class folder '{printable(name)}' in {printable(str(folder))}: its name is not UTF-8 "
+                            "(bytes of another system's encoding, shown as \\xNN), which an export's labels file and "
+                            "served class names cannot hold; rename it in UTF-8 (convmv -f latin1 -t utf8 converts a "
+                            "tree).")
         if any(unicodedata.category(character) == "Cc" for character in name):
             raise DataError(f"class folder {name!r} in {folder}: its name holds a control character (a line break, a "
                             "tab), which an export's labels file (a line per class) cannot hold; rename it.")

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import tensorflow as tf
 
-from tfxfer.data.errors import count_reasons
+from tfxfer.data.errors import count_reasons, printable
 from tfxfer.data.stratify import SPLITS
 from tfxfer.reports.evaluation import plot_confusion
 from tfxfer.reports.folders import PLOT_FILES, check_report_folder
@@ -71,7 +71,7 @@ def _data_section(data):
         return lines + ["Skipped: nothing; every file or row found was used.", ""]
     reasons = pd.DataFrame(list(count_reasons(data.skipped).items()), columns=["reason", "skipped"])
     lines += [f"Skipped: {len(data.skipped)} files or rows, left out of every split.", "", markdown_table(reasons), ""]
-    lines += [f"- `{item.source}`: {item.reason}" + (f" ({item.detail})" if item.detail else "")
+    lines += [printable(f"- `{item.source}`: {item.reason}" + (f" ({item.detail})" if item.detail else ""))
               for item in data.skipped[:LISTED_SKIPS]]
     if len(data.skipped) > LISTED_SKIPS:
         lines.append(f"- ... and {len(data.skipped) - LISTED_SKIPS} more (`data.skipped` lists them all)")
