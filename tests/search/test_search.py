@@ -98,6 +98,22 @@ def test_search_table_has_a_row_per_trial_and_every_hyperparameter(data, tmp_pat
     assert TransferSearch.from_folder(tmp_path / "runs" / "p", verbose=0).space.batch_norm is False
 
 
+def test_the_same_search_twice_gives_the_same_trials_and_scores(tmp_path):
+    """Two runs of one `tfxfer tune` command sampled the same trials and scored them differently (each trial's head
+    started from random weights), so which trial won was chance (a hostile tester's find)."""
+    folder = noise_folders(tmp_path / "images", per_class=8)
+    tables = []
+    for run in ("a", "b"):
+        keras.utils.set_random_seed(5)  # the same "pretrained" weights in both runs
+        data = tfxfer.load_images(folder, image_size=(16, 16), value_range=(0, 1), batch_size=8,
+                                  validation_split=0.25, seed=3)
+        search = TransferSearch(tiny_cnn(), max_trials=2, epochs=2, directory=tmp_path / run, project_name="p",
+                                space=SearchSpace(frozen_blocks=[4]), verbose=0)
+        tables.append(search.search(data).sort_values("trial_id").reset_index(drop=True))
+    columns = ["learning_rate", "hidden_units", "dropout", "val_loss", "loss"]
+    pd.testing.assert_frame_equal(tables[0][columns], tables[1][columns], rtol=1e-5)
+
+
 @pytest.mark.parametrize("space, message", [
     (SearchSpace(frozen_blocks=[0, 7]), "frozen_blocks must be whole numbers from 0 to 4"),
     (SearchSpace(learning_rate=(-1e-3, 1e-2)), "learning_rate must be a rate"),

@@ -34,10 +34,12 @@ class TransferHyperModel(kt.HyperModel):
         candidates: With several extractors, the `"extractor@depth"` values of the `candidate` hyperparameter
             (see `tfxfer.search.candidates`), naming the extractors by `extractor_key`.
         verbose: Keras' verbosity for each trial's `fit`.
+        seed: Seeds Python, NumPy and TensorFlow before each trial's model is built, so that a trial's head starts
+            from the same weights in every run of the search; None for none.
     """
 
     def __init__(self, extractor, data, space=None, *, epochs=20, patience=3, cache=None, strategy=None,
-                 extractor_options=None, candidates=None, verbose=0):
+                 extractor_options=None, candidates=None, verbose=0, seed=0):
         super().__init__(name="tfxfer")
         self.data = data
         self.space = space or SearchSpace()
@@ -47,6 +49,7 @@ class TransferHyperModel(kt.HyperModel):
         self.strategy = strategy
         self.verbose = verbose
         self.candidates = candidates
+        self.seed = seed
         scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
         with scope:
             self.members = {}
@@ -95,6 +98,8 @@ class TransferHyperModel(kt.HyperModel):
         _forget_custom_gradients(keep=self._gradients)
         member.restore()
         self._member = member
+        if self.seed is not None:
+            keras.utils.set_random_seed(self.seed)
         self._trial = TransferModel(
             member.extractor,
             regime=values["regime"],

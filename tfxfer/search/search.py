@@ -61,7 +61,8 @@ class TransferSearch:
         directory: Keras Tuner's folder; the feature cache lives in `<directory>/<project_name>/feature_cache`.
         project_name: The search's name in `directory`. A search with the same folder and name resumes.
         overwrite: Start afresh, deleting an earlier search of that name.
-        seed: The oracle's seed.
+        seed: The oracle's seed, and each trial's (its head's initial weights, dropout): the same search run
+            again gives the same trials and scores.
         cache: Share cached activations across trials (True) or train every trial end to end (False).
         strategy: A `tf.distribute.Strategy`, e.g. from `tfxfer.pick_strategy()`.
         extractor_options: Keyword arguments of `load_extractor`.
@@ -137,7 +138,7 @@ class TransferSearch:
         hypermodel = TransferHyperModel(self.extractor if self.extractors is None else self.extractors, data,
                                         self.space, epochs=self.epochs, patience=self.patience, cache=cache,
                                         strategy=self.strategy, extractor_options=self.extractor_options,
-                                        verbose=0 if self.verbose < 2 else 1)
+                                        verbose=0 if self.verbose < 2 else 1, seed=self.seed)
         self.hypermodel_ = hypermodel
         recorded = {} if self.overwrite else search_record(self.directory, self.project_name)  # read once
         if self.extractors is not None:
