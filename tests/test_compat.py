@@ -95,6 +95,16 @@ def test_oracle_internals_and_its_service(tmp_path):
     server.stop(0)
 
 
+def test_keras_tuner_clears_no_notebook_cell_outside_one(capfd):
+    """Before every trial but the first, `tfxfer tune` wrote IPython's escape codes to stdout, into pipes and log
+    files (two hostile testers' find): Keras Tuner took a process that can import IPython for a notebook."""
+    from keras_tuner.src import utils
+
+    _compat.tuner_knows_a_notebook()
+    utils.try_clear()
+    assert utils.IS_NOTEBOOK is False and capfd.readouterr().out == "\n"
+
+
 def test_a_missing_internal_names_itself_and_the_tested_versions():
     with pytest.raises(_compat.CompatError, match=r"needs object\._inbound_nodes, a private name of keras .*\(tested with keras 3\.15\)"):
         _compat.inbound_nodes(object())

@@ -17,6 +17,7 @@ breaks here, with a message that names the internal, the version in use and the 
 | `keras_tuner.src.engine.tuner_utils.TunerCallback` | find the trial a callback reports to |
 | `keras_tuner.src.protos`, `OracleServicer` | answer late workers on a restarted chief of an ended search |
 | `Oracle._retry_queue`, `Oracle._project_dir` | give a trial to another worker; its files |
+| `keras_tuner.src.utils.IS_NOTEBOOK` | keep Keras Tuner from clearing "a notebook cell" with escape codes on stdout |
 | `Trainer._symbolic_build` | build a compiled model's metrics, loss and optimizer before its first traced step |
 | `ai_edge_litert.tools.flatbuffer_utils` | read a LiteRT file into its schema's objects, to write it again smaller |
 """
@@ -182,6 +183,21 @@ def add_oracle_service(server, oracle):
     protos = _module("keras_tuner.src.protos", "keras-tuner", version)
     servicer = _module("keras_tuner.src.distribute.oracle_chief", "keras-tuner", version).OracleServicer
     protos.get_service_grpc().add_OracleServicer_to_server(servicer(oracle), server)
+
+
+def tuner_knows_a_notebook():
+    """Tells Keras Tuner whether it runs in a notebook. Keras Tuner 1.4.8 takes any process that can import IPython
+    for one (`get_ipython()` is None outside), and before every trial but the first writes the escape codes of
+    IPython's `clear_output` to stdout, into a terminal, a pipe or a log file."""
+    utils = _module("keras_tuner.src.utils", "keras-tuner", keras_tuner.__version__)
+    try:
+        import IPython
+        shell = IPython.get_ipython()
+    except ImportError:
+        shell = None
+    _tuner(utils, "IS_NOTEBOOK")
+    # In a notebook Keras Tuner's own check said so too, and imported IPython's display.
+    utils.IS_NOTEBOOK = shell is not None and "Terminal" not in type(shell).__name__
 
 
 def retry_queue(oracle):
