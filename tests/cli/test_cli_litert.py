@@ -74,6 +74,13 @@ def test_a_text_model_litert_cannot_hold_is_refused_before_any_training(tmp_path
         "--select-tf-ops to include them as TensorFlow ops (the app then needs LiteRT's Flex delegate), or export a "
         "SavedModel."], result.stderr[-3000:]
     assert not (tmp_path / "lite").exists()
+    # int8 calibrates in the interpreter, which has no string ops: it failed after training, in TFLite's words.
+    result = tfxfer("train", texts, "--extractor", tmp_path / "text_model", "--export", "t", "--root",
+                    tmp_path / "lite", "--format", "litert", "--select-tf-ops", "--quantize", "int8", env=user)
+    assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith(
+        "tfxfer train: error: --quantize int8 calibrates in LiteRT's interpreter, which cannot run the string ops of "
+        "a text model"), result.stderr[-3000:]
+    assert not (tmp_path / "lite").exists()
     # With --select-tf-ops it exports; --quiet hid that the file could not be verified, and the converter's list of
     # select ops filled stderr (a hostile tester's finds).
     result = tfxfer("train", texts, "--extractor", tmp_path / "text_model", "--export", "t", "--root",

@@ -53,6 +53,12 @@ def check_litert_conversion(args, extractors, exporting=True):
         from tfxfer.serving.litert import check_convertible
 
         for extractor in extractors:
+            if extractor.input_kind == "text" and args.input_type == "uint8":
+                raise UsageError(f"--input-type uint8 is for image models; {extractor.source} takes text: leave it out")
+            if extractor.input_kind == "text" and args.quantize == "int8":
+                raise UsageError(f"--quantize int8 calibrates in LiteRT's interpreter, which cannot run the string ops "
+                                 f"of a text model such as {extractor.source}: pass --quantize dynamic or --quantize "
+                                 "float16 (weights quantized, strings kept), or export a SavedModel")
             check_convertible(extractor, select_tf_ops=args.select_tf_ops)
 
 

@@ -95,6 +95,9 @@ def export_litert(model, name, root="saved_models", *, quantize="none", input_ty
     spec = serving_spec(model, extractor, task, threshold, data_summary, interpolation or trained_with(training))
     if spec["input_kind"] == "text" and input_type != "float32":
         raise ValueError(f"input_type={input_type!r} is for image models; a text model takes strings: leave it out.")
+    if spec["input_kind"] == "text" and quantize == "int8":
+        raise ValueError("quantize='int8' calibrates in LiteRT's interpreter, which cannot run a text model's string "
+                         "ops: use quantize='dynamic' or 'float16' (weights quantized, strings kept).")
     data = calibration_data if calibration_data is not None else (
         data_summary if hasattr(data_summary, "examples") else None)
     if quantize == "int8" and data is None:
