@@ -449,6 +449,24 @@ def test_a_model_of_joined_text_columns_joins_a_csvs_columns_as_training_did(tmp
         exported.predict(tmp_path / "pairs.csv", text_column="premise")
 
 
+def test_a_model_of_one_text_column_reads_that_column_of_a_csv(tmp_path):
+    """Trained on 'Message Text', predict read a CSV's 'text' column instead, without a word, or refused the training
+    file itself (a hostile tester's find)."""
+    import pandas as pd
+
+    frame = pd.DataFrame({"Message Text": [f"win a prize {i}" for i in range(4)] + [f"lunch at {i}" for i in range(4)],
+                          "text": ["unrelated"] * 8, "Spam Label": ["spam"] * 4 + ["ham"] * 4})
+    data = tfxfer.load_text(frame, text_column="Message Text", label_column="Spam Label", validation_split=0.25)
+    fitted = tfxfer.TransferModel(save_tiny_text_model(tmp_path / "text"), epochs=1, patience=None,
+                                  verbose=0).fit(data)
+    exported = load_exported(tfxfer.export(fitted, "messages", root=tmp_path / "exports", data_summary=data))
+    frame.to_csv(tmp_path / "messages.csv", index=False)
+    assert exported.predict(tmp_path / "messages.csv")["text"].tolist() == frame["Message Text"].tolist()
+    assert exported.predict(tmp_path / "messages.csv", text_column="text")["text"].tolist() == ["unrelated"] * 8
+    with pytest.raises(ValueError, match="trained on one text per example"):
+        exported.predict(tmp_path / "messages.csv", text_column=["text", "Message Text"])
+
+
 def test_load_exported_tables_for_multilabel_and_regression(tiny_exports):
     labels = load_exported(tiny_exports["multilabel"]["path"]).predict(tiny_exports["multilabel"]["files"])
     expected = tiny_exports["multilabel"]["expected"]

@@ -47,8 +47,9 @@ class DataSplits:
         batch_size: Examples per batch.
         cache: False, True (decoded images kept in memory), or the folder of an on-disk cache.
         seed: The seed of splits, shuffling and augmentation.
-        joined_columns: For texts joined from several table columns, `{"columns": [...], "separator": ...}` (an
-            export records it, and its `predict` joins a CSV's columns the same way); else None.
+        joined_columns: For texts read from table columns other than the default `text` column (one, or several
+            joined), `{"columns": [...], "separator": ...}` (an export records it, and its `predict` reads a CSV's
+            columns the same way); else None.
     """
 
     def __init__(self, *, modality, task, examples, origins, skipped, batch_size, seed, notes=(), image_size=None,

@@ -99,7 +99,7 @@ def load_text(source, *, extractor=None, text_column="text", label_column="label
                       label_column=label_column, split_column=split_column, sep=sep, column_names=column_names,
                       encoding=encoding, text_columns=text_columns, label_delimiter=label_delimiter,
                       joined_columns={"columns": text_columns, "separator": text_separator}
-                      if len(text_columns) > 1 else None, **options)
+                      if text_columns != ["text"] else None, **options)
 
 
 def _file_texts(found, encoding, bad):

@@ -81,26 +81,26 @@ def literal(position, item, bad):
 def table_texts(path, text_column, table, bad, joined):
     """`(row, text)` of a CSV/TSV's text column (or the columns `joined` at training, joined the same way); empty
     cells are reported, as training reports them."""
-    columns = list(text_column) if isinstance(text_column, (list, tuple)) else [text_column or "text"]
-    if joined and (text_column is None or len(columns) != len(joined["columns"])):
-        if text_column is not None:
-            source = "DataFrame" if isinstance(path, pd.DataFrame) else path
-            raise ValueError(f"{source}: the model was trained on texts joined from {len(joined['columns'])} columns "
-                             f"({joined['columns']}, separated by {joined['separator']!r}); pass text_column= with "
-                             "this file's columns that hold them, in that order.")
-        columns = list(joined["columns"])
-    elif len(columns) > 1 and not joined:
+    trained = joined["columns"] if joined else ["text"]  # the columns the model was trained on
+    columns = list(trained) if text_column is None else list(text_column) if isinstance(text_column, (list, tuple)) \
+        else [text_column]
+    if text_column is not None and len(columns) != len(trained) and len(trained) > 1:
+        source = "DataFrame" if isinstance(path, pd.DataFrame) else path
+        raise ValueError(f"{source}: the model was trained on texts joined from {len(trained)} columns "
+                         f"({trained}, separated by {joined['separator']!r}); pass text_column= with this file's "
+                         "columns that hold them, in that order.")
+    elif len(columns) > 1 and len(trained) == 1:
         raise ValueError(f"text_column={columns}: the model was trained on one text per example, not texts joined "
                          "from several columns; pass one column.")
     frame, name, _ = load_frame(path, text_columns=columns, bad=bad, **table)
-    if columns[0] not in frame.columns and text_column is None and not joined and len(frame.columns) == 1:
+    if columns[0] not in frame.columns and text_column is None and len(trained) == 1 and len(frame.columns) == 1:
         misread = header_hint(list(frame.columns), name)
         if "read as one column" in misread:  # "text;label" is not a column of texts, as training says too
             raise DataError(f"{name}:{misread}")
         columns = [frame.columns[0]]
         warnings.warn(f"{name}: its only column, {columns[0]!r}, is read as the texts and its first row as the "
-                      f"column's name; pass text_column={columns[0]!r} to say so, or column_names=['text'] if the "
-                      "file has no header row (its first row is a text too).", UserWarning, stacklevel=3)
+                      f"column's name; pass text_column={columns[0]!r} to say so, or column_names=[{trained[0]!r}] if "
+                      "the file has no header row (its first row is a text too).", UserWarning, stacklevel=3)
     require_columns(frame, {"text_column": columns}, name)
     pairs = []
     for row, values in zip(frame.index, frame[columns].itertuples(index=False)):
