@@ -102,22 +102,30 @@ def record_differences(stored, identity, resuming=True):
         differences.append(f"trials scored by {stored.get('scoring') or 'their best epoch over every phase'} "
                            f"(tfxfer before 2026-12-07), now by {identity.get('scoring')}, whose scores would not "
                            "compare")
-    if stored.get("extractor_weights") != identity["extractor_weights"]:
+    old, new = stored.get("data", {}), identity["data"]
+    # The images the extractor takes, recorded since 2026-12-07: one built for other images has other weights too,
+    # but the size is what the user changed.
+    resized = "image_size" in stored and stored["image_size"] != identity.get("image_size")
+    if resized:
+        differences.append(f"image_size={_size(stored['image_size'])} then, image_size="
+                           f"{_size(identity.get('image_size'))} now")
+    elif stored.get("extractor_weights") != identity["extractor_weights"]:
         differences.append(f"other weights of {identity['extractor']!r} (trained since, or another file of that name)"
                            if stored.get("extractor") == identity["extractor"] else
                            f"another extractor ({stored.get('extractor')!r}, whose weights differ from "
                            f"{identity['extractor']!r}'s)")
-    old, new = stored.get("data", {}), identity["data"]
     if (old.get("task_type"), old.get("class_names")) != (new["task_type"], new["class_names"]):
         differences.append(f"another task ({old.get('task_type')} of {old.get('class_names')}, now "
                            f"{new['task_type']} of {new['class_names']})")
     elif old.get("examples") != new["examples"]:
-        differences.append(f"other data ({old.get('sizes')} examples then, {new['sizes']} now, or the same counts "
-                           "of other files)")
+        then, now = (", ".join(f"{count} {split}" for split, count in (sizes or {}).items() if count)
+                     for sizes in (old.get("sizes"), new["sizes"]))
+        differences.append(f"other data ({then} examples then, {now} now" + (
+            ": the same counts of other files or labels)" if then == now else ")"))
     for key, flag in (("batch_size", "batch_size"), ("augmentation", "augment")):  # recorded since 2026-12-06
         if key in old and old[key] != new[key]:
             differences.append(f"{flag}={old[key]!r} then, {flag}={new[key]!r} now" if key == "batch_size" else
-                               f"another augmentation ({old[key] or 'none'} then, {new[key] or 'none'} now)")
+                               _augmentation_change(old[key], new[key]))
     stored = {**stored, "space": stored_space(stored)} if "space" in stored else stored
     for key in ("tuner", "epochs", "patience", "seed"):
         if key in stored and stored[key] != identity[key]:
@@ -126,8 +134,9 @@ def record_differences(stored, identity, resuming=True):
         then, now = (_unordered(json.loads(json.dumps(space))) for space in (stored["space"], identity["space"]))
         changed = [name for name in sorted({*then, *now}) if then.get(name) != now.get(name)]
         if changed:
-            differences.append("another search space (" + ", ".join(f"{name}={then.get(name)!r}" for name in changed)
-                               + " then; " + ", ".join(f"{name}={now.get(name)!r}" for name in changed) + " now)")
+            differences.append("another search space (" + ", ".join(f"{name}={_value(then.get(name))}" for name in
+                                                                    changed) + " then; " + ", ".join(
+                f"{name}={_value(now.get(name))}" for name in changed) + " now)")
     if "probe" in stored and stored["probe"] != identity.get("probe"):
         def arguments(probe):  # in TransferSearch's argument names, which the command line shows as its flags
             return ", ".join(f"probe_{name}={value!r}" for name, value in (probe or {}).items())
@@ -135,6 +144,20 @@ def record_differences(stored, identity, resuming=True):
         differences.append(f"another probe rule ({arguments(stored['probe'])} then; "
                            f"{arguments(identity.get('probe'))} now)")
     return differences
+
+
+def _size(sizes):
+    return ", ".join("x".join(map(str, size)) if size else "none" for size in sizes)
+
+
+def _augmentation_change(then, now):
+    if then is None or now is None:
+        return f"augment={then is not None} then, augment={now is not None} now"
+    return f"another augmentation layer ({then} then, {now} now)"
+
+
+def _value(value):
+    return "default" if value is None else repr(value)
 
 
 def stored_space(record):

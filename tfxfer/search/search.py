@@ -190,6 +190,7 @@ class TransferSearch:
             "extractor_sources": [member.source for member in members] if several else members[0].source,
             "extractor_options": [member.options for member in members] if several else members[0].options,
             "extractor_weights": hypermodel.fingerprint, "scoring": SCORING,
+            "image_size": [member.extractor.image_size for member in members],
             "n_blocks": hypermodel.n_blocks if several else hypermodel.extractor.n_blocks, "data": data_identity(data),
             "space": dataclasses.asdict(self.space),
             "epochs": self.epochs, "patience": self.patience, "seed": self.seed}
@@ -335,9 +336,10 @@ class TransferSearch:
         """
         ran_on = search_record(self.directory, self.project_name).get("data")
         if ran_on and ran_on.get("examples") != data_identity(data)["examples"]:
-            raise ValueError(f"best_model(data): the search in {self.project_dir} ran on other data "
-                             f"({ran_on.get('sizes')} examples); pass the DataSplits it ran on (the same files split "
-                             "another way, with another seed= or validation_split=, are other data).")
+            sizes = ", ".join(f"{count} {split}" for split, count in (ran_on.get("sizes") or {}).items() if count)
+            raise ValueError(f"the search in {self.project_dir} ran on other data ({sizes} examples); pass the data it "
+                             "ran on (the same files split another way, with another seed= or validation_split=, are "
+                             "other data).")
         tuner = getattr(self, "tuner_", None) or self._tuner(data, retraining=True)
         best = tuner.get_best_hyperparameters(1)
         if not best:
