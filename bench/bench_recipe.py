@@ -50,6 +50,7 @@ MINILM_PREPROCESS = ASSETS / "models" / "hub" / "all_minilm_l6_v2_preprocess"
 FINE_TUNE = {
     "today: constant 1e-5": {},
     "constant 1e-4": dict(fine_tune_learning_rate=1e-4),
+    "constant 3e-5": dict(fine_tune_learning_rate=3e-5),
     "layer_decay 0.8 at 1e-4": dict(fine_tune_learning_rate=1e-4, layer_decay=0.8),
     "block_rates (1e-6, 1e-4)": dict(block_rates=(1e-6, 1e-4)),
     "cosine (warm-up + decay) at 1e-5": dict(schedule={"fine-tune": "cosine"}),
