@@ -431,6 +431,9 @@ def test_flag_words_quote_what_the_shell_would_split_and_negate_with_no():
     assert cli_words("batch_norm=False then") == "--no-batch-norm then"
     assert cli_words("pass column_names=['label', 'text']") == "pass --column-names label text"
     assert cli_words("leave preprocessor= out") == "leave --preprocessor out"
+    # `--sep ;` ends the shell's command there, and `--sep \t` reaches us as 't' (a hostile tester's find).
+    assert cli_words("so pass sep=';'.") == "so pass --sep ';'."
+    assert cli_words("so pass sep='\\t'.") == "so pass --sep tab."
     # The refusal of one example per batch under a BatchNorm head, as `tfxfer train --batch-size 1` prints it.
     from types import SimpleNamespace
 

@@ -99,8 +99,31 @@ def test_duplicate_column_names_are_an_error(tmp_path):
 def test_malformed_row_names_the_line(tmp_path):
     path = tmp_path / "ragged.tsv"
     path.write_text("text\tlabel\na\tb\nc\td\te\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"ragged\.tsv: .*line 3.*separator"):
+    with pytest.raises(DataError, match=r"ragged\.tsv, row 3 has 3 fields where the header row has 2 .*separator"):
         read_table(path)
+
+
+def test_a_row_with_more_fields_than_the_header_is_refused_by_number(tmp_path):
+    """pandas cut the fields after the header's off with a warning: 'win, now' trained as 'win' (a text with an
+    unquoted comma); a European Excel export (';', commas inside the texts) was read as one truncated column
+    (found while fixing a hostile tester's find: pandas' 'C error: Expected 1 fields in line 3, saw 2', with the
+    advice to check sep=',')."""
+    path = tmp_path / "commas.csv"
+    path.write_text("label,text\nham,see you\nspam,win, now\n")
+    with pytest.raises(DataError, match=r"commas\.csv, row 3 has 3 fields where the header row has 2 \(separated by "
+                                        r"','\): a value that holds ',' must be in double quotes"):
+        read_table(path)
+    path.write_text('label,text\nham,see you\nspam,"win, now"\n')
+    assert read_table(path).text.tolist() == ["see you", "win, now"]
+    path.write_text("ham,see you\nspam,win, now\n")
+    with pytest.raises(DataError, match=r"row 2 has 3 fields where the column_names are 2"):  # no header row
+        read_table(path, column_names=["label", "text"])
+    path = tmp_path / "excel.csv"
+    path.write_bytes("\ufefflabel;text\r\nspam;win, now\r\nham;see you, ok\r\n".encode("utf-8"))
+    with pytest.raises(DataError, match=r"excel\.csv, row 2 has 2 fields where the header row has 1 \(separated by "
+                                        r"','\); the header row is separated by ';', so pass sep=';'\.$"):
+        read_table(path)
+    assert read_table(path, sep=";").text.tolist() == ["win, now", "see you, ok"]
 
 
 def test_missing_and_empty_files(tmp_path):

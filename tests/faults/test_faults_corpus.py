@@ -574,8 +574,8 @@ CASES = [
          given=6),
     Case("one image listed in train and validation rows", "tables", _duplicate_images_across_splits, CLEAR,
          lambda ws: ["photos.csv, row 5", "row 2"], (DataError,), given=4, fast=False),
-    Case("CSV with a ragged row", "tables", _ragged_csv, CLEAR, lambda ws: ["ragged.csv", "line 3"], (DataError,),
-         fast=False),
+    Case("CSV with a ragged row", "tables", _ragged_csv, CLEAR, lambda ws: ["ragged.csv, row 3 has 4 fields"],
+         (DataError,), fast=False),
     Case("zero-byte CSV", "tables", _empty_csv, CLEAR, lambda ws: ["empty.csv", "is empty"], (DataError,),
          fast=False),
     # Extractors.

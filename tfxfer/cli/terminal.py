@@ -12,6 +12,7 @@ import contextlib
 import json
 import os
 import re
+import shlex
 import sys
 import tempfile
 import threading
@@ -141,7 +142,9 @@ def cli_words(message, flags=FLAGS):
             return f"{flag} {value}"
         if value.startswith("[") and flag.startswith("--"):  # a list: the values one after another
             return " ".join([flag] + [item.strip(_QUOTES) for item in value[1:-1].replace(",", " ").split()])
-        return f"{flag} {value.strip(_QUOTES)}"
+        if value[:1] in _QUOTES:  # as a shell must be given it: sep=';' is --sep ';' (a bare ; ends the command)
+            return f"{flag} {'tab' if value[1:-1] == chr(92) + 't' else shlex.quote(value[1:-1])}"
+        return f"{flag} {value}"
 
     flagged = re.sub(r"\b([a-z][a-z_]*)=(\"[^\"]*\"|'[^']*'|\[[^\[\]]*\]|\w(?:[\w.-]*\w)?)?", replace, message)
     # Argument names with an underscore are Python's alone; as bare words (freeze_blocks must be...) they are flags.
