@@ -1,6 +1,7 @@
 """Bad input: each case is an error naming the culprit, or with on_bad="skip" a counted, listed skip."""
 
 import io
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -164,12 +165,19 @@ def test_class_too_small_for_the_split_is_named(tmp_path):
 def test_folder_classes_outside_class_names(tmp_path):
     class_folders(tmp_path / "data" / "train", {"cat": 2, "dog": 2})
     class_folders(tmp_path / "data" / "val", {"cat": 1, "dog": 1, "fox": 2})
-    with pytest.raises(DataError, match=r"data/val/fox/fox_000\.png: label not in class_names \(folder 'fox' is "
-                                        r"not one of \['cat', 'dog'\]\)"):
+    # "label not in --class-names" where no class names were given (a hostile tester's find)
+    with pytest.raises(DataError, match=r"data/val/fox/fox_000\.png: class not in the training folder \(folder 'fox' "
+                                        r"is not one of \['cat', 'dog'\]\)"):
         load_images(tmp_path / "data", **UNIT)
     data = load_images(tmp_path / "data", on_bad="skip", **UNIT)
     assert data.sizes == {"train": 4, "validation": 2, "test": 0}
-    assert count_reasons(data.skipped) == {"label not in class_names": 2}
+    assert count_reasons(data.skipped) == {"class not in the training folder": 2}
+    assert data.notes == []
+    # A class that validation lacks: its accuracy said nothing of that class, without a word (a tester's find).
+    shutil.rmtree(tmp_path / "data" / "val" / "dog")
+    data = load_images(tmp_path / "data", on_bad="skip", **UNIT)
+    assert data.notes == ["the validation split has no 'dog': its scores say nothing of that class"]
+    assert "note: the validation split has no 'dog'" in str(data)
     with pytest.raises(DataError, match=r"class 'bird' in class_names has no folder in .*data/train"):
         load_images(tmp_path / "data", class_names=["cat", "bird"], **UNIT)
 

@@ -164,8 +164,9 @@ def scan_class_folders(root, extensions, class_names, bad):
             if name not in index:
                 fix = "add it to class_names, move the file," if class_names is not None else \
                     f"the model cannot learn it without examples in {training}/{name}: add some there, remove it,"
+                reason = "label not in class_names" if class_names is not None else "class not in the training folder"
                 for path in files:
-                    bad.report(path, "label not in class_names", f"folder {name!r} is not one of {names}", fix)
+                    bad.report(path, reason, f"folder {name!r} is not one of {names}", fix)
                 continue
             examples.extend((path, index[name], split) for path in files)
     examples.sort(key=lambda example: str(example[0]))

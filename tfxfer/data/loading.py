@@ -233,6 +233,13 @@ def assemble(*, modality, task, inputs, labels, fixed, validation_split, test_sp
                         + ("class_names." if task.strict_classes else "the labels (a multi-label output that no "
                            "training example has cannot be learned)."))
     task.fill_weights(train_labels)
+    if task.task_type == "multiclass":
+        for split_id in (VALIDATION, TEST):
+            held = labels[split == split_id]
+            absent = [name for index, name in enumerate(task.class_names) if len(held) and not np.any(held == index)]
+            if absent:
+                bad.notes.append(f"the {SPLITS[split_id]} split has no {', '.join(map(repr, absent))}: its scores say "
+                                 "nothing of " + ("that class" if len(absent) == 1 else "those classes"))
     if bad.skipped:
         reasons = ", ".join(f"{reason} {count}" for reason, count in count_reasons(bad.skipped).items())
         what = "file or row" if len(bad.skipped) == 1 else "files or rows"
