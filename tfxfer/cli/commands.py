@@ -165,6 +165,7 @@ def train(args):
 
     from tfxfer.cli.edge import check_litert_conversion, export_options, said_verification
     from tfxfer.cli.outputs import check_export_flags
+    from tfxfer.reports.evaluation import one_class_note
     from tfxfer.training.phases import ignored_settings
 
     check_export_flags(args)
@@ -199,6 +200,8 @@ def train(args):
            "epochs": len(model.history_["loss"]), "seconds": round(model.fit_seconds_, 1)}
     # The epoch whose weights the model kept (early stopping restores an earlier one than the last)
     row.update({k: round(v[model.kept_epoch_], 4) for k, v in model.history_.items() if k.startswith("val_")})
+    if note := one_class_note(model, data):
+        warnings.warn(note, stacklevel=1)
     if args.tta and data.sizes.get("validation"):
         row.update({f"val_{k}_tta": round(v, 4) for k, v in model.evaluate(data.validation,
                                                                           test_time_augmentation=True).items()})

@@ -21,6 +21,29 @@ def _split_inputs(data, split):
     return dataset.batch(data.batch_size), data.examples(split)[1]
 
 
+def one_class_note(fitted, data, split="validation"):
+    """What to say when a multi-class model predicts one class for every example of a split that holds several: it
+    learned the commonest class only, which accuracy hides on skewed data (18 of 19 right by always answering "ham").
+    None otherwise.
+
+    Example:
+        >>> note = one_class_note(fitted, data)
+        >>> note is None or note.startswith("the model predicts")
+        True
+    """
+    task = fitted.task_
+    if task.task_type != "multiclass" or not data.sizes.get(split):
+        return None
+    inputs, labels = _split_inputs(data, split)
+    predicted = np.asarray(fitted.model_.predict(inputs, verbose=0)).argmax(axis=1)
+    if len(np.unique(labels)) < 2 or len(np.unique(predicted)) > 1:
+        return None
+    name = task.class_names[predicted[0]]
+    return (f"the model predicts {name!r} for every {split} example ({np.mean(labels == predicted[0]):.0%} of them "
+            f"are {name!r}): it has learned the commonest class only; train longer (epochs=), at another "
+            "learning_rate=, or with more examples of the other classes.")
+
+
 def _confusion(labels, predictions, class_names, split, threshold):
     side = min(max(1.6 + 0.55 * len(class_names), 4.0), 14.0)
     figure = new_figure(side + 0.6, side)
