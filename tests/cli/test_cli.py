@@ -210,6 +210,11 @@ def test_libjpegs_own_line_for_a_truncated_jpeg_is_hidden_as_tfxfer_names_the_fi
     assert NOISE.search("W0000 00:00:1796627185.759163   32457 local_rendezvous.cc:412] Local rendezvous is aborting "
                         "with status: INVALID_ARGUMENT: Invalid JPEG data, size 5")  # the up-front check's, logged
     assert not NOISE.search("photos/cut.jpg: truncated or corrupt JPEG: Improper call to JPEG library in state 201")
+    # the decoders' notices in the midst of train, tune and predict output (a hostile tester's find)
+    assert NOISE.search("W0000 00:00:1796643187.695489   12097 png_io.cc:96] PNG warning: iCCP: known incorrect "
+                        "sRGB profile")
+    assert NOISE.search("E0000 00:00:1796643187.695489   12097 jpeg_mem.cc:331] Premature end of JPEG data. Stopped "
+                        "at line 0/42")
 
 
 def _interrupted(args, wait_for, tmp_path):

@@ -40,6 +40,9 @@ NOISE = re.compile("|".join([
     # decodes it; tfxfer names the file itself
     r"^Improper call to JPEG library in state \d+$",
     r"^Unsupported marker type 0x[0-9a-f]{2}$",
+    # TensorFlow's decoders on a file's flaws: libpng's notices (an iCCP profile it calls incorrect, which it reads
+    # anyway) and libjpeg's "Premature end of JPEG data" for a truncated file, which tfxfer names itself
+    r"^[WE]\d{4} [\d:.]+\s+\d+ (png_io|jpeg_mem)\.cc:\d+\]",
     r"oneDNN supports DT_BOOL only on platforms with AVX-512",
     r"Skipping variable loading for optimizer",
     r"^\s*saveable\.load_own_variables\(store\)\s*$",
