@@ -100,3 +100,9 @@ def test_an_extractor_that_does_not_load_is_named(data, tmp_path):
     (broken / "saved_model.pb").write_bytes(b"not a SavedModel")
     with pytest.raises(ValueError, match=f"extractor {broken}: "):
         tfxfer.probe(data, [tiny_cnn(), str(broken)])
+    # One extractor twice printed its rows twice; two of one name with other options could not be told apart
+    # (hostile testers' finds). Named alike, they are refused before anything loads (the broken one would fail).
+    with pytest.raises(ValueError, match=f"extractors name '{broken}' twice; probe each extractor once"):
+        tfxfer.probe(data, [str(broken), (str(broken), {})])
+    table = tfxfer.probe(data, [(tiny_cnn(), {"train_batchnorm": True})])
+    assert set(table.extractor) == {"tiny_cnn(train_batchnorm=True)"}

@@ -15,6 +15,7 @@ Where the scores rise block by block, the extractor's features are still general
 they have become specific to what it was pretrained on, and that is where blocks should start training.
 """
 
+import os
 import time
 
 import numpy as np
@@ -243,22 +244,37 @@ def probe(data, extractors, *, task=None, scores=SCORES, rank_by="linear", C=1.0
     if (data.get("validation") if isinstance(data, dict) else data.validation) is None:
         raise ValueError("A probe scores on the validation split: load the data with validation_split > 0 or a "
                          "val/ folder.")
-    rows = []
-    for source in extractors:
+    from tfxfer.search.hypermodel import extractor_key
+
+    given = [source if isinstance(source, tuple) else (source, {}) for source in extractors]
+    # A row names its extractor with the options that make it another model (MobileNetV2 at alpha=0.35 or 1.0);
+    # sources named alike are refused before any loads.
+    _check_named_once([extractor_key(source, options or None) for source, options in given
+                       if isinstance(source, (str, os.PathLike))])
+    rows, names = [], []
+    for source, options in given:
         started = time.perf_counter()
-        source, options = source if isinstance(source, tuple) else (source, {})
         extractor = source if isinstance(source, Extractor) else load_source(source, options)
+        names.append(extractor_key(extractor.source, options or None))
+        _check_named_once(names)
+        name = names[-1]
         features = pooled_features(extractor, data)
         # One BLAS/OpenMP thread: the scores' matrices are small (examples x channels), and threads cost more than
         # they save, tens of times more for LogME's eigendecomposition on a busy 2-core machine.
         with threadpool_limits(limits=1):
-            rows += _score_cuts(extractor, features, task, scores, C, k)
+            rows += _score_cuts(extractor, features, task, scores, C, k, name)
         elapsed = time.perf_counter() - started
         for row in rows[-len(features):]:
             row["seconds"] = elapsed
     table = pd.DataFrame(rows).sort_values(rank_by, ascending=False, kind="stable").reset_index(drop=True)
     table.attrs.update(rank_by=rank_by, task_type=task.task_type)
     return table
+
+
+def _check_named_once(names):
+    twice = next((name for position, name in enumerate(names) if name in names[:position]), None)
+    if twice is not None:
+        raise ValueError(f"extractors name {twice!r} twice; probe each extractor once (its rows would repeat).")
 
 
 def load_source(source, options):
@@ -271,12 +287,12 @@ def load_source(source, options):
         raise ValueError(f"extractor {source}: {error}") from error
 
 
-def _score_cuts(extractor, features, task, scores, C, k):
-    """The probe's rows for one extractor: `scores` of the pooled `features` at each cut."""
+def _score_cuts(extractor, features, task, scores, C, k, name):
+    """The probe's rows for one extractor (`name`): `scores` of the pooled `features` at each cut."""
     rows = []
     for cut, splits in features.items():
         train, validation = splits["train"], splits["validation"]
-        row = {"extractor": extractor.source, "cut": cut, "block": extractor.blocks[cut - 1].name,
+        row = {"extractor": name, "cut": cut, "block": extractor.blocks[cut - 1].name,
                "depth": cut / extractor.n_blocks, "dim": train[0].shape[1]}
         if "linear" in scores:
             row["linear"] = linear_score(train, validation, task, C)
