@@ -233,7 +233,7 @@ def assemble(*, modality, task, inputs, labels, fixed, validation_split, test_sp
                         + ("class_names." if task.strict_classes else "the labels (a multi-label output that no "
                            "training example has cannot be learned)."))
     task.fill_weights(train_labels)
-    if task.task_type == "multiclass":
+    if task.has_classes and not task.uses_threshold:  # one class per example
         for split_id in (VALIDATION, TEST):
             held = labels[split == split_id]
             absent = [name for index, name in enumerate(task.class_names) if len(held) and not np.any(held == index)]

@@ -32,7 +32,7 @@ def one_class_note(fitted, data, split="validation"):
         True
     """
     task = fitted.task_
-    if task.task_type != "multiclass" or not data.sizes.get(split):
+    if not task.has_classes or task.uses_threshold or not data.sizes.get(split):  # one class per example only
         return None
     inputs, labels = _split_inputs(data, split)
     predicted = np.asarray(fitted.model_.predict(inputs, verbose=0)).argmax(axis=1)

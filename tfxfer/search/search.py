@@ -2,11 +2,9 @@
 where possible, resumable and distributable.
 
 Each trial is a `TransferModel` whose regime follows from its freeze depth (`tfxfer.training.phases`): with every
-block frozen it is deep feature extraction (the head trains at `learning_rate`); with k < n blocks frozen the head
-first warms up on the frozen extractor, then the blocks after k train at `fine_tune_learning_rate` (k = 0 is full
-fine-tuning, 0 < k < n mid-layer). All trials share one `FeatureCache`, so the extractor's output (every warm-up,
-every feature-extraction trial) is computed once per search, and for Keras extractors the activations at each cut
-once per k.
+block frozen, deep feature extraction; with k < n frozen, a head warm-up on the frozen extractor, then the blocks
+after k at `fine_tune_learning_rate` (k = 0 full fine-tuning, else mid-layer). All trials share one `FeatureCache`:
+the activations at each cut (the output, for every warm-up and feature-extraction trial) are computed once.
 
 Across several extractors (`extractors=[...]`), the extractor is a hyperparameter too: the search first probes
 every cut of every extractor on frozen features (`tfxfer.probe`, stored in the project folder as `probe.csv`) and
@@ -61,8 +59,7 @@ class TransferSearch:
         directory: Keras Tuner's folder; the feature cache lives in `<directory>/<project_name>/feature_cache`.
         project_name: The search's name in `directory`. A search with the same folder and name resumes.
         overwrite: Start afresh, deleting an earlier search of that name.
-        seed: The oracle's seed, and each trial's (its head's initial weights, dropout): the same search run
-            again gives the same trials and scores.
+        seed: The oracle's seed and each trial's (its head's first weights): run again, a search scores the same.
         cache: Share cached activations across trials (True) or train every trial end to end (False).
         strategy: A `tf.distribute.Strategy`, e.g. from `tfxfer.pick_strategy()`.
         extractor_options: Keyword arguments of `load_extractor`.
@@ -338,8 +335,7 @@ class TransferSearch:
         if ran_on and ran_on.get("examples") != data_identity(data)["examples"]:
             sizes = ", ".join(f"{count} {split}" for split, count in (ran_on.get("sizes") or {}).items() if count)
             raise ValueError(f"the search in {self.project_dir} ran on other data ({sizes} examples); pass the data it "
-                             "ran on (the same files split another way, with another seed= or validation_split=, are "
-                             "other data).")
+                             "ran on (the same files split otherwise, by seed= or validation_split=, are other data).")
         tuner = getattr(self, "tuner_", None) or self._tuner(data, retraining=True)
         best = tuner.get_best_hyperparameters(1)
         if not best:
