@@ -127,6 +127,12 @@ def test_whole_floats_are_ambiguous_and_ask_for_task():
     with pytest.raises(DataError, match=r"whole numbers stored as floats \(e.g. 0.0\); pass task=.multiclass."):
         load_text(frame)
     assert load_text(frame, task="multiclass", validation_split=0).task.class_names == ["0", "1"]
+    # 0/1 with an empty cell, which makes pandas read floats: the empty row is the error, not "stored as floats"
+    # (a hostile tester's find); the others are the classes 0 and 1, as without the gap.
+    gap = pd.DataFrame({"text": list("abcde"), "label": [0, 1, None, 1, 0]})
+    with pytest.raises(DataError, match=r"DataFrame, row 2: missing label"):
+        load_text(gap)
+    assert load_text(gap, on_bad="skip", validation_split=0).task.class_names == ["0", "1"]
 
 
 def test_mixed_label_columns_are_named():

@@ -177,7 +177,7 @@ def infer_task_type(frame, label_columns, delimiter, source):
                 f"{source}: label column {label_columns[0]!r} holds whole numbers ({_sorted_names(finite)[:6]}): "
                 "class numbers, or an ordered target such as a rating? Pass task='multiclass' or task='regression'."
             )
-        if whole and pd.api.types.is_integer_dtype(numbers):
+        if whole and (pd.api.types.is_integer_dtype(numbers) or len(values) < len(column)):  # floats for a gap
             return "multiclass"
         if whole:
             raise DataError(
