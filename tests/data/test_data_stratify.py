@@ -39,6 +39,11 @@ def test_class_with_too_few_examples_is_named():
         stratified_split(strata, 0.2, 0.0, seed=0, class_names=["big", "rare"], source="labels.csv")
     # It advised lowering validation_split to 0 and no more, which the probe and the search then refuse (a tester's).
     assert "but the probe, the search and early stopping score on validation examples" in str(error.value)
+    # "class 'big' has 10 example(s); the split needs at least 2" contradicted itself at validation_split=0.99
+    with pytest.raises(DataError, match=r"labels.csv: validation_split=0.99 and test_split=0.0 leave class 'big' none "
+                                        r"of its 10 examples for training; pass smaller fractions"):
+        stratified_split(np.array([0] * 10 + [1] * 10), 0.99, 0.0, seed=0, class_names=["big", "other"],
+                         source="labels.csv")
 
 
 def test_multilabel_strata_follow_the_rarest_label():

@@ -76,8 +76,12 @@ def stratified_split(strata, validation_split, test_split, seed, *, class_names=
     n_validation = _quotas(sizes, validation_split, strict)
     n_test = np.minimum(_quotas(sizes, test_split, strict), sizes - n_validation)
     for group, size, to_validation, to_test in zip(groups, sizes, n_validation, n_test):
+        needed = 1 + (validation_split > 0) + (test_split > 0)
+        if strict and size - to_validation - to_test < 1 and size >= needed:  # the fractions take every example
+            raise DataError(f"{source}: validation_split={validation_split} and test_split={test_split} leave class "
+                            f"{class_names[group]!r} none of its {size} examples for training; pass smaller "
+                            "fractions (0.2 is usual).")
         if strict and size - to_validation - to_test < 1:
-            needed = 1 + (validation_split > 0) + (test_split > 0)
             raise DataError(
                 f"{source}: class {class_names[group]!r} has {size} example(s); the split needs at least "
                 f"{needed} (one for training and one per validation/test split). Add examples of it or remove the "
