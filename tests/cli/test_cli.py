@@ -439,6 +439,11 @@ def test_flag_words_quote_what_the_shell_would_split_and_negate_with_no():
     # `--sep ;` ends the shell's command there, and `--sep \t` reaches us as 't' (a hostile tester's find).
     assert cli_words("so pass sep=';'.") == "so pass --sep ';'."
     assert cli_words("so pass sep='\\t'.") == "so pass --sep tab."
+    # Ctrl-C while predict loaded its export said "nothing was trained or written" (a hostile tester's find)
+    from tfxfer.cli.terminal import interrupted
+
+    assert interrupted("predict", "loading") == "tfxfer predict: interrupted while loading; nothing was written."
+    assert interrupted("train", "loading") == "tfxfer train: interrupted while loading; nothing was trained or written."
     # The refusal of one example per batch under a BatchNorm head, as `tfxfer train --batch-size 1` prints it.
     from types import SimpleNamespace
 

@@ -215,7 +215,9 @@ _AFTER_INTERRUPT = {
 
 def interrupted(command, stage):
     """The one line that answers Ctrl-C: what was interrupted and what state it left."""
-    return f"tfxfer {command}: interrupted while {stage}; {_AFTER_INTERRUPT.get(stage, 'nothing was written')}."
+    after = "nothing was written" if command in ("predict", "probe") else _AFTER_INTERRUPT.get(stage,
+                                                                                               "nothing was written")
+    return f"tfxfer {command}: interrupted while {stage}; {after}."
 
 
 def reader_gone(command, stage):
