@@ -488,3 +488,7 @@ def test_export_names_an_extractor_that_moved_and_one_that_is_not_the_searchs(ti
                                          r"differ"):
         load("--extractor", str(other))
     assert load("--extractor", str(moved)).extractor.source == str(moved)
+    # One that does not load was told to pass --weights, a flag export does not have (a hostile tester's find).
+    with pytest.raises(UsageError, match=r"--extractor .*nowhere did not load \(.*\); export retrains the search's "
+                                         r"own extractor: pass where that model is now, or leave --extractor out"):
+        load("--extractor", str(tmp_path / "nowhere"))

@@ -20,7 +20,13 @@ def load_search_extractors(args, search):
                       else "pass --extractor with where it is now")
             raise UsageError(f"--search {args.search}: its extractor {source} is not there any more (moved or "
                              f"deleted): {advice}")
-    loaded = [(tfxfer.load_extractor(source, **options), options) for source, options in members]
+    try:
+        loaded = [(tfxfer.load_extractor(source, **options), options) for source, options in members]
+    except (ValueError, OSError) as error:  # its own advice would name load_extractor's options, not export's flags
+        if not args.extractor:
+            raise
+        raise UsageError(f"--extractor {args.extractor} did not load ({str(error).split('. ')[0]}); export retrains "
+                         "the search's own extractor: pass where that model is now, or leave --extractor out") from None
     if args.extractor:
         extractor = loaded[0][0]
         recorded = search_record(*os.path.split(os.path.normpath(args.search))).get("extractor_weights")
