@@ -124,6 +124,18 @@ def test_a_row_with_more_fields_than_the_header_is_refused_by_number(tmp_path):
                                         r"','\); the header row is separated by ';', so pass sep=';'\.$"):
         read_table(path)
     assert read_table(path, sep=";").text.tolist() == ["win, now", "see you, ok"]
+    # What a reviewer found the check broke: a quote left open in the header row (UnboundLocalError), a separator of
+    # two characters (TypeError from Python's csv), a TSV whose quotes are read as ordinary characters.
+    path.write_text('"text,label\nhi,ham\n')
+    with pytest.raises(DataError, match=r"EOF inside string starting at row 0; check the separator"):
+        read_table(path)
+    path.write_text("text::label\na::b\n")
+    with pytest.warns(pd.errors.ParserWarning, match="python"):
+        assert read_table(path, sep="::").shape == (1, 2)
+    path = tmp_path / "quotes.tsv"
+    path.write_text('label\ttext\nham\t"quoted" he said\nspam\t"WIN\tnow"\n')
+    with pytest.raises(DataError, match=r"row 3 has 3 fields .*quotes are ordinary characters in this file"):
+        read_table(path)
 
 
 def test_missing_and_empty_files(tmp_path):

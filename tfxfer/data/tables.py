@@ -91,6 +91,7 @@ def read_table(path, *, sep=None, column_names=None, encoding="utf-8", quoting=N
     if quoting is None:
         quoting = _tab_quoting(text) if sep == "\t" else csv.QUOTE_MINIMAL
     options = dict(sep=sep, quoting=quoting, keep_default_na=False, na_values=[""], skip_blank_lines=False)
+    names, first = None, 2 if column_names is None else 1
     try:
         header = pd.read_csv(io.StringIO(text), header=None, nrows=1, dtype=str, **options).iloc[0].tolist()
         if column_names is None:
@@ -105,15 +106,13 @@ def read_table(path, *, sep=None, column_names=None, encoding="utf-8", quoting=N
         names = [name or f"\0unnamed {position}" for position, name in enumerate(names)]
         check_unique_columns(names, path)
         dtype = {name: str for name in text_columns if name in names}
-        with warnings.catch_warnings(record=True) as caught:  # pandas cuts a row's extra fields off, and warns
-            warnings.simplefilter("always", pd.errors.ParserWarning)
-            frame = pd.read_csv(io.StringIO(text), header=None, skiprows=1 if column_names is None else 0,
-                                names=names, index_col=False, dtype=dtype or None, **options)
-        if any(issubclass(warning.category, pd.errors.ParserWarning) for warning in caught):
-            raise DataError(_long_row(path, text, options, len(names), 2 if column_names is None else 1))
-    except pd.errors.ParserError as error:
-        long_row = _long_row(path, text, options, len(names), 2 if column_names is None else 1)
-        raise DataError(long_row or f"{path}: {str(error).strip()}{_separator_advice(text, sep)}") from None
+        with warnings.catch_warnings():  # pandas cuts a row's extra fields off, and only warns
+            warnings.filterwarnings("error", "Length of header or names does not match", pd.errors.ParserWarning)
+            frame = pd.read_csv(io.StringIO(text), header=None, skiprows=first - 1, names=names, index_col=False,
+                                dtype=dtype or None, **options)
+    except (pd.errors.ParserError, pd.errors.ParserWarning) as error:
+        long_row = _long_row(path, text, options, len(names), first) if names else None
+        raise DataError(long_row or f"{path}: {str(error).strip()}{_separator_advice(text, options)}") from None
     except pd.errors.EmptyDataError:
         raise DataError(f"{path} has no rows of data.") from None
     for position in blank:
@@ -201,27 +200,30 @@ def require_columns(frame, columns, source):
 
 
 def _long_row(path, text, options, width, first):
-    """The first row with more fields than the header row has (pandas would cut the rest off, or stop at it with its
-    tokenizer's words), and the likely fix; None when every row fits."""
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=options["sep"], quoting=options["quoting"])
-    rows = ((number, len(record)) for number, record in enumerate(reader, start=1) if number >= first)
-    number, fields = next(((number, fields) for number, fields in rows if fields > width), (None, None))
+    """The first row with more fields than the header (pandas cuts them off), and the fix; None if none or unknown."""
+    try:
+        reader = csv.reader(io.StringIO(text, newline=""), delimiter=options["sep"], quoting=options["quoting"])
+        rows = ((number, len(record)) for number, record in enumerate(reader, start=1) if number >= first)
+        number, fields = next(((number, fields) for number, fields in rows if fields > width), (None, None))
+    except (csv.Error, TypeError):  # a field over csv's size limit, a separator of several characters
+        return None
     if number is None:
         return None
     header = "the header row has" if first == 2 else "the column_names are"
-    said = f"row {number} has {fields} fields where {header} {width}"
-    return f"{path}, {said}" + _separator_advice(text, options["sep"], quote=True)
+    return f"{path}, row {number} has {fields} fields where {header} {width}" + _separator_advice(text, options, True)
 
 
-def _separator_advice(text, sep, quote=False):
-    header = text.split("\n", 1)[0]
-    other = next((other for other in (";", "\t", "|", ",") if other != sep and other in header and sep not in header),
-                 None)
+def _separator_advice(text, options, quote=False):
+    sep = options["sep"]
+    header = text.splitlines()[0]
+    other = next((mark for mark in (";", "\t", "|", ",") if mark != sep and mark in header and sep not in header), None)
     if other is not None:
         return f" (separated by {sep!r}); the header row is separated by {other!r}, so pass sep={other!r}."
     if quote:
-        return (f" (separated by {sep!r}): a value that holds {sep!r} must be in double quotes, as Excel and pandas "
-                "write it; or pass the separator the file uses as sep=.")
+        why = ("; quotes are ordinary characters in this file, as a row opens one it does not close" if
+               options["quoting"] == csv.QUOTE_NONE else "")
+        return (f" (separated by {sep!r}{why}): a value that holds {sep!r} must be in double quotes, closed, as Excel "
+                "and pandas write it; or pass the separator the file uses as sep=.")
     return f"; check the separator (sep={sep!r}) and quoting, or pass column_names= if the file has no header row."
 
 
