@@ -388,6 +388,13 @@ def test_a_resume_refused_for_another_space_names_only_what_changed():
     assert record_differences(stored, {**now, "space": {**now["space"], "batch_norm": False}}) == []
     assert record_differences({**stored, "extractor": "x"}, {**now, "extractor_weights": "v", "space": {
         **now["space"], "batch_norm": False}}) == ["other weights of 'x' (trained since, or another file of that name)"]
+    # Another image size is named as such, but not over another extractor that also takes other images (a reviewer).
+    then = {**stored, "extractor": "a", "extractor_sources": "a", "image_size": [[224, 224]]}
+    other = {**now, "extractor": "b", "extractor_sources": "b", "extractor_weights": "v", "image_size": [[260, 260]],
+             "space": {**now["space"], "batch_norm": False}}
+    assert record_differences(then, other) == ["another extractor ('a', whose weights differ from 'b''s)"]
+    assert record_differences(then, {**other, "extractor": "a", "extractor_sources": "a"}) == [
+        "image_size=224x224 then, image_size=260x260 now"]
 
 
 def test_predict_text_column_takes_one_column_per_flag():

@@ -106,3 +106,6 @@ def test_an_extractor_that_does_not_load_is_named(data, tmp_path):
         tfxfer.probe(data, [str(broken), (str(broken), {})])
     table = tfxfer.probe(data, [(tiny_cnn(), {"train_batchnorm": True})])
     assert set(table.extractor) == {"tiny_cnn(train_batchnorm=True)"}
+    # Two Keras models of one name are two models (other weights): probed, their rows told apart (a reviewer's find)
+    table = tfxfer.probe(data, [tiny_cnn(seed=1), tiny_cnn(seed=2)])
+    assert set(table.extractor) == {"tiny_cnn", "tiny_cnn #2"}

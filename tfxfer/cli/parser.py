@@ -287,9 +287,9 @@ def build_parser():
                                                               "that names a file")
     predict.add_argument("--column-names", nargs="+", metavar="NAME", help="CSV/TSV (or .txt table) without a "
                                                                             "header row: its columns")
-    predict.add_argument("--text-column", action="append", help="the CSV's text column (default: text, or its "
-                                                                 "only column); once per column for a model trained "
-                                                                 "on joined texts (default: the columns it joined)")
+    predict.add_argument("--text-column", action="append", help="the CSV's text column (default: the one the model "
+                                                                 "was trained on, or the file's only column); once "
+                                                                 "per column for a model trained on joined texts")
     predict.add_argument("--on-bad", choices=["error", "skip"], default="error",
                          help="files that do not decode, empty texts: stop, or skip and list them (default: "
                               "%(default)s)")

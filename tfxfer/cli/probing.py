@@ -28,17 +28,19 @@ def probe(args):
     import tfxfer
 
     from tfxfer.cli.terminal import FLAGS
-    from tfxfer.search.probing import load_source
+    from tfxfer.search.hypermodel import extractor_key
+    from tfxfer.search.probing import check_named_once, load_source
 
     specs = _probe_extractors(args.extractor)
     # Extractor options are KEY=VALUE after --extractor here: a message's weights='w.h5' stays as it is.
     args.flags = {name: flag for name, flag in FLAGS.items() if name not in _PROBE_OPTIONS}
     _check_data_path(args)
     args.stage = "loading"
+    check_named_once([extractor_key(*spec) for spec in specs])  # before anything loads
     first = load_source(*specs[0])
     data = _load_data(args, first)
     args.stage = "probing"
-    table = tfxfer.probe(data, [first, *specs[1:]], rank_by=args.rank_by)
+    table = tfxfer.probe(data, [(first, specs[0][1]), *specs[1:]], rank_by=args.rank_by)
     if args.plot:
         tfxfer.plot_probe(table, path=args.plot)
         _say(args, f"plot written to {args.plot}")

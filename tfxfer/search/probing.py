@@ -249,15 +249,16 @@ def probe(data, extractors, *, task=None, scores=SCORES, rank_by="linear", C=1.0
     given = [source if isinstance(source, tuple) else (source, {}) for source in extractors]
     # A row names its extractor with the options that make it another model (MobileNetV2 at alpha=0.35 or 1.0);
     # sources named alike are refused before any loads.
-    _check_named_once([extractor_key(source, options or None) for source, options in given
-                       if isinstance(source, (str, os.PathLike))])
+    check_named_once([extractor_key(source, options or None) for source, options in given
+                      if isinstance(source, (str, os.PathLike))])
     rows, names = [], []
     for source, options in given:
         started = time.perf_counter()
         extractor = source if isinstance(source, Extractor) else load_source(source, options)
-        names.append(extractor_key(extractor.source, options or None))
-        _check_named_once(names)
-        name = names[-1]
+        name = extractor_key(extractor.source, options or None)
+        same = [other for other in names if other == name or other.startswith(f"{name} #")]
+        name = f"{name} #{len(same) + 1}" if same else name  # Keras models of one name, other weights
+        names.append(name)
         features = pooled_features(extractor, data)
         # One BLAS/OpenMP thread: the scores' matrices are small (examples x channels), and threads cost more than
         # they save, tens of times more for LogME's eigendecomposition on a busy 2-core machine.
@@ -271,7 +272,8 @@ def probe(data, extractors, *, task=None, scores=SCORES, rank_by="linear", C=1.0
     return table
 
 
-def _check_named_once(names):
+def check_named_once(names):
+    """Refuses extractor sources named twice (their rows would repeat)."""
     twice = next((name for position, name in enumerate(names) if name in names[:position]), None)
     if twice is not None:
         raise ValueError(f"extractors name {twice!r} twice; probe each extractor once (its rows would repeat).")

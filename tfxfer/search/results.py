@@ -105,7 +105,8 @@ def record_differences(stored, identity, resuming=True):
     old, new = stored.get("data", {}), identity["data"]
     # The images the extractor takes, recorded since 2026-12-07: one built for other images has other weights too,
     # but the size is what the user changed.
-    resized = "image_size" in stored and stored["image_size"] != identity.get("image_size")
+    resized = "image_size" in stored and stored["image_size"] != identity.get("image_size") and stored.get(
+        "extractor_sources") == identity.get("extractor_sources")
     if resized:
         differences.append(f"image_size={_size(stored['image_size'])} then, image_size="
                            f"{_size(identity.get('image_size'))} now")

@@ -76,10 +76,11 @@ class ExportedModel:
                 DataFrames, whose `text_column` gives the texts. A path object, a string that ends in
                 `.txt`/`.csv`/`.tsv`/`.tab`, or one that names an existing folder, is read as a path; other strings
                 are texts. A single string or path is one input.
-            text_column: The column of texts in CSV/TSV inputs; by default `text`, or the only column. A model
-                trained on texts joined from several columns (`load_text(text_column=[...])`) joins those columns
-                of the CSV the same way by default; pass the list of this file's columns that hold them, in order,
-                where their names differ. (Texts given directly must be joined already.)
+            text_column: The column of texts in CSV/TSV inputs; by default the one the model was trained on
+                (`text` unless `load_text(text_column=...)` said otherwise), or the only column. A model trained on
+                texts joined from several columns (`load_text(text_column=[...])`) joins those columns of the CSV
+                the same way by default; pass the list of this file's columns that hold them, in order, where their
+                names differ. (Texts given directly must be joined already.)
             batch_size: Inputs per call of the signature.
             on_bad: `"error"` stops at files that do not decode (all are named); `"skip"` leaves them out and lists
                 them in the table's `attrs["skipped"]`.

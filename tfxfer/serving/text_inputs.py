@@ -101,6 +101,11 @@ def table_texts(path, text_column, table, bad, joined):
         warnings.warn(f"{name}: its only column, {columns[0]!r}, is read as the texts and its first row as the "
                       f"column's name; pass text_column={columns[0]!r} to say so, or column_names=[{trained[0]!r}] if "
                       "the file has no header row (its first row is a text too).", UserWarning, stacklevel=3)
+    missing = [column for column in columns if column not in frame.columns]
+    if text_column is None and joined and missing:  # the user named no column: say which the model was trained on
+        raise DataError(f"{name}: the model was trained on the texts of column(s) {columns}, which this file lacks "
+                        f"(its columns are {list(frame.columns)}); pass text_column= with the column(s) that hold "
+                        "them here.")
     require_columns(frame, {"text_column": columns}, name)
     pairs = []
     for row, values in zip(frame.index, frame[columns].itertuples(index=False)):
