@@ -467,8 +467,9 @@ def test_a_model_of_one_text_column_reads_that_column_of_a_csv(tmp_path):
         exported.predict(tmp_path / "messages.csv", text_column=["text", "Message Text"])
     # A file without it: not "text_column='Message Text' is not a column" when no column was named (a reviewer)
     frame[["text", "Spam Label"]].to_csv(tmp_path / "other.csv", index=False)
-    with pytest.raises(ValueError, match=r"other\.csv: the model was trained on the texts of column\(s\) \['Message "
-                                         r"Text'\], which this file lacks \(its columns are \['text', 'Spam Label'\]\)"):
+    with pytest.raises(ValueError, match=r"other\.csv: the model was trained on the texts of column\(s\) "
+                                         r"\['Message Text'\], which this file lacks \(its columns are \['text', "
+                                         r"'Spam Label'\]\)"):
         exported.predict(tmp_path / "other.csv")
 
 
