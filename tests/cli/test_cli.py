@@ -71,9 +71,11 @@ def test_tune_across_two_extractors_then_export_retrains_the_best(tiny_hub_model
     other = save_hub_format(tiny_cnn(seed=5), tmp_path / "other_hub")
     search = tmp_path / "runs" / "two"
     tune = ["tune", images, "--extractor", tiny_hub_model, "--extractor", other, "--probe-margin", "1", "--trials",
-            "2", "--dir", search, "--batch-norm", "--centre-rates"]
+            "2", "--dir", search, "--batch-norm", "--centre-rates", "--warmup-epochs", "1"]
     first = records(tfxfer(*tune, "--epochs", "1", "--json"))
     assert len(first) == 2 and {row["status"] for row in first} == {"COMPLETED"}
+    # tune had no --warmup-epochs: every trial that trained blocks warmed its head up for 5 epochs (a tester's find)
+    assert json.loads((search / "tfxfer_search.json").read_text())["space"]["warmup_epochs"] == 1
     assert {row["batch_norm"] for row in first} == {True}  # the head's flag, as train has it
     assert {row["extractor"] for row in first} <= {str(tiny_hub_model), str(other)}
     assert (search / "probe.csv").exists()

@@ -246,7 +246,8 @@ def tune(args):
     data = _load_data(args, extractors[0])
     directory, project = os.path.split(os.path.normpath(args.dir))
     space = tfxfer.SearchSpace(**({"frozen_blocks": args.freeze_choices} if args.freeze_choices else {}),
-                               **({} if args.batch_norm is None else {"batch_norm": args.batch_norm}))
+                               **({} if args.batch_norm is None else {"batch_norm": args.batch_norm}),
+                               **({"warmup_epochs": _one_or_list(args.warmup_epochs)} if args.warmup_epochs else {}))
     if args.centre_rates:
         from tfxfer.cli.recipe import centred_space
         space = centred_space(args, space, extractors[0], data)

@@ -33,18 +33,24 @@ def library_defaults(module, function):
     if isinstance(node, ast.ClassDef):
         init = next((item for item in node.body if getattr(item, "name", None) == "__init__"), None)
         if init is None:  # a dataclass: its fields' defaults
-            return {item.target.id: ast.literal_eval(item.value) for item in node.body
-                    if isinstance(item, ast.AnnAssign) and item.value is not None}
+            pairs = [(item.target.id, item.value) for item in node.body
+                     if isinstance(item, ast.AnnAssign) and item.value is not None]
+            return _literals(pairs)
         node = init
     arguments = node.args
     positional = arguments.posonlyargs + arguments.args
     pairs = list(zip(positional[len(positional) - len(arguments.defaults):], arguments.defaults))
     pairs += [(argument, default) for argument, default in zip(arguments.kwonlyargs, arguments.kw_defaults)
               if default is not None]
+    return _literals([(argument.arg, default) for argument, default in pairs])
+
+
+def _literals(pairs):
+    """`{name: value}` of the `(name, expression)` pairs whose expression is a literal."""
     defaults = {}
-    for argument, default in pairs:
+    for name, default in pairs:
         try:
-            defaults[argument.arg] = ast.literal_eval(default)
+            defaults[name] = ast.literal_eval(default)
         except ValueError:
             continue
     return defaults

@@ -183,8 +183,11 @@ def _tune_flags(parser):
                         help="several --extractor: how far below the best probe score an extractor is still tried "
                              "(default: %(default)s)")
     parser.add_argument("--epochs", type=whole(1), default=search["epochs"],
-                        help="most epochs of a trial after its head warm-up (5 more epochs in trials that train "
-                             "blocks) (default: %(default)s)")
+                        help="most epochs of a trial after its head warm-up (default: %(default)s)")
+    warmup = library_defaults("search/space.py", "SearchSpace")["warmup_epochs"]
+    parser.add_argument("--warmup-epochs", type=whole(0), nargs="+",
+                        help="head warm-up epochs before trials that train blocks unfreeze them: one count, or "
+                             f"choices to search (default: {warmup})")
     parser.add_argument("--patience", type=whole(0), default=search["patience"], help="(default: %(default)s)")
     parser.add_argument("--no-cache", action="store_true", help="train every trial end to end")
     parser.add_argument("--batch-norm", action=argparse.BooleanOptionalAction,
