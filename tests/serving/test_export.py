@@ -465,6 +465,9 @@ def test_a_model_of_one_text_column_reads_that_column_of_a_csv(tmp_path):
     assert exported.predict(tmp_path / "messages.csv", text_column="text")["text"].tolist() == ["unrelated"] * 8
     with pytest.raises(ValueError, match="trained on one text per example"):
         exported.predict(tmp_path / "messages.csv", text_column=["text", "Message Text"])
+    # A CSV and a text together: the text's file was NaN (a hostile tester's find)
+    mixed = exported.predict([tmp_path / "messages.csv", "free prize now"])
+    assert mixed["file"].tolist()[-1] == "" and mixed["text"].tolist()[-1] == "free prize now"
     # A file without it: not "text_column='Message Text' is not a column" when no column was named (a reviewer)
     frame[["text", "Spam Label"]].to_csv(tmp_path / "other.csv", index=False)
     with pytest.raises(ValueError, match=r"other\.csv: the model was trained on the texts of column\(s\) "

@@ -130,7 +130,7 @@ class ExportedModel:
             pairs = [pair for pair in pairs if pair is not None]
             columns = {"text": [text for _, text in pairs]}
             if any(source is not None for source, _ in pairs):
-                columns["file"] = [source for source, _ in pairs]
+                columns["file"] = [source or "" for source, _ in pairs]  # blank for a text given as itself
             argument, values = "texts", [text for _, text in pairs]
         outputs = [self._run(argument, values[start:start + batch_size])
                    for start in range(0, len(values), batch_size)]
