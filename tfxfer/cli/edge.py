@@ -50,15 +50,13 @@ def check_litert_conversion(args, extractors, exporting=True):
     """Refuses `--format litert` before training where LiteRT cannot convert a text extractor's ops (the export
     would fail only after training)."""
     if exporting and args.format == "litert":
-        from tfxfer.serving.litert import check_convertible
+        from tfxfer.serving.litert import check_convertible, check_text_options
 
         for extractor in extractors:
-            if extractor.input_kind == "text" and args.input_type == "uint8":
-                raise UsageError(f"--input-type uint8 is for image models; {extractor.source} takes text: leave it out")
-            if extractor.input_kind == "text" and args.quantize == "int8":
-                raise UsageError(f"--quantize int8 calibrates in LiteRT's interpreter, which cannot run the string ops "
-                                 f"of a text model such as {extractor.source}: pass --quantize dynamic or --quantize "
-                                 "float16 (weights quantized, strings kept), or export a SavedModel")
+            try:
+                check_text_options(extractor.input_kind, args.quantize or "none", args.input_type or "float32")
+            except ValueError as error:  # a usage error: exit 2, before anything trains
+                raise UsageError(f"{terminal.cli_words(str(error)).rstrip('.')} ({extractor.source})") from None
             check_convertible(extractor, select_tf_ops=args.select_tf_ops)
 
 

@@ -15,6 +15,7 @@ from tfxfer.data.errors import DataError
 from tfxfer.data.stratify import SPLIT_ALIASES
 
 _TAB_EXTENSIONS = (".tsv", ".tab")
+_SEPARATORS = (";", "\t", "|", ",")  # where a misread header row may be split, the likeliest first
 
 
 def _guess_separator(path, text):
@@ -203,11 +204,10 @@ def _long_row(path, text, options, width, first):
     """The first row with more fields than the header (pandas cuts them off), and the fix; None if none or unknown."""
     try:
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=options["sep"], quoting=options["quoting"])
-        rows = ((number, len(record)) for number, record in enumerate(reader, start=1) if number >= first)
-        number, fields = next(((number, fields) for number, fields in rows if fields > width), (None, None))
-    except (csv.Error, TypeError):  # a field over csv's size limit, a separator of several characters
-        return None
-    if number is None:
+        long = ((number, len(record)) for number, record in enumerate(reader, start=1)
+                if number >= first and len(record) > width)
+        number, fields = next(long)
+    except (csv.Error, TypeError, StopIteration):  # none; a field over csv's size limit, a separator of 2 characters
         return None
     header = "the header row has" if first == 2 else "the column_names are"
     return f"{path}, row {number} has {fields} fields where {header} {width}" + _separator_advice(text, options, True)
@@ -216,7 +216,7 @@ def _long_row(path, text, options, width, first):
 def _separator_advice(text, options, quote=False):
     sep = options["sep"]
     header = text.splitlines()[0]
-    other = next((mark for mark in (";", "\t", "|", ",") if mark != sep and mark in header and sep not in header), None)
+    other = next((mark for mark in _SEPARATORS if mark != sep and mark in header and sep not in header), None)
     if other is not None:
         return f" (separated by {sep!r}); the header row is separated by {other!r}, so pass sep={other!r}."
     if quote:
@@ -233,7 +233,7 @@ def header_hint(columns, source):
     if source == "DataFrame":
         return ""
     if len(columns) == 1:
-        separator = next((sep for sep in (";", "\t", "|", ",") if sep in str(columns[0])), None)
+        separator = next((sep for sep in _SEPARATORS if sep in str(columns[0])), None)
         if separator is not None:
             return (f" The header was read as one column: the file is separated by {separator!r}, so pass "
                     f"sep={separator!r}.")

@@ -9,12 +9,10 @@ saved_models/ants_bees_lite/1/
                                 calibration, and the verification against the SavedModel graph
 ```
 
-The flatbuffer is converted from the same served graph a SavedModel export holds (tfxfer's `resize_and_scale`, the
-model, the head's output), saved as a SavedModel first so that TensorFlow's converter freezes its variables. Each
-export is then verified: the written file runs in the LiteRT interpreter (`ai_edge_litert`) on held-out examples,
-and the largest score difference from the SavedModel graph and the top-1 agreement are recorded. Before that, the
-converter's file is written again with its repeated vectors stored once (`tfxfer.serving.litert_pack`; an int8
-file 9% smaller), kept where the interpreter gives the converter's scores bit for bit on held-out examples.
+The flatbuffer is converted from the served graph of a SavedModel export (`resize_and_scale`, the model, the head),
+saved first so that the converter freezes its variables; written again with repeated vectors stored once
+(`tfxfer.serving.litert_pack`, 9% smaller at int8) where the interpreter gives the same scores bit for bit; then
+verified in the LiteRT interpreter on held-out examples (largest score difference and top-1 agreement recorded).
 """
 
 import contextlib
@@ -93,11 +91,7 @@ def export_litert(model, name, root="saved_models", *, quantize="none", input_ty
     check_name(name)
     check_format(Path(root) / name, "litert")
     spec = serving_spec(model, extractor, task, threshold, data_summary, interpolation or trained_with(training))
-    if spec["input_kind"] == "text" and input_type != "float32":
-        raise ValueError(f"input_type={input_type!r} is for image models; a text model takes strings: leave it out.")
-    if spec["input_kind"] == "text" and quantize == "int8":
-        raise ValueError("quantize='int8' calibrates in LiteRT's interpreter, which cannot run a text model's string "
-                         "ops: use quantize='dynamic' or 'float16' (weights quantized, strings kept).")
+    check_text_options(spec["input_kind"], quantize, input_type)
     data = calibration_data if calibration_data is not None else (
         data_summary if hasattr(data_summary, "examples") else None)
     if quantize == "int8" and data is None:
@@ -141,16 +135,13 @@ def export_litert(model, name, root="saved_models", *, quantize="none", input_ty
 
 
 def check_convertible(extractor, select_tf_ops=False):
-    """Raises at once where LiteRT cannot convert a text extractor's ops, as `export_litert` would after training:
-    string splitting and lookups need `select_tf_ops=True`, TF Text's ops cannot be converted at all. Image
-    extractors pass (their ops are LiteRT's built-in ones).
+    """Raises ValueError at once (the converter's refusal, naming the ops and the option) where LiteRT cannot convert
+    a text extractor's ops, as `export_litert` would after training: string splitting and lookups need
+    `select_tf_ops=True`, TF Text's ops cannot be converted at all. Image extractors pass (LiteRT's built-in ops).
 
     Args:
         extractor: An `Extractor`.
         select_tf_ops: As for `export_litert`.
-
-    Raises:
-        ValueError: The converter's refusal, naming the ops and the option (see `export_litert`).
     """
     if extractor.input_kind != "text":
         return
@@ -167,6 +158,15 @@ def check_convertible(extractor, select_tf_ops=False):
         converter = tf.lite.TFLiteConverter.from_saved_model(scratch, signature_keys=["serving_default"])
         _configure(converter, "none", "float32", select_tf_ops, None, None, 0, None, 0)
         _convert(converter, select_tf_ops)
+
+
+def check_text_options(input_kind, quantize="none", input_type="float32"):
+    """Refuses the LiteRT options a text model cannot take (`export_litert` checks; the CLI, before training)."""
+    if input_kind == "text" and input_type != "float32":
+        raise ValueError(f"input_type={input_type!r} is for image models; a text model takes strings: leave it out.")
+    if input_kind == "text" and quantize == "int8":
+        raise ValueError("quantize='int8' calibrates in LiteRT's interpreter, which cannot run the string ops of a "
+                         "text model: use quantize='dynamic' or quantize='float16' (weights quantized, strings kept).")
 
 
 def _check_options(quantize, input_type, output_type, calibration_size, verification_size):
