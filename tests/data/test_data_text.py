@@ -106,6 +106,16 @@ def test_labels_that_differ_only_in_case_warn():
         assert load_text(frame, validation_split=0).task.class_names == ["Spam", "ham", "spam"]
 
 
+def test_labels_with_spaces_around_them_are_one_class_and_a_note(tmp_path):
+    """'ham ' from a spreadsheet became 'ham' without a word (a hostile tester's find): merged, and now noted."""
+    path = tmp_path / "sms.csv"
+    path.write_text("text,label\na b,ham \nc d,ham\ne f, spam\ng h,spam\n")
+    splits = load_text(path, validation_split=0)
+    assert splits.task.class_names == ["ham", "spam"]
+    assert splits.notes == ["2 label(s) in column 'label' have spaces around them (e.g. 'ham '): read without them, "
+                            "as 'ham'"]
+    assert "note: 2 label(s) in column 'label' have spaces" in str(splits)
+
 def test_utf16_files_without_a_byte_order_mark_are_named_and_read_when_told(tmp_path):
     """They were 'a binary file', even with encoding='utf-16-le' given (found by a hostile tester)."""
     from tfxfer.data import DataError

@@ -1,5 +1,5 @@
 """Class names that may not say what their writer meant: one name written two ways ("Spam", "spam"; composed and
-decomposed "café"), or several labels joined into one ("a,b" beside "a" and "b")."""
+decomposed "café"; "ham " beside "ham"), or several labels joined into one ("a,b" beside "a" and "b")."""
 
 import unicodedata
 import warnings
@@ -46,3 +46,17 @@ def warn_of_joined_labels(names, source, column):
                           f"{separator!r}, and each combination is a class of its own. If a row may have several "
                           f"labels, pass label_delimiter={separator!r} (multi-label).", stacklevel=6)
             return
+
+
+def spaced_labels_note(column, name):
+    """A note for labels written with spaces around them, which are read without (`"ham "` as `"ham"`), or None.
+
+    Example:
+        >>> spaced_labels_note(["ham", "ham ", " spam", None], "label")
+        "2 label(s) in column 'label' have spaces around them (e.g. 'ham '): read without them, as 'ham'"
+    """
+    spaced = [value for value in column if isinstance(value, str) and value != value.strip()]
+    if spaced:
+        return (f"{len(spaced)} label(s) in column {name!r} have spaces around them (e.g. {spaced[0]!r}): read "
+                f"without them, as {spaced[0].strip()!r}")
+    return None
