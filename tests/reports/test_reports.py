@@ -172,6 +172,8 @@ def test_a_model_that_answers_one_class_is_named(data):
         f"the model predicts 'bees' for every validation example ({share:.0%} of them are 'bees'): it has learned the "
         "commonest class only; train longer (epochs=), at another learning_rate=, or with more examples of the other "
         "classes.")
+    assert one_class_note(fitted, data, accuracy=share) is not None
+    assert one_class_note(fitted, data, accuracy=share + 0.6 / data.sizes["validation"]) is None  # no pass: not one
     output.set_weights([np.eye(*output.get_weights()[0].shape, dtype="float32"), np.zeros(3, "float32")])
     predicted = fitted.predict(data.unbatched("validation").batch(8)).argmax(axis=1)
     assert (one_class_note(fitted, data) is None) == (len(set(predicted)) > 1)

@@ -200,7 +200,8 @@ def train(args):
            "epochs": len(model.history_["loss"]), "seconds": round(model.fit_seconds_, 1)}
     # The epoch whose weights the model kept (early stopping restores an earlier one than the last)
     row.update({k: round(v[model.kept_epoch_], 4) for k, v in model.history_.items() if k.startswith("val_")})
-    if note := one_class_note(model, data):
+    accuracy = model.history_.get("val_accuracy")  # spares one_class_note a pass where it is no class's share
+    if note := one_class_note(model, data, accuracy=accuracy and accuracy[model.kept_epoch_]):
         warnings.warn(note, stacklevel=1)
     if args.tta and data.sizes.get("validation"):
         row.update({f"val_{k}_tta": round(v, 4) for k, v in model.evaluate(data.validation,
