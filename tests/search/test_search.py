@@ -89,7 +89,7 @@ def test_search_table_has_a_row_per_trial_and_every_hyperparameter(data, tmp_pat
     assert len(extractor._outbound_nodes) <= 2, "earlier trials' models are still attached to the extractor"
     best = search.best_model(data)
     assert best.frozen_blocks_ == search.best_hyperparameters_["frozen_blocks"]
-    assert set(table.batch_norm) == {"auto"}  # off under an image extractor
+    assert set(table.batch_norm) == {False}  # "auto", shown as what it means under an image extractor: off
     assert "head_batch_norm" not in [layer.name for layer in best.model_.get_layer("head").layers]
     # A search recorded before heads normalised their input (no batch_norm in its space) is rebuilt as it ran.
     record = tmp_path / "runs" / "p" / "tfxfer_search.json"

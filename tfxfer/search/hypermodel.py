@@ -87,10 +87,11 @@ class TransferHyperModel(kt.HyperModel):
 
     def build(self, hp):
         if self.candidates is None:
-            values = self.space.sample(hp, self.extractor.n_blocks)
+            values = self.space.sample(hp, self.extractor.n_blocks, input_kind=self.extractor.input_kind)
             member = next(iter(self.members.values()))
         else:
-            values = self.space.sample(hp, self.n_blocks, candidates=self.candidates)
+            values = self.space.sample(hp, self.n_blocks, candidates=self.candidates,
+                                       input_kind=self.extractor.input_kind)
             member = self.members[values["extractor"]]
         # The previous trial's model and its traced train step, so that memory stays flat over a search.
         for other in self.members.values():

@@ -3,6 +3,7 @@ learning rates, layer-wise rate decay, warm-up and the head."""
 
 import dataclasses
 
+from tfxfer.training.heads import Head
 from tfxfer.training.phases import regime_for_depth
 
 
@@ -73,7 +74,7 @@ class SearchSpace:
             raise ValueError(f"warmup_epochs must be whole numbers >= 0; got {self.warmup_epochs!r}.")
         return frozen
 
-    def sample(self, hp, n_blocks, candidates=None):
+    def sample(self, hp, n_blocks, candidates=None, input_kind=None):
         """Declares the hyperparameters in `hp` and returns this trial's values as a dict.
 
         The values include `regime`, the plan the trial trains in (see `tfxfer.training.phases.regime_for_depth`):
@@ -86,6 +87,8 @@ class SearchSpace:
             candidates: Across several extractors, the `"extractor@depth"` pairs to choose from (one hyperparameter,
                 `candidate`, instead of `frozen_blocks`; see `tfxfer.search.candidates`); the values then include
                 `extractor`.
+            input_kind: The extractors' (`"image"` or `"text"`): `batch_norm="auto"` is sampled as what it means for
+                them (True for text), so that trials and their table say whether the head normalises.
 
         Example:
             >>> import keras_tuner as kt
@@ -115,7 +118,9 @@ class SearchSpace:
         values["dropout"] = (hp.Fixed("dropout", dropout[0]) if len(dropout) == 1 else
                              hp.Float("dropout", dropout[0], dropout[1], step=0.1))
         values["l2"] = _choice(hp, "l2", _values(self.l2))
-        values["batch_norm"] = _choice(hp, "batch_norm", _values(self.batch_norm))
+        norms = _values(self.batch_norm) if input_kind is None else \
+            list(dict.fromkeys(Head(batch_norm=value).normalises(input_kind) for value in _values(self.batch_norm)))
+        values["batch_norm"] = _choice(hp, "batch_norm", norms)
         values["regime"] = regime_for_depth(values["frozen_blocks"], n_blocks)
         return values
 
