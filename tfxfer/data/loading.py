@@ -240,6 +240,13 @@ def assemble(*, modality, task, inputs, labels, fixed, validation_split, test_sp
             if absent:
                 bad.notes.append(f"the {SPLITS[split_id]} split has no {', '.join(map(repr, absent))}: its scores say "
                                  "nothing of " + ("that class" if len(absent) == 1 else "those classes"))
+    elif task.has_classes:  # several labels per example: each needs examples with and without it
+        for split_id in (VALIDATION, TEST):
+            held = labels[split == split_id]
+            for index, name in enumerate(task.class_names if len(held) else []):
+                if np.all(held[:, index] > 0) or not np.any(held[:, index] > 0):
+                    bad.notes.append(f"{'every' if held[0, index] > 0 else 'no'} {SPLITS[split_id]} example has "
+                                     f"{name!r}: its AUC there is undefined, and Keras counts it 0 in the mean AUC")
     if bad.skipped:
         reasons = ", ".join(f"{reason} {count}" for reason, count in count_reasons(bad.skipped).items())
         what = "file or row" if len(bad.skipped) == 1 else "files or rows"

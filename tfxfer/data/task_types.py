@@ -102,10 +102,15 @@ class _MultiLabel(_MultiClass):
 
     @staticmethod
     def strata(labels):
-        # The example's rarest label (examples with none form a group), which keeps rare labels in every split.
+        # The example's set of labels where at least 5 examples share it, so that common labels are balanced too (a
+        # label that every validation example has leaves its AUC undefined); else its rarest label (examples with
+        # none form a group), which keeps rare labels in every split.
         positives = labels.sum(axis=0)
         rarity = np.where(labels > 0, positives[None, :], np.inf)
-        return np.where(np.isfinite(rarity.min(axis=1)), rarity.argmin(axis=1), labels.shape[1])
+        rarest = np.where(np.isfinite(rarity.min(axis=1)), rarity.argmin(axis=1), labels.shape[1])
+        _, sets, counts = np.unique(labels > 0, axis=0, return_inverse=True, return_counts=True)
+        sets = sets.reshape(-1)
+        return np.where(counts[sets] >= 5, labels.shape[1] + 1 + sets, rarest)
 
     @staticmethod
     def count(labels, num_outputs):
