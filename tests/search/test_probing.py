@@ -109,3 +109,29 @@ def test_an_extractor_that_does_not_load_is_named(data, tmp_path):
     # Two Keras models of one name are two models (other weights): probed, their rows told apart (a reviewer's find)
     table = tfxfer.probe(data, [tiny_cnn(seed=1), tiny_cnn(seed=2)])
     assert set(table.extractor) == {"tiny_cnn", "tiny_cnn #2"}
+
+
+def test_a_multilabel_split_without_a_labels_negatives_is_scored_on_the_others_and_plotted_as_asked(tmp_path):
+    """A label that every validation example had made every multi-label score NaN, and --plot then crashed; and
+    plots asked for as .svg were PNG bytes (a hostile tester's finds)."""
+    import pandas as pd
+    from sklearn.metrics import roc_auc_score
+
+    from tfxfer.data import Task
+    from tfxfer.search.probing import knn_score, linear_score
+
+    rng = np.random.default_rng(0)
+    task = Task("multilabel", ["a", "b"])
+    train_y = np.array([[1, 0], [0, 1], [1, 1], [0, 0]] * 5, np.float32)
+    train = (train_y * 2 + rng.normal(size=(20, 2)), train_y)
+    val_y = np.array([[1, 1], [0, 1], [1, 1], [0, 1]], np.float32)  # every validation example has 'b'
+    validation = (val_y * 2 + rng.normal(size=(4, 2)), val_y)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=5000)).fit(train[0], train_y[:, 0])
+    assert linear_score(train, validation, task) == pytest.approx(
+        roc_auc_score(val_y[:, 0], model.predict_proba(validation[0])[:, 1]))  # 'a' alone
+    assert not np.isnan(knn_score(train, validation, task))
+    assert np.isnan(linear_score(train, (validation[0], np.ones_like(val_y)), task))  # nothing to score
+    table = pd.DataFrame({"extractor": ["x", "x", "y"], "cut": [1, 2, 1], "linear": [0.7, 0.9, np.nan]})
+    figure = tfxfer.plot_probe(table, path=tmp_path / "probe.svg")
+    assert (tmp_path / "probe.svg").read_text().lstrip().startswith("<?xml") and len(figure.axes) == 1
+    assert [path.name for path in tmp_path.iterdir()] == ["probe.svg"]  # no partial file left beside it

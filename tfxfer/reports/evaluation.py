@@ -136,7 +136,7 @@ def plot_confusion(fitted, data, split="validation", path=None, *, threshold=0.5
         data: The `DataSplits` from `tfxfer.load_images`/`load_text` (its `split` is read in a fixed order, never
             augmented), or a tuple `(x, y)` of arrays.
         split: `"train"`, `"validation"` or `"test"`; for arrays it only names them in the title.
-        path: Where to save the figure as a PNG; None to only return it.
+        path: Where to save the figure (PNG, or the format its suffix names: .svg, .pdf); None to only return it.
         threshold: Multilabel: a score above it predicts the label.
 
     Returns:

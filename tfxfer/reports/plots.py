@@ -42,11 +42,23 @@ def new_figure(width, height):
 
 
 def save(figure, path):
-    """Writes the figure as a PNG at `path` (folders created) when a path is given; returns the figure."""
+    """Writes the figure at `path` (folders created) when a path is given, in the format its suffix names (.png,
+    .svg, .pdf...; PNG for a suffix matplotlib does not write); returns the figure.
+
+    The file appears whole or not at all: it is written beside `path` first and renamed, so an interrupted save
+    leaves no partial file for a rerun to trip on.
+    """
     if path is not None:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(path, format="png", dpi=DPI)
+        suffix = path.suffix[1:].lower()
+        partial = path.with_name(f".{path.name}.partial")
+        try:
+            figure.savefig(partial, dpi=DPI,
+                           format=suffix if suffix in figure.canvas.get_supported_filetypes() else "png")
+            os.replace(partial, path)
+        finally:
+            partial.unlink(missing_ok=True)
     return figure
 
 
@@ -63,7 +75,7 @@ def plot_history(fitted, path=None):
     Args:
         fitted: A fitted `TransferModel` (anything with `history_`, `phases_`, `phase_starts_`, `regime`,
             `extractor_` and `frozen_blocks_`).
-        path: Where to save the figure as a PNG; None to only return it.
+        path: Where to save the figure (PNG, or the format its suffix names: .svg, .pdf); None to only return it.
 
     Returns:
         A `ReportFigure` (a `matplotlib.figure.Figure`) with one panel per curve (loss first), 4.6 x 3.8 inches
@@ -128,7 +140,7 @@ def plot_search(table, path=None):
     Args:
         table: The results table of `TransferSearch.search` or `tfxfer.search_results`: one row per trial with
             `frozen_blocks`, `learning_rate` and `score`, best first.
-        path: Where to save the figure as a PNG; None to only return it.
+        path: Where to save the figure (PNG, or the format its suffix names: .svg, .pdf); None to only return it.
 
     Returns:
         A `ReportFigure` (a `matplotlib.figure.Figure`), 7 x 4.4 inches at `DPI`.
@@ -194,7 +206,7 @@ def plot_probe(table, score=None, path=None):
     Args:
         table: What `tfxfer.probe` returned.
         score: The score to draw; by default the one the table is ranked by.
-        path: Where to save the figure as a PNG; None to only return it.
+        path: Where to save the figure (PNG, or the format its suffix names: .svg, .pdf); None to only return it.
 
     Returns:
         A `ReportFigure`, 7 x 4.4 inches at `DPI`; each extractor's best cut is ringed.
@@ -211,6 +223,8 @@ def plot_probe(table, score=None, path=None):
     for name, rows in table.groupby("extractor", sort=False):
         rows = rows.sort_values("cut")
         line, = ax.plot(rows["cut"], rows[score], marker="o", markersize=4, label=_short(name))
+        if rows[score].isna().all():  # nothing scorable (a multi-label split without a label's negatives)
+            continue
         best = rows.loc[rows[score].idxmax()]
         ax.scatter([best["cut"]], [best[score]], s=160, facecolors="none", edgecolors=line.get_color(),
                    linewidths=1.5, zorder=4)

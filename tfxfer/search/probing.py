@@ -158,8 +158,10 @@ def _metric(task, truth, predicted):
 
     if not task.has_classes:
         return float(r2_score(truth, predicted))
-    if task.uses_threshold:
-        return float(roc_auc_score(truth, predicted, average="macro"))
+    if task.uses_threshold:  # the mean over the labels that have examples with and without them in the split
+        truth, predicted = np.asarray(truth), np.asarray(predicted)
+        scorable = [j for j in range(truth.shape[1]) if 0 < truth[:, j].sum() < len(truth)]
+        return float(np.mean([roc_auc_score(truth[:, j], predicted[:, j]) for j in scorable])) if scorable else np.nan
     return float(np.mean(np.asarray(predicted).argmax(axis=1) == np.asarray(truth)))
 
 

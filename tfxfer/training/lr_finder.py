@@ -34,10 +34,12 @@ class LearningRateFinding:
     steepest: float
 
     def plot(self, path=None):
-        """The smoothed loss against the rate (log scale), the suggestions marked; written to `path` if given.
+        """The smoothed loss against the rate (log scale), the suggestions marked; written to `path` if given (PNG,
+        or the format its suffix names; folders created), as `tfxfer.plot_history` writes its figures.
 
         Returns:
-            The matplotlib `Figure`.
+            A `ReportFigure` (a matplotlib `Figure` that Jupyter shows inline), 6 x 4 inches; no pyplot backend is
+            selected or changed.
 
         Example:
             >>> finding = LearningRateFinding(np.logspace(-5, 0, 50), np.linspace(2, 1, 50), np.linspace(2, 1, 50),
@@ -45,22 +47,16 @@ class LearningRateFinding:
             >>> finding.plot().axes[0].get_xscale()
             'log'
         """
-        import matplotlib
+        from tfxfer.reports.plots import new_figure, save
 
-        matplotlib.use("Agg")
-        from matplotlib.figure import Figure
-
-        figure = Figure(figsize=(6, 4))
+        figure = new_figure(6, 4)
         axes = figure.subplots()
         axes.plot(self.rates, self.smoothed, label="smoothed loss")
         for name, rate, colour in (("valley", self.valley, "tab:green"), ("steepest", self.steepest, "tab:red")):
             axes.axvline(rate, color=colour, linestyle="--", label=f"{name} {rate:.2g}")
         axes.set(xscale="log", xlabel="learning rate", ylabel="training loss", title="learning-rate finder")
         axes.legend()
-        figure.tight_layout()
-        if path is not None:
-            figure.savefig(path, dpi=100)
-        return figure
+        return save(figure, path)
 
 
 def valley(rates, smoothed):
