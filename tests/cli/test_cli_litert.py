@@ -46,7 +46,7 @@ def test_distill_exports_an_int8_tflite_student_that_predict_runs(tiny_hub_model
 
 def test_litert_flags_without_the_format_are_usage_errors(tiny_hub_model, tmp_path):
     result = tfxfer("train", tmp_path, "--extractor", tiny_hub_model, "--export", "x", "--quantize", "int8")
-    assert result.returncode == 2 and "--quantize apply to LiteRT exports: pass --format litert" in result.stderr
+    assert result.returncode == 2 and "--quantize applies to LiteRT exports: pass --format litert with it" in result.stderr
     result = tfxfer("distill", tmp_path, "--teacher", tmp_path, "--extractor", tiny_hub_model, "--teacher-weight",
                     "2")
     assert result.returncode == 2 and "expected a number from 0 to 1" in result.stderr
@@ -58,6 +58,22 @@ def test_litert_flags_without_the_format_are_usage_errors(tiny_hub_model, tmp_pa
                     tmp_path / "exports", "--format", "litert")
     assert result.returncode == 2 and "--export served:" in result.stderr and "holds savedmodel exports" in \
         result.stderr, result.stderr[-3000:]
+    # `--format tflite`, the alias the README gives, was refused beside litert versions: "holds litert exports".
+    (tmp_path / "exports" / "lite" / "1").mkdir(parents=True)
+    (tmp_path / "exports" / "lite" / "1" / "model.tflite").write_bytes(b"")
+    result = tfxfer("train", tmp_path / "nowhere", "--extractor", tiny_hub_model, "--export", "lite", "--root",
+                    tmp_path / "exports", "--format", "tflite")
+    assert "holds" not in result.stderr and "nowhere' does not exist" in result.stderr, result.stderr  # checks passed
+    # Export flags without --export trained and were ignored; --output-type uint8 without int8 failed after training.
+    for flags, message in ((["--format", "litert", "--quantize", "int8"],
+                            "--format litert and --quantize apply to an export: pass --export NAME, or leave them "
+                            "out"),
+                           (["--root", tmp_path / "r"], "--root applies to an export: pass --export NAME, or leave it "
+                                                        "out"),
+                           (["--export", "y", "--format", "litert", "--output-type", "uint8"],
+                            "--output-type uint8 is for full-integer exports; pass --quantize int8 with it")):
+        result = tfxfer("train", tmp_path / "data", "--extractor", tiny_hub_model, *flags)
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-3000:]
 
 
 def test_a_text_model_litert_cannot_hold_is_refused_before_any_training(tmp_path):

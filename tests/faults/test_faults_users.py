@@ -325,7 +325,7 @@ CASES = [
     Case("tfxfer train --export '' (an unset shell variable)", "cli", _cli_empty_export_name, CLEAR,
          lambda ws: ["--export", "Export name ''"], exit_code=2),
     Case("tfxfer train --weights with a SavedModel", "cli", _cli_weights_on_a_saved_model, CLEAR,
-         lambda ws: ["--weights only apply to keras.applications", "leave --weights out"], exit_code=2),
+         lambda ws: ["--weights applies only to keras.applications", "leave --weights out"], exit_code=2),
     Case("tfxfer train --freeze with the default feature extraction", "cli", _cli_freeze_with_feature_extraction,
          CLEAR, lambda ws: ["--freeze does nothing with --regime feature-extraction"], exit_code=2),
     Case("tfxfer train on a JPEG instead of a folder", "cli", _cli_jpeg_as_data, CLEAR,

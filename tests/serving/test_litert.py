@@ -119,7 +119,7 @@ def test_an_op_litert_lacks_is_named_with_the_option(tmp_path):
     (dict(format="litert", quantize="int4"), "quantize must be one of"),
     (dict(format="litert", output_type="uint8"), "output_type='uint8' is for full-integer"),
     (dict(format="litert", quantize="int8"), "calibrates on training examples: pass calibration_data="),
-    (dict(quantize="int8"), "quantize apply to LiteRT exports"),
+    (dict(quantize="int8"), "quantize applies to LiteRT exports; pass format='litert' with it"),
     (dict(format="litert", models_config=True), "models_config=True lists SavedModels"),
 ])
 def test_bad_litert_arguments_are_named(noise, tmp_path, options, message):

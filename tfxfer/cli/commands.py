@@ -44,9 +44,9 @@ def _extractor_options(args, source):
     options = {name: value for name, value in given.items() if value is not None}
     application = [f"--{name}" for name in ("weights", "alpha") if name in options]
     if application and not is_application_name(source):
-        raise UsageError(f"{' and '.join(application)} only apply to keras.applications names such as MobileNetV2; "
-                         f"{source!r} is a SavedModel or handle, whose weights come with it: leave "
-                         f"{application[0]} out")
+        raise UsageError(f"{terminal.these_apply(application)} only to keras.applications names such as "
+                         f"MobileNetV2; {source!r} is a SavedModel or handle, which brings its own weights and "
+                         f"width: leave {' and '.join(application)} out")
     if options.get("weights") == "none":
         options["weights"] = None  # random weights
     if args.cache_sequences:
@@ -312,7 +312,7 @@ def predict(args):
                                           ("--sep", args.sep), ("--column-names", args.column_names),
                                           ("--encoding", args.encoding != "utf-8")) if given]
     if text_only and exported.input_kind == "image":
-        raise UsageError(f"{' and '.join(text_only)} apply to text models; {args.export} takes images: leave "
+        raise UsageError(f"{terminal.these_apply(text_only)} to text models; {args.export} takes images: leave "
                          f"{'it' if len(text_only) == 1 else 'them'} out")
     args.stage = "predicting"
     table = exported.predict(args.inputs, text_column=args.text_column and _one_or_list(args.text_column),

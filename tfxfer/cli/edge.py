@@ -5,14 +5,19 @@ import sys
 
 from tfxfer.cli import terminal
 from tfxfer.cli.commands import UsageError, _say
+from tfxfer.cli.flags import library_defaults
+
+#: `--root` unless given: the library's `export(root=...)` default.
+DEFAULT_ROOT = library_defaults("serving/savedmodel.py", "export")["root"]
 
 
 def litert_flags(parser):
     """The flags of LiteRT exports (`tfxfer.serving.litert.export_litert`)."""
-    from tfxfer.cli.flags import library_defaults, whole
+    from tfxfer.cli.flags import whole
 
     defaults = library_defaults("serving/litert.py", "export_litert")
-    parser.add_argument("--format", choices=["savedmodel", "litert", "tflite"], default="savedmodel",
+    parser.add_argument("--format", choices=["savedmodel", "litert"], default="savedmodel",
+                        type=lambda value: "litert" if value == "tflite" else value,  # one name for both after here
                         help="savedmodel for TF Serving, or litert (also tflite): a verified .tflite file for phones "
                              "and boards (default: %(default)s)")
     parser.add_argument("--quantize", choices=["none", "float16", "dynamic", "int8"],
@@ -31,18 +36,32 @@ def litert_flags(parser):
 
 
 def export_options(args):
-    """The LiteRT arguments of `tfxfer.export` that `--format` and its flags give; refuses them with a SavedModel."""
+    """The LiteRT arguments of `tfxfer.export` that `--format` and its flags give, checked before anything trains;
+    refuses them with a SavedModel, and export flags where nothing is exported (no `--export`)."""
+    from tfxfer.serving.litert import check_options
+
     given = {"quantize": args.quantize, "input_type": args.input_type, "output_type": args.output_type,
              "calibration_size": args.calibration_size, "select_tf_ops": args.select_tf_ops or None}
     given = {name: value for name, value in given.items() if value is not None}
+    flags = [f"--{name.replace('_', '-')}" for name in given]
+    unused = ["--format litert"] * (args.format == "litert") + flags + ["--root"] * (args.root != DEFAULT_ROOT)
+    if getattr(args, "export", True) is None and unused:  # `tfxfer export` always exports (--name)
+        them = "it" if len(unused) == 1 else "them"
+        raise UsageError(f"{terminal.these_apply(unused)} to an export: pass --export NAME, or leave {them} out")
     if args.format == "savedmodel":
         if given:
-            flags = " and ".join(f"--{name.replace('_', '-')}" for name in given)
-            raise UsageError(f"{flags} apply to LiteRT exports: pass --format litert with them, or leave them out")
+            them = "it" if len(flags) == 1 else "them"
+            raise UsageError(f"{terminal.these_apply(flags)} to LiteRT exports: pass --format litert with {them}, "
+                             f"or leave {them} out")
         return {}
     if args.models_config:
         raise UsageError("--models-config lists SavedModels for TF Serving, which does not serve .tflite files: "
                          "leave it out with --format litert")
+    try:
+        check_options(given.get("quantize", "none"), given.get("input_type", "float32"),
+                      given.get("output_type", "float32"), given.get("calibration_size", 1), 1)
+    except ValueError as error:
+        raise UsageError(terminal.cli_words(str(error)).rstrip(".")) from None
     return {"format": "litert", **given}
 
 

@@ -122,6 +122,16 @@ _QUOTES = "'\""
 _NEGATABLE = {"--batch-norm"}
 
 
+def these_apply(flags):
+    """The flags as the subject of a sentence: `"--a applies"` or `"--a and --b apply"`.
+
+    Example:
+        >>> these_apply(["--texts"]), these_apply(["--weights", "--alpha"])
+        ('--texts applies', '--weights and --alpha apply')
+    """
+    return f"{' and '.join(flags)} {'applies' if len(flags) == 1 else 'apply'}"
+
+
 def cli_words(message, flags=FLAGS):
     """Rewrites the Python argument names in a library message as the command line's flags.
 

@@ -85,7 +85,7 @@ def export_litert(model, name, root="saved_models", *, quantize="none", input_ty
         >>> check["max_score_difference"] < 1e-4, check["top1_agreement"]
         (True, 1.0)
     """
-    _check_options(quantize, input_type, output_type, calibration_size, verification_size)
+    check_options(quantize, input_type, output_type, calibration_size, verification_size)
     interpreter_class()  # before the conversion: the written file is verified in LiteRT's interpreter
     model, extractor, task, training = export_pieces(model, extractor, task_type, class_names)
     check_name(name)
@@ -169,7 +169,8 @@ def check_text_options(input_kind, quantize="none", input_type="float32"):
                          "text model: use quantize='dynamic' or quantize='float16' (weights quantized, strings kept).")
 
 
-def _check_options(quantize, input_type, output_type, calibration_size, verification_size):
+def check_options(quantize, input_type, output_type, calibration_size, verification_size):
+    """Raises ValueError naming the argument for LiteRT options out of range or that do not fit together."""
     if quantize not in QUANTIZATIONS:
         raise ValueError(f"quantize must be one of {', '.join(QUANTIZATIONS)}; got {quantize!r}.")
     for argument, value, choices in (("input_type", input_type, ("float32", "uint8")),

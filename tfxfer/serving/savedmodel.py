@@ -106,8 +106,9 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
         raise ValueError(f"format must be 'savedmodel', 'litert' or 'tflite'; got {format!r}.")
     given = ["quantize"] * (quantize is not None) + sorted(litert_options)
     if given:
-        raise ValueError(f"{', '.join(given)} apply to LiteRT exports; pass format='litert' with them, or leave them "
-                         "out.")
+        verb, them = ("applies", "it") if len(given) == 1 else ("apply", "them")
+        raise ValueError(f"{' and '.join(given)} {verb} to LiteRT exports; pass format='litert' with {them}, or leave "
+                         f"{them} out.")
     model, extractor, task, training = export_pieces(model, extractor, task_type, class_names)
     check_name(name)
     if test_time_augmentation:
