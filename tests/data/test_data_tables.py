@@ -144,3 +144,19 @@ def test_missing_and_empty_files(tmp_path):
     (tmp_path / "empty.csv").write_text("")
     with pytest.raises(DataError, match=r"empty\.csv is empty"):
         read_table(tmp_path / "empty.csv")
+
+
+def test_a_column_named_twice_or_for_two_roles_is_refused(tmp_path):
+    """`--label-column ants ants dark` gave a model of three outputs whose predictions showed two, and a path column
+    that was also the label column failed as "'0' is not a file" (a hostile tester's finds)."""
+    import tfxfer
+
+    path = tmp_path / "photos.csv"
+    path.write_text("path,ants,dark\na.jpg,1,0\nb.jpg,0,1\n")
+    with pytest.raises(ValueError, match=r"label_column names 'ants' twice \(\['ants', 'ants', 'dark'\]\); name "
+                                         r"each column once"):
+        tfxfer.load_images(path, label_column=["ants", "ants", "dark"], image_size=(8, 8), value_range=(0, 1))
+    with pytest.raises(DataError, match=r"photos.csv: path_column='dark' and label_column='dark' name the same "
+                                        r"column; each column is read as one thing"):
+        tfxfer.load_images(path, path_column="dark", label_column=["ants", "dark"], image_size=(8, 8),
+                           value_range=(0, 1))

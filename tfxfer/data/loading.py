@@ -17,7 +17,8 @@ from tfxfer.data.datasplits import DataSplits
 from tfxfer.data.errors import BadInputs, DataError, count_reasons
 from tfxfer.data.folders import scan_class_folders
 from tfxfer.data.stratify import SPLITS, TEST, TRAIN, VALIDATION, check_fractions, stratified_split
-from tfxfer.data.tables import as_column_list, load_frame, require_columns, row_source, split_ids
+from tfxfer.data.columns import as_column_list, require_columns
+from tfxfer.data.tables import load_frame, row_source, split_ids
 from tfxfer.data.task import Task, check_task_argument
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from tfxfer.data.columns import SEPARATORS, check_unique_columns
 from tfxfer.data.encodings import binary_kind, decode_bytes, is_utf16
 from tfxfer.data.errors import DataError
 from tfxfer.data.stratify import SPLIT_ALIASES
 
 _TAB_EXTENSIONS = (".tsv", ".tab")
-_SEPARATORS = (";", "\t", "|", ",")  # where a misread header row may be split, the likeliest first
 
 
 def _guess_separator(path, text):
@@ -157,49 +157,6 @@ def check_text_bytes(path, raw, encoding=None):
         raise DataError(f"{path} is {kind}, not a CSV/TSV table. {_INSTEAD.get(kind, _INSTEAD['a binary file'])}")
 
 
-def check_unique_columns(names, source):
-    """Raises when a column name appears twice: which one a label or text refers to would be a guess.
-
-    Raises:
-        DataError: Naming the duplicate column and the source.
-    """
-    seen = set()
-    for position, name in enumerate(names):
-        if name in seen:
-            raise DataError(
-                f"{source}: column name {name!r} appears more than once (again at position {position}); rename the "
-                "columns so that each name is unique."
-            )
-        seen.add(name)
-
-
-def require_columns(frame, columns, source):
-    """Raises when a column the caller named is not in the table.
-
-    Args:
-        frame: The table.
-        columns: `{argument: [column names]}`, e.g. `{"label_column": ["label"]}`.
-        source: The file or "DataFrame", for the message.
-
-    Raises:
-        DataError: Naming the argument and the missing column, and listing the columns that exist.
-    """
-    available = list(frame.columns)
-    for argument, names in columns.items():
-        for name in names:
-            spaced = [column for column in available if str(column).strip() == name]
-            if name not in available and spaced:  # a header as spreadsheets leave it: "text " for text
-                raise DataError(f"{source}: {argument}={name!r} is not a column, but {spaced[0]!r} is, with spaces "
-                                f"in its name; pass {argument}={spaced[0]!r}, or remove the spaces from the header.")
-            cased = [column for column in available if str(column).strip().casefold() == str(name).casefold()]
-            if name not in available and cased:  # "Text" for text: names are matched exactly, as pandas does
-                raise DataError(f"{source}: {argument}={name!r} is not a column, but {cased[0]!r} is (names are "
-                                f"matched with their case); pass {argument}={cased[0]!r}.")
-            if name not in available:
-                raise DataError(f"{source}: {argument}={name!r} is not a column; the columns are {available}."
-                                f"{header_hint(available, source)}")
-
-
 def _long_row(path, text, options, width, first):
     """The first row with more fields than the header (pandas cuts them off), and the fix; None if none or unknown."""
     try:
@@ -216,7 +173,7 @@ def _long_row(path, text, options, width, first):
 def _separator_advice(text, options, quote=False):
     sep = options["sep"]
     header = text.splitlines()[0]
-    other = next((mark for mark in _SEPARATORS if mark != sep and mark in header and sep not in header), None)
+    other = next((mark for mark in SEPARATORS if mark != sep and mark in header and sep not in header), None)
     if other is not None:
         return f" (separated by {sep!r}); the header row is separated by {other!r}, so pass sep={other!r}."
     if quote:
@@ -225,28 +182,6 @@ def _separator_advice(text, options, quote=False):
         return (f" (separated by {sep!r}{why}): a value that holds {sep!r} must be in double quotes, closed, as Excel "
                 "and pandas write it; or pass the separator the file uses as sep=.")
     return f"; check the separator (sep={sep!r}) and quoting, or pass column_names= if the file has no header row."
-
-
-def header_hint(columns, source):
-    """Why the header may have been misread: another separator, or no header (a byte order mark that another
-    encoding= would read as text is refused when the file is decoded)."""
-    if source == "DataFrame":
-        return ""
-    if len(columns) == 1:
-        separator = next((sep for sep in _SEPARATORS if sep in str(columns[0])), None)
-        if separator is not None:
-            return (f" The header was read as one column: the file is separated by {separator!r}, so pass "
-                    f"sep={separator!r}.")
-    return " If the file has no header row, pass column_names=[...]."
-
-
-def as_column_list(columns, argument):
-    """Normalises a column argument (one name or a list of names) to a non-empty list."""
-    if isinstance(columns, (list, tuple)):
-        if not columns:
-            raise ValueError(f"{argument} must name at least one column; got {columns!r}.")
-        return list(columns)
-    return [columns]
 
 
 def row_source(source, row):

@@ -5,7 +5,8 @@ from pathlib import Path
 from tfxfer.data.encodings import binary_kind, codec_for, describe_decode_error, is_utf16, marked_encoding
 from tfxfer.data.labels import is_missing
 from tfxfer.data.loading import check_extractor_kind, from_class_folders, from_table, start
-from tfxfer.data.tables import as_column_list, is_folder, row_source
+from tfxfer.data.columns import as_column_list
+from tfxfer.data.tables import is_folder, row_source
 
 TEXT_EXTENSIONS = (".txt",)
 

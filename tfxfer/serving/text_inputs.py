@@ -9,7 +9,8 @@ import pandas as pd
 
 from tfxfer.data.errors import DataError
 from tfxfer.data.labels import is_missing
-from tfxfer.data.tables import header_hint, load_frame, require_columns, row_source
+from tfxfer.data.columns import header_hint, require_columns
+from tfxfer.data.tables import load_frame, row_source
 from tfxfer.data.text import TEXT_EXTENSIONS, read_text_file
 
 TABLE_SUFFIXES = (".csv", ".tsv", ".tab")
