@@ -303,6 +303,9 @@ def test_probe_scores_every_cut_of_each_extractor_and_draws_them(tiny_hub_model,
     assert {row["extractor"] for row in rows} == {str(tiny_hub_model), str(other)}
     assert [row["logme"] for row in rows] == sorted((row["logme"] for row in rows), reverse=True)
     assert (tmp_path / "probe.png").read_bytes()[:4] == b"\x89PNG"
+    # --augment was offered and ignored: the probe scores the images as they are.
+    result = tfxfer("probe", images, "--extractor", tiny_hub_model, "--augment")
+    assert result.returncode == 2 and "unrecognized arguments: --augment" in result.stderr
 
 
 def test_advice_to_pass_weights_is_in_each_commands_words():

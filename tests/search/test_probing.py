@@ -109,6 +109,11 @@ def test_an_extractor_that_does_not_load_is_named(data, tmp_path):
     # Two Keras models of one name are two models (other weights): probed, their rows told apart (a reviewer's find)
     table = tfxfer.probe(data, [tiny_cnn(seed=1), tiny_cnn(seed=2)])
     assert set(table.extractor) == {"tiny_cnn", "tiny_cnn #2"}
+    # One source alone was read as a list of its characters ("extractors name 'e' twice"); none was a KeyError.
+    with pytest.raises(ValueError, match=f"extractor {broken}: "):
+        tfxfer.probe(data, str(broken))
+    with pytest.raises(ValueError, match=r"probe needs at least one extractor in extractors=\[...\]"):
+        tfxfer.probe(data, [])
 
 
 def test_a_multilabel_split_without_a_labels_negatives_is_scored_on_the_others_and_plotted_as_asked(tmp_path):

@@ -92,8 +92,8 @@ _DATA_FLAGS = {"path_column": ("path", {"image table"}), "text_column": (["text"
 def _check_data_flags(args, kind):
     """Refuses flags that the data's kind ("image folder", "text table"...; "folder" for any folder) has no use for,
     rather than ignoring them."""
-    unused = [name for name, (default, readers) in _DATA_FLAGS.items()
-              if getattr(args, name) not in (default, None) and not any(reader.endswith(kind) for reader in readers)]
+    unused = [name for name, (default, readers) in _DATA_FLAGS.items()  # a command may lack one (probe: --augment)
+              if getattr(args, name, None) not in (default, None) and not any(map(lambda r: r.endswith(kind), readers))]
     if unused:
         flags = " and ".join(terminal.FLAGS.get(name, f"--{name.replace('_', '-')}") for name in unused)
         article = "an" if kind[0] in "aeiou" else "a"
@@ -117,7 +117,7 @@ def _load_data(args, extractor):
             data = tfxfer.load_text(args.data, extractor=extractor, text_column=_one_or_list(args.text_column),
                                     **common)
         else:
-            data = tfxfer.load_images(args.data, extractor=extractor, augment=args.augment,
+            data = tfxfer.load_images(args.data, extractor=extractor, augment=getattr(args, "augment", False),
                                       path_column=args.path_column, **common)
     _say(args, data.summary())
     terminal.print_skipped(data.skipped)

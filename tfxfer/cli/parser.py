@@ -88,7 +88,7 @@ def _extractor_flags(parser, source=True, repeat=False):
                              "its mask: about 197 KB per text at 128 tokens)")
 
 
-def _data_flags(parser):
+def _data_flags(parser, augment=True):
     images, text = library_defaults("data/images.py", "load_images"), library_defaults("data/text.py", "load_text")
     parser.add_argument("data", help="a folder (one subfolder per class, or train/ and val/), or a CSV/TSV file")
     parser.add_argument("--label-column", nargs="+", default=[images["label_column"]],
@@ -115,7 +115,8 @@ def _data_flags(parser):
     parser.add_argument("--test-split", type=fraction, default=images["test_split"],
                         help="fraction held out for a test split when the data has none (default: %(default)s)")
     parser.add_argument("--batch-size", type=whole(1), default=images["batch_size"], help="(default: %(default)s)")
-    parser.add_argument("--augment", action="store_true", help="random flips, rotations, zooms (disables caching)")
+    if augment:  # not for the probe, which scores the frozen features of the images as they are
+        parser.add_argument("--augment", action="store_true", help="random flips, rotations, zooms (disables caching)")
     parser.add_argument("--on-bad", choices=["error", "skip"], default=images["on_bad"],
                         help="bad files or rows: stop with an error, or skip and list them (default: %(default)s)")
     parser.add_argument("--seed", type=seed, default=images["seed"], help="(default: %(default)s)")
@@ -269,7 +270,7 @@ def build_parser():
 
     probe = _command(commands_, "probe", "score every block boundary of one or more extractors on frozen features "
                                          "(linear probe, k-NN, LogME): which extractor, and how deep", probing.probe)
-    _data_flags(probe)
+    _data_flags(probe, augment=False)
     probe.add_argument("--extractor", nargs="+", action="append", required=True, metavar=("SOURCE", "KEY=VALUE"),
                        help="an extractor, with load_extractor options after it (weights=FILE, alpha=0.35, "
                             "preprocessor=DIR); repeat for each extractor")

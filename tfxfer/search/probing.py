@@ -216,8 +216,8 @@ def probe(data, extractors, *, task=None, scores=SCORES, rank_by="linear", C=1.0
     Args:
         data: A `DataSplits` with training and validation splits (each extractor gets it decoded for itself), or
             `{"train": (inputs, labels), "validation": (inputs, labels)}` of arrays with `task`.
-        extractors: Extractors, sources for `tfxfer.load_extractor`, or `(source, options)` pairs whose options
-            are `load_extractor`'s keyword arguments.
+        extractors: A list of extractors, sources for `tfxfer.load_extractor`, or `(source, options)` pairs whose
+            options are `load_extractor`'s keyword arguments (or one extractor or source alone).
         scores: Which of `SCORES` to compute.
         rank_by: The score the table is sorted by.
         C: The linear probe's inverse regularisation strength.
@@ -248,6 +248,10 @@ def probe(data, extractors, *, task=None, scores=SCORES, rank_by="linear", C=1.0
                          "val/ folder.")
     from tfxfer.search.hypermodel import extractor_key
 
+    if isinstance(extractors, (str, os.PathLike, Extractor)):  # one, not the characters of its name
+        extractors = [extractors]
+    if not extractors:
+        raise ValueError("probe needs at least one extractor in extractors=[...].")
     given = [source if isinstance(source, tuple) else (source, {}) for source in extractors]
     # A row names its extractor with the options that make it another model (MobileNetV2 at alpha=0.35 or 1.0);
     # sources named alike are refused before any loads.
