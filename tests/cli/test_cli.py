@@ -71,7 +71,8 @@ def test_tune_across_two_extractors_then_export_retrains_the_best(tiny_hub_model
     other = save_hub_format(tiny_cnn(seed=5), tmp_path / "other_hub")
     search = tmp_path / "runs" / "two"
     tune = ["tune", images, "--extractor", tiny_hub_model, "--extractor", other, "--probe-margin", "1", "--trials",
-            "2", "--dir", search, "--batch-norm", "--centre-rates", "--warmup-epochs", "1"]
+            "2", "--dir", search, "--batch-norm", "--centre-rates", "--warmup-epochs", "1", "--seed", "2",
+            "--validation-split", "0.25"]
     first = records(tfxfer(*tune, "--epochs", "1", "--json"))
     assert len(first) == 2 and {row["status"] for row in first} == {"COMPLETED"}
     # tune had no --warmup-epochs: every trial that trained blocks warmed its head up for 5 epochs (a tester's find)
@@ -85,8 +86,10 @@ def test_tune_across_two_extractors_then_export_retrains_the_best(tiny_hub_model
     assert changed.returncode == 1 and "run with --epochs 1 then, --epochs 2 now." in changed.stderr, changed.stderr
     assert "as the learning-rate finder chose in the search's first run" in changed.stdout
     assert "learning-rate finder:" not in changed.stdout
+    # export reads the data with the flags tune recorded: without them it refused "other data" (a tester's find).
     result = tfxfer("export", images, "--search", search, "--name", "best", "--root", tmp_path / "exports")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert "Reading the data as the search did: --validation-split 0.25, --seed 2" in result.stdout
     assert result.stdout.strip().splitlines()[-1].endswith("best/1")
 
 

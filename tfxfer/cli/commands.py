@@ -228,6 +228,7 @@ def tune(args):
     from tfxfer.cli.edge import check_litert_conversion, export_options, said_verification
     from tfxfer.cli.flags import distribution_environment
     from tfxfer.cli.outputs import check_export_flags, check_output_folder
+    from tfxfer.cli.searches import record_data_flags
 
     check_export_flags(args)
     several = len(args.extractor) > 1
@@ -262,7 +263,9 @@ def tune(args):
                                    probe_score=args.probe_score, probe_margin=args.probe_margin,
                                    verbose=0 if (args.quiet or args.json) else 1)
     args.stage = "searching"
+    record_data_flags(args, before=True)  # for tfxfer export, even of a search stopped before its end
     table = search.search(data, callbacks=_callbacks(args)[0])
+    record_data_flags(args)  # and after the search, which --overwrite begins by emptying the folder
     if exporting:
         args.stage = "exporting"
         fitted = search.best_model(data)
@@ -282,9 +285,10 @@ def export(args):
     import tfxfer
     from tfxfer.cli.edge import check_litert_conversion, export_options, said_verification
     from tfxfer.cli.outputs import check_export_path
-    from tfxfer.cli.searches import load_search_extractors
+    from tfxfer.cli.searches import load_search_extractors, take_recorded_data_flags
 
     options = export_options(args)
+    take_recorded_data_flags(args)
     _check_data_path(args)
     check_export_path(args, "--name", args.name)
     args.stage = "loading"
@@ -322,19 +326,8 @@ def predict(args):
     if skipped and table.empty:
         raise ValueError(f"every input was left out ({len(skipped)}, listed above): nothing was predicted")
     if "text" in table and not args.json:  # a row per text, however long; --json gives each whole
-        table = table.assign(text=table["text"].map(_cell))
+        table = table.assign(text=table["text"].map(terminal.table_cell))
     _result(args, table)
-
-
-def _cell(text, width=60):
-    """A text as one table cell: its line breaks as spaces, cut to `width` characters.
-
-    Example:
-        >>> _cell("Dear all,\\n\\nthe bees are back. " * 5)
-        'Dear all, the bees are back. Dear all, the bees are back....'
-    """
-    text = " ".join(str(text).split())
-    return text if len(text) <= width else text[:width - 3] + "..."
 
 
 def demo(args):

@@ -1,9 +1,51 @@
 """A search folder that `tfxfer export` reads: its extractors loaded as the search recorded them, or from where the
-user says one is now, with what went wrong said in the command line's words."""
+user says one is now, and its data read with the flags `tfxfer tune` recorded, with what went wrong said in the
+command line's words."""
 
 import os
+import shlex
 
-from tfxfer.cli.commands import UsageError
+from tfxfer.cli.commands import UsageError, _say
+from tfxfer.cli.terminal import FLAGS
+
+#: The data flags of `tfxfer tune`, recorded beside its search (`RECORD`) so that `tfxfer export` reads the data as
+#: the search did without the user giving them again.
+DATA_FLAGS = ("label_column", "text_column", "path_column", "split_column", "column_names", "sep", "encoding", "task",
+              "class_names", "label_delimiter", "validation_split", "test_split", "batch_size", "augment", "on_bad",
+              "seed")
+RECORD = "tfxfer_data_flags.json"
+
+
+def record_data_flags(args, before=False):
+    """Writes the data flags of `tfxfer tune` into its search folder (`--dir`), on the chief: for a new search, or a
+    search recorded without them; a resumed search keeps those it started with. With `--overwrite`, which empties
+    the folder when the search begins, only after the search (not `before`)."""
+    from tfxfer.search.results import write_json
+
+    path = os.path.join(args.dir, RECORD)
+    if not os.environ.get("KERASTUNER_TUNER_ID", "chief").startswith("chief"):
+        return  # the chief records it
+    if (args.overwrite and not before) or not (args.overwrite or os.path.exists(path)):
+        write_json(path, {name: getattr(args, name) for name in DATA_FLAGS})
+
+
+def take_recorded_data_flags(args):
+    """Gives the data flags that `tfxfer export` was not given the values its search recorded, and says which."""
+    from tfxfer.search.results import read_json
+
+    path = os.path.join(args.search, RECORD)
+    if not os.path.isfile(path):
+        return  # a search run from Python, or before 2026-12-07
+    taken = []
+    for name, value in read_json(path).items():
+        if name in DATA_FLAGS and getattr(args, name) == args.parser.get_default(name) != value:
+            setattr(args, name, value)
+            flag = FLAGS.get(name, f"--{name.replace('_', '-')}")
+            taken.append(flag if value is True else f"{flag} " + " ".join(
+                "tab" if item == "\t" else shlex.quote(str(item)) for item in (value if isinstance(value, list)
+                                                                                else [value])))
+    if taken:
+        _say(args, f"Reading the data as the search did: {', '.join(taken)}")
 
 
 def load_search_extractors(args, search):

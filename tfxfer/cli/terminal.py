@@ -320,3 +320,14 @@ def print_skipped(skipped, what="file(s) or row(s)"):
                             else f"{item}\t\t\n" for item in skipped)
         print(f"  ... and {len(skipped) - LISTED_SKIPS} more; all {len(skipped)} are listed in {file.name}",
               file=sys.stderr)
+
+
+def table_cell(text, width=60):
+    """A text as one table cell: its line breaks as spaces, cut to `width` characters.
+
+    Example:
+        >>> table_cell("Dear all,\\n\\nthe bees are back. " * 5)
+        'Dear all, the bees are back. Dear all, the bees are back....'
+    """
+    text = " ".join(str(text).split())
+    return text if len(text) <= width else text[:width - 3] + "..."
