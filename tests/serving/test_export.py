@@ -356,6 +356,16 @@ def test_models_config_lists_every_model(tiny_exports, tmp_path):
     assert '"/models/ants_bees"' in (tmp_path / "models.config").read_text()
     with pytest.raises(FileNotFoundError, match="holds no exported model"):
         write_models_config(tmp_path / "ants_bees")
+    # A version folder that holds no SavedModel was listed, and TF Serving would have failed on it (a tester's find).
+    (tmp_path / "empty" / "1").mkdir(parents=True)
+    assert '"empty"' not in write_models_config(tmp_path).read_text()
+    # A folder of the user's own files was filled with a version among them, without a word (a tester's find).
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "plan.txt").write_text("mine")
+    with pytest.raises(ValueError, match=r"notes holds plan.txt, which is not a version of an export \(1/, 2/...\): "
+                                         r"an export goes into a folder of its own"):
+        export(model, "notes", tmp_path, task_type="multiclass", class_names=CLASSES)
+    assert sorted(path.name for path in (tmp_path / "notes").iterdir()) == ["plan.txt"]
 
 
 def test_load_exported_runs_image_files_and_names_the_bad_ones(tiny_exports, tmp_path):

@@ -88,8 +88,16 @@ FORMAT_FILES = {"savedmodel": "saved_model.pb", "litert": "model.tflite"}
 
 
 def check_format(model_folder, export_format):
-    """Raises when `<root>/<name>` holds versions of another export format than `export_format`: TF Serving serves a
-    name's highest version, so a `.tflite` version would hide (and fail) the SavedModels."""
+    """Raises when `<root>/<name>` holds versions of another export format than `export_format` (TF Serving serves a
+    name's highest version, so a `.tflite` version would hide, and fail, the SavedModels), or anything but versions
+    (a user's folder, which an export would fill with its own)."""
+    foreign = sorted(entry for entry in (os.listdir(model_folder) if os.path.isdir(model_folder) else [])
+                     if not (is_version(entry) or entry.startswith(TEMPORARY_PREFIX)))
+    if foreign:
+        listed = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
+        what = "which is not a version" if len(foreign) == 1 else "which are not versions"
+        raise ValueError(f"{model_folder} holds {listed}, {what} of an export (1/, 2/...): an export goes into a "
+                         "folder of its own; export under another name or root.")
     for other, marker in FORMAT_FILES.items():
         held = [v for v in versions(model_folder) if (Path(model_folder) / str(v) / marker).exists()]
         if other != export_format and held:
@@ -238,7 +246,7 @@ def write_models_config(root="saved_models", base_path=None):
     """Writes `<root>/models.config`, TF Serving's `model_config_list` of every SavedModel exported under `root`
     (LiteRT exports are left out: TF Serving does not serve `.tflite` files).
 
-    The file is regenerated from the folders (every `<root>/<name>` holding at least one version), so edits by hand
+    The file is regenerated from the folders (every `<root>/<name>` with a SavedModel version), so edits by hand
     are replaced; it is written to a temporary file and renamed, under a lock, so a reader or a concurrent writer
     never sees it half written. Serve with `tensorflow_model_server --model_config_file=<root>/models.config`.
 
@@ -273,7 +281,8 @@ def write_models_config(root="saved_models", base_path=None):
         # Listing and writing under one lock: a writer that listed before another export's rename never writes last.
         fcntl.flock(lock, fcntl.LOCK_EX)
         names = sorted(entry.name for entry in root.iterdir()
-                       if entry.is_dir() and _NAME.match(entry.name) and versions(entry) and not _litert(entry))
+                       if entry.is_dir() and _NAME.match(entry.name) and any(  # a SavedModel version in it
+                           (entry / str(v) / FORMAT_FILES["savedmodel"]).is_file() for v in versions(entry)))
         if not names:
             raise FileNotFoundError(f"{root} holds no exported model (<name>/<version>/ folders); export one first.")
         lines = ["model_config_list {"]
@@ -286,11 +295,6 @@ def write_models_config(root="saved_models", base_path=None):
         temporary.write_text("\n".join(lines) + "\n")
         os.replace(temporary, path)
     return path
-
-
-def _litert(model_folder):
-    """Whether a model's versions are LiteRT files, which TF Serving does not serve."""
-    return all((model_folder / str(v) / FORMAT_FILES["litert"]).exists() for v in versions(model_folder))
 
 
 def _quote(text):
