@@ -122,3 +122,8 @@ def test_distill_refuses_a_text_teacher_before_anything_loads(tiny_hub_model, tm
     assert result.returncode == 2 and result.stderr.strip().endswith(
         f"--teacher {teacher.parent} is the export of a text model; tfxfer distill teaches image students: pass the "
         "export of an image model"), result.stderr[-2000:]
+    (tmp_path / "lite_teacher" / "1").mkdir(parents=True)
+    (tmp_path / "lite_teacher" / "1" / "model.tflite").write_bytes(b"")
+    result = tfxfer("distill", texts, "--teacher", tmp_path / "lite_teacher", "--extractor", tiny_hub_model)
+    assert result.returncode == 2 and "lite_teacher is a LiteRT export; the teacher runs as a SavedModel" in \
+        result.stderr, result.stderr[-2000:]

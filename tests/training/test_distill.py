@@ -62,6 +62,9 @@ def test_a_student_of_an_exported_teacher_with_unlabelled_images_exports_to_lite
     assert exported.metadata["training"]["regime"] == "feature-extraction"
     assert exported.metadata["training"]["distillation"]["unlabeled_images"] == 12
     assert exported.metadata["litert"]["verification"]["top1_agreement"] >= 0.9
+    # A LiteRT export as the teacher was "only version folders that are not whole exports" (a tester's find).
+    with pytest.raises(ValueError, match="is a LiteRT export; the teacher runs as a SavedModel"):
+        tfxfer.distill(str(path.parent), small_student(), taught["data"])
 
 
 @pytest.mark.parametrize("options, message", [

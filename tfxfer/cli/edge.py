@@ -181,11 +181,16 @@ def distill(args):
 
 
 def _check_image_teacher(args):
-    """Refuses, before the student loads, a teacher exported from a text model (distill teaches image students)."""
+    """Refuses, before the student loads, a teacher exported from a text model (distill teaches image students), or
+    as a LiteRT file (the teacher runs as a SavedModel)."""
     import json
 
+    from tfxfer.serving.litert_client import is_litert_export
     from tfxfer.serving.versioning import METADATA_FILE, resolve_export
 
+    if is_litert_export(args.teacher):
+        raise UsageError(f"--teacher {args.teacher} is a LiteRT export; the teacher runs as a SavedModel: pass the "
+                         "SavedModel export of the same model (exported without --format litert)")
     try:
         kind = json.loads((resolve_export(args.teacher) / METADATA_FILE).read_text()).get("input_kind")
     except (OSError, ValueError):

@@ -165,7 +165,11 @@ def _teacher(teacher, class_names):
             return teacher.model_(pixels * ((high - low) / 255.0) + low, training=False).numpy()
     else:
         from tfxfer.serving.client import ExportedModel
+        from tfxfer.serving.litert_client import is_litert_export
 
+        if is_litert_export(teacher):  # "not whole exports", said of whole LiteRT versions (a tester's find)
+            raise ValueError(f"teacher {teacher} is a LiteRT export; the teacher runs as a SavedModel: pass the "
+                             "SavedModel export of the same model (export it without format='litert').")
         exported = ExportedModel(teacher)
         if exported.input_kind != "image" or "serving_images" not in exported.signatures:
             raise ValueError(f"teacher {teacher} is not the SavedModel export of an image model (it takes "
