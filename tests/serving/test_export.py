@@ -384,6 +384,14 @@ def test_load_exported_runs_image_files_and_names_the_bad_ones(tiny_exports, tmp
         exported.predict([case["files"][1], np.zeros((16, 16, 3), np.uint8)])  # pathlib's message named neither
     with pytest.raises(FileNotFoundError, match="missing.png"):
         exported.predict([tmp_path / "missing.png"])
+    # A CSV of paths was "not an image: text"; the model file itself, "[Errno 20] Not a directory" (testers' finds).
+    (tmp_path / "photos.csv").write_text(f"path\n{case['files'][0]}\n")
+    with pytest.raises(ValueError, match=r"photos.csv is a table; an image model takes image files: pass the images"):
+        exported.predict(tmp_path / "photos.csv")
+    assert load_exported(exported.path / "saved_model.pb").path == exported.path
+    with pytest.raises(FileNotFoundError, match=r"fingerprint.pb is a file, not an export: pass the folder of the "
+                                                r"export \("):
+        load_exported(exported.path / "fingerprint.pb")
 
 
 def test_load_exported_runs_texts_and_a_csv(tiny_exports, tmp_path, monkeypatch):

@@ -116,6 +116,11 @@ class ExportedModel:
             raise TypeError("An image model takes image files: pass the DataFrame's column of paths, e.g. "
                             "frame['path'].")
         if self.input_kind == "image":
+            tables = [item for item in inputs if isinstance(item, (str, os.PathLike)) and os.path.isfile(item)
+                      and Path(item).suffix.lower() in text_inputs.TABLE_SUFFIXES]
+            if tables:  # it read as "not an image: text", which says nothing of what to pass
+                raise ValueError(f"{tables[0]} is a table; an image model takes image files: pass the images or their "
+                                 "folder, or the table's column of paths (pandas.read_csv(...)['path']).")
             items = _image_files(inputs, bad)
             columns = {"file": [str(item) for item in items]}
             argument, values = "image_bytes", items

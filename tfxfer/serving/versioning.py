@@ -33,10 +33,10 @@ def is_version(name):
 
 
 def versions(model_folder):
-    """The versions under `<root>/<name>`, ascending; `[]` when the folder does not exist."""
+    """The versions under `<root>/<name>`, ascending; `[]` when the folder does not exist (or is a file)."""
     try:
         names = os.listdir(model_folder)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return []
     return sorted(int(name) for name in names if is_version(name))
 
@@ -46,8 +46,8 @@ SAVEDMODEL_FILES = ("saved_model.pb", "variables", str(METADATA_FILE))
 
 
 def resolve_export(path, files=SAVEDMODEL_FILES):
-    """The version folder of an export: `path` itself if it holds `files[0]` (`saved_model.pb`), else its highest
-    whole version (one holding all of `files`).
+    """The version folder of an export: `path` itself if it holds `files[0]` (`saved_model.pb`; or its folder if it
+    is that file), else its highest whole version (one holding all of `files`).
 
     A version folder that is not whole (made by hand, or copied in part) is passed over with a warning, as it would
     fail to load.
@@ -56,6 +56,11 @@ def resolve_export(path, files=SAVEDMODEL_FILES):
         FileNotFoundError: `path` is neither a version folder nor a folder of versions.
     """
     path = Path(path)
+    if path.is_file():  # the model file itself, or another file of a version: its folder is meant
+        if path.name == files[0]:
+            return path.parent
+        raise FileNotFoundError(f"{path} is a file, not an export: pass the folder of the export ({path.parent}, or "
+                                "<root>/<name> for its highest version).")
     if (path / files[0]).is_file():
         return path
     found = versions(path)
