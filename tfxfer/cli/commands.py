@@ -318,6 +318,9 @@ def predict(args):
     if text_only and exported.input_kind == "image":
         raise UsageError(f"{terminal.these_apply(text_only)} to text models; {args.export} takes images: leave "
                          f"{'it' if len(text_only) == 1 else 'them'} out")
+    tables = [item for item in args.inputs if os.path.isfile(item) and item.lower().endswith((".csv", ".tsv", ".tab"))]
+    if tables and exported.input_kind == "image":  # the library's advice is a pandas column
+        raise UsageError(f"{tables[0]} is a table; {args.export} takes image files: pass the images or their folder")
     args.stage = "predicting"
     table = exported.predict(args.inputs, text_column=args.text_column and _one_or_list(args.text_column),
                              on_bad=args.on_bad, texts=args.texts, sep=args.sep, column_names=args.column_names,
