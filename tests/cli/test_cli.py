@@ -511,3 +511,29 @@ def test_export_names_an_extractor_that_moved_and_one_that_is_not_the_searchs(ti
     with pytest.raises(UsageError, match=r"--extractor .*nowhere did not load \(.*\); export retrains the search's "
                                          r"own extractor: pass where that model is now, or leave --extractor out"):
         load("--extractor", str(tmp_path / "nowhere"))
+
+
+def test_messages_of_probe_options_and_export_search_are_in_the_command_lines_words(tmp_path):
+    """Hostile testers' finds: alpha=abc was "could not convert string to float", a key given twice kept the last,
+    a --search that does not exist was "pass the directory and --dir of a TransferSearch", and messages pointed to
+    the Python API ("(and tfxfer.load_images)", "(see tfxfer.extractors.application_names())")."""
+    from tfxfer.cli.commands import UsageError
+    from tfxfer.cli.parser import build_parser
+    from tfxfer.cli.probing import _probe_extractors
+    from tfxfer.cli.searches import take_recorded_data_flags
+    from tfxfer.cli.terminal import cli_words
+
+    assert _probe_extractors([["MobileNetV2", "alpha=0.35", "weights=none"]]) == [
+        ("MobileNetV2", {"alpha": 0.35, "weights": None})]
+    with pytest.raises(UsageError, match="--extractor MobileNetV2: 'alpha=abc': alpha must be a number"):
+        _probe_extractors([["MobileNetV2", "alpha=abc"]])
+    with pytest.raises(UsageError, match="--extractor MobileNetV2: alpha= is given twice; give it once"):
+        _probe_extractors([["MobileNetV2", "alpha=0.35", "alpha=0.5"]])
+    for folder, held in ((tmp_path / "nope", "does not exist"), (tmp_path, "is not a search folder")):
+        args = build_parser().parse_args(["export", "data", "--search", str(folder), "--name", "x"])
+        with pytest.raises(UsageError, match=f"--search {folder} {held}.*: pass the --dir of a `tfxfer tune` run"):
+            take_recorded_data_flags(args)
+    assert cli_words("pass an image extractor (and tfxfer.load_images), or text data.") == \
+        "pass an image extractor, or text data."
+    assert cli_words("Applications include DenseNet201 (see tfxfer.extractors.application_names()).") == \
+        "Applications include DenseNet201."

@@ -18,7 +18,13 @@ def _probe_extractors(specs):
             if not equals or key not in _PROBE_OPTIONS:
                 raise UsageError(f"--extractor {source}: {pair!r} is not KEY=VALUE with KEY one of "
                                  f"{', '.join(_PROBE_OPTIONS)}")
-            options[key] = None if value == "none" else _PROBE_OPTIONS[key](value)
+            if key in options:  # the last one won, silently (a tester's find)
+                raise UsageError(f"--extractor {source}: {key}= is given twice; give it once")
+            try:
+                options[key] = None if value == "none" else _PROBE_OPTIONS[key](value)
+            except ValueError:
+                kind = {float: "a number", int: "a whole number"}[_PROBE_OPTIONS[key]]
+                raise UsageError(f"--extractor {source}: {pair!r}: {key} must be {kind}") from None
         extractors.append((source, options))
     return extractors
 

@@ -30,9 +30,13 @@ def record_data_flags(args, before=False):
 
 
 def take_recorded_data_flags(args):
-    """Gives the data flags that `tfxfer export` was not given the values its search recorded, and says which."""
-    from tfxfer.search.results import read_json
+    """Refuses a `--search` that is no search folder; gives the data flags that `tfxfer export` was not given the
+    values its search recorded, and says which."""
+    from tfxfer.search.results import SEARCH_FILE, read_json
 
+    if not os.path.isfile(os.path.join(args.search, SEARCH_FILE)):
+        held = "does not exist" if not os.path.exists(args.search) else f"is not a search folder (no {SEARCH_FILE})"
+        raise UsageError(f"--search {args.search} {held}: pass the --dir of a `tfxfer tune` run")
     path = os.path.join(args.search, RECORD)
     if not os.path.isfile(path):
         return  # a search run from Python, or before 2026-12-07

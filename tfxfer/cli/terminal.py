@@ -169,6 +169,8 @@ def cli_words(message, flags=FLAGS):
     flagged = re.sub(r"\b[a-z_.]+\([^()]*?(--[a-z][^()]*)\)", r"\1", flagged)
     # Where the extractor's options are not flags (tfxfer probe), such a call is `--extractor SOURCE KEY=VALUE`.
     flagged = re.sub(r"\bload_extractor\('([^']*)', (\w+)='([^']*)'\)", r"--extractor \1 \2=\3", flagged)
+    # Pointers to the Python API, such as "(and tfxfer.load_images)" or "(see tfxfer.extractors.application_names())".
+    flagged = re.sub(r" \((?:and|see) tfxfer\.[\w.]+(?:\(\))?\)", "", flagged)
     return re.sub(r"(--[a-z][\w-]*) or \1\b", r"\1", flagged)
 
 
