@@ -38,8 +38,6 @@ def litert_flags(parser):
 def export_options(args):
     """The LiteRT arguments of `tfxfer.export` that `--format` and its flags give, checked before anything trains;
     refuses them with a SavedModel, and export flags where nothing is exported (no `--export`)."""
-    from tfxfer.serving.litert import check_options
-
     given = {"quantize": args.quantize, "input_type": args.input_type, "output_type": args.output_type,
              "calibration_size": args.calibration_size, "select_tf_ops": args.select_tf_ops or None}
     given = {name: value for name, value in given.items() if value is not None}
@@ -57,6 +55,8 @@ def export_options(args):
     if args.models_config:
         raise UsageError("--models-config lists SavedModels for TF Serving, which does not serve .tflite files: "
                          "leave it out with --format litert")
+    from tfxfer.serving.litert import check_options  # imports TensorFlow: not for the refusals above
+
     try:
         check_options(given.get("quantize", "none"), given.get("input_type", "float32"),
                       given.get("output_type", "float32"), given.get("calibration_size", 1), 1)
