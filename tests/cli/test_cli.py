@@ -463,6 +463,12 @@ def test_flag_words_quote_what_the_shell_would_split_and_negate_with_no():
 
     assert interrupted("predict", "loading") == "tfxfer predict: interrupted while loading; nothing was written."
     assert interrupted("train", "loading") == "tfxfer train: interrupted while loading; nothing was trained or written."
+    # `lr-find --plot p.png | head -1` said "nothing was written" beside the plot it had written (a tester's find).
+    from tfxfer.cli.terminal import reader_gone
+
+    assert interrupted("probe", "writing its results") == (
+        "tfxfer probe: interrupted while writing its results; a plot is written whole or not at all.")
+    assert reader_gone("lr-find", "writing its results") is None
     # The refusal of one example per batch under a BatchNorm head, as `tfxfer train --batch-size 1` prints it.
     from types import SimpleNamespace
 

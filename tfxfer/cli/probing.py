@@ -47,6 +47,7 @@ def probe(args):
     data = _load_data(args, first)
     args.stage = "probing"
     table = tfxfer.probe(data, [(first, specs[0][1]), *specs[1:]], rank_by=args.rank_by)
+    args.stage = "writing its results"  # "nothing was written" would no longer be true
     if args.plot:
         tfxfer.plot_probe(table, path=args.plot)
         _say(args, f"plot written to {args.plot}")

@@ -106,6 +106,7 @@ def lr_find(args):
     finding = model.find_learning_rate(data, steps=args.steps, start=args.start, end=args.end)
     row = {"valley": float(f"{finding.valley:.3g}"), "steepest": float(f"{finding.steepest:.3g}"),
            "steps": len(finding.rates), "lowest_loss": round(float(finding.smoothed.min()), 4)}
+    args.stage = "writing its results"  # "nothing was written" would no longer be true
     if args.plot:
         finding.plot(args.plot)
         row["plot"] = args.plot

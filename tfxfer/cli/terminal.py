@@ -223,13 +223,15 @@ _AFTER_INTERRUPT = {
     "predicting": "nothing was written",
     "probing": "nothing was written",
     "reporting": "the report folder may hold part of the report; the export, if any, is whole",
+    "writing its results": "a plot is written whole or not at all",
 }
 
 
 def interrupted(command, stage):
     """The one line that answers Ctrl-C: what was interrupted and what state it left."""
-    after = "nothing was written" if command in ("predict", "probe") else _AFTER_INTERRUPT.get(stage,
-                                                                                               "nothing was written")
+    trains = command not in ("predict", "probe")  # which train nothing: "nothing was trained" would be odd
+    after = _AFTER_INTERRUPT.get(stage, "nothing was written") if trains or stage != "loading" else \
+        "nothing was written"
     return f"tfxfer {command}: interrupted while {stage}; {after}."
 
 
