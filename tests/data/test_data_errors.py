@@ -277,10 +277,12 @@ def test_paths_that_do_not_exist_name_row_and_path(tmp_path):
 
     os.symlink(tmp_path / "moved.png", tmp_path / "link.png")
     for written, hint in [("~/pics/a.png", "~ is not expanded here"), ("file:///tmp/a.png", "it is a file:// URL"),
+                          ("https://example.com/a.png", "URLs are not read"),  # shown as written, not https:/example
                           ("pics/*.png", "it is a pattern"), ("link.png", r"it is a link to .*moved\.png, which does not")]:
         frame = pd.DataFrame({"path": ["a.png", "b.png", written], "label": ["x", "y", "x"]})
-        with pytest.raises(DataError, match=rf"row 2: path does not exist \(.* is not a file; {hint}"):
+        with pytest.raises(DataError, match=rf"row 2: path does not exist \(.* is not a file; {hint}") as error:
             load_images(frame, base_dir=tmp_path, **UNIT)
+        assert "://" not in written or f"'{written}' is not a file" in str(error.value)
 
 
 def test_skip_counts_reasons_over_a_mixed_table(tmp_path):
@@ -322,3 +324,6 @@ def test_a_table_path_relative_to_the_working_folder_is_named_as_such(tmp_path, 
     with pytest.raises(DataError, match=r"img/cat/cat_000.png is a file relative to the working folder, but a "
                                         r"table's paths are read relative to its own folder"):
         load_images(tmp_path / "sub" / "photos.csv", image_size=(16, 16), value_range=(0, 1))
+    # With base_dir, "its own folder" was not where they were read from (a tester's find).
+    with pytest.raises(DataError, match=r"read relative to base_dir='sub': write them so"):
+        load_images(tmp_path / "sub" / "photos.csv", base_dir="sub", image_size=(16, 16), value_range=(0, 1))

@@ -384,6 +384,8 @@ def test_load_exported_runs_image_files_and_names_the_bad_ones(tiny_exports, tmp
         exported.predict([case["files"][1], np.zeros((16, 16, 3), np.uint8)])  # pathlib's message named neither
     with pytest.raises(FileNotFoundError, match="missing.png"):
         exported.predict([tmp_path / "missing.png"])
+    with pytest.raises(FileNotFoundError, match="Image file https://example.com/a.png does not exist; URLs are not"):
+        exported.predict("https://example.com/a.png")
     # A CSV of paths was "not an image: text"; the model file itself, "[Errno 20] Not a directory" (testers' finds).
     (tmp_path / "photos.csv").write_text(f"path\n{case['files'][0]}\n")
     with pytest.raises(ValueError, match=r"photos.csv is a table; an image model takes image files: pass the images"):

@@ -183,9 +183,9 @@ def _decodable_files(found, bad):
     return kept
 
 
-def path_hint(written, path=None):
+def path_hint(written, path=None, base="its own folder"):
     """Why a path in a table (or given to predict) may not be found: a URL, a Windows path, `~`, a pattern, a link
-    to nothing."""
+    to nothing, a path relative to the working folder where the table's are read relative to `base`."""
     if written.lower().startswith("file://"):
         return "; it is a file:// URL: write the path without file://"
     if written.lower().startswith(("http://", "https://", "gs://", "s3://")):
@@ -200,7 +200,7 @@ def path_hint(written, path=None):
         return f"; it is a link to {os.readlink(path)}, which does not exist"
     if path is not None and Path(path) != Path(written) and os.path.isfile(written):
         return (f"; {written} is a file relative to the working folder, but a table's paths are read relative to "
-                "its own folder: write them so, or absolute")
+                f"{base}: write them so, or absolute")
     return ""
 
 
@@ -234,8 +234,10 @@ def _table_paths(frame, source_name, folder, keep, path_column, base_dir, bad):
             written = path
             path = Path(path) if Path(path).is_absolute() or base is None else base / path
             if not path.is_file():
-                bad.report(row_source(source_name, index), "path does not exist", f"{str(path)!r} is not a file"
-                           + path_hint(written, path), "fix the path, drop the row,")
+                shown = written if "://" in written else str(path)  # a URL as written (a path folds its //)
+                relative_to = "its own folder" if base_dir is None else f"base_dir={str(base)!r}"
+                bad.report(row_source(source_name, index), "path does not exist", f"{shown!r} is not a file"
+                           + path_hint(written, path, relative_to), "fix the path, drop the row,")
                 keep[position] = False
         paths.append(str(path))
     candidates = np.flatnonzero(keep)

@@ -179,7 +179,8 @@ def _image_files(inputs, bad):
         elif path.is_file():
             files.append(path)
         else:
-            raise FileNotFoundError(f"Image file {path} does not exist{path_hint(str(item), path)}.")
+            shown = item if "://" in str(item) else path  # a URL as written (a path folds its //)
+            raise FileNotFoundError(f"Image file {shown} does not exist{path_hint(str(item), path)}.")
     kept = decodable(files, bad, skip_does="predict the others")
     note = rotation_note(kept)
     if note:  # as training notes it: the served model sees the files as stored

@@ -32,7 +32,8 @@ def check_data_fits(extractor, inputs, labels, task):
         if len(shape) != 4 or shape[-1] != 3 or (None not in shape[1:3] and tuple(shape[1:3]) != extractor.image_size):
             raise ValueError(f"The data's images are of size {tuple(shape[1:3])} (shape {shape}), but "
                              f"{extractor.source!r} takes images of size {extractor.image_size} with 3 channels. Load "
-                             "them with load_images(..., extractor=extractor).")
+                             "them at its size with load_images(..., extractor=extractor) and no image_size=, or "
+                             f"load the extractor at theirs: load_extractor(..., image_size={tuple(shape[1:3])}).")
         data_range = getattr(inputs, "value_range", None)
         if dtype == tf.uint8 and extractor.value_range and extractor.value_range[1] <= 1:
             raise ValueError(f"The images are uint8 pixels (0 to 255), but {extractor.source!r} takes pixels in "
