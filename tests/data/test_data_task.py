@@ -161,10 +161,14 @@ def test_a_text_column_that_is_the_label_column_is_refused():
 
 def test_labels_joined_by_commas_warn_that_they_may_be_several_labels():
     frame = pd.DataFrame({"text": list("abcdef"), "tags": ["a,b", "a", "b", "b, a", "a", "b"]})
-    with pytest.warns(UserWarning, match=r"labels such as 'a,b' in column 'tags' are other labels joined by ','.*"
+    with pytest.warns(UserWarning, match=r"labels such as 'a,b' in column 'tags' join other labels with ','.*"
                                          r"pass label_delimiter=','"):
         assert load_text(frame, label_column="tags", validation_split=0).task.num_outputs == 4  # a tester's find
     assert load_text(frame, label_column="tags", label_delimiter=",", validation_split=0).task.num_outputs == 2
+    # 'ants,dark' beside 'ants' alone, with no 'dark' alone, was a class of its own without a word (a tester's find).
+    frame = pd.DataFrame({"text": list("abcd"), "tags": ["ants,dark", "ants", "bees", "bees,dark"]})
+    with pytest.warns(UserWarning, match=r"labels such as 'ants,dark' in column 'tags' join other labels with ','"):
+        load_text(frame, label_column="tags", validation_split=0)
 
 
 def test_a_regression_target_named_as_an_input_column_keeps_both():

@@ -27,8 +27,8 @@ def warn_of_look_alikes(names, source, column):
 
 
 def warn_of_joined_labels(names, source, column):
-    """Warns of class names that are other class names joined by "," or ";" ("a,b" beside "a" and "b"): tags of a
-    multi-label task read as one class per combination.
+    """Warns of class names that join another class name with "," or ";" ("a,b" beside "a"; "b" need not be a class
+    alone): tags of a multi-label task read as one class per combination.
 
     Example:
         >>> with warnings.catch_warnings(record=True) as caught:
@@ -40,9 +40,9 @@ def warn_of_joined_labels(names, source, column):
     names = [str(name) for name in names]
     for separator in (",", ";"):
         joined = [name for name in names if separator in name
-                  and all(part.strip() in names for part in name.split(separator))]
+                  and any(part.strip() in names for part in name.split(separator))]
         if joined:
-            warnings.warn(f"{source}: labels such as {joined[0]!r} in column {column!r} are other labels joined by "
+            warnings.warn(f"{source}: labels such as {joined[0]!r} in column {column!r} join other labels with "
                           f"{separator!r}, and each combination is a class of its own. If a row may have several "
                           f"labels, pass label_delimiter={separator!r} (multi-label).", stacklevel=6)
             return
