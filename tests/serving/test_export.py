@@ -354,6 +354,16 @@ def test_models_config_lists_every_model(tiny_exports, tmp_path):
     assert config.startswith("model_config_list {") and config.count('model_platform: "tensorflow"') == 2
     write_models_config(tmp_path, base_path="/models/")
     assert '"/models/ants_bees"' in (tmp_path / "models.config").read_text()
+    # Where the server sees the root, given with the export (`--models-config /models`): the host's paths were
+    # written, which the README's docker command cannot read (a tester's find).
+    export(model, "wasps", tmp_path, task_type="multiclass", class_names=CLASSES, models_config="/serving")
+    assert '"/serving/wasps"' in (tmp_path / "models.config").read_text()
+    from tfxfer.cli.parser import build_parser
+
+    flags = ["train", "data", "--extractor", "x", "--export", "m"]
+    assert build_parser().parse_args(flags + ["--models-config", "/models"]).models_config == "/models"
+    assert build_parser().parse_args(flags + ["--models-config"]).models_config is True
+    assert build_parser().parse_args(flags).models_config is False
     with pytest.raises(FileNotFoundError, match="holds no exported model"):
         write_models_config(tmp_path / "ants_bees")
     # A version folder that holds no SavedModel was listed, and TF Serving would have failed on it (a tester's find).

@@ -129,7 +129,10 @@ def _export_flags(parser, name_flag="--export"):
     else:
         parser.add_argument(name_flag, type=model_name, required=True, help="the export's model name")
     parser.add_argument("--root", default=defaults["root"], help="export root (default: %(default)s)")
-    parser.add_argument("--models-config", action="store_true", help="write <root>/models.config for TF Serving")
+    parser.add_argument("--models-config", nargs="?", const=True, default=False, metavar="BASE_PATH",
+                        help="write <root>/models.config for TF Serving; BASE_PATH: where the server sees --root "
+                             "(e.g. /models in a container started with -v $PWD/saved_models:/models; default: "
+                             "--root's absolute path here)")
     edge.litert_flags(parser)
 
 

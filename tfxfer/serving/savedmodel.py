@@ -67,8 +67,9 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
             sizes, counts, origins and summary are stored), a dict, or a string.
         interpolation: The `tf.image.resize` method of the served preprocessing; by default the one a fitted
             `TransferModel` trained with, else the data's (`data_summary.interpolation`), else `"bilinear"`.
-        models_config: Also write `<root>/models.config` listing every model under `root` (see
-            `write_models_config`).
+        models_config: True to also write `<root>/models.config` listing every model under `root` (see
+            `write_models_config`), or a path: where TF Serving sees `root` (its `base_path`, e.g. `"/models"` in a
+            container started with `-v $PWD/saved_models:/models`), written into the file.
         format: `"savedmodel"`, or `"litert"` (also called `"tflite"`): see `tfxfer.serving.litert.export_litert`.
         quantize: LiteRT exports: `"none"` (the default), `"float16"`, `"dynamic"` or `"int8"`.
         **litert_options: LiteRT exports: the other arguments of `export_litert` (`input_type`, `output_type`,
@@ -126,7 +127,7 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
 
     path = write_version(root, name, write)
     if models_config:
-        write_models_config(root)
+        write_models_config(root, base_path=None if models_config is True else models_config)
     return path
 
 
