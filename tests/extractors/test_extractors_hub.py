@@ -180,6 +180,13 @@ def test_folder_that_is_not_a_saved_model(tmp_path):
     (tmp_path / "just_a_folder").mkdir()
     with pytest.raises(ValueError, match="just_a_folder.*no saved_model.pb"):
         tfxfer.load_extractor(tmp_path / "just_a_folder")
+    # A file was "not a SavedModel folder: it has no saved_model.pb", whatever it was (a tester's find).
+    for name, advice in (("saved_model.pb", "pass the folder that holds it"), ("m.keras", "a Keras model file"),
+                         ("w.h5", "pass the keras.applications name they belong to"), ("m.zip", "unzip it"),
+                         ("notes.txt", "pass the folder that holds saved_model.pb")):
+        (tmp_path / name).write_bytes(b"x")
+        with pytest.raises(ValueError, match=rf"{name}' is a file, not a SavedModel folder: .*{advice}"):
+            tfxfer.load_extractor(tmp_path / name)
 
 
 def test_a_half_copied_saved_model_is_named_and_a_home_path_is_expanded(tiny_hub_model, tmp_path, monkeypatch):

@@ -82,6 +82,11 @@ def resolve_source(source):
             "extractor: run it with tfxfer.load_exported (tfxfer predict), or load the extractor it was trained from "
             "(its assets.extra/tfxfer.json names it under extractor_source)."
         )
+    if not tf.io.gfile.isdir(path):
+        name = os.path.basename(path)
+        advice = _FILE_ADVICE.get(name if name == "saved_model.pb" else os.path.splitext(name)[1].lower(),
+                                  "pass the folder that holds saved_model.pb and variables/ (or a .tar.gz of it)")
+        raise ValueError(f"Extractor source {source!r} is a file, not a SavedModel folder: {advice}.")
     if not tf.io.gfile.exists(tf.io.gfile.join(path, "saved_model.pb")):
         raise ValueError(
             f"Extractor source {source!r} is not a SavedModel folder: it has no saved_model.pb. Pass the folder that "
@@ -91,6 +96,16 @@ def resolve_source(source):
         raise ValueError(f"Extractor source {source!r} holds saved_model.pb but no variables/variables.index: the "
                          "SavedModel was copied in part. Copy its whole folder (saved_model.pb and variables/).")
     return path
+
+
+#: What to pass instead of a file that is not a SavedModel folder or an archive of one, by its name or suffix.
+_FILE_ADVICE = {
+    "saved_model.pb": "pass the folder that holds it (with variables/)",
+    ".keras": "a Keras model file, which is not read as a source: in Python, load it with keras.saving.load_model "
+              "and pass the model",
+    ".h5": "Keras weights: pass the keras.applications name they belong to, with weights= this file",
+    ".zip": "tfxfer reads .tar.gz, .tgz and .tar archives (TF Hub's); unzip it and pass the folder",
+}
 
 
 def keras_hub_module():
