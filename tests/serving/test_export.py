@@ -152,6 +152,9 @@ def test_decoded_images_signature_matches_the_bytes_signature(tiny_exports):
     np.testing.assert_allclose(outputs["scores"].numpy(), case["expected"], atol=1e-6)
     big = tf.image.resize(pixels, (40, 28))  # Any size: resized inside, as the bytes are.
     assert loaded.signatures["serving_images"](images=big)["scores"].shape == (4, 3)
+    # Bytes shorter than a header were "pos 8 out of range for string b'hello'" to a TF Serving client (a tester's).
+    with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
+        loaded.signatures["serving_default"](image_bytes=tf.constant([b"hello"]))
 
 
 def test_training_and_serving_give_the_model_the_same_inputs(tiny_exports, tmp_path):

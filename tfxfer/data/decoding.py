@@ -39,6 +39,7 @@ def _header_size(contents):
     TensorFlow's decoders allocate what the header declares, so this is what a decode would take.
     """
     byte = _leading_bytes(contents, 32)
+    head = tf.strings.join([tf.strings.substr(contents, 0, 32), "\0" * 32])  # substr past the end is an error
 
     def little(start, size):
         return _little(byte, start, size)
@@ -47,7 +48,7 @@ def _header_size(contents):
         return sum(byte[start + k] * 256**(size - 1 - k) for k in range(size))
 
     def starts(signature):
-        return tf.strings.substr(contents, 0, len(signature)) == signature
+        return tf.strings.substr(head, 0, len(signature)) == signature
 
     bmp_height = little(22, 4)
     bmp_height = tf.where(bmp_height >= 2**31, 2**32 - bmp_height, bmp_height)  # negative: stored top-down
@@ -59,12 +60,12 @@ def _header_size(contents):
                                      (b"BM", little(18, 4), bmp_height)):
         size = tf.where(starts(signature), tf.stack([width, height]), size)
     # WebP: RIFF, then the first chunk's header: extended (VP8X: the canvas), lossless (VP8L: 14-bit fields) or lossy.
-    webp = starts(b"RIFF") & (tf.strings.substr(contents, 8, 4) == b"WEBP")
+    webp = starts(b"RIFF") & (tf.strings.substr(head, 8, 4) == b"WEBP")
     lossless = little(21, 4)
     for chunk, width, height in ((b"VP8X", little(24, 3) + 1, little(27, 3) + 1),
                                  (b"VP8L", lossless % 2**14 + 1, lossless // 2**14 % 2**14 + 1),
                                  (b"VP8 ", little(26, 2) % 2**14, little(28, 2) % 2**14)):
-        size = tf.where(webp & (tf.strings.substr(contents, 12, 4) == chunk), tf.stack([width, height]), size)
+        size = tf.where(webp & (tf.strings.substr(head, 12, 4) == chunk), tf.stack([width, height]), size)
     return size
 
 
