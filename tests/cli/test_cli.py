@@ -535,6 +535,11 @@ def test_messages_of_probe_options_and_export_search_are_in_the_command_lines_wo
         _probe_extractors([["MobileNetV2", "alpha=abc"]])
     with pytest.raises(UsageError, match="--extractor MobileNetV2: alpha= is given twice; give it once"):
         _probe_extractors([["MobileNetV2", "alpha=0.35", "alpha=0.5"]])
+    # A hub model could be probed at 224 px only (a tester's find).
+    assert _probe_extractors([["hub", "image_size=96x128"], ["other", "image_size=64"]]) == [
+        ("hub", {"image_size": (96, 128)}), ("other", {"image_size": (64, 64)})]
+    with pytest.raises(UsageError, match="'image_size=big': image_size must be HEIGHTxWIDTH or one side"):
+        _probe_extractors([["hub", "image_size=big"]])
     for folder, held in ((tmp_path / "nope", "does not exist"), (tmp_path, "is not a search folder")):
         args = build_parser().parse_args(["export", "data", "--search", str(folder), "--name", "x"])
         with pytest.raises(UsageError, match=f"--search {folder} {held}.*: pass the --dir of a `tfxfer tune` run"):

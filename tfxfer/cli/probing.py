@@ -3,9 +3,17 @@
 from tfxfer.cli.commands import UsageError, _check_data_path, _load_data, _result, _say
 
 
+def _image_size(text):
+    """`96` or `96x128` (height x width) as `(height, width)`."""
+    sides = [int(side) for side in text.lower().split("x")]
+    if len(sides) not in (1, 2) or min(sides) < 1:
+        raise ValueError(text)
+    return (sides[0], sides[-1])
+
+
 #: The `load_extractor` options `tfxfer probe --extractor SOURCE KEY=VALUE` takes, and their types.
 _PROBE_OPTIONS = {"weights": str, "alpha": float, "preprocessor": str, "output_key": str, "granularity": str,
-                  "pooling": str, "sequence_length": int}
+                  "pooling": str, "sequence_length": int, "image_size": _image_size}
 
 
 def _probe_extractors(specs):
@@ -23,7 +31,8 @@ def _probe_extractors(specs):
             try:
                 options[key] = None if value == "none" else _PROBE_OPTIONS[key](value)
             except ValueError:
-                kind = {float: "a number", int: "a whole number"}[_PROBE_OPTIONS[key]]
+                kind = {float: "a number", int: "a whole number", _image_size: "HEIGHTxWIDTH or one side, e.g. "
+                        "96x96"}[_PROBE_OPTIONS[key]]
                 raise UsageError(f"--extractor {source}: {pair!r}: {key} must be {kind}") from None
         extractors.append((source, options))
     return extractors
