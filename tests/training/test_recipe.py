@@ -126,7 +126,7 @@ def test_finder_suggestions_fall_in_the_measured_good_range():
 
 @pytest.mark.parametrize("scale, ramp, error, message", [
     (1.0, dict(start=1e3, end=1e8), ValueError, "rose from the first step .* Lower start=; if that does not help, "
-                                                "check the labels"),
+                                                "check the labels. The ramp was 20 steps: raise steps= first"),
     (1e30, {}, ValueError, "not finite from the first step .* check the targets' scale"),
     (1.0, dict(start=1e-9, end=1e-8), UserWarning, "hardly fell over the ramp .* Raise end="),
     # still falling at the end: the steepest suggestion sat there, and training at it diverged (a hostile tester's)

@@ -106,7 +106,7 @@ def steepest(rates, smoothed, skip=None, window=None):
     return rates[best]
 
 
-def _check_the_loss_fell(rates, smoothed, losses, start, end):
+def _check_the_loss_fell(rates, smoothed, losses, start, end, steps):
     """Raises where the ramp gives nothing to suggest: no finite loss, or a loss that never fell below its first
     value (every rate too high, so it rose at once; or too low to move it); warns where it fell by under 2%."""
     if not len(smoothed):
@@ -114,14 +114,16 @@ def _check_the_loss_fell(rates, smoothed, losses, start, end):
                          f"start={start:g}): check the targets' scale (regression targets far from 1 overflow the "
                          "loss) or lower start=.")
     if int(np.argmin(smoothed)) == 0:
+        # A few steps jump the rate by decades at a time, and the smoothed loss has no room to fall (a tester's find).
+        short = f" The ramp was {steps} steps: raise steps= first (the default is 200)." if steps < 50 else ""
         if smoothed[-1] > 1.1 * smoothed[0]:
             raise ValueError(f"The training loss rose from the first step of the ramp ({smoothed[0]:.4g} at "
                              f"start={start:g}, {smoothed[-1]:.4g} at {rates[-1]:.3g}) and never fell: every rate "
                              f"was too high to train at, or the labels cannot be learned from these features. Lower "
-                             f"start=; if that does not help, check the labels.")
+                             f"start=; if that does not help, check the labels.{short}")
         raise ValueError(f"The training loss did not fall over the ramp ({smoothed[0]:.4g} at start={start:g}, "
                          f"{smoothed[-1]:.4g} at end={end:g}): every rate was too low to move it, or the labels cannot "
-                         "be learned from these features. Raise end=; if that does not help, check the labels.")
+                         f"be learned from these features. Raise end=; if that does not help, check the labels.{short}")
     lowest = int(np.argmin(smoothed))
     if smoothed[lowest] > 0.98 * smoothed[0]:
         warnings.warn(f"The training loss hardly fell over the ramp ({smoothed[0]:.4g} at start={start:g}, at least "
@@ -192,6 +194,6 @@ def ramp(model, fit_kwargs, *, loss, scope, start=1e-7, end=10.0, steps=200, smo
         model.set_weights(weights)
     rates, losses, smoothed = np.array(rates), np.array(losses), np.array(smoothed)
     kept = np.isfinite(smoothed)
-    _check_the_loss_fell(rates[kept], smoothed[kept], losses, start, end)
+    _check_the_loss_fell(rates[kept], smoothed[kept], losses, start, end, int(steps))
     return LearningRateFinding(rates, losses, smoothed, float(valley(rates[kept], smoothed[kept])),
                                float(steepest(rates[kept], smoothed[kept])))
