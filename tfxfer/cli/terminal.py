@@ -106,7 +106,8 @@ FLAGS = {"on_bad": "--on-bad", "encoding": "--encoding", "sep": "--sep", "task":
          "precision": "--precision", "test_time_augmentation": "--tta", "texts": "--texts",
          "probe_score": "--probe-score", "probe_margin": "--probe-margin", "unlabeled": "--unlabeled",
          "temperature": "--temperature",
-         "start": "--start", "end": "--end", "batch_norm": "--batch-norm", "frozen_blocks": "--freeze-choices",
+         "start": "--start", "end": "--end", "steps": "--steps", "batch_norm": "--batch-norm",
+         "frozen_blocks": "--freeze-choices",
          "tuner": "--tuner", "seed": "--seed", "select_tf_ops": "--select-tf-ops", "format": "--format",
          "image_size": "--image-size", "value_range": "--value-range", "quantize": "--quantize",
          "input_type": "--input-type", "output_type": "--output-type", "calibration_size": "--calibration-size"}
