@@ -155,6 +155,9 @@ def test_decoded_images_signature_matches_the_bytes_signature(tiny_exports):
     # Bytes shorter than a header were "pos 8 out of range for string b'hello'" to a TF Serving client (a tester's).
     with pytest.raises(tf.errors.InvalidArgumentError, match="Unknown image file format"):
         loaded.signatures["serving_default"](image_bytes=tf.constant([b"hello"]))
+    # An empty batch failed in the first convolution ("Incompatible shapes"): it gets empty outputs.
+    empty = loaded.signatures["serving_default"](image_bytes=tf.constant([], tf.string))
+    assert empty["scores"].shape == (0, 3) and empty["classes"].shape == (0, 3)
 
 
 def test_training_and_serving_give_the_model_the_same_inputs(tiny_exports, tmp_path):
