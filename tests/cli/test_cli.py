@@ -540,11 +540,32 @@ def test_messages_of_probe_options_and_export_search_are_in_the_command_lines_wo
         ("hub", {"image_size": (96, 128)}), ("other", {"image_size": (64, 64)})]
     with pytest.raises(UsageError, match="'image_size=big': image_size must be HEIGHTxWIDTH or one side"):
         _probe_extractors([["hub", "image_size=big"]])
-    for folder, held in ((tmp_path / "nope", "does not exist"), (tmp_path, "is not a search folder")):
+    (tmp_path / "images").mkdir()
+    for folder, held in ((tmp_path / "nope", "does not exist"), (tmp_path / "images", "is not a search folder")):
         args = build_parser().parse_args(["export", "data", "--search", str(folder), "--name", "x"])
         with pytest.raises(UsageError, match=f"--search {folder} {held}.*: pass the --dir of a `tfxfer tune` run"):
             take_recorded_data_flags(args)
+    # Flags given to export are kept even where they equal the default (--seed 0 gave way to the search's seed 3).
+    (tmp_path / "tfxfer_search.json").write_text("{}")
+    (tmp_path / "tfxfer_data_flags.json").write_text('{"seed": 3, "validation_split": 0.3, "label_column": ["kind"]}')
+    argv = ["export", "data", "--search", str(tmp_path), "--name", "x", "--seed", "0", "--label-col=label"]
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    take_recorded_data_flags(args)
+    assert (args.seed, args.validation_split, args.label_column) == (0, 0.3, ["label"])
+    # With --overwrite, which empties the folder as the search begins, they were written only after the search, so a
+    # search stopped before its end lost them: each trial's start writes them.
+    from tfxfer.cli.searches import RECORD, record_data_flags, recording_data_flags
+
+    tune = build_parser().parse_args(["tune", "data", "--extractor", "x", "--dir", str(tmp_path / "run"),
+                                      "--overwrite", "--seed", "4"])
+    record_data_flags(tune, before=True)
+    assert not (tmp_path / "run" / RECORD).exists()
+    recording_data_flags(tune).on_train_begin()
+    assert json.loads((tmp_path / "run" / RECORD).read_text())["seed"] == 4
     assert cli_words("pass an image extractor (and tfxfer.load_images), or text data.") == \
         "pass an image extractor, or text data."
     assert cli_words("Applications include DenseNet201 (see tfxfer.extractors.application_names()).") == \
         "Applications include DenseNet201."
+    assert cli_words("No completed trial in runs/a; run search() first.") == \
+        "No completed trial in runs/a; run tfxfer tune until a trial completes first."

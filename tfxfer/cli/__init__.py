@@ -33,7 +33,7 @@ def main(argv=None):
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # named by the command they were given to, whose --help lists what it takes
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    args.stage, args.out = "loading", sys.stdout
+    args.stage, args.out, args.argv = "loading", sys.stdout, argv  # argv: which flags were given, defaults or not
     if own_process:
         terminal.end_on_interrupt(lambda: terminal.interrupted(args.command, args.stage))
     try:

@@ -228,7 +228,7 @@ def tune(args):
     from tfxfer.cli.edge import check_litert_conversion, export_options, said_verification
     from tfxfer.cli.flags import distribution_environment
     from tfxfer.cli.outputs import check_export_flags, check_output_folder
-    from tfxfer.cli.searches import record_data_flags
+    from tfxfer.cli.searches import record_data_flags, recording_data_flags
 
     check_export_flags(args)
     several = len(args.extractor) > 1
@@ -264,8 +264,7 @@ def tune(args):
                                    verbose=0 if (args.quiet or args.json) else 1)
     args.stage = "searching"
     record_data_flags(args, before=True)  # for tfxfer export, even of a search stopped before its end
-    table = search.search(data, callbacks=_callbacks(args)[0])
-    record_data_flags(args)  # and after the search, which --overwrite begins by emptying the folder
+    table = search.search(data, callbacks=_callbacks(args)[0] + [recording_data_flags(args)] * args.overwrite)
     if exporting:
         args.stage = "exporting"
         fitted = search.best_model(data)

@@ -29,6 +29,18 @@ def record_data_flags(args, before=False):
         write_json(path, {name: getattr(args, name) for name in DATA_FLAGS})
 
 
+def recording_data_flags(args):
+    """A Keras callback that records the data flags as each trial begins to train: with `--overwrite`, which empties
+    the folder as the search begins, a search stopped before its end keeps them too."""
+    import keras
+
+    class Record(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            record_data_flags(args)
+
+    return Record()
+
+
 def take_recorded_data_flags(args):
     """Refuses a `--search` that is no search folder; gives the data flags that `tfxfer export` was not given the
     values its search recorded, and says which."""
@@ -42,9 +54,11 @@ def take_recorded_data_flags(args):
         return  # a search run from Python, or before 2026-12-07
     taken = []
     for name, value in read_json(path).items():
-        if name in DATA_FLAGS and getattr(args, name) == args.parser.get_default(name) != value:
+        flag = FLAGS.get(name, f"--{name.replace('_', '-')}")
+        given = any(len(word) > 2 and flag.startswith(word.split("=")[0]) for word in getattr(args, "argv", [])
+                    if word.startswith("--"))  # as argparse takes a flag, abbreviated or with =
+        if name in DATA_FLAGS and not given and getattr(args, name) != value:
             setattr(args, name, value)
-            flag = FLAGS.get(name, f"--{name.replace('_', '-')}")
             taken.append(flag if value is True else f"{flag} " + " ".join(
                 "tab" if item == "\t" else shlex.quote(str(item)) for item in (value if isinstance(value, list)
                                                                                 else [value])))

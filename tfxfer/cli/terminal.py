@@ -172,6 +172,7 @@ def cli_words(message, flags=FLAGS):
     flagged = re.sub(r"\bload_extractor\('([^']*)', (\w+)='([^']*)'\)", r"--extractor \1 \2=\3", flagged)
     # Pointers to the Python API, such as "(and tfxfer.load_images)" or "(see tfxfer.extractors.application_names())".
     flagged = re.sub(r" \((?:and|see) tfxfer\.[\w.]+(?:\(\))?\)", "", flagged)
+    flagged = flagged.replace("run search() first", "run tfxfer tune until a trial completes first")
     return re.sub(r"(--[a-z][\w-]*) or \1\b", r"\1", flagged)
 
 
