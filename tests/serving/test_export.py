@@ -378,10 +378,15 @@ def test_models_config_lists_every_model(tiny_exports, tmp_path):
     # A folder of the user's own files was filled with a version among them, without a word (a tester's find).
     (tmp_path / "notes").mkdir()
     (tmp_path / "notes" / "plan.txt").write_text("mine")
-    with pytest.raises(ValueError, match=r"notes holds plan.txt, which is not a version of an export \(1/, 2/...\): "
-                                         r"an export goes into a folder of its own"):
+    with pytest.raises(ValueError, match=r"notes holds plan.txt, which is not a whole version of an export "
+                                         r"\(1/, 2/...\): an export goes into a folder of its own"):
         export(model, "notes", tmp_path, task_type="multiclass", class_names=CLASSES)
     assert sorted(path.name for path in (tmp_path / "notes").iterdir()) == ["plan.txt"]
+    (tmp_path / "numbered" / "1").mkdir(parents=True)  # a folder named like a version, holding a user's data
+    (tmp_path / "numbered" / "1" / "data.csv").write_text("a,b\n")
+    with pytest.raises(ValueError, match=r"numbered holds 1, which is not a whole version"):
+        export(model, "numbered", tmp_path, task_type="multiclass", class_names=CLASSES)
+    assert [path.name for path in (tmp_path / "numbered").iterdir()] == ["1"]
 
 
 def test_load_exported_runs_image_files_and_names_the_bad_ones(tiny_exports, tmp_path):
@@ -410,6 +415,8 @@ def test_load_exported_runs_image_files_and_names_the_bad_ones(tiny_exports, tmp
     with pytest.raises(FileNotFoundError, match=r"fingerprint.pb is a file, not an export: pass the folder of the "
                                                 r"export \("):
         load_exported(exported.path / "fingerprint.pb")
+    with pytest.raises(FileNotFoundError, match=rf"pass the folder of the export \({exported.path}, or"):
+        load_exported(exported.path / "variables" / "variables.index")  # the version, not variables/
 
 
 def test_load_exported_runs_texts_and_a_csv(tiny_exports, tmp_path, monkeypatch):

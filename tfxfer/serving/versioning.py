@@ -59,7 +59,8 @@ def resolve_export(path, files=SAVEDMODEL_FILES):
     if path.is_file():  # the model file itself, or another file of a version: its folder is meant
         if path.name == files[0]:
             return path.parent
-        raise FileNotFoundError(f"{path} is a file, not an export: pass the folder of the export ({path.parent}, or "
+        version = next((folder for folder in path.parents if (folder / files[0]).is_file()), path.parent)
+        raise FileNotFoundError(f"{path} is a file, not an export: pass the folder of the export ({version}, or "
                                 "<root>/<name> for its highest version).")
     if (path / files[0]).is_file():
         return path
@@ -96,11 +97,13 @@ def check_format(model_folder, export_format):
     """Raises when `<root>/<name>` holds versions of another export format than `export_format` (TF Serving serves a
     name's highest version, so a `.tflite` version would hide, and fail, the SavedModels), or anything but versions
     (a user's folder, which an export would fill with its own)."""
+    markers = FORMAT_FILES.values()  # a version folder without one was made by hand (or holds a user's files)
     foreign = sorted(entry for entry in (os.listdir(model_folder) if os.path.isdir(model_folder) else [])
-                     if not (is_version(entry) or entry.startswith(TEMPORARY_PREFIX)))
+                     if not (is_version(entry) and any((Path(model_folder) / entry / name).exists() for name in markers)
+                             or entry.startswith(TEMPORARY_PREFIX)))
     if foreign:
         listed = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        what = "which is not a version" if len(foreign) == 1 else "which are not versions"
+        what = "which is not a whole version" if len(foreign) == 1 else "which are not whole versions"
         raise ValueError(f"{model_folder} holds {listed}, {what} of an export (1/, 2/...): an export goes into a "
                          "folder of its own; export under another name or root.")
     for other, marker in FORMAT_FILES.items():
