@@ -370,6 +370,16 @@ def test_models_config_lists_every_model(tiny_exports, tmp_path):
     assert build_parser().parse_args(flags + ["--models-config", "/models"]).models_config == "/models"
     assert build_parser().parse_args(flags + ["--models-config"]).models_config is True
     assert build_parser().parse_args(flags).models_config is False
+    # A relative base path was written as given, for a server that reads it from wherever it runs (a tester's find);
+    # refused before anything is exported.
+    with pytest.raises(ValueError, match=r"base_path='models/rel' is relative"):
+        export(model, "wasps", tmp_path, task_type="multiclass", class_names=CLASSES, models_config="models/rel")
+    assert versions(tmp_path / "wasps") == [1, 2]
+    from tfxfer.cli.commands import UsageError
+    from tfxfer.cli.outputs import check_export_flags
+
+    with pytest.raises(UsageError, match=r"--models-config models/rel is relative"):
+        check_export_flags(build_parser().parse_args(flags + ["--models-config", "models/rel"]))
     with pytest.raises(FileNotFoundError, match="holds no exported model"):
         write_models_config(tmp_path / "ants_bees")
     # A version folder that holds no SavedModel was listed, and TF Serving would have failed on it (a tester's find).

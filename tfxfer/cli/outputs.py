@@ -3,6 +3,7 @@ inside the data folder, export names and versions, report folders."""
 
 import os
 
+from tfxfer.cli import terminal
 from tfxfer.cli.commands import UsageError
 
 
@@ -34,6 +35,12 @@ def check_export_path(args, flag, name):
 def check_export_flags(args):
     if args.models_config and args.export is None:
         raise UsageError("--models-config writes the models.config of an export: pass --export NAME with it")
+    if isinstance(args.models_config, str):  # BASE_PATH
+        from tfxfer.serving.versioning import check_base_path
+        try:
+            check_base_path(args.models_config)
+        except ValueError as error:
+            raise UsageError(terminal.cli_words(str(error)).rstrip(".")) from None
     if args.export is not None:  # before the training, which would be lost to a refused export
         check_export_path(args, "--export", args.export)
     if getattr(args, "report", None):

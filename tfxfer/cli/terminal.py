@@ -110,7 +110,8 @@ FLAGS = {"on_bad": "--on-bad", "encoding": "--encoding", "sep": "--sep", "task":
          "frozen_blocks": "--freeze-choices",
          "tuner": "--tuner", "seed": "--seed", "select_tf_ops": "--select-tf-ops", "format": "--format",
          "image_size": "--image-size", "value_range": "--value-range", "quantize": "--quantize",
-         "input_type": "--input-type", "output_type": "--output-type", "calibration_size": "--calibration-size"}
+         "input_type": "--input-type", "output_type": "--output-type", "calibration_size": "--calibration-size",
+         "base_path": "--models-config"}
 
 #: `tfxfer tune`'s words for the search space's learning-rate ranges, which no flag sets one by one.
 TUNE_FLAGS = {**FLAGS, "learning_rate": "the learning-rate range (of --centre-rates)",

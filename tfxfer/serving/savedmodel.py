@@ -25,7 +25,7 @@ import tensorflow as tf
 from tfxfer.data.task import Task
 from tfxfer.extractors import Extractor
 from tfxfer.serving.signatures import serving_module, signature_table
-from tfxfer.serving.versioning import (METADATA_FILE, check_format, check_name, write_models_config,
+from tfxfer.serving.versioning import (METADATA_FILE, check_base_path, check_format, check_name, write_models_config,
                                       write_version)
 from tfxfer.training.recipe import flip_averaged
 
@@ -110,6 +110,7 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
         verb, them = ("applies", "it") if len(given) == 1 else ("apply", "them")
         raise ValueError(f"{' and '.join(given)} {verb} to LiteRT exports; pass format='litert' with {them}, or leave "
                          f"{them} out.")
+    check_base_path(None if models_config in (True, False) else models_config)  # before the export, not after
     model, extractor, task, training = export_pieces(model, extractor, task_type, class_names)
     check_name(name)
     if test_time_augmentation:

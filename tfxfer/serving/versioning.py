@@ -250,6 +250,13 @@ def remove_stale_temporaries(model_folder):
     return removed
 
 
+def check_base_path(base_path):
+    """Raises unless `base_path` (where TF Serving sees an export root) is None, absolute or a URL."""
+    if base_path is not None and not (str(base_path).startswith("/") or "://" in str(base_path)):
+        raise ValueError(f"base_path={str(base_path)!r} is relative; TF Serving reads models.config's paths from "
+                         "wherever it runs: pass where it sees the root as an absolute path (e.g. '/models') or a URL.")
+
+
 def write_models_config(root="saved_models", base_path=None):
     """Writes `<root>/models.config`, TF Serving's `model_config_list` of every SavedModel exported under `root`
     (LiteRT exports are left out: TF Serving does not serve `.tflite` files).
@@ -268,6 +275,7 @@ def write_models_config(root="saved_models", base_path=None):
 
     Raises:
         FileNotFoundError: `root` holds no exported model.
+        ValueError: `base_path` is relative.
 
     Example:
         >>> path = tfxfer.export(fitted, "ants_bees", root=f"{tmp_dir}/served")
@@ -281,6 +289,7 @@ def write_models_config(root="saved_models", base_path=None):
         }
         <BLANKLINE>
     """
+    check_base_path(base_path)
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"Export root {root} does not exist; export a model into it first.")
