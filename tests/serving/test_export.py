@@ -579,6 +579,12 @@ def test_a_fitted_transfer_model_exports_its_task_and_history(tiny_hub_model, tm
     assert stored["training"]["cached_phases"] == [cache]
     assert set(stored["metrics"]) >= {"loss", "accuracy"}
     assert stored["data_summary"]["sizes"] == data.sizes and stored["interpolation"] == "bilinear"
+    # Without metrics=, they were null in every export (the CLI passes none; a tester's find): the validation
+    # metrics at the epoch whose weights the model kept.
+    default = json.loads((export(fitted, "fitted", tmp_path / "saved_models") / "assets.extra" / "tfxfer.json")
+                         .read_text())["metrics"]
+    assert default == {key: values[fitted.kept_epoch_] for key, values in fitted.history_.items()
+                       if key.startswith("val_")} and "val_accuracy" in default
     saved = [name for name, _ in tf.train.list_variables(str(path / "variables" / "variables"))]
     assert not [name for name in saved if "optimizer" in name], saved  # Adam's slots are no use to a server
     files = sorted(str(p) for p in (tmp_path / "data").rglob("*.*"))

@@ -62,7 +62,8 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
         class_names: Names of the model's outputs, in order: classes, or regression targets (default
             `target_0`, `target_1`...).
         threshold: Multilabel: scores above it name a label in the `labels` output.
-        metrics: Evaluation metrics to store, e.g. `fitted.evaluate(test)` (a dict of numbers).
+        metrics: Evaluation metrics to store, e.g. `fitted.evaluate(test)` (a dict of numbers); by default, a
+            fitted `TransferModel`'s validation metrics at the epoch whose weights it kept.
         data_summary: What the model was trained on: the `DataSplits` from `tfxfer.load_images`/`load_text` (its
             sizes, counts, origins and summary are stored), a dict, or a string.
         interpolation: The `tf.image.resize` method of the served preprocessing; by default the one a fitted
@@ -155,7 +156,7 @@ def export_pieces(model, extractor, task_type, class_names):
         if hasattr(fitted, "phases_"):
             training["phases"] = [dataclasses.asdict(phase) for phase in fitted.phases_]
         for attribute in ("regime", "frozen_blocks_", "fine_tune_epoch_", "learning_rates_", "cached_phases_",
-                          "trainable_params_", "fit_seconds_", "distillation_", "interpolation_"):
+                          "trainable_params_", "fit_seconds_", "distillation_", "interpolation_", "kept_epoch_"):
             if hasattr(fitted, attribute):
                 training[attribute.rstrip("_")] = getattr(fitted, attribute)
     if extractor is None:
@@ -215,8 +216,13 @@ def serving_spec(model, extractor, task, threshold, data_summary, interpolation)
 
 
 def export_metadata(spec, training, metrics, data_summary):
-    """The metadata of an export: its spec, signatures, versions, metrics, training record and data summary."""
+    """The metadata of an export: its spec, signatures, versions, metrics (by default the training's validation
+    metrics at the epoch whose weights it kept), training record and data summary."""
     import tfxfer
+
+    if metrics is None and training and training.get("history") and training.get("kept_epoch") is not None:
+        metrics = {key: values[training["kept_epoch"]] for key, values in training["history"].items()
+                   if key.startswith("val_")} or None  # they were null in every export (a tester's find)
 
     metadata = {
         "format": "tfxfer-export",
