@@ -176,6 +176,15 @@ def test_missing_path_is_named(tmp_path):
         tfxfer.load_extractor(tmp_path / "does_not_exist")
 
 
+def test_keras_applications_arguments_given_for_a_saved_model_are_refused(tiny_hub_model):
+    """alpha=, weights=, pooling= (and a typo) were dropped without a word for a SavedModel (a tester's find)."""
+    for options in (dict(alpha=0.5), dict(weights="nope.h5"), dict(pooling="max", bogus=1)):
+        with pytest.raises(ValueError, match=rf"load_extractor got {'.*'.join(sorted(options))}=? .*a TF Hub model or "
+                                             r"SavedModel, which brings its own weights and size"):
+            tfxfer.load_extractor(tiny_hub_model, **options)
+    assert tfxfer.load_extractor("MobileNetV2", weights=None, image_size=96).image_size == (96, 96)  # one side
+
+
 def test_folder_that_is_not_a_saved_model(tmp_path):
     (tmp_path / "just_a_folder").mkdir()
     with pytest.raises(ValueError, match="just_a_folder.*no saved_model.pb"):

@@ -35,7 +35,7 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
         preprocessor: For BERT-style TF Hub encoders, the matching preprocessing SavedModel. For KerasHub, an
             ImageConverter or text preprocessor (or a preset) instead of the source's own.
         output_key: For SavedModels that return a dict, the output to use (default `pooled_output`/`default`).
-        image_size: `(height, width)` the extractor takes; by default its own.
+        image_size: `(height, width)` the extractor takes (one number for a square); by default its own.
         value_range: Pixel range the extractor takes; by default its own (`[0, 1]` for TF Hub, `[0, 255]` for
             applications, which run their `preprocess_input` inside).
         granularity: For Keras models, `"stage"` (named stages) or `"cut"` (every true cut) blocks.
@@ -59,6 +59,15 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
         5
     """
     hub_options = {k: application_kwargs.pop(k) for k in ("cache_sequences",) if k in application_kwargs}
+    if isinstance(image_size, int) and not isinstance(image_size, bool):
+        image_size = (image_size, image_size)  # one side: a square, as the command line's image_size=96 means
+
+    def no_application_arguments(kind):  # they were dropped without a word (a tester's find: alpha=, bogus=)
+        given = sorted(application_kwargs) + ["weights"] * (weights != "imagenet")
+        if given:
+            raise ValueError(f"load_extractor got {', '.join(f'{name}=' for name in given)} for {source!r}, {kind}, "
+                             "which brings its own weights and size: they are keras.applications arguments; leave "
+                             f"{'it' if len(given) == 1 else 'them'} out.")
 
     def not_hub(kind):
         if hub_options:
@@ -79,6 +88,7 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
         return kerashub()
     if isinstance(source, keras.Model):
         not_hub("a Keras model")
+        no_application_arguments("a Keras model")
         return KerasExtractor(source, image_size=image_size, value_range=value_range, granularity=granularity,
                               block_pattern=block_pattern, train_batchnorm=train_batchnorm, name=name)
     source = os.fspath(source)
@@ -89,6 +99,7 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
                               block_pattern=block_pattern, train_batchnorm=train_batchnorm, name=name)
     if not looks_like_path(source) and is_builtin_preset(source):
         return kerashub()
+    no_application_arguments("a TF Hub model or SavedModel")
     return HubExtractor(source, preprocessor=preprocessor, output_key=output_key, image_size=image_size,
                         value_range=value_range, block_pattern=block_pattern, train_batchnorm=train_batchnorm,
                         name=name, **hub_options)
