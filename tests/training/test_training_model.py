@@ -5,6 +5,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import tfxfer
@@ -176,6 +177,9 @@ def test_the_head_normalises_text_features_and_image_features_only_when_asked(ti
     fitted = tfxfer.TransferModel(text, epochs=1, verbose=0).fit((np.asarray(texts, dtype=object), np.array(
         [1, 0, 1, 0])), task=task)
     np.testing.assert_array_equal(fitted.predict(texts), fitted.predict(np.asarray(texts, dtype=object)))
+    np.testing.assert_array_equal(fitted.predict(texts), fitted.predict(np.asarray(texts)))  # "Invalid dtype: str5"
+    with pytest.raises(TypeError, match=r"pass the DataFrame's column of texts, e.g. frame\['text'\]"):
+        fitted.predict(pd.DataFrame({"text": texts}))
     # One example per batch under BatchNorm learned nothing and served confidently wrong (a hostile tester's find);
     # now it would leave the features unnormalised.
     with pytest.raises(ValueError, match="batch_size=1 under a head that normalises its input .* unnormalised"):
@@ -269,8 +273,17 @@ def test_a_fitted_model_survives_a_refused_fit_and_the_finder(tmp_path):
     np.testing.assert_array_equal(fitted.predict(images), before)
     with pytest.raises(ValueError, match="uint8 pixels .* divided by 255"):  # was 0.61 off, silently
         fitted.predict((images * 255).astype(np.uint8))
-    with pytest.raises(ValueError, match=r"of size \(16, 3\)"):  # one image without its batch axis
-        fitted.predict(images[0])
+    with pytest.raises(ValueError, match=r"got one image of shape \(16, 16, 3\): pass image\[None\]"):
+        fitted.predict(images[0])  # one image without its batch axis ("of size (16, 3)" before)
+    # A tester's finds: floats in 0 to 255 (what tf.image.resize returns) scored silently; files, a DataFrame of
+    # paths, and the DataSplits in evaluate met bare Keras errors.
+    with pytest.raises(ValueError, match=r"hold values up to .* takes pixels in \[0, 1\]: divide pixels"):
+        fitted.predict(images * 255)
+    files = sorted(str(path) for path in folder.rglob("*.png"))
+    for given in (files, files[0], pd.DataFrame({"path": files})):
+        with pytest.raises(TypeError, match=r"for image files, export the model and run tfxfer.load_exported"):
+            fitted.predict(given)
+    assert fitted.evaluate(data) == fitted.evaluate(data.validation)
     assert fitted.extractor_.frozen_blocks == fitted.frozen_blocks_
     # The validation split passed apart, as a notebook user passes it: trained end to end, not refused.
     again = tfxfer.TransferModel(extractor, epochs=1, seed=0, verbose=0).fit(data, validation=data.validation)

@@ -1,7 +1,37 @@
 """What `fit` accepts: the data forms, checked against the extractor and the task before anything trains."""
 
+import os
+
 import numpy as np
 import tensorflow as tf
+
+
+def predict_inputs(extractor, task, inputs):
+    """What `TransferModel.predict` passes to Keras: lists as arrays (texts as objects), arrays checked against the
+    extractor; image files, a single image or pixels of the wrong scale refused with what to pass instead."""
+    import pandas as pd
+
+    if extractor.input_kind == "image" and (isinstance(inputs, (str, os.PathLike, pd.DataFrame, pd.Series)) or (
+            isinstance(inputs, (list, tuple)) and inputs and isinstance(inputs[0], (str, os.PathLike)))):
+        raise TypeError("TransferModel.predict takes decoded images (a float32 array [n, height, width, 3] or a "
+                        "dataset, as tfxfer.load_images gives them); for image files, export the model and run "
+                        "tfxfer.load_exported(path).predict(files), which decodes them as training did.")
+    text = extractor.input_kind == "text"
+    if text and isinstance(inputs, pd.DataFrame):
+        raise TypeError("TransferModel.predict takes texts: pass the DataFrame's column of texts, e.g. frame['text'].")
+    if isinstance(inputs, (list, tuple, pd.Series)) or (text and isinstance(inputs, np.ndarray)):  # str5152: objects
+        inputs = np.asarray(inputs, dtype=object if text else None)
+    if isinstance(inputs, np.ndarray):
+        if extractor.input_kind == "image" and inputs.ndim == 3:
+            raise ValueError(f"predict takes a batch of images; got one image of shape {inputs.shape}: pass "
+                             "image[None] (a batch of one).")
+        check_data_fits(extractor, inputs, None, task)
+        low, high = extractor.value_range or (None, None)
+        if inputs.dtype.kind == "f" and high is not None and high <= 1 and inputs.size and inputs.max() > 1.5 * high:
+            raise ValueError(f"The images hold values up to {inputs.max():g}, but {extractor.source!r} takes pixels in "
+                             f"[{low:g}, {high:g}]: divide pixels in 0 to 255 by 255 (an export takes 0 to 255 "
+                             "itself).")
+    return inputs
 
 
 def check_data_fits(extractor, inputs, labels, task):

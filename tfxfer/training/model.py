@@ -13,7 +13,7 @@ from tfxfer.extractors import Extractor, HubExtractor, load_extractor
 from tfxfer.training.callbacks import OnWholeModel
 from tfxfer.training.feature_cache import FeatureCache, cache_refusal
 from tfxfer.training.heads import Head, build_model
-from tfxfer.training.inputs import batch_spec, check_batch_size, check_data_fits, check_fit_arguments, fit_arguments
+from tfxfer.training.inputs import batch_spec, check_batch_size, check_fit_arguments, fit_arguments, predict_inputs
 from tfxfer.training.phases import check_settings, plan, with_recipe
 from tfxfer.training.state import fitted_state_kept
 from tfxfer.training.recipe import flip_averaged, phase_optimizer, steps_per_epoch
@@ -125,9 +125,7 @@ class TransferModel:
         self.layer_decay, self.block_rates, self.schedule = layer_decay, block_rates, schedule
         self.label_smoothing, self.weight_decay = label_smoothing, weight_decay
         self.precision, self.jit_compile = precision, jit_compile
-        self.seed = seed
-        self.extractor_options = extractor_options
-        self.verbose = verbose
+        self.seed, self.extractor_options, self.verbose = seed, extractor_options, verbose
 
     def _plan(self, n_blocks):
         """The phases to train, checked against the extractor's blocks."""
@@ -309,16 +307,14 @@ class TransferModel:
         """The model's outputs (class probabilities, label probabilities or regression values) for `inputs`; with
         `test_time_augmentation`, the mean over the images and their mirror images."""
         model = self._served(test_time_augmentation)
-        if isinstance(inputs, (list, tuple)):  # texts as a list, as an export's predict takes them
-            inputs = np.asarray(inputs, dtype=object if self.extractor_.input_kind == "text" else None)
-        if isinstance(inputs, np.ndarray):
-            check_data_fits(self.extractor_, inputs, None, self.task_)
-        return model.predict(inputs, batch_size=batch_size, verbose=0)
+        return model.predict(predict_inputs(self.extractor_, self.task_, inputs), batch_size=batch_size, verbose=0)
 
     def evaluate(self, data, *, test_time_augmentation=False):
-        """The loss and metrics on `data` (a dataset of `(inputs, labels)`, or a tuple of arrays), as a dict; with
-        `test_time_augmentation`, of the mean prediction over the images and their mirror images."""
+        """The loss and metrics on `data` (a dataset of `(inputs, labels)`, a tuple of arrays, or the `DataSplits`
+        that `fit` took: its validation split), as a dict; with `test_time_augmentation`, of the mean prediction over
+        the images and their mirror images."""
         model = self._served(test_time_augmentation)
+        data = data.validation if hasattr(data, "unbatched") else data  # a bare Keras error before (a tester's find)
         if isinstance(data, tuple):
             return model.evaluate(data[0], data[1], batch_size=self.batch_size, verbose=0, return_dict=True)
         return model.evaluate(data, verbose=0, return_dict=True)
