@@ -289,6 +289,19 @@ def test_report_without_export_or_search_and_of_arrays(fine_tuned, data, tmp_pat
         reports.write_report(fine_tuned, data, tmp_path)
     assert (tmp_path / "report.md").read_text() == "my notes"
     assert reports.write_report(fine_tuned, data, tmp_path, overwrite=True).read_text().startswith("# ")
+    # Data of other classes made a report of "2 classes" beside a 3-class model, and the same in an export's data
+    # summary; an unfitted model, an AttributeError (a tester's finds).
+    two = tfxfer.load_images(noise_folders(tmp_path / "two", per_class=4, classes=("ants", "bees")),
+                             image_size=(16, 16), value_range=(0, 1), validation_split=0.25)
+    message = r"the data pose multiclass of \['ants', 'bees'\], but the model was trained for multiclass of \['ants', "
+    for call in (lambda: reports.write_report(fine_tuned, two, tmp_path / "other"),
+                 lambda: tfxfer.plot_confusion(fine_tuned, two),
+                 lambda: tfxfer.export(fine_tuned, "m", root=tmp_path / "exports", data_summary=two)):
+        with pytest.raises(ValueError, match=message):
+            call()
+    assert not (tmp_path / "other").exists() and not (tmp_path / "exports").exists()
+    with pytest.raises(RuntimeError, match=r"not fitted: call fit\(data\) first"):
+        reports.write_report(tfxfer.TransferModel(tiny_cnn()), data, tmp_path / "unfitted")
 
 
 def test_markdown_table_escapes_cells():

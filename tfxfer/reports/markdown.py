@@ -15,6 +15,7 @@ from tfxfer.reports.evaluation import plot_confusion
 from tfxfer.reports.folders import PLOT_FILES, check_report_folder
 from tfxfer.reports.plots import plot_history, plot_probe, plot_search
 from tfxfer.serving.signatures import signature_table
+from tfxfer.training.inputs import check_trained_on
 from tfxfer.training.phases import regime_name
 
 EVALUATION_CAPTIONS = {"confusion": "Confusion matrix", "label_scores": "Per-label scores",
@@ -214,6 +215,9 @@ def write_report(fitted, data, folder, export_path=None, search_table=None, prob
     if not hasattr(data, "skipped") or not hasattr(data, "unbatched"):
         raise TypeError(f"write_report needs the DataSplits from tfxfer.load_images/load_text (its counts and "
                         f"skipped files go in the report); got {type(data).__name__}.")
+    if not hasattr(fitted, "task_"):
+        raise RuntimeError("This TransferModel is not fitted: call fit(data) first, then write its report.")
+    check_trained_on(fitted.task_, data, "write_report")
     if not overwrite:
         check_report_folder(folder, ", or pass overwrite=True to replace it")
     data = data.for_extractor(fitted.extractor_)  # decoded as the model takes it, whatever it was loaded for

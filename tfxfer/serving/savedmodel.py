@@ -27,6 +27,7 @@ from tfxfer.extractors import Extractor
 from tfxfer.serving.signatures import serving_module, signature_table
 from tfxfer.serving.versioning import (METADATA_FILE, check_base_path, check_format, check_name, write_models_config,
                                       write_version)
+from tfxfer.training.inputs import check_trained_on
 from tfxfer.training.recipe import flip_averaged
 
 FORMAT_VERSION = 1
@@ -113,6 +114,7 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
                          f"{them} out.")
     check_base_path(None if models_config in (True, False) else models_config)  # before the export, not after
     model, extractor, task, training = export_pieces(model, extractor, task_type, class_names)
+    check_trained_on(task, data_summary, "export's data_summary")
     check_name(name)
     if test_time_augmentation:
         if extractor.input_kind != "image":

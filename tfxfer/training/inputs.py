@@ -6,6 +6,17 @@ import numpy as np
 import tensorflow as tf
 
 
+def check_trained_on(task, data, what):
+    """Raises when `data` (a `DataSplits`, or anything with a `task`) poses another task than the model's `task`:
+    `what` (a report, an export's data summary) would describe one model with another's data."""
+    theirs = getattr(data, "task", None)
+    if theirs is not None and (theirs.task_type, [str(name) for name in theirs.class_names]) != (
+            task.task_type, [str(name) for name in task.class_names]):
+        raise ValueError(f"{what}: the data pose {theirs.task_type} of {list(theirs.class_names)}, but the model was "
+                         f"trained for {task.task_type} of {list(task.class_names)}: pass the data it was trained "
+                         "on.")
+
+
 def predict_inputs(extractor, task, inputs):
     """What `TransferModel.predict` passes to Keras: lists as arrays (texts as objects), arrays checked against the
     extractor; image files, a single image or pixels of the wrong scale refused with what to pass instead."""
