@@ -417,6 +417,10 @@ def test_load_exported_runs_image_files_and_names_the_bad_ones(tiny_exports, tmp
         exported.predict([tmp_path / "missing.png"])
     with pytest.raises(FileNotFoundError, match="Image file https://example.com/a.png does not exist; URLs are not"):
         exported.predict("https://example.com/a.png")
+    import pandas as pd
+
+    with pytest.raises(TypeError, match=r"pass the DataFrame's column of paths, e.g. frame\['file'\]"):
+        exported.predict(pd.DataFrame({"file": case["files"]}))  # it named frame['path'] (a tester's find)
     # A CSV of paths was "not an image: text"; the model file itself, "[Errno 20] Not a directory" (testers' finds).
     (tmp_path / "photos.csv").write_text(f"path\n{case['files'][0]}\n")
     with pytest.raises(ValueError, match=r"photos.csv is a table; an image model takes image files: pass the images"):

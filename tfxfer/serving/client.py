@@ -113,8 +113,8 @@ class ExportedModel:
         bad = BadInputs(on_bad)
         table = {"sep": sep, "column_names": column_names, "encoding": encoding}
         if isinstance(inputs, pd.DataFrame) and self.input_kind == "image":
-            raise TypeError("An image model takes image files: pass the DataFrame's column of paths, e.g. "
-                            "frame['path'].")
+            raise TypeError(f"An image model takes image files: pass the DataFrame's column of paths, e.g. "
+                            f"frame[{str(inputs.columns[0]) if len(inputs.columns) else 'path'!r}].")
         if self.input_kind == "image":
             tables = [item for item in inputs if isinstance(item, (str, os.PathLike)) and os.path.isfile(item)
                       and Path(item).suffix.lower() in text_inputs.TABLE_SUFFIXES]
