@@ -563,6 +563,10 @@ def test_messages_of_probe_options_and_export_search_are_in_the_command_lines_wo
     assert not (tmp_path / "run" / RECORD).exists()
     recording_data_flags(tune).on_train_begin()
     assert json.loads((tmp_path / "run" / RECORD).read_text())["seed"] == 4
+    # A resume without the data flags read the data with the defaults ("--text-column text is not a column").
+    resume = build_parser().parse_args(["tune", "data", "--extractor", "x", "--dir", str(tmp_path / "run")])
+    take_recorded_data_flags(resume, resuming=True)
+    assert resume.seed == 4
     assert cli_words("pass an image extractor (and tfxfer.load_images), or text data.") == \
         "pass an image extractor, or text data."
     assert cli_words("Applications include DenseNet201 (see tfxfer.extractors.application_names()).") == \

@@ -228,7 +228,7 @@ def tune(args):
     from tfxfer.cli.edge import check_litert_conversion, export_options, said_verification
     from tfxfer.cli.flags import distribution_environment
     from tfxfer.cli.outputs import check_export_flags, check_output_folder
-    from tfxfer.cli.searches import record_data_flags, recording_data_flags
+    from tfxfer.cli.searches import record_data_flags, recording_data_flags, take_recorded_data_flags
 
     check_export_flags(args)
     several = len(args.extractor) > 1
@@ -238,6 +238,7 @@ def tune(args):
         raise UsageError("--freeze-choices applies to one --extractor; with several, the probe chooses each one's "
                          "freeze depths: leave --freeze-choices out, or tune one extractor")
     formats = export_options(args)
+    take_recorded_data_flags(args, resuming=True)  # "--text-column text is not a column" on a resume without them
     _check_data_path(args)
     check_output_folder(args, "--dir", args.dir)
     distribution_environment(args)

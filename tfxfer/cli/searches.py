@@ -41,17 +41,18 @@ def recording_data_flags(args):
     return Record()
 
 
-def take_recorded_data_flags(args):
-    """Refuses a `--search` that is no search folder; gives the data flags that `tfxfer export` was not given the
-    values its search recorded, and says which."""
+def take_recorded_data_flags(args, resuming=False):
+    """Gives the data flags that `tfxfer export` (or, `resuming`, `tfxfer tune` resuming a search) was not given the
+    values its search recorded, and says which; refuses a `--search` that is no search folder."""
     from tfxfer.search.results import SEARCH_FILE, read_json
 
-    if not os.path.isfile(os.path.join(args.search, SEARCH_FILE)):
-        held = "does not exist" if not os.path.exists(args.search) else f"is not a search folder (no {SEARCH_FILE})"
-        raise UsageError(f"--search {args.search} {held}: pass the --dir of a `tfxfer tune` run")
-    path = os.path.join(args.search, RECORD)
-    if not os.path.isfile(path):
-        return  # a search run from Python, or before 2026-12-07
+    folder = args.dir if resuming else args.search
+    if not resuming and not os.path.isfile(os.path.join(folder, SEARCH_FILE)):
+        held = "does not exist" if not os.path.exists(folder) else f"is not a search folder (no {SEARCH_FILE})"
+        raise UsageError(f"--search {folder} {held}: pass the --dir of a `tfxfer tune` run")
+    path = os.path.join(folder, RECORD)
+    if not os.path.isfile(path) or (resuming and args.overwrite):
+        return  # a search run from Python, or before 2026-12-07; or one --overwrite starts afresh
     taken = []
     for name, value in read_json(path).items():
         flag = FLAGS.get(name, f"--{name.replace('_', '-')}")
