@@ -2,6 +2,7 @@
 user says one is now, and its data read with the flags `tfxfer tune` recorded, with what went wrong said in the
 command line's words."""
 
+import json
 import os
 import shlex
 
@@ -44,17 +45,20 @@ def recording_data_flags(args):
 def take_recorded_data_flags(args, resuming=False):
     """Gives the data flags that `tfxfer export` (or, `resuming`, `tfxfer tune` resuming a search) was not given the
     values its search recorded, and says which; refuses a `--search` that is no search folder."""
-    from tfxfer.search.results import SEARCH_FILE, read_json
-
     folder = args.dir if resuming else args.search
-    if not resuming and not os.path.isfile(os.path.join(folder, SEARCH_FILE)):
-        held = "does not exist" if not os.path.exists(folder) else f"is not a search folder (no {SEARCH_FILE})"
-        raise UsageError(f"--search {folder} {held}: pass the --dir of a `tfxfer tune` run")
+    if not resuming:
+        from tfxfer.search.results import SEARCH_FILE  # imports TensorFlow: not before tune's early refusals
+
+        if not os.path.isfile(os.path.join(folder, SEARCH_FILE)):
+            held = "does not exist" if not os.path.exists(folder) else f"is not a search folder (no {SEARCH_FILE})"
+            raise UsageError(f"--search {folder} {held}: pass the --dir of a `tfxfer tune` run")
     path = os.path.join(folder, RECORD)
     if not os.path.isfile(path) or (resuming and args.overwrite):
         return  # a search run from Python, or before 2026-12-07; or one --overwrite starts afresh
+    with open(path) as file:
+        recorded = json.load(file)
     taken = []
-    for name, value in read_json(path).items():
+    for name, value in recorded.items():
         flag = FLAGS.get(name, f"--{name.replace('_', '-')}")
         given = any(len(word) > 2 and flag.startswith(word.split("=")[0]) for word in getattr(args, "argv", [])
                     if word.startswith("--"))  # as argparse takes a flag, abbreviated or with =

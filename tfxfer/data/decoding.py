@@ -38,8 +38,7 @@ def _header_size(contents):
 
     TensorFlow's decoders allocate what the header declares, so this is what a decode would take.
     """
-    byte = _leading_bytes(contents, 32)
-    head = tf.strings.join([tf.strings.substr(contents, 0, 32), "\0" * 32])  # substr past the end is an error
+    byte, head = _leading_bytes(contents, 32), tf.strings.join([tf.strings.substr(contents, 0, 32), "\0" * 32])
 
     def little(start, size):
         return _little(byte, start, size)
@@ -47,7 +46,7 @@ def _header_size(contents):
     def big(start, size):
         return sum(byte[start + k] * 256**(size - 1 - k) for k in range(size))
 
-    def starts(signature):
+    def starts(signature):  # on `head`, padded: substr past the end of short bytes is an error ("pos 8 out of range")
         return tf.strings.substr(head, 0, len(signature)) == signature
 
     bmp_height = little(22, 4)

@@ -5,7 +5,6 @@ import numpy as np
 
 from tfxfer.data.stratify import SPLITS
 from tfxfer.reports.plots import MARKER_COLOR, TRAIN_COLOR, new_figure, save
-from tfxfer.training.inputs import check_trained_on
 
 
 def _split_inputs(data, split):
@@ -151,6 +150,8 @@ def plot_confusion(fitted, data, split="validation", path=None, *, threshold=0.5
         >>> plot_confusion(fitted, data, "validation", f"{tmp_dir}/confusion.png")
         <ReportFigure size 460x400 with 2 Axes>
     """
+    from tfxfer.training.inputs import check_trained_on  # TensorFlow: not when the CLI imports one_class_note
+
     check_trained_on(fitted.task_, data, "plot_confusion")
     extractor = getattr(fitted, "extractor_", None)
     if extractor is not None and hasattr(data, "for_extractor"):  # decoded as the model takes it (size, range)
