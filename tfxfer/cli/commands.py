@@ -93,7 +93,8 @@ def _check_data_flags(args, kind):
     """Refuses flags that the data's kind ("image folder", "text table"...; "folder" for any folder) has no use for,
     rather than ignoring them."""
     unused = [name for name, (default, readers) in _DATA_FLAGS.items()  # a command may lack one (probe: --augment)
-              if getattr(args, name, None) not in (default, None) and not any(map(lambda r: r.endswith(kind), readers))]
+              if getattr(args, name, None) not in (default, None)
+              and not any(reader.endswith(kind) for reader in readers)]
     if unused:
         flags = " and ".join(terminal.FLAGS.get(name, f"--{name.replace('_', '-')}") for name in unused)
         article = "an" if kind[0] in "aeiou" else "a"
@@ -309,6 +310,7 @@ def export(args):
 def predict(args):
     """`tfxfer predict`: an export run on files, texts or a CSV, as a client runs it."""
     import tfxfer
+    from tfxfer.serving.text_inputs import table_files
 
     args.stage = "loading"
     exported = tfxfer.load_exported(args.export)
@@ -318,7 +320,7 @@ def predict(args):
     if text_only and exported.input_kind == "image":
         raise UsageError(f"{terminal.these_apply(text_only)} to text models; {args.export} takes images: leave "
                          f"{'it' if len(text_only) == 1 else 'them'} out")
-    tables = [item for item in args.inputs if os.path.isfile(item) and item.lower().endswith((".csv", ".tsv", ".tab"))]
+    tables = table_files(args.inputs)
     if tables and exported.input_kind == "image":  # the library's advice is a pandas column
         raise UsageError(f"{tables[0]} is a table; {args.export} takes image files: pass the images or their folder")
     args.stage = "predicting"

@@ -185,12 +185,13 @@ def _check_image_teacher(args):
     as a LiteRT file (the teacher runs as a SavedModel)."""
     import json
 
-    from tfxfer.serving.litert_client import is_litert_export
     from tfxfer.serving.versioning import METADATA_FILE, resolve_export
+    from tfxfer.training.distillation import check_not_litert
 
-    if is_litert_export(args.teacher):
-        raise UsageError(f"--teacher {args.teacher} is a LiteRT export; the teacher runs as a SavedModel: pass the "
-                         "SavedModel export of the same model (exported without --format litert)")
+    try:
+        check_not_litert(args.teacher)
+    except ValueError as error:
+        raise UsageError(terminal.cli_words(str(error)).rstrip(".")) from None
     try:
         kind = json.loads((resolve_export(args.teacher) / METADATA_FILE).read_text()).get("input_kind")
     except (OSError, ValueError):

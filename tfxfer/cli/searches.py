@@ -4,10 +4,9 @@ command line's words."""
 
 import json
 import os
-import shlex
 
 from tfxfer.cli.commands import UsageError, _say
-from tfxfer.cli.terminal import FLAGS
+from tfxfer.cli.terminal import FLAGS, cli_words
 
 #: The data flags of `tfxfer tune`, recorded beside its search (`RECORD`) so that `tfxfer export` reads the data as
 #: the search did without the user giving them again.
@@ -26,7 +25,9 @@ def record_data_flags(args, before=False):
     path = os.path.join(args.dir, RECORD)
     if not os.environ.get("KERASTUNER_TUNER_ID", "chief").startswith("chief"):
         return  # the chief records it
-    if (args.overwrite and not before) or not (args.overwrite or os.path.exists(path)):
+    if args.overwrite and before:
+        return  # the folder is about to be emptied: `recording_data_flags` writes them once the trials begin
+    if args.overwrite or not os.path.exists(path):
         write_json(path, {name: getattr(args, name) for name in DATA_FLAGS})
 
 
@@ -36,8 +37,12 @@ def recording_data_flags(args):
     import keras
 
     class Record(keras.callbacks.Callback):
+        written = False  # once: the first trial's first phase begins after the folder was emptied
+
         def on_train_begin(self, logs=None):
-            record_data_flags(args)
+            if not Record.written:
+                record_data_flags(args)
+                Record.written = True
 
     return Record()
 
@@ -64,9 +69,8 @@ def take_recorded_data_flags(args, resuming=False):
                     if word.startswith("--"))  # as argparse takes a flag, abbreviated or with =
         if name in DATA_FLAGS and not given and getattr(args, name) != value:
             setattr(args, name, value)
-            taken.append(flag if value is True else f"{flag} " + " ".join(
-                "tab" if item == "\t" else shlex.quote(str(item)) for item in (value if isinstance(value, list)
-                                                                                else [value])))
+            taken.append(cli_words(f"{name}={value!r}"))  # as it would be typed: --sep tab, --text-column 'a b'
+
     if taken:
         _say(args, f"Reading the data as the search did: {', '.join(taken)}")
 

@@ -8,6 +8,7 @@ puts a pipe in front of file descriptor 2 for the whole command and drops exactl
 retracing warnings); every other line, a real error included, goes through.
 """
 
+import ast
 import contextlib
 import json
 import os
@@ -111,7 +112,7 @@ FLAGS = {"on_bad": "--on-bad", "encoding": "--encoding", "sep": "--sep", "task":
          "tuner": "--tuner", "seed": "--seed", "select_tf_ops": "--select-tf-ops", "format": "--format",
          "image_size": "--image-size", "value_range": "--value-range", "quantize": "--quantize",
          "input_type": "--input-type", "output_type": "--output-type", "calibration_size": "--calibration-size",
-         "base_path": "--models-config"}
+         "base_path": "--models-config", "teacher": "--teacher"}
 
 #: `tfxfer tune`'s words for the search space's learning-rate ranges, which no flag sets one by one.
 TUNE_FLAGS = {**FLAGS, "learning_rate": "the learning-rate range (of --centre-rates)",
@@ -156,8 +157,12 @@ def cli_words(message, flags=FLAGS):
             return f"--no-{flag[2:]}" if flag in _NEGATABLE else f"no {flag}"
         if value[:1] in _QUOTES and value[1:-1] != value[1:-1].strip():  # spaces at its ends: quoted for the shell
             return f"{flag} {value}"
-        if value.startswith("[") and flag.startswith("--"):  # a list: the values one after another
-            return " ".join([flag] + [item.strip(_QUOTES) for item in value[1:-1].replace(",", " ").split()])
+        if value.startswith("[") and flag.startswith("--"):  # a list: the values one after another, as a shell takes
+            try:                                                # them ('Message Text' quoted)
+                items = [shlex.quote(str(item)) for item in ast.literal_eval(value)]
+            except (ValueError, SyntaxError):
+                items = [item.strip(_QUOTES) for item in value[1:-1].replace(",", " ").split()]
+            return " ".join([flag] + items)
         if value[:1] in _QUOTES:  # as a shell must be given it: sep=';' is --sep ';' (a bare ; ends the command)
             return f"{flag} {'tab' if value[1:-1] == chr(92) + 't' else shlex.quote(value[1:-1])}"
         return f"{flag} {value}"
@@ -232,9 +237,10 @@ _AFTER_INTERRUPT = {
 
 def interrupted(command, stage):
     """The one line that answers Ctrl-C: what was interrupted and what state it left."""
-    trains = command not in ("predict", "probe")  # which train nothing: "nothing was trained" would be odd
-    after = _AFTER_INTERRUPT.get(stage, "nothing was written") if trains or stage != "loading" else \
-        "nothing was written"
+    if stage == "loading" and command in ("predict", "probe"):  # they train nothing: say nothing of training
+        after = "nothing was written"
+    else:
+        after = _AFTER_INTERRUPT.get(stage, "nothing was written")
     return f"tfxfer {command}: interrupted while {stage}; {after}."
 
 

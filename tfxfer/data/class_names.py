@@ -48,15 +48,14 @@ def warn_of_joined_labels(names, source, column):
             return
 
 
-def spaced_labels_note(column, name):
-    """A note for labels written with spaces around them, which are read without (`"ham "` as `"ham"`), or None.
+def spaced_labels_notes(column, name):
+    """The data's note (a list of one, or empty) for labels written with spaces around them, which are read without
+    (`"ham "` as `"ham"`).
 
     Example:
-        >>> spaced_labels_note(["ham", "ham ", " spam", None], "label")
-        "2 label(s) in column 'label' have spaces around them (e.g. 'ham '): read without them, as 'ham'"
+        >>> spaced_labels_notes(["ham", "ham ", " spam", None], "label")
+        ["2 label(s) in column 'label' have spaces around them (e.g. 'ham '): read without them, as 'ham'"]
     """
     spaced = [value for value in column if isinstance(value, str) and value != value.strip()]
-    if spaced:
-        return (f"{len(spaced)} label(s) in column {name!r} have spaces around them (e.g. {spaced[0]!r}): read "
-                f"without them, as {spaced[0].strip()!r}")
-    return None
+    return [f"{len(spaced)} label(s) in column {name!r} have spaces around them (e.g. {spaced[0]!r}): read without "
+            f"them, as {spaced[0].strip()!r}"] if spaced else []

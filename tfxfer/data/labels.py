@@ -11,7 +11,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from tfxfer.data.class_names import spaced_labels_note, warn_of_joined_labels, warn_of_look_alikes
+from tfxfer.data.class_names import spaced_labels_notes, warn_of_joined_labels, warn_of_look_alikes
 from tfxfer.data.errors import DataError
 from tfxfer.data.tables import row_source
 
@@ -219,7 +219,7 @@ def encode_multiclass(frame, label_columns, class_names, delimiter, source, bad)
         warn_of_joined_labels(names, source, column_name)
     else:
         names = [_class_key(name) for name in class_names]
-    bad.notes += filter(None, [spaced_labels_note(column, column_name)])
+    bad.notes += spaced_labels_notes(column, column_name)
     lookup = {name: position for position, name in enumerate(names)}
     labels = []
     for position, (index, key) in enumerate(zip(column.index, keys)):

@@ -37,10 +37,11 @@ def one_class_note(fitted, data, split="validation", accuracy=None):
     task = fitted.task_
     if not task.has_classes or task.uses_threshold or not data.sizes.get(split):  # one class per example only
         return None
-    inputs, labels = _split_inputs(data, split)
+    labels = np.asarray(data.examples(split)[1])
     shares = np.bincount(labels.astype(int)) / len(labels)
     if accuracy is not None and not np.any(np.abs(shares - accuracy) < 0.5 / len(labels)):
-        return None
+        return None  # before the split's pipeline is built: it is not needed
+    inputs, _ = _split_inputs(data, split)
     predicted = np.asarray(fitted.model_.predict(inputs, verbose=0)).argmax(axis=1)
     if len(np.unique(labels)) < 2 or len(np.unique(predicted)) > 1:
         return None

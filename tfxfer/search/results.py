@@ -119,8 +119,7 @@ def record_differences(stored, identity, resuming=True):
         differences.append(f"another task ({old.get('task_type')} of {old.get('class_names')}, now "
                            f"{new['task_type']} of {new['class_names']})")
     elif old.get("examples") != new["examples"]:
-        then, now = (", ".join(f"{count} {split}" for split, count in (sizes or {}).items() if count)
-                     for sizes in (old.get("sizes"), new["sizes"]))
+        then, now = sizes_text(old.get("sizes")), sizes_text(new["sizes"])
         differences.append(f"other data ({then} examples then, {now} now" + (
             ": the same counts of other files or labels)" if then == now else ")"))
     for key, flag in (("batch_size", "batch_size"), ("augmentation", "augment")):  # recorded since 2026-12-06
@@ -145,6 +144,16 @@ def record_differences(stored, identity, resuming=True):
         differences.append(f"another probe rule ({arguments(stored['probe'])} then; "
                            f"{arguments(identity.get('probe'))} now)")
     return differences
+
+
+def sizes_text(sizes):
+    """A data set's split sizes in words, the empty splits left out.
+
+    Example:
+        >>> sizes_text({"train": 24, "validation": 6, "test": 0})
+        '24 train, 6 validation'
+    """
+    return ", ".join(f"{count} {split}" for split, count in (sizes or {}).items() if count)
 
 
 def _size(sizes):

@@ -33,7 +33,7 @@ from tfxfer.search.distributed import TUNERS, Watchdog, answer_late_workers, pat
 from tfxfer.search.hypermodel import TransferHyperModel, extractor_key
 from tfxfer.search.probing import SCORES, probe
 from tfxfer.search.results import (SCORING, SEARCH_FILE, check_own_folder, data_identity, read_json, readable_json,
-                                   record_differences, report_failed_trials, search_record, search_results,
+                                   record_differences, report_failed_trials, search_record, search_results, sizes_text,
                                    stored_space, write_json)
 from tfxfer.search.space import SearchSpace
 from tfxfer.training import FeatureCache
@@ -333,9 +333,9 @@ class TransferSearch:
         """
         ran_on = search_record(self.directory, self.project_name).get("data")
         if ran_on and ran_on.get("examples") != data_identity(data)["examples"]:
-            sizes = ", ".join(f"{count} {split}" for split, count in (ran_on.get("sizes") or {}).items() if count)
-            raise ValueError(f"the search in {self.project_dir} ran on other data ({sizes} examples); pass the data it "
-                             "ran on (the same files split otherwise, by seed= or validation_split=, are other data).")
+            raise ValueError(f"the search in {self.project_dir} ran on other data ({sizes_text(ran_on.get('sizes'))} "
+                             "examples); pass the data it ran on (the same files split otherwise, by seed= or "
+                             "validation_split=, are other data).")
         tuner = getattr(self, "tuner_", None) or self._tuner(data, retraining=True)
         best = tuner.get_best_hyperparameters(1)
         if not best:

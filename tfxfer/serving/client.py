@@ -116,8 +116,7 @@ class ExportedModel:
             raise TypeError(f"An image model takes image files: pass the DataFrame's column of paths, e.g. "
                             f"frame[{str(inputs.columns[0]) if len(inputs.columns) else 'path'!r}].")
         if self.input_kind == "image":
-            tables = [item for item in inputs if isinstance(item, (str, os.PathLike)) and os.path.isfile(item)
-                      and Path(item).suffix.lower() in text_inputs.TABLE_SUFFIXES]
+            tables = text_inputs.table_files(inputs)
             if tables:  # it read as "not an image: text", which says nothing of what to pass
                 raise ValueError(f"{tables[0]} is a table; an image model takes image files: pass the images or their "
                                  "folder, or the table's column of paths (pandas.read_csv(...)['path']).")

@@ -25,6 +25,17 @@ def _is_path(item):
     return name.lower().endswith((*TABLE_SUFFIXES, *TEXT_EXTENSIONS, "/", os.sep)) or os.path.exists(name)
 
 
+def table_files(inputs):
+    """The CSV/TSV files among `inputs` (paths that exist and name a table), e.g. to refuse them for an image model.
+
+    Example:
+        >>> table_files(["photo.jpg", 3])
+        []
+    """
+    return [item for item in inputs if isinstance(item, (str, os.PathLike)) and os.path.isfile(item)
+            and str(item).lower().endswith(TABLE_SUFFIXES)]
+
+
 def texts_of(inputs, text_column, table, bad, joined):
     """`(file or None, text)` per text: texts as they are, `.txt` files and folders of them, CSV/TSV columns."""
     named_only = [item for item in inputs if _is_path(item) and not isinstance(item, os.PathLike)

@@ -97,10 +97,12 @@ def check_format(model_folder, export_format):
     """Raises when `<root>/<name>` holds versions of another export format than `export_format` (TF Serving serves a
     name's highest version, so a `.tflite` version would hide, and fail, the SavedModels), or anything but versions
     (a user's folder, which an export would fill with its own)."""
-    markers = FORMAT_FILES.values()  # a version folder without one was made by hand (or holds a user's files)
+    def ours(entry):  # a whole version of either format, or one being written; not a folder made by hand
+        whole = any((Path(model_folder) / entry / marker).exists() for marker in FORMAT_FILES.values())
+        return (is_version(entry) and whole) or entry.startswith(TEMPORARY_PREFIX)
+
     foreign = sorted(entry for entry in (os.listdir(model_folder) if os.path.isdir(model_folder) else [])
-                     if not (is_version(entry) and any((Path(model_folder) / entry / name).exists() for name in markers)
-                             or entry.startswith(TEMPORARY_PREFIX)))
+                     if not ours(entry))
     if foreign:
         listed = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
         what = "which is not a whole version" if len(foreign) == 1 else "which are not whole versions"

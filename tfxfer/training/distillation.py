@@ -154,6 +154,16 @@ def _label_accuracy(n_classes):
     return label_accuracy
 
 
+def check_not_litert(teacher):
+    """Refuses a LiteRT export as the teacher, which runs as a SavedModel (it was "version folders that are not whole
+    exports", said of whole LiteRT versions; a tester's find). The command line calls it before anything loads."""
+    from tfxfer.serving.litert_client import is_litert_export
+
+    if is_litert_export(teacher):
+        raise ValueError(f"teacher={str(teacher)!r} is a LiteRT export; the teacher runs as a SavedModel: pass the "
+                         "SavedModel export of the same model (export it without format='litert').")
+
+
 def _teacher(teacher, class_names):
     """`scores(data, split)`: the teacher's class scores for a split's examples, in order; or `scores(images)` for
     a batch of pixels in [0, 255] at the teacher's size."""
@@ -165,11 +175,8 @@ def _teacher(teacher, class_names):
             return teacher.model_(pixels * ((high - low) / 255.0) + low, training=False).numpy()
     else:
         from tfxfer.serving.client import ExportedModel
-        from tfxfer.serving.litert_client import is_litert_export
 
-        if is_litert_export(teacher):  # "not whole exports", said of whole LiteRT versions (a tester's find)
-            raise ValueError(f"teacher {teacher} is a LiteRT export; the teacher runs as a SavedModel: pass the "
-                             "SavedModel export of the same model (export it without format='litert').")
+        check_not_litert(teacher)
         exported = ExportedModel(teacher)
         if exported.input_kind != "image" or "serving_images" not in exported.signatures:
             raise ValueError(f"teacher {teacher} is not the SavedModel export of an image model (it takes "
