@@ -113,6 +113,14 @@ def test_regression_from_a_csv_and_from_a_dataframe(tmp_path):
     data = load_text(frame, label_column=["valence", "arousal"], validation_split=0, batch_size=4)
     assert data.task.task_type == "regression" and data.task.num_outputs == 2
     assert next(iter(data.train))[1].shape == (4, 2)
+    assert data.notes == []
+    # A target that one value fills in the validation split: its R² is undefined there, and the probe scored it 0
+    # without a word (a note left open by the last review).
+    frame["split"] = ["train", "train", "validation", "validation"]
+    frame.loc[frame.split == "validation", "arousal"] = 7
+    data = load_text(frame, label_column=["valence", "arousal"], split_column="split", batch_size=4)
+    assert data.notes == ["every validation example has 'arousal' 7: its R² there is undefined (a probe scores the "
+                          "other targets)"]
 
 
 def test_task_can_always_be_set():

@@ -234,20 +234,8 @@ def assemble(*, modality, task, inputs, labels, fixed, validation_split, test_sp
                         + ("class_names." if task.strict_classes else "the labels (a multi-label output that no "
                            "training example has cannot be learned)."))
     task.fill_weights(train_labels)
-    for split_id in (VALIDATION, TEST) if task.has_classes else ():  # what a held-out split cannot score
-        held, split_name = labels[split == split_id], SPLITS[split_id]
-        if not len(held):
-            continue
-        if not task.uses_threshold:  # one class per example: each class, present
-            absent = [name for index, name in enumerate(task.class_names) if not np.any(held == index)]
-            if absent:
-                bad.notes.append(f"the {split_name} split has no {', '.join(map(repr, absent))}: its scores say "
-                                 "nothing of " + ("that class" if len(absent) == 1 else "those classes"))
-            continue
-        for index, name in enumerate(task.class_names):  # several labels per example: each, present and absent
-            if np.all(held[:, index] > 0) or not np.any(held[:, index] > 0):
-                bad.notes.append(f"{'every' if held[0, index] > 0 else 'no'} {split_name} example has {name!r}: its "
-                                 "AUC there is undefined, and Keras counts it 0 in the mean AUC")
+    for split_id in (VALIDATION, TEST):  # what a held-out split cannot score
+        bad.notes += task.held_out_notes(SPLITS[split_id], labels[split == split_id])
     if bad.skipped:
         reasons = ", ".join(f"{reason} {count}" for reason, count in count_reasons(bad.skipped).items())
         what = "file or row" if len(bad.skipped) == 1 else "files or rows"

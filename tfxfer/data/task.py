@@ -176,6 +176,30 @@ class Task:
         present = self._kind.count(train_labels, self.num_outputs)
         return None if all(present) else self.class_names[int(np.flatnonzero(np.asarray(present) == 0)[0])]
 
+    def held_out_notes(self, split, labels):
+        """What a held-out split (named `split`, its encoded `labels`) cannot score, in words: a class it lacks
+        (multi-class), a label that every example or none has (multi-label), a target that never varies there
+        (regression).
+
+        Example:
+            >>> Task("regression", ["price"]).held_out_notes("validation", np.array([2.0, 2.0]))
+            ["every validation example has 'price' 2: its R² there is undefined (a probe scores the other targets)"]
+        """
+        if not len(labels):
+            return []
+        if not self.has_classes:
+            targets = np.asarray(labels, np.float64).reshape(len(labels), -1)
+            return [f"every {split} example has {name!r} {targets[0, index]:g}: its R² there is undefined (a probe "
+                    "scores the other targets)" for index, name in enumerate(self.class_names)
+                    if np.all(targets[:, index] == targets[0, index])]
+        if not self.uses_threshold:  # one class per example: each class, present
+            absent = [name for index, name in enumerate(self.class_names) if not np.any(labels == index)]
+            return [f"the {split} split has no {', '.join(map(repr, absent))}: its scores say nothing of "
+                    + ("that class" if len(absent) == 1 else "those classes")] if absent else []
+        return [f"{'every' if labels[0, index] > 0 else 'no'} {split} example has {name!r}: its AUC there is "
+                "undefined, and Keras counts it 0 in the mean AUC" for index, name in enumerate(self.class_names)
+                if np.all(labels[:, index] > 0) or not np.any(labels[:, index] > 0)]
+
     def fill_weights(self, train_labels):
         """Fills `class_weights` (multi-class) or the targets' mean and scale (regression) from the training
         labels."""
