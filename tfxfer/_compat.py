@@ -22,6 +22,7 @@ breaks here, with a message that names the internal, the version in use and the 
 | `ai_edge_litert.tools.flatbuffer_utils` | read a LiteRT file into its schema's objects, to write it again smaller |
 """
 
+import datetime
 import importlib
 
 import keras
@@ -198,6 +199,13 @@ def tuner_knows_a_notebook():
     _tuner(utils, "IS_NOTEBOOK")
     # In a notebook Keras Tuner's own check said so too, and imported IPython's display.
     utils.IS_NOTEBOOK = shell is not None and "Terminal" not in type(shell).__name__
+
+
+def count_elapsed_from(oracle, seconds):
+    """Makes Keras Tuner's "Total elapsed time" count `seconds` (the search's earlier runs) and this run's time.
+    Keras Tuner 1.4.8 keeps the first run's start in the oracle's display, so a search resumed the next morning said
+    a day had elapsed."""
+    _tuner(oracle, "_display").search_start = datetime.datetime.now() - datetime.timedelta(seconds=seconds)
 
 
 def retry_queue(oracle):

@@ -3,6 +3,7 @@ test_extractor_search.py, on a search across two extractors, which resumes throu
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -276,3 +277,21 @@ def test_a_resume_with_another_batch_size_or_augmentation_is_refused(data, tmp_p
         search().search(data)
     assert TransferSearch.from_folder(tmp_path / "runs" / "p", extractor=tiny_cnn(), verbose=0).best_model(
         data).frozen_blocks_ == 4
+
+
+def test_a_resumed_search_counts_the_time_its_trials_took_not_the_pause(data, tmp_path, capsys):
+    """Keras Tuner's "Total elapsed time" counted from the first run's start: a search resumed the next morning
+    said a day had elapsed (left open by several reviews)."""
+    def search(trials):
+        return TransferSearch(tiny_cnn(), max_trials=trials, epochs=1, patience=None, directory=tmp_path / "runs",
+                              project_name="p", space=SearchSpace(frozen_blocks=[3, 4]), verbose=1)
+
+    search(1).search(data)
+    state = tmp_path / "runs" / "p" / "oracle.json"
+    saved = json.loads(state.read_text())
+    saved["display"]["search_start"] = "2026-01-01T00:00:00"  # the first run began long before this resume
+    state.write_text(json.dumps(saved))
+    capsys.readouterr()
+    search(2).search(data)
+    elapsed = re.findall(r"Total elapsed time: (.*)", capsys.readouterr().out)
+    assert len(elapsed) == 1 and elapsed[0].startswith("00h 0"), elapsed  # it said '340d 16h 09m 41s'
