@@ -41,6 +41,9 @@ def test_scores_equal_scikit_learn_on_the_same_pooled_features(data, tiny_hub_mo
     inputs = np.stack([image.numpy() for image, _ in data.unbatched("train")])
     np.testing.assert_allclose(features[2]["train"][0], keras_extractor.prefix(2)(inputs).numpy().mean(axis=(1, 2)),
                                atol=1e-5)
+    held_out = np.stack([image.numpy() for image, _ in data.unbatched("validation")])  # the splits, one pass
+    np.testing.assert_allclose(features[2]["validation"][0],
+                               keras_extractor.prefix(2)(held_out).numpy().mean(axis=(1, 2)), atol=1e-5)
     # The pass is traced once and kept for the extractor's next probe, which still reads its weights as they are now.
     run = keras_extractor.pooled_cut_outputs([1, 2, 3, 4], data.unbatched("train").batch(8).element_spec[0])
     assert run.experimental_get_tracing_count() == 1
@@ -120,7 +123,8 @@ def test_a_multilabel_split_without_a_labels_negatives_is_scored_on_the_others_a
     """A label that every validation example had made every multi-label score NaN, and --plot then crashed; and
     plots asked for as .svg were PNG bytes (a hostile tester's finds)."""
     import pandas as pd
-    from sklearn.metrics import roc_auc_score
+    from sklearn.linear_model import Ridge
+    from sklearn.metrics import r2_score, roc_auc_score
 
     from tfxfer.data import Task
     from tfxfer.search.probing import knn_score, linear_score
@@ -136,6 +140,13 @@ def test_a_multilabel_split_without_a_labels_negatives_is_scored_on_the_others_a
         roc_auc_score(val_y[:, 0], model.predict_proba(validation[0])[:, 1]))  # 'a' alone
     assert not np.isnan(knn_score(train, validation, task))
     assert np.isnan(linear_score(train, (validation[0], np.ones_like(val_y)), task))  # nothing to score
+    # Regression: R² over the targets that vary in the split (a constant one scored 0, silently).
+    task, targets = Task("regression", ["a", "b"]), np.stack([train_y[:, 0] * 3, rng.normal(size=20)], axis=1)
+    held = np.stack([val_y[:, 0] * 3, np.full(4, 2.0)], axis=1)  # 'b' the same in every validation example
+    ridge = make_pipeline(StandardScaler(), Ridge(alpha=1.0)).fit(train[0], targets)
+    assert linear_score((train[0], targets), (validation[0], held), task) == pytest.approx(
+        r2_score(held[:, 0], ridge.predict(validation[0])[:, 0]))
+    assert np.isnan(linear_score((train[0], targets), (validation[0], np.full((4, 2), 2.0)), task))
     table = pd.DataFrame({"extractor": ["x", "x", "y"], "cut": [1, 2, 1], "linear": [0.7, 0.9, np.nan]})
     figure = tfxfer.plot_probe(table, path=tmp_path / "probe.svg")
     assert (tmp_path / "probe.svg").read_text().lstrip().startswith("<?xml") and len(figure.axes) == 1

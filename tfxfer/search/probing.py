@@ -111,7 +111,8 @@ def linear_score(train, validation, task, C=1.0):
     """The validation score of a regularised linear model on pooled features, in the task's metric.
 
     Standardised features; logistic regression (L2, `C`) for classes, one-vs-rest for multi-label, ridge regression
-    (`alpha = 1 / C`) for targets. Accuracy for multi-class, macro ROC AUC for multi-label, R² for regression.
+    (`alpha = 1 / C`) for targets. Accuracy for multi-class, macro ROC AUC for multi-label, R² for regression (the
+    mean over the labels or targets that the validation split can score; NaN where it can score none).
 
     Args:
         train: `(features, labels)` of the training split.
@@ -156,8 +157,10 @@ def knn_score(train, validation, task, k=10):
 def _metric(task, truth, predicted):
     from sklearn.metrics import r2_score, roc_auc_score
 
-    if not task.has_classes:
-        return float(r2_score(truth, predicted))
+    if not task.has_classes:  # the mean over the targets that vary in the split (R² of a constant is undefined)
+        truth, predicted = (np.asarray(a, np.float64).reshape(len(a), -1) for a in (truth, predicted))
+        varying = [j for j in range(truth.shape[1]) if np.ptp(truth[:, j]) > 0]
+        return float(np.mean([r2_score(truth[:, j], predicted[:, j]) for j in varying])) if varying else np.nan
     if task.uses_threshold:  # the mean over the labels that have examples with and without them in the split
         truth, predicted = np.asarray(truth), np.asarray(predicted)
         scorable = [j for j in range(truth.shape[1]) if 0 < truth[:, j].sum() < len(truth)]
@@ -188,26 +191,36 @@ def pooled_features(extractor, data, cuts=None, splits=("train", "validation"), 
         # Images as float32 whatever NumPy made them (float64 failed to bind to the traced pass), so every split
         # fits the one trace.
         dtype = np.float32 if extractor.input_kind == "image" else object
-        batches = {split: (tf.data.Dataset.from_tensor_slices(np.asarray(data[split][0], dtype)).batch(batch_size),
+        batches = {split: (tf.data.Dataset.from_tensor_slices((np.asarray(data[split][0], dtype),
+                                                               np.asarray(data[split][1]))).batch(batch_size),
                            np.asarray(data[split][1])) for split in splits if split in data}
     else:
         data = data.for_extractor(extractor)
-        batches = {split: (data.unbatched(split).map(lambda x, y: x).batch(data.batch_size),
-                           data.examples(split)[1]) for split in splits if data.sizes.get(split)}
+        batches = {split: (_batched(data, split), data.examples(split)[1])
+                   for split in splits if data.sizes.get(split)}
     if not batches:
         return {cut: {} for cut in cuts}
     # One trace for every batch of every split (any batch size), kept on the extractor for its next probe; spatial
     # maps are averaged in the graph, token sequences with masks below.
-    run = extractor.pooled_cut_outputs(cuts, next(iter(batches.values()))[0].element_spec)
+    run = extractor.pooled_cut_outputs(cuts, next(iter(batches.values()))[0].element_spec[0])
     result = {cut: {} for cut in cuts}
     for split, (dataset, labels) in batches.items():
         pooled = {cut: [] for cut in cuts}
-        for inputs in dataset:
+        for inputs, _ in dataset:
             for cut, output in zip(cuts, run(inputs)):
                 pooled[cut].append(_pool_cut(output))
         for cut in cuts:
             result[cut][split] = (np.concatenate(pooled[cut]), labels)
     return result
+
+
+def _batched(data, split):
+    """A split in batches; images with the next batch decoded while one runs (decoding is about half a pass of a
+    small extractor), texts without (they were slower with it, on SMS spam with GloVe)."""
+    import tensorflow as tf
+
+    dataset = data.unbatched(split).batch(data.batch_size)
+    return dataset.prefetch(tf.data.AUTOTUNE) if data.modality == "image" else dataset
 
 
 def probe(data, extractors, *, task=None, scores=SCORES, rank_by="linear", C=1.0, k=10):
