@@ -573,3 +573,21 @@ def test_messages_of_probe_options_and_export_search_are_in_the_command_lines_wo
         "Applications include DenseNet201."
     assert cli_words("No completed trial in runs/a; run search() first.") == \
         "No completed trial in runs/a; run tfxfer tune until a trial completes first."
+
+
+def test_train_with_precision_and_tta_builds_the_backbone_mixed_and_records_what_it_serves(images, tmp_path):
+    """Found by a hostile tester: --precision mixed the head only (the CLI loaded a Keras extractor before the policy
+    applied), and a --tta export stored the scores of the model without flip averaging, saying neither."""
+    from tensorflow.core.protobuf import saved_model_pb2
+
+    rows = records(tfxfer("train", images, "--extractor", "MobileNet", "--alpha", "0.25", "--weights", "none",
+                          "--image-size", "32", "32", "--epochs", "1", "--precision", "mixed_bfloat16", "--tta",
+                          "--export", "mixed", "--root", tmp_path / "exports", "--json"))
+    export = tmp_path / "exports" / "mixed" / "1"
+    saved = saved_model_pb2.SavedModel.FromString((export / "saved_model.pb").read_bytes())
+    convolutions = [node.attr["T"].type for function in saved.meta_graphs[0].graph_def.library.function
+                    for node in function.node_def if node.op == "Conv2D"]
+    assert convolutions and set(convolutions) == {14}, convolutions  # DT_BFLOAT16: the backbone mixed too
+    metadata = json.loads((export / "assets.extra" / "tfxfer.json").read_text())
+    assert metadata["test_time_augmentation"] is True and metadata["training"]["precision"] == "mixed_bfloat16"
+    assert metadata["metrics"]["val_accuracy"] == pytest.approx(rows[0]["val_accuracy_tta"], abs=1e-4)

@@ -73,11 +73,13 @@ def _check_data_path(args):
 
 
 def _load_extractor(args, source):
-    import tfxfer
-
     options = _extractor_options(args, source)  # checked before the extractor (and TensorFlow) loads
     args.stage = "loading"
-    return tfxfer.load_extractor(source, **options)
+    import tfxfer
+    from tfxfer.training.strategy import dtype_policy
+
+    with dtype_policy(getattr(args, "precision", "float32")):  # a Keras extractor keeps the dtype it is built with
+        return tfxfer.load_extractor(source, **options)
 
 
 #: The data flags, their defaults, and what reads them: "table" (a CSV/TSV), "text" (texts anywhere).
@@ -204,13 +206,15 @@ def train(args):
     accuracy = model.history_.get("val_accuracy")  # spares one_class_note a pass where it is no class's share
     if note := one_class_note(model, data, accuracy=accuracy and accuracy[model.kept_epoch_]):
         warnings.warn(note, stacklevel=1)
+    served = None  # the scores of the flip-averaged model that --tta exports, stored with it
     if args.tta and data.sizes.get("validation"):
-        row.update({f"val_{k}_tta": round(v, 4) for k, v in model.evaluate(data.validation,
-                                                                          test_time_augmentation=True).items()})
+        served = {f"val_{k}": v for k, v in model.evaluate(data.validation, test_time_augmentation=True).items()}
+        row.update({f"{k}_tta": round(v, 4) for k, v in served.items()})
     if args.export is not None:
         args.stage = "exporting"
         row["export"] = str(tfxfer.export(model, args.export, root=args.root, data_summary=data,
                                           models_config=args.models_config, test_time_augmentation=args.tta,
+                                          metrics=served,
                                           **options))
         said_verification(args, row["export"])
     if args.report:

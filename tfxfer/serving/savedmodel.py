@@ -64,7 +64,9 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
             `target_0`, `target_1`...).
         threshold: Multilabel: scores above it name a label in the `labels` output.
         metrics: Evaluation metrics to store, e.g. `fitted.evaluate(test)` (a dict of numbers); by default, a
-            fitted `TransferModel`'s validation metrics at the epoch whose weights it kept.
+            fitted `TransferModel`'s validation metrics at the epoch whose weights it kept (with
+            `test_time_augmentation`, named `<metric>_without_tta`: the served model's are
+            `fitted.evaluate(data.validation, test_time_augmentation=True)`).
         data_summary: What the model was trained on: the `DataSplits` from `tfxfer.load_images`/`load_text` (its
             sizes, counts, origins and summary are stored), a dict, or a string.
         interpolation: The `tf.image.resize` method of the served preprocessing; by default the one a fitted
@@ -121,6 +123,7 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
             raise ValueError("test_time_augmentation flips images; this model takes text: leave it out.")
         model = flip_averaged(model)
     spec = serving_spec(model, extractor, task, threshold, data_summary, interpolation or trained_with(training))
+    spec["test_time_augmentation"] = bool(test_time_augmentation)
     metadata = export_metadata(spec, training, metrics, data_summary)
     check_format(Path(root) / name, "savedmodel")
 
@@ -158,7 +161,8 @@ def export_pieces(model, extractor, task_type, class_names):
         if hasattr(fitted, "phases_"):
             training["phases"] = [dataclasses.asdict(phase) for phase in fitted.phases_]
         for attribute in ("regime", "frozen_blocks_", "fine_tune_epoch_", "learning_rates_", "cached_phases_",
-                          "trainable_params_", "fit_seconds_", "distillation_", "interpolation_", "kept_epoch_"):
+                          "trainable_params_", "fit_seconds_", "distillation_", "interpolation_", "kept_epoch_",
+                          "label_smoothing", "precision_"):
             if hasattr(fitted, attribute):
                 training[attribute.rstrip("_")] = getattr(fitted, attribute)
     if extractor is None:
@@ -225,6 +229,8 @@ def export_metadata(spec, training, metrics, data_summary):
     if metrics is None and training and training.get("history") and training.get("kept_epoch") is not None:
         metrics = {key: values[training["kept_epoch"]] for key, values in training["history"].items()
                    if key.startswith("val_")} or None  # they were null in every export (a tester's find)
+        if metrics and spec.get("test_time_augmentation"):  # the fit's scores, not the flip-averaged model's
+            metrics = {f"{key}_without_tta": value for key, value in metrics.items()}
 
     metadata = {
         "format": "tfxfer-export",

@@ -62,14 +62,15 @@ def pick_precision(strategy=None):
 
 @contextlib.contextmanager
 def dtype_policy(policy):
-    """Builds layers under a Keras dtype policy (`float32`, `mixed_float16`, `mixed_bfloat16`), then restores the
-    global one.
+    """Builds layers under a Keras dtype policy (`float32`, `mixed_float16`, `mixed_bfloat16`, or `auto`:
+    `pick_precision()`), then restores the global one.
 
     Example:
         >>> with dtype_policy("mixed_bfloat16"):
         ...     keras.layers.Dense(2).compute_dtype
         'bfloat16'
     """
+    policy = pick_precision() if policy == "auto" else policy
     if policy not in PRECISIONS:
         raise ValueError(f"precision must be 'auto' or one of {PRECISIONS}; got {policy!r}.")
     previous = keras.config.dtype_policy()
