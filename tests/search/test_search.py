@@ -105,15 +105,21 @@ def test_the_same_search_twice_gives_the_same_trials_and_scores(tmp_path):
     started from random weights), so which trial won was chance (a hostile tester's find)."""
     folder = noise_folders(tmp_path / "images", per_class=8)
     tables = []
-    for run in ("a", "b"):
-        keras.utils.set_random_seed(5)  # the same "pretrained" weights in both runs
+    for run in ("a", "b", "resumed"):
+        keras.utils.set_random_seed(5)  # the same "pretrained" weights in every run
         data = tfxfer.load_images(folder, image_size=(16, 16), value_range=(0, 1), batch_size=8,
                                   validation_split=0.25, seed=3)
-        search = TransferSearch(tiny_cnn(), max_trials=2, epochs=2, directory=tmp_path / run, project_name="p",
-                                space=SearchSpace(frozen_blocks=[4]), verbose=0)
-        tables.append(search.search(data).sort_values("trial_id").reset_index(drop=True))
+        extractor = tiny_cnn()
+        for trials in (1, 3) if run == "resumed" else (3,):
+            search = TransferSearch(extractor, max_trials=trials, epochs=2, directory=tmp_path / run,
+                                    project_name="p", space=SearchSpace(frozen_blocks=[4]), verbose=0)
+            table = search.search(data)
+        tables.append(table.sort_values("trial_id").reset_index(drop=True))
     columns = ["learning_rate", "hidden_units", "dropout", "val_loss", "loss"]
     pd.testing.assert_frame_equal(tables[0][columns], tables[1][columns], rtol=1e-5)
+    # A resumed search scores its trials as one run does: each trial's data starts from the seed's first order
+    # (the shuffle's state carried over from the trials before it, a hostile tester's find).
+    pd.testing.assert_frame_equal(tables[0][columns], tables[2][columns], rtol=1e-5)
 
 
 @pytest.mark.parametrize("space, message", [

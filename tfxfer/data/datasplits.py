@@ -70,6 +70,7 @@ class DataSplits:
         self.cache = cache
         self.shuffle_buffer = shuffle_buffer
         self.joined_columns = joined_columns
+        self._bases = {}  # split: its examples as a dataset, decoded and cached where `cache` says, before shuffling
         self.counts = {split: task.count(labels) for split, (_, labels) in examples.items()}
 
     def for_extractor(self, extractor):
@@ -115,9 +116,14 @@ class DataSplits:
         """`{split: number of examples}`."""
         return {split: len(inputs) for split, (inputs, _) in self._examples.items()}
 
-    @functools.cached_property
+    @property
     def train(self):
-        """The training `tf.data.Dataset`, shuffled each epoch and augmented when `augmented`; None when empty."""
+        """The training `tf.data.Dataset`, shuffled each epoch and augmented when `augmented`; None when empty.
+
+        Each access gives a pipeline whose epochs start again from the seed's first order (over the same decoded
+        and cached images), so a model trained on it sees the same batches whatever trained before it in the
+        process: a search's trial scores the same in a resumed run (a hostile tester's find).
+        """
         return self._batched("train")
 
     @functools.cached_property
@@ -187,22 +193,21 @@ class DataSplits:
             # A disk cache is for data larger than memory: a buffer of the whole split would hold it all again.
             per_image = self.image_size[0] * self.image_size[1] * 3 * 4
             shuffle_buffer = max(1, min(len(inputs), DISK_CACHE_SHUFFLE_BYTES // per_image))
-        dataset = tf.data.Dataset.from_tensor_slices((self._input_tensor(inputs), labels))
-        if self.modality == "image":
-            if training and not self.cache:
-                # Shuffling paths before decoding costs nothing; after a cache the buffer holds decoded images.
-                dataset = dataset.shuffle(shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
-            elif training and on_disk:
+        cached = self.modality == "image" and bool(self.cache)
+        if split not in self._bases:
+            dataset = tf.data.Dataset.from_tensor_slices((self._input_tensor(inputs), labels))
+            if training and on_disk:
                 # One random order for the cache file (classes mixed), which the bounded buffer after it reshuffles
                 # window by window every epoch.
                 dataset = dataset.shuffle(len(inputs), seed=self.seed, reshuffle_each_iteration=False)
-            dataset = dataset.map(self._decode, num_parallel_calls=tf.data.AUTOTUNE)
-            if self.cache:
-                dataset = dataset.cache(self._cache_file(split))
-                if training:
-                    dataset = dataset.shuffle(shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
-        elif training:
+            if cached:  # decoded once, kept for every pipeline built on it
+                dataset = dataset.map(self._decode, num_parallel_calls=tf.data.AUTOTUNE).cache(self._cache_file(split))
+            self._bases[split] = dataset
+        dataset = self._bases[split]
+        if training:  # a new shuffle starts from the seed's first order; paths shuffle before decoding for free
             dataset = dataset.shuffle(shuffle_buffer, seed=self.seed, reshuffle_each_iteration=True)
+        if self.modality == "image" and not cached:
+            dataset = dataset.map(self._decode, num_parallel_calls=tf.data.AUTOTUNE)
         dataset = dataset.batch(self.batch_size)
         if training and self.augmentation is not None:
             augmentation = self.augmentation

@@ -127,10 +127,12 @@ class FeatureCache:
         return stored
 
     def dataset(self, extractor, data, k, split):
-        """The cached activations of one split as a batched `tf.data.Dataset`, made once and then reused.
+        """The cached activations of one split as a batched `tf.data.Dataset` over one copy of them in TensorFlow's
+        memory, however many models train on them.
 
-        The training split is shuffled every epoch as `DataSplits.train` is (same seed); the others keep their order.
-        Reusing the dataset keeps the activations in TensorFlow's memory once, however many models train on them.
+        The training split is shuffled every epoch as `DataSplits.train` is (same seed), each call's dataset from the
+        seed's first order: a model sees the same batches whatever trained before it in the process (a search's
+        trial scored otherwise in a resumed run, a hostile tester's find). The others keep their order.
 
         Returns:
             The dataset and the shape of one example's activations, or None when the split is empty.
@@ -138,11 +140,11 @@ class FeatureCache:
         stored = self.features(extractor, data, k, split)
         if stored is None:
             return None
-        key = (self.key(extractor, data, k, split), data.batch_size)
+        key = self.key(extractor, data, k, split)
         if key not in self._datasets:
-            seed = data.seed if split == "train" else None
-            self._datasets[key] = cached_dataset(*stored, batch_size=data.batch_size, shuffle_seed=seed)
-        return self._datasets[key], stored[0].shape[1:]
+            self._datasets[key] = examples_dataset(*stored)
+        seed = data.seed if split == "train" else None
+        return batched(self._datasets[key], stored, batch_size=data.batch_size, shuffle_seed=seed), stored[0].shape[1:]
 
     def _paths(self, key):
         folder = self.directory / key
@@ -233,26 +235,30 @@ def _partial(path):
     return f"{path}.{os.getpid()}-{uuid.uuid4().hex[:12]}.partial.npy"
 
 
-def cached_dataset(features, labels, *, batch_size, shuffle_seed=None):
-    """A batched `tf.data.Dataset` over cached activations, shuffled each epoch the way `DataSplits.train` is."""
+def examples_dataset(features, labels):
+    """The examples of cached activations as `tf.data`, unbatched: the arrays themselves, or (memory-mapped, larger than memory)
+    their indices."""
+    if isinstance(features, np.memmap):
+        return tf.data.Dataset.range(len(labels))
+    return tf.data.Dataset.from_tensor_slices((features, labels))
+
+
+def batched(examples, stored, *, batch_size, shuffle_seed=None):
+    """`examples_dataset(*stored)` shuffled each epoch the way `DataSplits.train` is, from `shuffle_seed`'s first
+    order (unless None), and batched; batches of a memory-mapped file gathered from it."""
+    features, labels = stored
+    if shuffle_seed is not None:
+        examples = examples.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
+    dataset = examples.batch(batch_size)
     if isinstance(features, np.memmap):
         # Larger than memory: gather each batch from the memory-mapped file instead of embedding it in the graph.
-        count = len(labels)
-        dataset = tf.data.Dataset.range(count)
-        if shuffle_seed is not None:
-            dataset = dataset.shuffle(count, seed=shuffle_seed, reshuffle_each_iteration=True)
         gather = lambda index: (features[index], labels[index])  # noqa: E731
-        dataset = dataset.batch(batch_size).map(
+        dataset = dataset.map(
             lambda index: tf.numpy_function(gather, [index], [tf.as_dtype(features.dtype), tf.as_dtype(labels.dtype)]),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         shape = (None, *features.shape[1:])
         dataset = dataset.map(lambda x, y: (tf.ensure_shape(x, shape), tf.ensure_shape(y, (None, *labels.shape[1:]))))
-    else:
-        dataset = tf.data.Dataset.from_tensor_slices((features, labels))
-        if shuffle_seed is not None:
-            dataset = dataset.shuffle(len(labels), seed=shuffle_seed, reshuffle_each_iteration=True)
-        dataset = dataset.batch(batch_size)
     return dataset.prefetch(tf.data.AUTOTUNE)
 
 
