@@ -181,15 +181,13 @@ def train(args):
         raise UsageError(f"{flag} does nothing with --regime {args.regime} (every block stays frozen); pass --regime "
                          f"mid-layer or --regime fine-tune with {flag}, or leave {flag} out")
     _check_data_path(args)
-    from tfxfer.cli.recipe import head_from_flags, recipe_arguments
+    from tfxfer.cli.recipe import check_tta, head_from_flags, recipe_arguments
 
     head = head_from_flags(args)  # refuses a bad --hidden-units before anything loads
     extractor = _load_extractor(args, args.extractor)
-    if args.tta and extractor.input_kind != "image":
-        raise UsageError(f"--tta averages each image with its mirror image; {args.extractor} takes text: leave --tta "
-                         "out")
     check_litert_conversion(args, [extractor], exporting=args.export is not None)
     data = _load_data(args, extractor)
+    check_tta(args, extractor, data)
     callbacks, verbose = _callbacks(args)
     args.stage = "training"
     model = tfxfer.TransferModel(

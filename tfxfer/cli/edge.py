@@ -55,6 +55,9 @@ def export_options(args):
     if args.models_config:
         raise UsageError("--models-config lists SavedModels for TF Serving, which does not serve .tflite files: "
                          "leave it out with --format litert")
+    if getattr(args, "tta", False):  # refused by the export after training, in the library's words
+        raise UsageError("--tta applies to SavedModel exports; leave it out with --format litert (a phone can flip "
+                         "and average itself)")
     from tfxfer.serving.litert import check_options  # imports TensorFlow: not for the refusals above
 
     try:

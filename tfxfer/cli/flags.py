@@ -89,6 +89,14 @@ def fraction(text):
     return value
 
 
+def decay(text):
+    """An argparse type: a factor in (0, 1] (1: every block at one rate)."""
+    value = number(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a factor above 0, up to 1 (every block at one rate), got {text}")
+    return value
+
+
 def positive(text):
     """An argparse type: a number > 0."""
     value = number(text)

@@ -6,13 +6,14 @@ from tfxfer.cli.commands import UsageError, _check_data_path, _load_data, _load_
 
 def recipe_flags(parser):
     """The training recipe of `tfxfer train`: rates per block, schedules, label smoothing, precision, TTA."""
-    from tfxfer.cli.flags import fraction, library_defaults, positive
+    from tfxfer.cli.flags import decay, fraction, library_defaults, positive
     model = library_defaults("training/model.py", "TransferModel")
-    parser.add_argument("--layer-decay", type=fraction, help="phases that train blocks: each block below the top at "
-                                                             "this factor of the rate above it (timm), e.g. 0.75")
-    parser.add_argument("--block-rates", type=positive, nargs=2, metavar=("LOW", "HIGH"),
-                        help="phases that train blocks: rates spread from LOW (lowest trainable block) to HIGH "
-                             "(the head) (fastai's slice)")
+    rates = parser.add_mutually_exclusive_group()  # two ways to give blocks their own rates
+    rates.add_argument("--layer-decay", type=decay, help="phases that train blocks: each block below the top at "
+                                                        "this factor of the rate above it (timm), e.g. 0.75")
+    rates.add_argument("--block-rates", type=positive, nargs=2, metavar=("LOW", "HIGH"),
+                       help="phases that train blocks: rates spread from LOW (lowest trainable block) to HIGH "
+                            "(the head) (fastai's slice)")
     parser.add_argument("--schedule", choices=["constant", "cosine", "one-cycle"], default=model["schedule"],
                         help="how the rate moves within each phase (default: %(default)s)")
     parser.add_argument("--label-smoothing", type=fraction, default=model["label_smoothing"],
@@ -61,6 +62,18 @@ def recipe_arguments(args):
     rates = None if args.block_rates is None else tuple(args.block_rates)
     return {"layer_decay": args.layer_decay, "block_rates": rates, "schedule": args.schedule,
             "label_smoothing": args.label_smoothing, "precision": args.precision}
+
+
+def check_tta(args, extractor, data):
+    """Refuses `--tta` where it can do nothing: text, or neither a validation split to evaluate nor an export."""
+    if not args.tta:
+        return
+    if extractor.input_kind != "image":
+        raise UsageError(f"--tta averages each image with its mirror image; {args.extractor} takes text: leave --tta "
+                         "out")
+    if not data.sizes.get("validation") and args.export is None:
+        raise UsageError("--tta evaluates the validation split and exports the flip-averaged model; with no "
+                         "validation split and no --export it does nothing: pass --export NAME, or leave --tta out")
 
 
 def centred_space(args, space, extractor, data):

@@ -157,7 +157,7 @@ def cli_words(message, flags=FLAGS):
             return f"--no-{flag[2:]}" if flag in _NEGATABLE else f"no {flag}"
         if value[:1] in _QUOTES and value[1:-1] != value[1:-1].strip():  # spaces at its ends: quoted for the shell
             return f"{flag} {value}"
-        if value.startswith("[") and flag.startswith("--"):  # a list: the values one after another, as a shell takes
+        if value[:1] in "[(" and flag.startswith("--"):  # a list: the values one after another, as a shell takes
             try:                                                # them ('Message Text' quoted)
                 items = [shlex.quote(str(item)) for item in ast.literal_eval(value)]
             except (ValueError, SyntaxError):
@@ -167,7 +167,8 @@ def cli_words(message, flags=FLAGS):
             return f"{flag} {'tab' if value[1:-1] == chr(92) + 't' else shlex.quote(value[1:-1])}"
         return f"{flag} {value}"
 
-    flagged = re.sub(r"\b([a-z][a-z_]*)=(\"[^\"]*\"|'[^']*'|\[[^\[\]]*\]|\w(?:[\w.-]*\w)?)?", replace, message)
+    flagged = re.sub(r"\b([a-z][a-z_]*)=(\"[^\"]*\"|'[^']*'|\[[^\[\]]*\]|\([^()]*\)|\w(?:[\w.-]*\w)?)?", replace,
+                     message)
     # Argument names with an underscore are Python's alone; as bare words (freeze_blocks must be...) they are flags.
     flagged = re.sub(r"(?<![\w.-])([a-z]+_[a-z_]+)\b(?![=(])",
                      lambda match: flags.get(match.group(1), match.group(1)), flagged)
