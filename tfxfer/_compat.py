@@ -201,11 +201,20 @@ def tuner_knows_a_notebook():
     utils.IS_NOTEBOOK = shell is not None and "Terminal" not in type(shell).__name__
 
 
-def count_elapsed_from(oracle, seconds):
-    """Makes Keras Tuner's "Total elapsed time" count `seconds` (the search's earlier runs) and this run's time.
-    Keras Tuner 1.4.8 keeps the first run's start in the oracle's display, so a search resumed the next morning said
-    a day had elapsed."""
-    _tuner(oracle, "_display").search_start = datetime.datetime.now() - datetime.timedelta(seconds=seconds)
+def resume_display(oracle, seconds, trial_ids):
+    """Keras Tuner's display after a reload: "Total elapsed time" counts `seconds` (the search's earlier runs) and
+    this run's time, and the trials `trial_ids` given back to their workers have a start.
+
+    Keras Tuner 1.4.8 keeps the first run's start, so a search resumed the next morning said a day had elapsed; and
+    it saves a trial before noting its start, so a restarted chief's display knew no start for the trials out, and
+    the end of each raised KeyError to its worker, which died.
+    """
+    display, now = _tuner(oracle, "_display"), datetime.datetime.now()
+    display.search_start = now - datetime.timedelta(seconds=seconds)
+    numbers = {trial_id: position + 1 for position, trial_id in enumerate(oracle.trials)}
+    for trial_id in trial_ids:
+        display.trial_start.setdefault(trial_id, now)
+        display.trial_number.setdefault(trial_id, numbers[trial_id])
 
 
 def retry_queue(oracle):

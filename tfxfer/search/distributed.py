@@ -165,7 +165,8 @@ class _Guarded:
         trials are still at work (or dead, which the `Watchdog` finds out): each trial becomes ongoing again under
         its worker, and its clock restarts so that the time the chief was down does not count against the worker. A
         trial that had already ended (the chief was killed between saving its end and forgetting it) leaves the
-        queue. Keras Tuner's "Total elapsed time" counts the ended trials' seconds and this run's, not the pause.
+        queue. Keras Tuner's "Total elapsed time" counts the ended trials' seconds and this run's, not the pause; its
+        display knows when each trial given back started (see `tfxfer._compat.resume_display`).
 
         Args:
             saved_ongoing: `{tuner id: trial id}`, the `ongoing_trials` of `oracle.json` as the killed chief left it.
@@ -186,8 +187,8 @@ class _Guarded:
                     os.utime(path)
                 resumed.append(trial_id)
         pending[:] = queue
-        _compat.count_elapsed_from(self, sum(trial.metrics.get_last_value("seconds") or 0
-                                             for trial in self.trials.values() if trial.metrics.exists("seconds")))
+        _compat.resume_display(self, sum(trial.metrics.get_last_value("seconds") or 0 for trial in self.trials.values()
+                                         if trial.metrics.exists("seconds")), resumed)
         self.save()
         return resumed
 
