@@ -185,7 +185,18 @@ def _start_chief_and_workers(script, port):
 
 @pytest.mark.slow
 def test_chief_and_two_workers_finish_every_trial_once_though_one_worker_is_killed(tmp_path):
-    processes = _start_chief_and_workers(_script(tmp_path, trials=4, epochs=2), free_port())
+    port = free_port()
+    processes = _start_chief_and_workers(_script(tmp_path, trials=4, epochs=2), port)
+    # A worker on "another machine" (its own folder) running another search: its trials filled the chief's table
+    # with other scores, silently (a hostile tester's find). It is refused before it takes a trial.
+    stranger = tmp_path / "stranger.py"
+    stranger.write_text(SCRIPT.format(tests=str(TESTS), images=str(tmp_path / "images"),
+                                      runs=str(tmp_path / "elsewhere"), trials=4, epochs=3))
+    env = {**os.environ, "KERASTUNER_TUNER_ID": "tuner2", "KERASTUNER_ORACLE_IP": "127.0.0.1",
+           "KERASTUNER_ORACLE_PORT": str(port)}
+    refused = subprocess.run([sys.executable, str(stranger)], env=env, capture_output=True, text=True, timeout=300)
+    assert refused.returncode != 0 and "This worker's search is not the one its chief at 127.0.0.1:" in \
+        refused.stderr, refused.stderr[-3000:]
     project = tmp_path / "runs" / "p"
     deadline = time.monotonic() + 120
     while not completed_trials(project) and time.monotonic() < deadline and all(

@@ -30,6 +30,7 @@ import keras_tuner as kt
 import numpy as np
 
 from tfxfer import _compat
+from tfxfer.search.results import SEARCH_DIGEST
 
 log = logging.getLogger(__name__)
 
@@ -289,6 +290,18 @@ class _PatientStub:
                     time.sleep(1.0)
 
         return patient_call
+
+
+def check_chiefs_search(client, digest):
+    """Refuses a worker whose search is not its chief's (other data, extractor weights, image size, space or
+    settings: `search_digest`): its trials would fill the chief's table with scores of another search, silently."""
+    chief = client.get_space().values.get(SEARCH_DIGEST)  # None from a chief of an earlier tfxfer
+    if chief is not None and chief != digest:
+        address = f"{os.environ.get('KERASTUNER_ORACLE_IP')}:{os.environ.get('KERASTUNER_ORACLE_PORT')}"
+        raise ValueError(f"This worker's search is not the one its chief at {address} runs (digest {digest} here, "
+                         f"{chief} there): other data, extractor weights, image size, search space or settings. Its "
+                         "trials would be scored on another search's table: start the worker with the chief's data, "
+                         "extractor and arguments.")
 
 
 def patient_workers(client, patience=3600.0):

@@ -9,6 +9,7 @@ import keras_tuner as kt
 
 from tfxfer import _compat
 from tfxfer.extractors import Extractor, load_extractor
+from tfxfer.search.results import SEARCH_DIGEST
 from tfxfer.search.space import SearchSpace
 from tfxfer.training import FeatureCache, Head, TransferModel
 
@@ -50,6 +51,7 @@ class TransferHyperModel(kt.HyperModel):
         self.verbose = verbose
         self.candidates = candidates
         self.seed = seed
+        self.digest = None  # `search_digest` of the search, set by `TransferSearch`
         scope = strategy.scope() if strategy is not None else contextlib.nullcontext()
         with scope:
             self.members = {}
@@ -86,6 +88,8 @@ class TransferHyperModel(kt.HyperModel):
         return {name: member.extractor.n_blocks for name, member in self.members.items()}
 
     def build(self, hp):
+        if self.digest is not None:  # the chief's, which its workers check theirs against
+            hp.Fixed(SEARCH_DIGEST, self.digest)
         if self.candidates is None:
             values = self.space.sample(hp, self.extractor.n_blocks, input_kind=self.extractor.input_kind)
             member = next(iter(self.members.values()))

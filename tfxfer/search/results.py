@@ -61,6 +61,12 @@ def readable_json(path):
         return False
 
 
+def best_values(tuner):
+    """The best trial's hyperparameter values (less the search's digest), or None before any trial ended."""
+    best = tuner.get_best_hyperparameters(1)
+    return {name: value for name, value in best[0].values.items() if name != SEARCH_DIGEST} if best else None
+
+
 def data_identity(data):
     """What identifies a search's data: task, classes, split sizes, and a digest of the examples and labels.
 
@@ -92,6 +98,22 @@ def _augmentation(data):
 #: How a search scores its trials (`_Guarded.score_trial`), recorded since 2026-12-07; searches recorded before
 #: took Keras Tuner's best epoch over every phase.
 SCORING = "the epoch whose weights a trial ends with"
+
+#: The hyperparameter (fixed) through which a distributed search's chief tells its workers which search it runs.
+SEARCH_DIGEST = "tfxfer_search"
+
+
+def search_digest(identity):
+    """A digest of what defines a search (its record: data, extractor weights, space, settings), less where its
+    extractors and files lie, which may differ from one machine to the next.
+
+    Example:
+        >>> search_digest({"seed": 0, "extractor": "/a/mnv1"}) == search_digest({"seed": 0, "extractor": "/b/mnv1"})
+        True
+    """
+    kept = {key: value for key, value in identity.items()
+            if key not in ("extractor", "extractor_sources", "extractor_options", "candidates")}
+    return hashlib.sha256(json.dumps(kept, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def record_differences(stored, identity, resuming=True):
@@ -220,6 +242,7 @@ def search_results(directory, project_name):
         trial = kt.engine.trial.Trial.load(path)
         row = {"trial_id": trial.trial_id, "status": trial.status}
         values = dict(trial.hyperparameters.values)
+        values.pop(SEARCH_DIGEST, None)
         if "candidate" in values:  # a search across extractors: which one, and how deep
             row["extractor"], row["frozen_blocks"] = split_candidate(values.pop("candidate"))
         row.update(values)

@@ -29,12 +29,12 @@ import pandas as pd
 
 from tfxfer import _compat
 from tfxfer.search.candidates import choose_candidates
-from tfxfer.search.distributed import TUNERS, Watchdog, answer_late_workers, patient_workers
+from tfxfer.search.distributed import TUNERS, Watchdog, answer_late_workers, check_chiefs_search, patient_workers
 from tfxfer.search.hypermodel import TransferHyperModel, extractor_key
 from tfxfer.search.probing import SCORES, probe
-from tfxfer.search.results import (SCORING, SEARCH_FILE, check_own_folder, data_identity, read_json, readable_json,
-                                   record_differences, report_failed_trials, search_record, search_results, sizes_text,
-                                   stored_space, write_json)
+from tfxfer.search.results import (SCORING, SEARCH_FILE, best_values, check_own_folder, data_identity, read_json,
+                                   readable_json, record_differences, report_failed_trials, search_digest,
+                                   search_record, search_results, sizes_text, stored_space, write_json)
 from tfxfer.search.space import SearchSpace
 from tfxfer.training import FeatureCache
 
@@ -143,6 +143,7 @@ class TransferSearch:
                 hypermodel.follow_record(recorded["extractor"], recorded.get("extractor_weights") or [])
             hypermodel.candidates = self._candidates(hypermodel, data, recorded)
         self._check_same_search(data, recorded, retraining)
+        hypermodel.digest = search_digest(self._identity(data))  # for the workers to check theirs against
         state = os.path.join(self.project_dir, "oracle.json")
         try:
             saved = None if self.overwrite or not os.path.isfile(state) else read_json(state)
@@ -159,6 +160,7 @@ class TransferSearch:
             self.tuner_.oracle.resume_trials_out(saved["ongoing_trials"] if _compat.is_chief() else {})
         if _compat.is_worker():  # its oracle is a client of the chief's
             patient_workers(self.tuner_.oracle)
+            check_chiefs_search(self.tuner_.oracle, hypermodel.digest)
         return self.tuner_
 
     def _candidates(self, hypermodel, data, stored):
@@ -307,13 +309,8 @@ class TransferSearch:
             member.restore()
         if not _compat.is_worker():  # a worker's oracle is the chief's, over the network
             report_failed_trials(tuner.oracle, self.project_dir)
-        self.best_hyperparameters_ = self._best_values(tuner)
+        self.best_hyperparameters_ = best_values(tuner)
         return self.results()
-
-    @staticmethod
-    def _best_values(tuner):
-        best = tuner.get_best_hyperparameters(1)
-        return dict(best[0].values) if best else None
 
     def results(self):
         """The results table, rebuilt from the project folder (works for a finished, killed or running search)."""
