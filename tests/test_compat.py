@@ -132,3 +132,15 @@ def test_a_litert_file_reads_into_its_schema_objects():
         keras.Sequential([keras.Input([3]), keras.layers.Dense(2)])).convert()
     model = _compat.litert_model_object(flatbuffer)
     assert len(model.subgraphs) == 1 and model.signatureDefs[0].signatureKey == b"serving_default"
+
+
+def test_conditional_hyperparameters_serialise_without_printing(capsys):
+    """Keras Tuner 1.4.8 printed a conditional hyperparameter's parent value each time it serialised one, as a
+    distributed search does for every trial: bare numbers among the results (a hostile tester's find)."""
+    hp = kt.HyperParameters()
+    hp.Choice("frozen_blocks", [3, 4])
+    with hp.conditional_scope("frozen_blocks", [3]):
+        hp.Float("fine_tune_learning_rate", 1e-6, 1e-4)
+    _compat.quiet_condition_protos()
+    assert kt.HyperParameters.from_proto(hp.to_proto()).values == hp.values
+    assert capsys.readouterr().out == ""

@@ -186,6 +186,15 @@ def add_oracle_service(server, oracle):
     protos.get_service_grpc().add_OracleServicer_to_server(servicer(oracle), server)
 
 
+def quiet_condition_protos():
+    """Silences the debugging `print` that Keras Tuner 1.4.8 left in `Parent.to_proto`: a distributed search
+    serialises each trial's conditional hyperparameters, and chief and workers wrote a bare value (a freeze depth)
+    to stdout many times a trial, into the results they print."""
+    conditions = _module("keras_tuner.src.engine.conditions", "keras-tuner", keras_tuner.__version__)
+    _tuner(conditions.Parent, "to_proto")
+    conditions.print = lambda *args, **kwargs: None  # the module's only print; its other output goes on
+
+
 def tuner_knows_a_notebook():
     """Tells Keras Tuner whether it runs in a notebook. Keras Tuner 1.4.8 takes any process that can import IPython
     for one (`get_ipython()` is None outside), and before every trial but the first writes the escape codes of

@@ -277,6 +277,7 @@ class TransferSearch:
         for name, value in self.tuner_options.items():
             (oracle_options if name in takes else tuner_options)[name] = value
         _compat.tuner_knows_a_notebook()
+        _compat.quiet_condition_protos()
         return tuner_class(oracle_class(**oracle_options), hypermodel, **tuner_options)
 
     def search(self, data, callbacks=None):
