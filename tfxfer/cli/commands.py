@@ -280,6 +280,8 @@ def tune(args):
         if args.quiet and not args.json:
             print(path, file=args.out)
             return
+    if table.empty and not os.environ.get("KERASTUNER_TUNER_ID", "chief").startswith("chief"):  # its own folder
+        return _say(args, "This worker's trials are in its chief's results (the chief's --dir), not in its own.")
     _result(args, table)
 
 
