@@ -42,3 +42,6 @@ def test_recipe_flags_that_cannot_work_are_refused_before_training(tiny_hub_mode
     assert both.returncode == 2 and "not allowed with argument --layer-decay" in both.stderr
     idle = tfxfer(*common, "--tta", "--validation-split", 0, "--layer-decay", 1, "--epochs", 1)
     assert idle.returncode == 2 and "with no validation split and no --export it does nothing" in idle.stderr
+    # lr-find ramps fine-tuning's head warm-up: --freeze was ignored there, silently.
+    ignored = tfxfer("lr-find", images, "--extractor", tiny_hub_model, "--regime", "fine-tune", "--freeze", 2)
+    assert ignored.returncode == 2 and "--freeze does nothing here: with --regime fine-tune" in ignored.stderr

@@ -122,6 +122,12 @@ def test_the_same_search_twice_gives_the_same_trials_and_scores(tmp_path):
     pd.testing.assert_frame_equal(tables[0][columns], tables[2][columns], rtol=1e-5)
 
 
+def test_numpy_numbers_are_numbers_in_a_space():
+    """np.float32(0.8) was refused as a layer_decay, which TransferModel takes (a hostile tester's find)."""
+    assert SearchSpace(frozen_blocks=[3], layer_decay=np.float32(0.8), l2=[np.float32(1e-4)],
+                       learning_rate=(np.float32(1e-4), 1e-2)).check(5) == [3]
+
+
 @pytest.mark.parametrize("space, message", [
     (SearchSpace(frozen_blocks=[0, 7]), "frozen_blocks must be whole numbers from 0 to 4"),
     (SearchSpace(learning_rate=(-1e-3, 1e-2)), "learning_rate must be a rate"),

@@ -141,3 +141,14 @@ def test_a_ramp_with_nothing_to_suggest_says_why(scale, ramp, error, message):
     model = tfxfer.TransferModel(mean_colour_extractor(), head=Head(dropout=0.0), seed=0, verbose=0)
     with pytest.raises(error, match=message) if error is ValueError else pytest.warns(error, match=message):
         model.find_learning_rate((x, y), task=Task("regression", ["score"], 1, "float"), steps=20, **ramp)
+
+
+def test_the_finder_says_that_rates_per_block_apply_in_fit_only(tiny_hub_model):
+    """It ramped every block at one rate and gave the same suggestion with layer_decay=0.01 as without, silently
+    (a hostile tester's find)."""
+    colours = np.random.default_rng(0).random((64, 3)).astype(np.float32)
+    x, y = np.broadcast_to(colours[:, None, None, :], (64, 16, 16, 3)).copy(), colours.argmax(axis=1)
+    model = tfxfer.TransferModel(tiny_hub_model, regime="mid-layer", freeze_blocks=2, layer_decay=0.5, seed=0,
+                                 verbose=0)
+    with pytest.warns(UserWarning, match="The finder ramps one rate for every block that trains"):
+        model.find_learning_rate((x, y), task=Task("multiclass", ["a", "b", "c"]), steps=40, end=1.0)

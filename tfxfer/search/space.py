@@ -2,6 +2,7 @@
 learning rates, layer-wise rate decay, warm-up and the head."""
 
 import dataclasses
+import numbers
 
 from tfxfer.training.heads import Head
 from tfxfer.training.phases import regime_for_depth
@@ -54,7 +55,7 @@ class SearchSpace:
                              f"got {self.frozen_blocks!r}.")
         for name in ("learning_rate", "fine_tune_learning_rate"):
             values = _values(getattr(self, name))
-            if len(values) not in (1, 2) or any(not isinstance(v, (int, float)) or not 0 < v < 1 for v in values) \
+            if len(values) not in (1, 2) or any(not isinstance(v, numbers.Real) or not 0 < v < 1 for v in values) \
                     or values != sorted(values):
                 raise ValueError(f"{name} must be a rate in (0, 1) or a range (low, high) of such rates; "
                                  f"got {getattr(self, name)!r}.")
@@ -63,10 +64,10 @@ class SearchSpace:
             raise ValueError(f"dropout must be in [0, 1) or a range (low, high) within it; got {self.dropout!r}.")
         if any(not isinstance(u, int) or u < 0 for u in _values(self.hidden_units)):
             raise ValueError(f"hidden_units must be whole numbers >= 0; got {self.hidden_units!r}.")
-        if any(not isinstance(v, (int, float)) or v < 0 for v in _values(self.l2)):
+        if any(not isinstance(v, numbers.Real) or v < 0 for v in _values(self.l2)):
             raise ValueError(f"l2 must be numbers >= 0; got {self.l2!r}.")
         decays = _values(self.layer_decay)
-        if any(isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 < v <= 1 for v in decays):
+        if any(isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 < v <= 1 for v in decays):
             raise ValueError(f"layer_decay must be numbers in (0, 1]; got {self.layer_decay!r}.")
         if any(v not in (True, False, "auto") for v in _values(self.batch_norm)):
             raise ValueError(f"batch_norm must be True, False, 'auto' or choices of them; got {self.batch_norm!r}.")

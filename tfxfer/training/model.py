@@ -3,6 +3,7 @@
 
 import logging
 import time
+import warnings
 
 import keras
 import numpy as np
@@ -338,6 +339,9 @@ class TransferModel:
         with fitted_state_kept(self, always=True):  # the finder only looks: the model stays as it was
             self.build(fit_arguments(data, validation, task)[1])
             fit_kwargs, splits, task = self._inputs(data, validation)
+            if self.phases_[0].layer_decay is not None or self.phases_[0].block_rates is not None:
+                warnings.warn("The finder ramps one rate for every block that trains; the rates per block (layer_decay "
+                              "or block_rates) apply in fit: read its suggestions as the top block's rate.", stacklevel=2)
             with self._scope(), dtype_policy(self.precision_):
                 trainer, trainer_kwargs, _ = self._trainer(self.phases_[0], data, fit_kwargs, splits,
                                                            self._feature_cache())

@@ -98,6 +98,7 @@ def mid_layer(n_blocks, *, epochs, learning_rate, freeze_blocks=None, warmup_epo
         ['warm-up', 'fine-tune']
     """
     frozen = n_blocks // 2 if freeze_blocks is None else freeze_blocks
+    _check_trains_blocks("mid-layer", frozen, n_blocks)
     if not warmup_epochs:
         return [Phase("train", frozen, epochs, learning_rate)]
     return [Phase("warm-up", n_blocks, warmup_epochs, learning_rate),
@@ -116,9 +117,17 @@ def fine_tune(n_blocks, *, epochs, learning_rate, fine_tune_learning_rate, freez
         ...                                                           fine_tune_learning_rate=1e-5)]
         [('warm-up', 19), ('fine-tune', 0)]
     """
+    _check_trains_blocks("fine-tune", freeze_blocks, n_blocks)
     warmup = [Phase("warm-up", n_blocks, warmup_epochs, learning_rate)] if warmup_epochs else []
     return warmup + [Phase("fine-tune", 0 if freeze_blocks is None else freeze_blocks, epochs,
                            fine_tune_learning_rate)]
+
+
+def _check_trains_blocks(regime, freeze_blocks, n_blocks):
+    """Refuses a regime that trains blocks with every block frozen: it would train the head alone, silently."""
+    if freeze_blocks == n_blocks:
+        raise ValueError(f"freeze_blocks={freeze_blocks} freezes every block, so regime={regime!r} would train the "
+                         "head alone: pass regime='feature-extraction' for that, or freeze fewer blocks.")
 
 
 #: The regimes by canonical name, each a function `(n_blocks, **settings) -> [Phase, ...]`.
