@@ -152,3 +152,16 @@ def test_the_finder_says_that_rates_per_block_apply_in_fit_only(tiny_hub_model):
                                  verbose=0)
     with pytest.warns(UserWarning, match="The finder ramps one rate for every block that trains"):
         model.find_learning_rate((x, y), task=Task("multiclass", ["a", "b", "c"]), steps=40, end=1.0)
+
+
+def test_steepest_passes_over_the_noise_of_the_ramps_first_steps():
+    """The smoothed losses of a hostile tester's 60-step ramp (MobileNet 0.25, batches of 4): a dip of batch noise
+    at steps 7 to 11 was suggested as the steepest descent, at 1.7e-06, where nothing trains."""
+    from tfxfer.training.lr_finder import steepest
+
+    smoothed = np.array([
+        1.275, 0.94, 0.947, 0.943, 1.023, 1.05, 0.975, 0.998, 0.893, 0.859, 0.813, 0.769, 0.842, 0.824, 0.785,
+        0.752, 0.766, 0.786, 0.817, 0.834, 0.851, 0.938, 0.917, 0.964, 0.928, 0.903, 0.939, 0.96, 0.944, 0.927,
+        0.897, 0.917, 0.903, 0.881, 0.86, 0.834, 0.808, 0.814, 0.806, 0.81, 0.782, 0.76, 0.734, 0.709, 0.686, 0.666,
+        0.644, 0.658, 0.637, 0.617, 0.598, 0.659, 0.639, 0.62, 0.602, 1.908, 1.852, 1.799, 1.75, 2.154])
+    assert 1e-3 < steepest(np.logspace(-7, 1, 60), smoothed) < 1.0
