@@ -130,6 +130,8 @@ def test_numpy_numbers_are_numbers_in_a_space():
 
 @pytest.mark.parametrize("space, message", [
     (SearchSpace(frozen_blocks=[0, 7]), "frozen_blocks must be whole numbers from 0 to 4"),
+    (SearchSpace(frozen_blocks=[4], layer_decay=[0.5, 0.9]), r"layer_decay=\[0.5, 0.9\] does nothing when every "
+                                                             r"trial freezes every block"),  # a tester's find
     (SearchSpace(learning_rate=(-1e-3, 1e-2)), "learning_rate must be a rate"),
     (SearchSpace(fine_tune_learning_rate=(1e-3, 1e-5)), "fine_tune_learning_rate must be a rate"),
     (SearchSpace(dropout=(0.0, 1.5)), "dropout must be in"),

@@ -69,6 +69,10 @@ class SearchSpace:
         decays = _values(self.layer_decay)
         if any(isinstance(v, bool) or not isinstance(v, numbers.Real) or not 0 < v <= 1 for v in decays):
             raise ValueError(f"layer_decay must be numbers in (0, 1]; got {self.layer_decay!r}.")
+        if all(k == n_blocks for k in frozen) and any(v != 1 for v in decays):  # it was dropped, silently
+            raise ValueError(f"layer_decay={self.layer_decay!r} does nothing when every trial freezes every block "
+                             f"(frozen_blocks={self.frozen_blocks!r} of {n_blocks}): leave it out, or let trials "
+                             "freeze fewer blocks.")
         if any(v not in (True, False, "auto") for v in _values(self.batch_norm)):
             raise ValueError(f"batch_norm must be True, False, 'auto' or choices of them; got {self.batch_norm!r}.")
         if any(not isinstance(v, int) or v < 0 for v in _values(self.warmup_epochs)):
