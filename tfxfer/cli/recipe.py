@@ -109,9 +109,12 @@ def lr_find(args):
 
     if args.start >= args.end:
         raise UsageError(f"--start {args.start} must be below --end {args.end}")
-    if args.regime == "fine-tune" and args.freeze is not None:  # it was ignored, silently (a tester's find)
-        raise UsageError("--freeze does nothing here: with --regime fine-tune the finder ramps the head's warm-up, "
-                         "every block frozen; pass --regime mid-layer --freeze K to ramp the blocks after K too")
+    from tfxfer.training.phases import DEFAULT_WARMUP
+
+    if args.freeze is not None and DEFAULT_WARMUP[args.regime]:  # it was ignored, silently (a tester's find)
+        raise UsageError(f"--freeze does nothing here: with --regime {args.regime} the finder ramps the head's "
+                         "warm-up, every block frozen; pass --regime mid-layer --freeze K to ramp the blocks after K "
+                         "too")
     _check_data_path(args)
     head = head_from_flags(args)
     extractor = _load_extractor(args, args.extractor)
