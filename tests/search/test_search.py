@@ -105,7 +105,7 @@ def test_the_same_search_twice_gives_the_same_trials_and_scores(tmp_path):
     started from random weights), so which trial won was chance (a hostile tester's find)."""
     folder = noise_folders(tmp_path / "images", per_class=8)
     tables = []
-    for run in ("a", "b", "resumed"):
+    for run in ("a", "resumed"):
         keras.utils.set_random_seed(5)  # the same "pretrained" weights in every run
         data = tfxfer.load_images(folder, image_size=(16, 16), value_range=(0, 1), batch_size=8,
                                   validation_split=0.25, seed=3)
@@ -115,11 +115,11 @@ def test_the_same_search_twice_gives_the_same_trials_and_scores(tmp_path):
                                     project_name="p", space=SearchSpace(frozen_blocks=[4]), verbose=0)
             table = search.search(data)
         tables.append(table.sort_values("trial_id").reset_index(drop=True))
+    # The same search again, stopped after a trial and resumed, scores its trials as one run does: each trial's
+    # data starts from the seed's first order (the shuffle's state carried over from the trials before it, a hostile
+    # tester's find).
     columns = ["learning_rate", "hidden_units", "dropout", "val_loss", "loss"]
     pd.testing.assert_frame_equal(tables[0][columns], tables[1][columns], rtol=1e-5)
-    # A resumed search scores its trials as one run does: each trial's data starts from the seed's first order
-    # (the shuffle's state carried over from the trials before it, a hostile tester's find).
-    pd.testing.assert_frame_equal(tables[0][columns], tables[2][columns], rtol=1e-5)
 
 
 def test_numpy_numbers_are_numbers_in_a_space():
@@ -202,9 +202,8 @@ def test_chief_and_two_workers_finish_every_trial_once_though_one_worker_is_kill
                                       runs=str(tmp_path / "elsewhere"), trials=4, epochs=3))
     env = {**os.environ, "KERASTUNER_TUNER_ID": "tuner2", "KERASTUNER_ORACLE_IP": "127.0.0.1",
            "KERASTUNER_ORACLE_PORT": str(port)}
-    refused = subprocess.run([sys.executable, str(stranger)], env=env, capture_output=True, text=True, timeout=300)
-    assert refused.returncode != 0 and "This worker's search is not the one its chief at 127.0.0.1:" in \
-        refused.stderr, refused.stderr[-3000:]
+    refused = subprocess.Popen([sys.executable, str(stranger)], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
     project = tmp_path / "runs" / "p"
     deadline = time.monotonic() + 120
     while not completed_trials(project) and time.monotonic() < deadline and all(
@@ -215,6 +214,9 @@ def test_chief_and_two_workers_finish_every_trial_once_though_one_worker_is_kill
     for tuner_id, process in processes.items():
         _, stderr = process.communicate(timeout=400)
         assert process.returncode == 0, (tuner_id, stderr[-3000:])
+    _, stderr = refused.communicate(timeout=300)
+    assert refused.returncode != 0 and "This worker's search is not the one its chief at 127.0.0.1:" in stderr, \
+        stderr[-3000:]
     trials = [json.loads(p.read_text()) for p in project.glob("trial_*/trial.json")]
     assert len(trials) == 4 and len({t["trial_id"] for t in trials}) == 4
     assert len(completed_trials(project)) == 4, "the killed worker's trial was not run by the other worker"
