@@ -111,7 +111,7 @@ def test_the_same_search_twice_gives_the_same_trials_and_scores(tmp_path):
                                   validation_split=0.25, seed=3)
         extractor = tiny_cnn()
         for trials in (1, 3) if run == "resumed" else (3,):
-            search = TransferSearch(extractor, max_trials=trials, epochs=2, directory=tmp_path / run,
+            search = TransferSearch(extractor, max_trials=trials, epochs=1, directory=tmp_path / run,
                                     project_name="p", space=SearchSpace(frozen_blocks=[4]), verbose=0)
             table = search.search(data)
         tables.append(table.sort_values("trial_id").reset_index(drop=True))
