@@ -143,7 +143,7 @@ class TransferSearch:
                 hypermodel.follow_record(recorded["extractor"], recorded.get("extractor_weights") or [])
             hypermodel.candidates = self._candidates(hypermodel, data, recorded)
         self._check_same_search(data, recorded, retraining)
-        hypermodel.digest = search_digest(self._identity(data))  # for the workers to check theirs against
+        hypermodel.digest = search_digest(self.identity_)  # for the workers to check theirs against
         state = os.path.join(self.project_dir, "oracle.json")
         try:
             saved = None if self.overwrite or not os.path.isfile(state) else read_json(state)
@@ -201,9 +201,9 @@ class TransferSearch:
     def _check_same_search(self, data, stored, retraining=False):
         """Refuses to resume a search, or retrain its best trial, with another extractor, data set, task, space or
         settings."""
+        identity = self.identity_ = self._identity(data)  # read once: it hashes every file's name and size
         if "extractor_weights" not in stored:
             return
-        identity = self._identity(data)
         differences = record_differences(stored, identity, resuming=not retraining)
         if differences and retraining:
             raise ValueError(f"Cannot retrain the best trial of the search in {self.project_dir}: it was run with "
@@ -296,7 +296,7 @@ class TransferSearch:
         tuner = self._tuner(data)
         objective = tuner.oracle.objective
         write_json(os.path.join(self.project_dir, SEARCH_FILE), {
-            "objective": objective.name, "direction": objective.direction, **self._identity(data)})
+            "objective": objective.name, "direction": objective.direction, **self.identity_})
         started = time.perf_counter()
         chief = _compat.is_chief()
         if chief and self.worker_timeout:
