@@ -146,9 +146,25 @@ from tfxfer.cli import main
 said = []
 for argv in json.loads(sys.argv[1]):
     with contextlib.redirect_stderr(io.StringIO()) as stderr:
-        said.append([main(argv), stderr.getvalue()])
+        try:
+            code = main(argv)
+        except SystemExit as usage:  # argparse's own refusals
+            code = usage.code
+    said.append([code, stderr.getvalue()])
 print(json.dumps([said, "tensorflow" in sys.modules]))
 """
+
+
+def refused_before_tensorflow(cases):
+    """Runs `(argv, exit code, *words)` cases in one process and checks that each exits with its code, says its
+    words, and that none of them imported TensorFlow (seconds of a user's time, and of the suite's, for each)."""
+    result = subprocess.run([sys.executable, "-c", REFUSALS, json.dumps([list(map(str, argv)) for argv, *_ in cases])],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    said, tensorflow = json.loads(result.stdout.strip().splitlines()[-1])
+    for (argv, code, *words), (exit_code, stderr) in zip(cases, said):
+        assert exit_code == code and all(str(word) in stderr for word in words), (argv[:2], stderr)
+    assert not tensorflow
 
 
 def test_what_needs_nothing_loaded_is_refused_before_tensorflow_loads(tiny_hub_model, images, tmp_path):
@@ -157,18 +173,13 @@ def test_what_needs_nothing_loaded_is_refused_before_tensorflow_loads(tiny_hub_m
     (tmp_path / "report.md").write_text("mine")
     (tmp_path / "photo.jpg").write_bytes(b"\xff\xd8\xff\xe0" + bytes(300))
     hub = str(tiny_hub_model)
-    cases = [(["train", str(images), "--extractor", hub, "--report", str(tmp_path / "report.md")],
-              2, "--report", "report.md is a file"),
-             (["train", str(tmp_path / "photo.jpg"), "--extractor", hub], 1, "photo.jpg is a JPEG image, not a CSV/TSV "
-              "table", "Pass the folder that holds the class folders"),
-             (["tune", str(images), "--extractor", hub, "--text-column", "body"], 2,
-              f"--text-column does nothing for {str(images)!r}, a folder: leave it out", "tfxfer tune: error:")]
-    result = subprocess.run([sys.executable, "-c", REFUSALS, json.dumps([argv for argv, *_ in cases])],
-                            capture_output=True, text=True, timeout=300)
-    said, tensorflow = json.loads(result.stdout.strip().splitlines()[-1])
-    for (argv, code, *words), (exit_code, stderr) in zip(cases, said):
-        assert exit_code == code and all(word in stderr for word in words), (argv[:2], stderr)
-    assert not tensorflow
+    refused_before_tensorflow([
+        (["train", images, "--extractor", hub, "--report", tmp_path / "report.md"], 2, "--report",
+         "report.md is a file"),
+        (["train", tmp_path / "photo.jpg", "--extractor", hub], 1, "photo.jpg is a JPEG image, not a CSV/TSV table",
+         "Pass the folder that holds the class folders"),
+        (["tune", images, "--extractor", hub, "--text-column", "body"], 2,
+         f"--text-column does nothing for {str(images)!r}, a folder: leave it out", "tfxfer tune: error:")])
 
 
 @pytest.mark.timeout(60)  # a check that took the first bytes left the reader waiting for a writer that had gone

@@ -8,7 +8,7 @@ import pytest
 
 import tfxfer as library
 from helpers import noise_folders, save_tiny_text_model
-from test_cli import records, tfxfer
+from test_cli import records, refused_before_tensorflow, tfxfer
 
 
 @pytest.mark.slow
@@ -45,35 +45,34 @@ def test_distill_exports_an_int8_tflite_student_that_predict_runs(tiny_hub_model
 
 
 def test_litert_flags_without_the_format_are_usage_errors(tiny_hub_model, tmp_path):
-    result = tfxfer("train", tmp_path, "--extractor", tiny_hub_model, "--export", "x", "--quantize", "int8")
-    assert result.returncode == 2 and "--quantize applies to LiteRT exports: pass --format litert with it" in result.stderr
-    result = tfxfer("distill", tmp_path, "--teacher", tmp_path, "--extractor", tiny_hub_model, "--teacher-weight",
-                    "2")
-    assert result.returncode == 2 and "expected a number from 0 to 1" in result.stderr
+    """Each is refused before TensorFlow loads (--output-type, --format tflite and a LiteRT teacher took its 6 s)."""
     # A name whose versions are SavedModels is refused before the training, not after it.
     (tmp_path / "exports" / "served" / "1").mkdir(parents=True)
     (tmp_path / "exports" / "served" / "1" / "saved_model.pb").write_bytes(b"")
     (tmp_path / "data").mkdir()
-    result = tfxfer("train", tmp_path / "data", "--extractor", tiny_hub_model, "--export", "served", "--root",
-                    tmp_path / "exports", "--format", "litert")
-    assert result.returncode == 2 and "--export served:" in result.stderr and "holds savedmodel exports" in \
-        result.stderr, result.stderr[-3000:]
-    # `--format tflite`, the alias the README gives, was refused beside litert versions: "holds litert exports".
     (tmp_path / "exports" / "lite" / "1").mkdir(parents=True)
     (tmp_path / "exports" / "lite" / "1" / "model.tflite").write_bytes(b"")
-    result = tfxfer("train", tmp_path / "nowhere", "--extractor", tiny_hub_model, "--export", "lite", "--root",
-                    tmp_path / "exports", "--format", "tflite")
-    assert "holds" not in result.stderr and "nowhere' does not exist" in result.stderr, result.stderr  # checks passed
-    # Export flags without --export trained and were ignored; --output-type uint8 without int8 failed after training.
-    for flags, message in ((["--format", "litert", "--quantize", "int8"],
-                            "--format litert and --quantize apply to an export: pass --export NAME, or leave them "
-                            "out"),
-                           (["--root", tmp_path / "r"], "--root applies to an export: pass --export NAME, or leave it "
-                                                        "out"),
-                           (["--export", "y", "--format", "litert", "--output-type", "uint8"],
-                            "--output-type uint8 is for full-integer exports; pass --quantize int8 with it")):
-        result = tfxfer("train", tmp_path / "data", "--extractor", tiny_hub_model, *flags)
-        assert result.returncode == 2 and message in result.stderr, result.stderr[-3000:]
+    hub, data, exports = tiny_hub_model, tmp_path / "data", tmp_path / "exports"
+    refused_before_tensorflow([
+        (["train", tmp_path, "--extractor", hub, "--export", "x", "--quantize", "int8"], 2,
+         "--quantize applies to LiteRT exports: pass --format litert with it"),
+        (["distill", tmp_path, "--teacher", tmp_path, "--extractor", hub, "--teacher-weight", "2"], 2,
+         "expected a number from 0 to 1"),
+        (["train", data, "--extractor", hub, "--export", "served", "--root", exports, "--format", "litert"], 2,
+         "--export served:", "holds savedmodel exports"),
+        # `--format tflite`, the alias the README gives, was refused beside litert versions: "holds litert exports".
+        (["train", tmp_path / "nowhere", "--extractor", hub, "--export", "lite", "--root", exports, "--format",
+          "tflite"], 1, "nowhere' does not exist"),
+        # Export flags without --export trained and were ignored; --output-type uint8 without int8 failed after
+        # training.
+        (["train", data, "--extractor", hub, "--format", "litert", "--quantize", "int8"], 2,
+         "--format litert and --quantize apply to an export: pass --export NAME, or leave them out"),
+        (["train", data, "--extractor", hub, "--root", tmp_path / "r"], 2,
+         "--root applies to an export: pass --export NAME, or leave it out"),
+        (["train", data, "--extractor", hub, "--export", "y", "--format", "litert", "--output-type", "uint8"], 2,
+         "--output-type uint8 is for full-integer exports; pass --quantize int8 with it"),
+        (["distill", data, "--teacher", exports / "lite", "--extractor", hub], 2,
+         "lite is a LiteRT export; the teacher runs as a SavedModel")])
 
 
 def test_a_text_model_litert_cannot_hold_is_refused_before_any_training(tmp_path):
@@ -117,13 +116,8 @@ def test_distill_refuses_a_text_teacher_before_anything_loads(tiny_hub_model, tm
     data = library.load_text(texts, extractor=library.load_extractor(model), validation_split=0)
     fitted = library.TransferModel(model, epochs=1, patience=None, verbose=0).fit(data)
     teacher = library.export(fitted, "teacher", root=tmp_path / "exports")
-    result = tfxfer("distill", texts, "--teacher", teacher.parent, "--extractor", tiny_hub_model, "--export", "s",
-                    "--root", tmp_path / "lite", "--format", "litert")
-    assert result.returncode == 2 and result.stderr.strip().endswith(
-        f"--teacher {teacher.parent} is the export of a text model; tfxfer distill teaches image students: pass the "
-        "export of an image model"), result.stderr[-2000:]
-    (tmp_path / "lite_teacher" / "1").mkdir(parents=True)
-    (tmp_path / "lite_teacher" / "1" / "model.tflite").write_bytes(b"")
-    result = tfxfer("distill", texts, "--teacher", tmp_path / "lite_teacher", "--extractor", tiny_hub_model)
-    assert result.returncode == 2 and "lite_teacher is a LiteRT export; the teacher runs as a SavedModel" in \
-        result.stderr, result.stderr[-2000:]
+    refused_before_tensorflow([
+        (["distill", texts, "--teacher", teacher.parent, "--extractor", tiny_hub_model, "--export", "s", "--root",
+          tmp_path / "lite", "--format", "litert"], 2,
+         f"--teacher {teacher.parent} is the export of a text model; tfxfer distill teaches image students: pass the "
+         "export of an image model")])

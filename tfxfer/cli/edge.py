@@ -58,7 +58,7 @@ def export_options(args):
     if getattr(args, "tta", False):  # refused by the export after training, in the library's words
         raise UsageError("--tta applies to SavedModel exports; leave it out with --format litert (a phone can flip "
                          "and average itself)")
-    from tfxfer.serving.litert import check_options  # imports TensorFlow: not for the refusals above
+    from tfxfer.serving.litert_options import check_options
 
     try:
         check_options(given.get("quantize", "none"), given.get("input_type", "float32"),
@@ -188,13 +188,11 @@ def _check_image_teacher(args):
     as a LiteRT file (the teacher runs as a SavedModel)."""
     import json
 
-    from tfxfer.serving.versioning import METADATA_FILE, resolve_export
-    from tfxfer.training.distillation import check_not_litert
+    from tfxfer.serving.versioning import METADATA_FILE, is_litert_export, resolve_export
 
-    try:
-        check_not_litert(args.teacher)
-    except ValueError as error:
-        raise UsageError(terminal.cli_words(str(error)).rstrip(".")) from None
+    if is_litert_export(args.teacher):
+        raise UsageError(f"--teacher {args.teacher} is a LiteRT export; the teacher runs as a SavedModel: pass the "
+                         "SavedModel export of the same model (export it without --format litert)")
     try:
         kind = json.loads((resolve_export(args.teacher) / METADATA_FILE).read_text()).get("input_kind")
     except (OSError, ValueError):

@@ -16,7 +16,7 @@ from tfxfer.data.folders import list_files
 from tfxfer.extractors.resolve import load_with_text_ops
 from tfxfer.data.task import Task
 from tfxfer.serving import text_inputs
-from tfxfer.serving.versioning import METADATA_FILE, resolve_export
+from tfxfer.serving.versioning import METADATA_FILE, is_litert_export, resolve_export
 
 
 
@@ -209,6 +209,6 @@ def load_exported(path):
         >>> exported.class_names, exported.input_kind
         (['ants', 'bees', 'wasps'], 'image')
     """
-    from tfxfer.serving.litert_client import LiteRTModel, is_litert_export
+    from tfxfer.serving.litert_client import LiteRTModel
 
     return LiteRTModel(path) if is_litert_export(path) else ExportedModel(path)

@@ -29,11 +29,11 @@ import tensorflow as tf
 from tfxfer.data.decoding import resize_and_scale
 from tfxfer.data.task import Task
 from tfxfer.serving.litert_client import LABELS_FILE, LITERT_FILE, LiteRTRunner, interpreter_class, litert_input
+from tfxfer.serving.litert_options import check_options
 from tfxfer.serving.litert_pack import share_repeated_vectors
 from tfxfer.serving.savedmodel import export_metadata, export_pieces, serving_spec, trained_with, write_metadata
 from tfxfer.serving.versioning import check_format, check_name, write_version
 
-QUANTIZATIONS = ("none", "float16", "dynamic", "int8")
 _TEXTS = ["a short sentence", "An example, with punctuation!", "", "words words words", "the last one"]
 
 
@@ -167,22 +167,6 @@ def check_text_options(input_kind, quantize="none", input_type="float32"):
     if input_kind == "text" and quantize == "int8":
         raise ValueError("quantize='int8' calibrates in LiteRT's interpreter, which cannot run the string ops of a "
                          "text model: use quantize='dynamic' or quantize='float16' (weights quantized, strings kept).")
-
-
-def check_options(quantize, input_type, output_type, calibration_size, verification_size):
-    """Raises ValueError naming the argument for LiteRT options out of range or that do not fit together."""
-    if quantize not in QUANTIZATIONS:
-        raise ValueError(f"quantize must be one of {', '.join(QUANTIZATIONS)}; got {quantize!r}.")
-    for argument, value, choices in (("input_type", input_type, ("float32", "uint8")),
-                                     ("output_type", output_type, ("float32", "uint8"))):
-        if value not in choices:
-            raise ValueError(f"{argument} must be {' or '.join(map(repr, choices))}; got {value!r}.")
-    if output_type == "uint8" and quantize != "int8":
-        raise ValueError(f"output_type='uint8' is for full-integer exports; pass quantize='int8' with it (got "
-                         f"quantize={quantize!r}).")
-    for argument, value in (("calibration_size", calibration_size), ("verification_size", verification_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{argument} must be a whole number >= 1; got {value!r}.")
 
 
 def _reference_module(model, spec, input_type):

@@ -101,16 +101,6 @@ def _described(details):
     return {details["name"]: f"{details['dtype']} [{', '.join('any' if s < 0 else str(s) for s in details['shape'])}]"}
 
 
-def is_litert_export(path):
-    """Whether `path` is a LiteRT export: a `.tflite` file, a version folder holding one, or a folder of versions
-    whose highest holds one."""
-    path = Path(path)
-    if path.suffix == ".tflite" or (path / LITERT_FILE).is_file():
-        return True
-    found = versions(path)
-    return bool(found) and (path / str(found[-1]) / LITERT_FILE).is_file()
-
-
 class LiteRTModel(ExportedModel):
     """A LiteRT export loaded in the LiteRT interpreter; `predict` returns the tables `ExportedModel.predict` does.
 

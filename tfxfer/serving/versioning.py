@@ -116,6 +116,16 @@ def check_format(model_folder, export_format):
                              "or root.")
 
 
+def is_litert_export(path):
+    """Whether `path` is a LiteRT export: a `.tflite` file, a version folder holding one, or a folder of versions
+    whose highest holds one."""
+    path = Path(path)
+    if path.suffix == ".tflite" or (path / FORMAT_FILES["litert"]).is_file():
+        return True
+    found = versions(path)
+    return bool(found) and (path / str(found[-1]) / FORMAT_FILES["litert"]).is_file()
+
+
 def write_version(root, name, write):
     """Writes the next version of `<root>/<name>` with `write(folder)`, and returns the version's folder.
 

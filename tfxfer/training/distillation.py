@@ -156,8 +156,8 @@ def _label_accuracy(n_classes):
 
 def check_not_litert(teacher):
     """Refuses a LiteRT export as the teacher, which runs as a SavedModel (it was "version folders that are not whole
-    exports", said of whole LiteRT versions; a tester's find). The command line calls it before anything loads."""
-    from tfxfer.serving.litert_client import is_litert_export
+    exports", said of whole LiteRT versions; a tester's find)."""
+    from tfxfer.serving.versioning import is_litert_export
 
     if is_litert_export(teacher):
         raise ValueError(f"teacher={str(teacher)!r} is a LiteRT export; the teacher runs as a SavedModel: pass the "
