@@ -311,34 +311,6 @@ def export(args):
     print(json.dumps({"export": str(path)}) if args.json else path, file=args.out)
 
 
-def predict(args):
-    """`tfxfer predict`: an export run on files, texts or a CSV, as a client runs it."""
-    import tfxfer
-    from tfxfer.serving.text_inputs import table_files
-
-    args.stage = "loading"
-    exported = tfxfer.load_exported(args.export)
-    text_only = [flag for flag, given in (("--texts", args.texts), ("--text-column", args.text_column),
-                                          ("--sep", args.sep), ("--column-names", args.column_names),
-                                          ("--encoding", args.encoding != "utf-8")) if given]
-    if text_only and exported.input_kind == "image":
-        raise UsageError(f"{terminal.these_apply(text_only)} to text models; {args.export} takes images: leave "
-                         f"{'it' if len(text_only) == 1 else 'them'} out")
-    tables = table_files(args.inputs)
-    if tables and exported.input_kind == "image":  # the library's advice is a pandas column
-        raise UsageError(f"{tables[0]} is a table; {args.export} takes image files: pass the images or their folder")
-    args.stage = "predicting"
-    table = exported.predict(args.inputs, text_column=args.text_column and _one_or_list(args.text_column),
-                             on_bad=args.on_bad, texts=args.texts, sep=args.sep, column_names=args.column_names,
-                             encoding=args.encoding)
-    terminal.print_skipped(skipped := table.attrs.get("skipped", []))
-    if skipped and table.empty:
-        raise ValueError(f"every input was left out ({len(skipped)}, listed above): nothing was predicted")
-    if "text" in table and not args.json:  # a row per text, however long; --json gives each whole
-        table = table.assign(text=table["text"].map(terminal.table_cell))
-    _result(args, table)
-
-
 def demo(args):
     """`tfxfer demo`: the offline end-to-end run on scikit-learn's digits."""
     from tfxfer.demo import run_demo

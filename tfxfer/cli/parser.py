@@ -8,7 +8,7 @@ command line and the API never disagree. Flag values are checked as they are par
 import argparse
 
 import tfxfer
-from tfxfer.cli import commands, edge, probing, recipe
+from tfxfer.cli import commands, edge, predicting, probing, recipe
 from tfxfer.cli.terminal import TUNE_FLAGS
 from tfxfer.cli.flags import (address, figure_file, fraction, library_defaults, model_name, nonnegative, number,
                               positive, search_folder, seed, separator, whole)
@@ -285,7 +285,7 @@ def build_parser():
     edge.distill_flags(commands_, _command, _data_flags, _extractor_flags, _export_flags)
 
     predict = _command(commands_, "predict", "run an export on image files, texts, .txt files or a CSV of texts",
-                       commands.predict)
+                       predicting.predict)
     predict.add_argument("export", help="<root>/<name> (its highest version), <root>/<name>/<version>, or a LiteRT "
                                         "export's model.tflite")
     predict.add_argument("inputs", nargs="+", help="image files or folders; or texts, .txt files, folders of .txt "

@@ -16,6 +16,19 @@ from tfxfer.data.errors import DataError
 from tfxfer.data.stratify import SPLIT_ALIASES
 
 _TAB_EXTENSIONS = (".tsv", ".tab")
+#: The suffixes of the files read as tables (CSV and TSV).
+TABLE_SUFFIXES = (".csv", *_TAB_EXTENSIONS)
+
+
+def table_files(inputs):
+    """The CSV/TSV files among `inputs` (paths that exist and name a table), e.g. to refuse them for an image model.
+
+    Example:
+        >>> table_files(["photo.jpg", 3])
+        []
+    """
+    return [item for item in inputs if isinstance(item, (str, os.PathLike)) and os.path.isfile(item)
+            and str(item).lower().endswith(TABLE_SUFFIXES)]
 
 
 def _guess_separator(path, text):

@@ -13,6 +13,7 @@ from tfxfer.data.decoding import IMAGE_EXTENSIONS, decodable
 from tfxfer.data.images import path_hint, rotation_note
 from tfxfer.data.errors import BadInputs
 from tfxfer.data.folders import list_files
+from tfxfer.data.tables import table_files
 from tfxfer.extractors.resolve import load_with_text_ops
 from tfxfer.data.task import Task
 from tfxfer.serving import text_inputs
@@ -116,7 +117,7 @@ class ExportedModel:
             raise TypeError(f"An image model takes image files: pass the DataFrame's column of paths, e.g. "
                             f"frame[{str(inputs.columns[0]) if len(inputs.columns) else 'path'!r}].")
         if self.input_kind == "image":
-            tables = text_inputs.table_files(inputs)
+            tables = table_files(inputs)
             if tables:  # it read as "not an image: text", which says nothing of what to pass
                 raise ValueError(f"{tables[0]} is a table; an image model takes image files: pass the images or their "
                                  "folder, or the table's column of paths (pandas.read_csv(...)['path']).")

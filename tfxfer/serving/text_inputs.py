@@ -10,11 +10,8 @@ import pandas as pd
 from tfxfer.data.errors import DataError
 from tfxfer.data.labels import is_missing
 from tfxfer.data.columns import header_hint, require_columns
-from tfxfer.data.tables import load_frame, row_source
+from tfxfer.data.tables import TABLE_SUFFIXES, load_frame, row_source
 from tfxfer.data.text import TEXT_EXTENSIONS, read_text_file
-
-TABLE_SUFFIXES = (".csv", ".tsv", ".tab")
-
 
 def _is_path(item):
     """Whether a text export's input names a file or folder rather than being a text itself: a path object, a name
@@ -23,17 +20,6 @@ def _is_path(item):
         return True
     name = str(item)
     return name.lower().endswith((*TABLE_SUFFIXES, *TEXT_EXTENSIONS, "/", os.sep)) or os.path.exists(name)
-
-
-def table_files(inputs):
-    """The CSV/TSV files among `inputs` (paths that exist and name a table), e.g. to refuse them for an image model.
-
-    Example:
-        >>> table_files(["photo.jpg", 3])
-        []
-    """
-    return [item for item in inputs if isinstance(item, (str, os.PathLike)) and os.path.isfile(item)
-            and str(item).lower().endswith(TABLE_SUFFIXES)]
 
 
 def texts_of(inputs, text_column, table, bad, joined):

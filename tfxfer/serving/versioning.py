@@ -12,6 +12,7 @@ saved_models/
 
 import errno
 import fcntl
+import json
 import os
 import re
 import shutil
@@ -124,6 +125,18 @@ def is_litert_export(path):
         return True
     found = versions(path)
     return bool(found) and (path / str(found[-1]) / FORMAT_FILES["litert"]).is_file()
+
+
+def recorded_input_kind(path):
+    """What the export at `path` takes ("image" or "text"), read from its metadata without TensorFlow; None where
+    `path` is not a whole tfxfer export (loading it says why)."""
+    files = (FORMAT_FILES["litert"], str(METADATA_FILE)) if is_litert_export(path) else SAVEDMODEL_FILES
+    try:
+        with warnings.catch_warnings():  # versions passed over: said when the export loads
+            warnings.simplefilter("ignore")
+            return json.loads((resolve_export(path, files) / METADATA_FILE).read_text()).get("input_kind")
+    except (OSError, ValueError):
+        return None
 
 
 def write_version(root, name, write):
