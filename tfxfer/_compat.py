@@ -17,6 +17,7 @@ breaks here, with a message that names the internal, the version in use and the 
 | `keras_tuner.src.engine.tuner_utils.TunerCallback` | find the trial a callback reports to |
 | `keras_tuner.src.protos`, `OracleServicer` | answer late workers on a restarted chief of an ended search |
 | `Oracle._retry_queue`, `Oracle._project_dir` | give a trial to another worker; its files |
+| `Oracle._display` | count a resumed search's time; leave tfxfer's bookkeeping out of the trial table |
 | `keras_tuner.src.utils.IS_NOTEBOOK` | keep Keras Tuner from clearing "a notebook cell" with escape codes on stdout |
 | `Trainer._symbolic_build` | build a compiled model's metrics, loss and optimizer before its first traced step |
 | `ai_edge_litert.tools.flatbuffer_utils` | read a LiteRT file into its schema's objects, to write it again smaller |
@@ -24,6 +25,7 @@ breaks here, with a message that names the internal, the version in use and the 
 
 import datetime
 import importlib
+import types
 
 import keras
 import keras_tuner
@@ -224,6 +226,19 @@ def resume_display(oracle, seconds, trial_ids):
     for trial_id in trial_ids:
         display.trial_start.setdefault(trial_id, now)
         display.trial_number.setdefault(trial_id, numbers[trial_id])
+
+
+def hide_from_display(oracle, names):
+    """Keras Tuner's table of a trial's hyperparameters (printed as each trial begins) leaves out `names`: fixed
+    values that are tfxfer's bookkeeping, not a choice of the search (the search's digest was a row of hex)."""
+    display = _tuner(oracle, "_display")
+    show = _tuner(display, "show_hyperparameter_table")
+
+    def show_chosen(trial):  # the table reads nothing of the trial but its values
+        values = {name: value for name, value in trial.hyperparameters.values.items() if name not in names}
+        show(types.SimpleNamespace(hyperparameters=types.SimpleNamespace(values=values)))
+
+    display.show_hyperparameter_table = show_chosen
 
 
 def retry_queue(oracle):

@@ -29,7 +29,8 @@ import pandas as pd
 
 from tfxfer import _compat
 from tfxfer.search.candidates import choose_candidates
-from tfxfer.search.distributed import TUNERS, Watchdog, answer_late_workers, check_chiefs_search, patient_workers
+from tfxfer.search.distributed import (TUNERS, Watchdog, answer_late_workers, check_chiefs_search, make_tuner,
+                                       patient_workers)
 from tfxfer.search.hypermodel import TransferHyperModel, extractor_key
 from tfxfer.search.probing import SCORES, probe
 from tfxfer.search.results import (SCORING, SEARCH_FILE, best_values, check_own_folder, data_identity, read_json,
@@ -147,7 +148,7 @@ class TransferSearch:
         state = os.path.join(self.project_dir, "oracle.json")
         try:
             saved = None if self.overwrite or not os.path.isfile(state) else read_json(state)
-            self.tuner_ = self._make_tuner(hypermodel, data.task)
+            self.tuner_ = self._make_tuner(hypermodel, data.task, say=not retraining)
         except json.JSONDecodeError:
             damaged = [path for path in glob.glob(os.path.join(self.project_dir, "*.json")) +
                        glob.glob(os.path.join(self.project_dir, "trial_*", "trial.json")) if not readable_json(path)]
@@ -261,10 +262,10 @@ class TransferSearch:
         return cls(extractor if extractor is not None else record.get("extractor_sources", record["extractor"]),
                    directory=directory or ".", project_name=project_name, **settings)
 
-    def _make_tuner(self, hypermodel, task):
+    def _make_tuner(self, hypermodel, task, say=True):
         """Keras Tuner's tuner for `self.tuner`, over tfxfer's guarded oracle; `tuner_options` go to whichever of the
         two takes them."""
-        oracle_class, tuner_class = TUNERS[self.tuner]
+        oracle_class = TUNERS[self.tuner][0]
         objective = self.objective or kt.Objective(task.objective.name, task.objective.direction)
         # Keras Tuner draws a random seed for a falsy one (`seed or random.randint(...)`): 0 must stay a fixed seed.
         oracle_options = dict(objective=objective, seed=self.seed if self.seed else 2**31 - 1)
@@ -278,7 +279,7 @@ class TransferSearch:
             (oracle_options if name in takes else tuner_options)[name] = value
         _compat.tuner_knows_a_notebook()
         _compat.quiet_condition_protos()
-        return tuner_class(oracle_class(**oracle_options), hypermodel, **tuner_options)
+        return make_tuner(self.tuner, oracle_options, hypermodel, tuner_options, say_resumed=say and self.verbose)
 
     def search(self, data, callbacks=None):
         """Runs (or resumes) the search on `data` and returns its results table.
