@@ -277,6 +277,24 @@ def test_report_covers_data_blocks_regime_metrics_plots_and_serving(fine_tuned, 
     assert f"saved_model_cli show --dir {export_path} --tag_set serve --signature_def serving_default" in text
 
 
+def test_report_says_what_a_flip_averaged_or_litert_export_serves(fine_tuned, data, tmp_path):
+    """The report of a `--tta` export said nothing of the flip averaging, and that of a LiteRT export told how to
+    serve a SavedModel with TF Serving (a review's finds)."""
+    flipped = tfxfer.export(fine_tuned, "flipped", root=tmp_path / "exports", data_summary=data,
+                            test_time_augmentation=True)
+    text = reports.write_report(fine_tuned, data, tmp_path / "tta", export_path=flipped).read_text()
+    served = fine_tuned.evaluate(data.unbatched("validation").batch(data.batch_size), test_time_augmentation=True)
+    assert re.search(rf"^\| validation, flip-averaged \| {data.sizes['validation']} \| {served['accuracy']:.4g} \|",
+                     text, flags=re.M), text
+    assert "\n- Its scores are the mean of each image's and its mirror image's (test-time augmentation): the " \
+        "flip-averaged metrics above.\n" in text, text
+    lite = tfxfer.export(fine_tuned, "lite", root=tmp_path / "exports", data_summary=data, format="litert")
+    text = reports.write_report(fine_tuned, data, tmp_path / "lite", export_path=lite).read_text()
+    assert "## Export and serving" not in text and "tensorflow/serving" not in text and "flip-averaged" not in text
+    assert f"Exported to `{lite / 'model.tflite'}` (LiteRT, none, " in text and "; verified on " in text
+    assert f"tfxfer predict {lite / 'model.tflite'} photo.jpg" in text
+
+
 def test_report_without_export_or_search_and_of_arrays(fine_tuned, data, tmp_path):
     text = reports.write_report(fine_tuned, data, tmp_path).read_text()
     assert "## Search" not in text and "## Export" not in text

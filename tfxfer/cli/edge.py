@@ -86,16 +86,12 @@ def said_verification(args, path):
     """Prints what the verification of a LiteRT export found."""
     if args.format == "savedmodel":
         return
-    from tfxfer.serving.litert_client import LiteRTModel
+    from tfxfer.serving.litert_client import LiteRTModel, verification_summary
 
     litert = LiteRTModel(path).metadata["litert"]
-    check = litert["verification"]
-    found = f"not verified: {check['skipped']}" if check.get("skipped") else (
-        f"verified on {check['examples']} examples of the {check['source']}: largest score difference from the "
-        f"SavedModel {check['max_score_difference']:.2g}" + (
-            "" if check['top1_agreement'] is None else f", top-1 agreement {check['top1_agreement']}"))  # regression
-    line = f"{path}/model.tflite: {litert['size_bytes'] / 1e6:.2f} MB, {litert['quantize']}; {found}"
-    if check.get("skipped"):  # a warning, which --quiet and --json do not hide
+    line = f"{path}/model.tflite: {litert['size_bytes'] / 1e6:.2f} MB, {litert['quantize']}; " \
+           f"{verification_summary(litert)}"
+    if litert["verification"].get("skipped"):  # a warning, which --quiet and --json do not hide
         print(line, file=sys.stderr)
     else:
         _say(args, line)

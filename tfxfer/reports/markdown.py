@@ -1,6 +1,7 @@
 """A Markdown report of a run, with its plots beside it: data, blocks, the regime's phases, metrics, search, serving."""
 
 import datetime
+import json
 import math
 from pathlib import Path
 
@@ -14,7 +15,9 @@ from tfxfer.data.stratify import SPLITS
 from tfxfer.reports.evaluation import plot_confusion
 from tfxfer.reports.folders import PLOT_FILES, check_report_folder
 from tfxfer.reports.plots import plot_history, plot_probe, plot_search
+from tfxfer.serving.litert_client import LABELS_FILE, LITERT_FILE, verification_summary
 from tfxfer.serving.signatures import signature_table
+from tfxfer.serving.versioning import METADATA_FILE
 from tfxfer.training.inputs import check_trained_on
 from tfxfer.training.phases import regime_name
 
@@ -121,16 +124,21 @@ def _head_line(fitted):
             f"{'on' if head.normalises(kind) else 'off'}")
 
 
-def _metrics_section(fitted, data):
+def _metrics_section(fitted, data, flipped=False):
     rows = []
     for split in ("validation", "test"):
         if data.sizes[split]:
             dataset = data.unbatched(split).batch(data.batch_size)
             rows.append({"split": split, "examples": data.sizes[split], **fitted.evaluate(dataset)})
+            if flipped:  # what the export serves
+                rows.append({"split": f"{split}, flip-averaged", "examples": data.sizes[split],
+                             **fitted.evaluate(dataset, test_time_augmentation=True)})
     if not rows:
         return ["## Metrics", "", "No validation or test split to evaluate on.", ""]
+    served = (" The export serves the mean of the scores of each image and its mirror image (test-time augmentation): "
+              "the flip-averaged rows are its scores.") if flipped else ""
     return ["## Metrics", "", "Evaluated on the model as returned by `fit` (early stopping restores the best weights), "
-            "unaugmented, after training.", "", markdown_table(pd.DataFrame(rows)), ""]
+            f"unaugmented, after training.{served}", "", markdown_table(pd.DataFrame(rows)), ""]
 
 
 def _search_section(table, plot):
@@ -150,7 +158,24 @@ def _probe_section(table, plot):
             markdown_table(table[columns].head(10)), "", f"![Probe scores against depth]({plot})", ""]
 
 
-def _serving_section(export_path, input_kind, task_type):
+def _recorded(export_path):
+    """The metadata an export recorded ({} where it has none to read)."""
+    try:
+        return json.loads((Path(export_path) / METADATA_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _litert_section(export_path, input_kind, litert):
+    model = Path(export_path) / LITERT_FILE
+    example = "photo.jpg" if input_kind == "image" else '"some text"'
+    return ["## Export", "",
+            f"Exported to `{model}` (LiteRT, {litert['quantize']}, {litert['size_bytes'] / 1e6:.2f} MB), with "
+            f"`{LABELS_FILE}` beside it, for phones and boards; {verification_summary(litert)}.", "",
+            "Try it here, in the LiteRT interpreter:", "", "```", f"tfxfer predict {model} {example}", "```", ""]
+
+
+def _serving_section(export_path, input_kind, task_type, flipped):
     export_path = Path(export_path)
     model_folder, name = export_path.parent, export_path.parent.name
     signatures = signature_table(input_kind, task_type)
@@ -166,6 +191,8 @@ def _serving_section(export_path, input_kind, task_type):
         f"Exported to `{export_path}` (model `{name}`, version {export_path.name}), a SavedModel that TF Serving and "
         "TensorFlow alone load.", "",
         f"- `serving_default` takes {inputs} and returns {outputs}.",
+        *(["- Its scores are the mean of each image's and its mirror image's (test-time augmentation): the "
+            "flip-averaged metrics above."] if flipped else []),
         "- `metadata` (no inputs) returns the class names, task type and training metadata.", "",
         "Try it here, and look at its signatures:", "",
         "```",
@@ -189,7 +216,9 @@ def write_report(fitted, data, folder, export_path=None, search_table=None, prob
     why), the extractor's blocks, the regime, metrics on the validation and test splits, the plots (relative links
     to PNGs in `folder`), the probe's best cuts when `probe_table` is given, the search's best trials when
     `search_table` is given, and, with `export_path`, how to run and serve the export (`tfxfer predict`,
-    `saved_model_cli`, TF Serving's docker image and a REST call).
+    `saved_model_cli`, TF Serving's docker image and a REST call; for a LiteRT export, its file and verification).
+    An export that averages each image's scores with its mirror image's (`test_time_augmentation=True`) is said so,
+    and its flip-averaged metrics are shown beside the plain ones.
 
     Args:
         fitted: A fitted `TransferModel`.
@@ -233,7 +262,8 @@ def write_report(fitted, data, folder, export_path=None, search_table=None, prob
              f"Written {datetime.datetime.now().isoformat(timespec='seconds')} by tfxfer "
              f"(TensorFlow {tf.__version__}, Keras {keras.__version__}).", ""]
     lines += _data_section(data) + _extractor_section(fitted) + _regime_section(fitted)
-    lines += _metrics_section(fitted, data)
+    flipped = export_path is not None and _recorded(export_path).get("test_time_augmentation", False)
+    lines += _metrics_section(fitted, data, flipped)
     lines += ["## Plots", "", f"![Training history]({PLOT_FILES['history']})", "",
               f"![{caption}, {split} split]({evaluation_file})", ""]
     if probe_table is not None:
@@ -242,8 +272,10 @@ def write_report(fitted, data, folder, export_path=None, search_table=None, prob
     if search_table is not None:
         plot_search(search_table, folder / PLOT_FILES["search"])
         lines += _search_section(search_table, PLOT_FILES["search"])
-    if export_path is not None:
-        lines += _serving_section(export_path, fitted.extractor_.input_kind, task.task_type)
+    if export_path is not None and "litert" in _recorded(export_path):
+        lines += _litert_section(export_path, fitted.extractor_.input_kind, _recorded(export_path)["litert"])
+    elif export_path is not None:
+        lines += _serving_section(export_path, fitted.extractor_.input_kind, task.task_type, flipped)
     path = folder / "report.md"
     path.write_text("\n".join(lines))
     return path

@@ -101,6 +101,22 @@ def _described(details):
     return {details["name"]: f"{details['dtype']} [{', '.join('any' if s < 0 else str(s) for s in details['shape'])}]"}
 
 
+def verification_summary(litert):
+    """What the verification of a LiteRT export found, in a phrase: `metadata["litert"]` of the export.
+
+    Example:
+        >>> verification_summary({"verification": {"examples": 2, "source": "validation split",
+        ...                                        "max_score_difference": 3e-7, "top1_agreement": 1.0}})[-46:]
+        'from the SavedModel 3e-07, top-1 agreement 1.0'
+    """
+    check = litert["verification"]
+    if check.get("skipped"):
+        return f"not verified: {check['skipped']}"
+    agreement = "" if check["top1_agreement"] is None else f", top-1 agreement {check['top1_agreement']}"  # regression
+    return (f"verified on {check['examples']} examples of the {check['source']}: largest score difference from the "
+            f"SavedModel {check['max_score_difference']:.2g}{agreement}")
+
+
 class LiteRTModel(ExportedModel):
     """A LiteRT export loaded in the LiteRT interpreter; `predict` returns the tables `ExportedModel.predict` does.
 
