@@ -375,3 +375,20 @@ def test_a_chief_started_after_the_search_ended_tells_late_workers_to_stop_and_r
     assert OracleClient(oracle).create_trial("tuner1").status == "STOPPED"
     chief.join(timeout=30)
     assert not chief.is_alive() and time.monotonic() - started < 10
+
+
+def test_a_workers_grpc_error_is_one_line_naming_the_chief(monkeypatch):
+    """Errors from the chief other than UNAVAILABLE (which workers wait out) were printed as gRPC's repr, whose first
+    line is "<_InactiveRpcError of RPC that terminated with:" and nothing else."""
+    from tfxfer.cli.terminal import one_line
+
+    port = free_port()
+    monkeypatch.setenv("KERASTUNER_ORACLE_IP", "127.0.0.1")
+    monkeypatch.setenv("KERASTUNER_ORACLE_PORT", str(port))
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        stub = protos.get_service_grpc().OracleStub(channel)
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.GetSpace(protos.get_service().GetSpaceRequest(), timeout=0.5, wait_for_ready=True)
+    line = one_line(raised.value)
+    assert line.startswith(f"a call to the search's chief at 127.0.0.1:{port} failed: ") and line.endswith(
+        "(DEADLINE_EXCEEDED)") and "\n" not in line, line

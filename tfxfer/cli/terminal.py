@@ -191,12 +191,15 @@ def one_line(error):
 
     Keras wraps an error raised inside a layer as "Exception encountered when calling X.call()", with the real
     message on a later line; TensorFlow's graph errors end with it after "in user code:" and a traceback. Those are
-    unwrapped; any other message gives its first line.
+    unwrapped; a worker's gRPC error (a repr) gives its details; any other message gives its first line.
 
     Example:
         >>> one_line(ValueError("Exception encountered when calling Dense.call().\n\nbad shape (2, 3)\n\nArguments"))
         'bad shape (2, 3)'
     """
+    if callable(getattr(error, "code", None)) and callable(getattr(error, "details", None)):  # gRPC's: a worker's
+        chief = ":".join(os.environ.get(f"KERASTUNER_ORACLE_{part}", "?") for part in ("IP", "PORT"))
+        return f"a call to the search's chief at {chief} failed: {error.details()} ({error.code().name})"
     lines = [line.strip() for line in _ANSI.sub("", str(error)).strip().splitlines() if line.strip()]
     if not lines:
         return type(error).__name__
