@@ -72,7 +72,16 @@ def test_litert_flags_without_the_format_are_usage_errors(tiny_hub_model, tmp_pa
         (["train", data, "--extractor", hub, "--export", "y", "--format", "litert", "--output-type", "uint8"], 2,
          "--output-type uint8 is for full-integer exports; pass --quantize int8 with it"),
         (["distill", data, "--teacher", exports / "lite", "--extractor", hub], 2,
-         "lite is a LiteRT export; the teacher runs as a SavedModel")])
+         "lite is a LiteRT export; the teacher runs as a SavedModel"),
+        # Given as its saved_model.pb, the teacher's name took the student as its next version (a tester's find).
+        (["distill", data, "--teacher", exports / "served" / "1" / "saved_model.pb", "--extractor", hub, "--export",
+          "served", "--root", exports], 2, "is the teacher's model folder"),
+        # Ignored, silently, where nothing calibrates (a tester's find).
+        (["train", data, "--extractor", hub, "--export", "y", "--format", "litert", "--quantize", "float16",
+          "--calibration-size", "5"], 2, "--calibration-size applies to --quantize int8, which calibrates on "
+         "examples; leave it out with --quantize float16"),
+        # It said "is not an export: it holds neither saved_model.pb nor version folders", after TensorFlow loaded.
+        (["predict", tmp_path / "nowhere", data], 1, "the export", "nowhere does not exist")])
 
 
 def test_a_text_model_litert_cannot_hold_is_refused_before_any_training(tmp_path):
@@ -104,7 +113,7 @@ def test_a_text_model_litert_cannot_hold_is_refused_before_any_training(tmp_path
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr[-3000:]
     (line,) = lines
-    assert line.startswith(f"{tmp_path / 'lite' / 't' / '1'}/model.tflite: ") and "; not verified: The file holds " \
+    assert line.startswith(f"{tmp_path / 'lite' / 't' / '1'}/model.tflite: ") and "; not verified: the file holds " \
         "select TF ops" in line, result.stderr
 
 

@@ -286,12 +286,13 @@ def test_report_says_what_a_flip_averaged_or_litert_export_serves(fine_tuned, da
     served = fine_tuned.evaluate(data.unbatched("validation").batch(data.batch_size), test_time_augmentation=True)
     assert re.search(rf"^\| validation, flip-averaged \| {data.sizes['validation']} \| {served['accuracy']:.4g} \|",
                      text, flags=re.M), text
-    assert "\n- Its scores are the mean of each image's and its mirror image's (test-time augmentation): the " \
+    assert "\n- Its outputs are the mean of each image's and its mirror image's (test-time augmentation): the " \
         "flip-averaged metrics above.\n" in text, text
     lite = tfxfer.export(fine_tuned, "lite", root=tmp_path / "exports", data_summary=data, format="litert")
     text = reports.write_report(fine_tuned, data, tmp_path / "lite", export_path=lite).read_text()
     assert "## Export and serving" not in text and "tensorflow/serving" not in text and "flip-averaged" not in text
-    assert f"Exported to `{lite / 'model.tflite'}` (LiteRT, none, " in text and "; verified on " in text
+    assert f"Exported to `{lite / 'model.tflite'}` (LiteRT, float32, not quantized; " in text and "; verified on " \
+        in text and "The metrics above are the Keras model's; the verification compares the file with it." in text
     assert f"tfxfer predict {lite / 'model.tflite'} photo.jpg" in text
 
 

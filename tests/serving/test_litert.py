@@ -1,6 +1,8 @@
 """LiteRT exports: the .tflite file against the SavedModel, quantized exports, multi-label and regression, versions
 that are never overwritten, the error of an op LiteRT lacks, and int8 on a real MobileNet and real photos."""
 
+import shutil
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -10,6 +12,7 @@ from helpers import checksums, noise_folders, save_tiny_text_model, tiny_cnn
 from test_export import decoded, head_model, image_files
 from tfxfer.extractors import save_hub_format
 from tfxfer.serving import LiteRTRunner, load_exported, write_models_config
+from tfxfer.serving.versioning import is_litert_export
 
 pytestmark = pytest.mark.xdist_group("litert")  # one worker builds the module fixtures once
 
@@ -166,3 +169,29 @@ def test_converting_in_two_threads_gives_stderr_back():
         thread.join()
     after = os.fstat(2)
     assert (after.st_dev, after.st_ino) == (before.st_dev, before.st_ino)
+
+
+def test_paths_a_user_gives_load_the_export_they_name_or_say_why_not(noise, tmp_path):
+    """A hostile tester's finds: another .tflite file in a version folder ran that folder's model.tflite, silently;
+    a SavedModel export named `ants.tflite` was taken for a LiteRT file; a LiteRT name whose newest version was
+    half copied was "not an export"; metadata that is JSON but no object failed in Python's words."""
+    lite = tfxfer.export(noise["fitted"], "ants", root=tmp_path / "lite", format="litert")
+    picture = [str(noise["files"][0])]
+    shutil.copy(lite / "model.tflite", lite / "copy.tflite")
+    with pytest.raises(ValueError, match=r"copy.tflite is not the model.tflite of a tfxfer export"):
+        load_exported(lite / "copy.tflite")
+    (tmp_path / "phone.tflite").symlink_to(lite / "model.tflite")  # a link to the file runs it, in its folder
+    assert load_exported(tmp_path / "phone.tflite").predict(picture)["class"].tolist() == \
+        load_exported(lite).predict(picture)["class"].tolist()
+    (lite.parent / "2").mkdir()  # a newer version, half copied: the whole one is loaded, with a warning
+    shutil.copy(lite / "labels.txt", lite.parent / "2")
+    with pytest.warns(UserWarning, match=r"version folder\(s\) 2 are not whole exports"):
+        assert load_exported(lite.parent).version == 1
+    assert is_litert_export(lite.parent)
+    saved = tfxfer.export(noise["fitted"], "ants.tflite", root=tmp_path / "sm")  # a SavedModel, named so
+    assert not is_litert_export(saved.parent) and type(load_exported(saved.parent)).__name__ == "ExportedModel"
+    assert not is_litert_export(tmp_path / "missing.tflite")
+    for damage in ("[1, 2]", '"image"', "{}"):
+        (lite / "assets.extra" / "tfxfer.json").write_text(damage)
+        with pytest.raises(ValueError, match=r"tfxfer.json is damaged \((TypeError|AttributeError|KeyError)"):
+            load_exported(lite)

@@ -58,6 +58,9 @@ def export_options(args):
     if getattr(args, "tta", False):  # refused by the export after training, in the library's words
         raise UsageError("--tta applies to SavedModel exports; leave it out with --format litert (a phone can flip "
                          "and average itself)")
+    if args.calibration_size is not None and args.quantize != "int8":  # it was ignored, silently (a tester's find)
+        raise UsageError(f"--calibration-size applies to --quantize int8, which calibrates on examples; leave it out "
+                         f"with --quantize {args.quantize or 'none'}")
     from tfxfer.serving.litert_options import check_options
 
     try:
@@ -150,11 +153,12 @@ def distill(args):
     if args.unlabeled and not os.path.isdir(args.unlabeled):
         raise UsageError(f"--unlabeled {args.unlabeled} is not a folder: pass a folder of images")
     teacher = os.path.realpath(args.teacher)
+    teacher = os.path.dirname(teacher) if os.path.isfile(teacher) else teacher  # its saved_model.pb: its version
     if args.export is not None and os.path.realpath(os.path.join(args.root, args.export)) in (
             teacher, os.path.dirname(teacher)):
-        raise ValueError(f"--export {args.export} --root {args.root} is the teacher's model folder (--teacher "
-                         f"{args.teacher}): the student would be served as a new version of the teacher. Pass "
-                         "another --export name.")
+        raise UsageError(f"--export {args.export} --root {args.root} is the teacher's model folder (--teacher "
+                         f"{args.teacher}): the student would be served as a new version of the teacher; pass "
+                         "another --export name")
     _check_image_teacher(args)
     extractor = _load_extractor(args, args.extractor)
     check_litert_conversion(args, [extractor], exporting=args.export is not None)

@@ -135,10 +135,10 @@ def _metrics_section(fitted, data, flipped=False):
                              **fitted.evaluate(dataset, test_time_augmentation=True)})
     if not rows:
         return ["## Metrics", "", "No validation or test split to evaluate on.", ""]
-    served = (" The export serves the mean of the scores of each image and its mirror image (test-time augmentation): "
-              "the flip-averaged rows are its scores.") if flipped else ""
-    return ["## Metrics", "", "Evaluated on the model as returned by `fit` (early stopping restores the best weights), "
-            f"unaugmented, after training.{served}", "", markdown_table(pd.DataFrame(rows)), ""]
+    served = (" The export serves the mean of its outputs for each image and its mirror image (test-time "
+              "augmentation): the flip-averaged rows are what it serves.") if flipped else ""
+    return ["## Metrics", "", "Evaluated after training, on the model as returned by `fit` (early stopping restores the "
+            f"best weights), without random augmentation.{served}", "", markdown_table(pd.DataFrame(rows)), ""]
 
 
 def _search_section(table, plot):
@@ -166,13 +166,25 @@ def _recorded(export_path):
         return {}
 
 
+#: What each `quantize=` of a LiteRT export holds, in words.
+QUANTIZED = {"none": "float32, not quantized", "float16": "float16 weights", "dynamic": "int8 weights (dynamic range)",
+             "int8": "full-integer int8"}
+
+
 def _litert_section(export_path, input_kind, litert):
     model = Path(export_path) / LITERT_FILE
     example = "photo.jpg" if input_kind == "image" else '"some text"'
-    return ["## Export", "",
-            f"Exported to `{model}` (LiteRT, {litert['quantize']}, {litert['size_bytes'] / 1e6:.2f} MB), with "
-            f"`{LABELS_FILE}` beside it, for phones and boards; {verification_summary(litert)}.", "",
-            "Try it here, in the LiteRT interpreter:", "", "```", f"tfxfer predict {model} {example}", "```", ""]
+    tensors = ", ".join(f"{side} {litert[side]['dtype']}" for side in ("input", "output")
+                        if litert[side].get("dtype") == "uint8")
+    lines = ["## Export", "",
+             f"Exported to `{model}` (LiteRT, {QUANTIZED.get(litert['quantize'], litert['quantize'])}"
+             f"{', ' + tensors if tensors else ''}; {litert['size_bytes'] / 1e6:.2f} MB), with `{LABELS_FILE}` beside "
+             f"it, for phones and boards; {verification_summary(litert)}. The metrics above are the Keras model's; "
+             "the verification compares the file with it.", ""]
+    if litert["verification"].get("skipped"):  # select TF ops: the interpreter here cannot run it either
+        return lines
+    return lines + ["Try it here, in the LiteRT interpreter:", "", "```", f"tfxfer predict {model} {example}", "```",
+                    ""]
 
 
 def _serving_section(export_path, input_kind, task_type, flipped):
@@ -191,7 +203,7 @@ def _serving_section(export_path, input_kind, task_type, flipped):
         f"Exported to `{export_path}` (model `{name}`, version {export_path.name}), a SavedModel that TF Serving and "
         "TensorFlow alone load.", "",
         f"- `serving_default` takes {inputs} and returns {outputs}.",
-        *(["- Its scores are the mean of each image's and its mirror image's (test-time augmentation): the "
+        *(["- Its outputs are the mean of each image's and its mirror image's (test-time augmentation): the "
             "flip-averaged metrics above."] if flipped else []),
         "- `metadata` (no inputs) returns the class names, task type and training metadata.", "",
         "Try it here, and look at its signatures:", "",
@@ -200,7 +212,8 @@ def _serving_section(export_path, input_kind, task_type, flipped):
         f"saved_model_cli show --dir {export_path} --tag_set serve --signature_def serving_default",
         "```", "",
         "Serve it with TF Serving's docker image (it serves the highest version under the model folder) and call "
-        "its REST API; JSON carries bytes as `{\"b64\": ...}`, which TF Serving decodes:", "",
+        "its REST API" + ("; JSON carries bytes as `{\"b64\": ...}`, which TF Serving decodes:" if input_kind == "image"
+                          else ":"), "",
         "```",
         f"docker run --rm -p 8501:8501 --mount type=bind,source={model_folder.resolve()},target=/models/{name} "
         f"-e MODEL_NAME={name} -t tensorflow/serving",

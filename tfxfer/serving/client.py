@@ -54,12 +54,12 @@ class ExportedModel:
                              "export models with tfxfer.export.")
         try:
             self.metadata = json.loads(metadata_file.read_text())
-        except ValueError as error:
-            raise ValueError(f"{metadata_file} is damaged ({error}); export the model again, or pass an earlier "
-                             "version.") from None
-        self.task_type = self.metadata["task_type"]
-        self.class_names = list(self.metadata["class_names"])
-        self.input_kind = self.metadata["input_kind"]
+            self.task_type = self.metadata["task_type"]
+            self.class_names = list(self.metadata["class_names"])
+            self.input_kind = self.metadata["input_kind"]
+        except (ValueError, TypeError, KeyError) as error:  # not JSON; JSON but not the metadata's object
+            raise ValueError(f"{metadata_file} is damaged ({type(error).__name__}: {error}); export the model again, "
+                             "or pass an earlier version.") from None
 
     def __repr__(self):
         return (f"ExportedModel({str(self.path)!r}: {self.input_kind} {self.task_type}, "

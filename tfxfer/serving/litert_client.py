@@ -110,8 +110,8 @@ def verification_summary(litert):
         'from the SavedModel 3e-07, top-1 agreement 1.0'
     """
     check = litert["verification"]
-    if check.get("skipped"):
-        return f"not verified: {check['skipped']}"
+    if check.get("skipped"):  # the interpreter's sentence, within ours
+        return f"not verified: {check['skipped'][:1].lower()}{check['skipped'][1:].rstrip('.')}"
     agreement = "" if check["top1_agreement"] is None else f", top-1 agreement {check['top1_agreement']}"  # regression
     return (f"verified on {check['examples']} examples of the {check['source']}: largest score difference from the "
             f"SavedModel {check['max_score_difference']:.2g}{agreement}")
@@ -138,9 +138,13 @@ class LiteRTModel(ExportedModel):
 
     def __init__(self, path, num_threads=None):
         path = Path(path)
-        if path.suffix == ".tflite":
+        if path.suffix == ".tflite" and not path.is_dir():  # a file; a folder may be named so (`--export a.tflite`)
             if not path.is_file():
                 raise FileNotFoundError(f"{path} does not exist.")
+            path = path.resolve()  # a link's target, in its version folder
+            if path.name != LITERT_FILE:  # its folder's metadata and labels are another file's (a tester's find)
+                raise ValueError(f"{path} is not the {LITERT_FILE} of a tfxfer export, whose version folder holds its "
+                                 f"labels and metadata: pass a version folder or its {LITERT_FILE}.")
             path = path.parent
         self.path = resolve_export(path, LITERT_FILES)
         self._read_metadata("a .tflite file")

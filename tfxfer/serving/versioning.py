@@ -119,12 +119,14 @@ def check_format(model_folder, export_format):
 
 def is_litert_export(path):
     """Whether `path` is a LiteRT export: a `.tflite` file, a version folder holding one, or a folder of versions
-    whose highest holds one."""
+    whose highest version with a model file holds one (a folder named `x.tflite` may hold SavedModels)."""
     path = Path(path)
-    if path.suffix == ".tflite" or (path / FORMAT_FILES["litert"]).is_file():
+    if (path.suffix == ".tflite" and path.is_file()) or (path / FORMAT_FILES["litert"]).is_file():
         return True
-    found = versions(path)
-    return bool(found) and (path / str(found[-1]) / FORMAT_FILES["litert"]).is_file()
+    # The highest version holding either format's model file: a newer one half copied, or empty, says nothing.
+    held = [version for version in versions(path)
+            if any((path / str(version) / name).is_file() for name in FORMAT_FILES.values())]
+    return bool(held) and (path / str(held[-1]) / FORMAT_FILES["litert"]).is_file()
 
 
 def recorded_input_kind(path):
@@ -134,9 +136,10 @@ def recorded_input_kind(path):
     try:
         with warnings.catch_warnings():  # versions passed over: said when the export loads
             warnings.simplefilter("ignore")
-            return json.loads((resolve_export(path, files) / METADATA_FILE).read_text()).get("input_kind")
+            metadata = json.loads((resolve_export(path, files) / METADATA_FILE).read_text())
     except (OSError, ValueError):
         return None
+    return metadata.get("input_kind") if isinstance(metadata, dict) else None  # damaged: loading says so
 
 
 def write_version(root, name, write):
