@@ -67,7 +67,9 @@ def test_train_then_predict_with_the_export(tiny_hub_model, images, tmp_path):
         (["predict", tmp_path / "exports" / "noise", tmp_path / "photos.csv"], 2, "photos.csv is a table; ",
          "takes image files: pass the images or their folder"),
         (["predict", tmp_path / "exports" / "noise", picture, "--texts", "--sep", ";"], 2,
-         "--texts and --sep apply to text models; ", "noise takes images: leave them out")])
+         "--texts and --sep apply to text models; ", "noise takes images: leave them out"),
+        # The default's spelling passed unseen where any other was refused (a tester's find).
+        (["predict", tmp_path / "exports" / "noise", picture, "--enc=utf-8"], 2, "--encoding applies to text models")])
 
 
 @pytest.mark.slow

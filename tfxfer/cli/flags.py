@@ -14,6 +14,17 @@ import tfxfer
 PACKAGE = Path(tfxfer.__file__).resolve().parent
 
 
+def was_given(args, flag):
+    """Whether `flag` was typed (abbreviated or with `=VALUE` too, as argparse takes it), not left at its default.
+
+    Example:
+        >>> was_given(argparse.Namespace(argv=["predict", "m", "x.txt", "--enc=latin-1"]), "--encoding")
+        True
+    """
+    return any(len(word) > 2 and flag.startswith(word.split("=")[0]) for word in getattr(args, "argv", [])
+               if word.startswith("--"))
+
+
 def library_defaults(module, function):
     """The keyword defaults of a library function, class `__init__` or dataclass, read from its source file.
 

@@ -2,6 +2,7 @@
 
 from tfxfer.cli import terminal
 from tfxfer.cli.commands import UsageError, _one_or_list, _result
+from tfxfer.cli.flags import was_given
 
 
 def _check_inputs(args, input_kind):
@@ -12,7 +13,7 @@ def _check_inputs(args, input_kind):
         return
     text_only = [flag for flag, given in (("--texts", args.texts), ("--text-column", args.text_column),
                                           ("--sep", args.sep), ("--column-names", args.column_names),
-                                          ("--encoding", args.encoding != "utf-8")) if given]
+                                          ("--encoding", was_given(args, "--encoding"))) if given]
     if text_only:
         raise UsageError(f"{terminal.these_apply(text_only)} to text models; {args.export} takes images: leave "
                          f"{'it' if len(text_only) == 1 else 'them'} out")

@@ -6,6 +6,7 @@ import json
 import os
 
 from tfxfer.cli.commands import UsageError, _say
+from tfxfer.cli.flags import was_given
 from tfxfer.cli.terminal import FLAGS, cli_words
 
 #: The data flags of `tfxfer tune`, recorded beside its search (`RECORD`) so that `tfxfer export` reads the data as
@@ -65,9 +66,7 @@ def take_recorded_data_flags(args, resuming=False):
     taken = []
     for name, value in recorded.items():
         flag = FLAGS.get(name, f"--{name.replace('_', '-')}")
-        given = any(len(word) > 2 and flag.startswith(word.split("=")[0]) for word in getattr(args, "argv", [])
-                    if word.startswith("--"))  # as argparse takes a flag, abbreviated or with =
-        if name in DATA_FLAGS and not given and getattr(args, name) != value:
+        if name in DATA_FLAGS and not was_given(args, flag) and getattr(args, name) != value:
             setattr(args, name, value)
             taken.append(cli_words(f"{name}={value!r}"))  # as it would be typed: --sep tab, --text-column 'a b'
 
