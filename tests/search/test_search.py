@@ -329,3 +329,29 @@ def test_a_resumed_search_counts_the_time_its_trials_took_not_the_pause(data, tm
     assert "Reloading" not in said and "tfxfer_search" not in said and "|frozen_blocks" in said
     search(2).best_model(data, retrain=False)
     assert "Reloading" not in capsys.readouterr().out  # nor where the best trial is built again
+
+
+class _ReaderGoesAway(keras.callbacks.Callback):
+    """Writes each epoch's line to a pipe whose reader has gone, as `tfxfer tune ... | head` does once head quits."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        reader, writer = os.pipe()
+        os.close(reader)
+        try:
+            os.write(writer, b"epoch\n")  # BrokenPipeError (SIGPIPE is ignored in Python)
+        finally:
+            os.close(writer)
+
+
+def test_a_pipe_closed_mid_trial_leaves_the_trial_to_run_again(data, tmp_path):
+    """A hostile tester's find: Keras Tuner recorded the trial as failed (BrokenPipeError), and a resume kept the
+    failure and never ran it."""
+    def search():
+        return TransferSearch(tiny_cnn(), max_trials=2, epochs=1, patience=None, directory=tmp_path / "runs",
+                              project_name="p", space=SearchSpace(frozen_blocks=[4, 3]), verbose=0)
+
+    with pytest.raises(BrokenPipeError):
+        search().search(data, callbacks=[_ReaderGoesAway()])
+    table = search().search(data)
+    assert list(table.status) == ["COMPLETED", "COMPLETED"] and "BrokenPipe" not in json.dumps(
+        [json.loads(path.read_text()) for path in (tmp_path / "runs" / "p").glob("trial_*/trial.json")])

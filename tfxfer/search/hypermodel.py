@@ -14,6 +14,12 @@ from tfxfer.search.space import SearchSpace
 from tfxfer.training import FeatureCache, Head, TransferModel
 
 
+class ReaderGone(BrokenPipeError, kt.errors.FatalError):
+    """The reader of stdout went away during a trial (`tfxfer tune ... | head`): a BrokenPipeError that stops the
+    search as Ctrl-C does, so that the trial stays cut short and runs again on a resume. Keras Tuner recorded it as a
+    failed trial, which a resume kept and never ran again."""
+
+
 class TransferHyperModel(kt.HyperModel):
     """A Keras Tuner HyperModel whose trials are `TransferModel`s sharing one extractor and one `FeatureCache`.
 
@@ -130,7 +136,10 @@ class TransferHyperModel(kt.HyperModel):
             trial.epochs = min(trial.epochs, epochs)
         callbacks = list(callbacks or [])
         heartbeats = [_Heartbeat(c.tuner, c.trial) for c in callbacks if isinstance(c, _compat.tuner_callback_class())]
-        trial.train(self._member.data, callbacks=callbacks + heartbeats)
+        try:
+            trial.train(self._member.data, callbacks=callbacks + heartbeats)
+        except BrokenPipeError as error:
+            raise ReaderGone(error.errno, error.strerror) from None
         history = trial.history_
         # The epoch whose weights the trial ends with (retrained, it is the model the search gives back): not a
         # warm-up epoch of a fine-tuning trial, nor one that early stopping passed over.
