@@ -1,5 +1,5 @@
 """The `tfxfer` command line: a thin layer over the public API (`commands`), a parser that answers `--help` without
-importing TensorFlow (`parser`), and what it does for the terminal (`terminal`).
+importing TensorFlow (`parser`), what it does for the terminal (`terminal`) and on Ctrl-C (`interrupts`).
 
 Errors are one line on stderr, in the words of the flags, with exit code 1 (2 for usage errors, 130 for Ctrl-C);
 `--debug` shows TensorFlow's own messages and the traceback. With `--json` or `--quiet`, stdout holds the result
@@ -11,7 +11,7 @@ import os
 import sys
 import warnings
 
-from tfxfer.cli import terminal
+from tfxfer.cli import interrupts, terminal
 from tfxfer.cli.commands import UsageError
 from tfxfer.cli.parser import build_parser
 
@@ -35,7 +35,7 @@ def main(argv=None):
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.stage, args.out, args.argv = "loading", sys.stdout, argv  # argv: which flags were given, defaults or not
     if own_process:
-        terminal.end_on_interrupt(lambda: terminal.interrupted(args.command, args.stage))
+        interrupts.end_on_interrupt(lambda: terminal.interrupted(args.command, args.stage))
     try:
         with terminal.quiet_stderr(enabled=not args.debug), warnings.catch_warnings():
             warnings.showwarning = terminal.warning_line(args.command, args.debug)
@@ -60,7 +60,7 @@ def main(argv=None):
             os._exit(130)
         return 130
     if own_process:
-        terminal.end_quietly_on_interrupt(code)
+        interrupts.end_quietly_on_interrupt(code)
     return code
 
 

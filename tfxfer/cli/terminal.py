@@ -257,53 +257,6 @@ def reader_gone(command, stage):
     return None
 
 
-def end_on_interrupt(line, grace=15.0):
-    """Makes Ctrl-C end this process for certain, with `line()` on stderr and exit code 130.
-
-    The first Ctrl-C raises `KeyboardInterrupt` as usual, so that what is under way unwinds and cleans up; if the
-    process is still running `grace` seconds later (Python ignores an interrupt that lands in a finalizer, such as a
-    TensorFlow function's `__del__`, and the command goes on), or at a second Ctrl-C, it ends at once.
-
-    Args:
-        line: A function returning the line to print (the stage the command is at when the process ends).
-        grace: Seconds the command gets to unwind.
-    """
-    import signal
-
-    def end():
-        print(line(), file=sys.stderr, flush=True)
-        sys.stdout.flush()
-        os._exit(130)
-
-    def handle(signum, frame):
-        if getattr(handle, "timer", None) is not None:
-            end()
-        handle.timer = threading.Timer(grace, end)
-        handle.timer.daemon = True
-        handle.timer.start()
-        raise KeyboardInterrupt
-
-    def unraisable(report):  # Python's "Exception ignored in ..." traceback for the Ctrl-C the timer answers
-        if not issubclass(report.exc_type, KeyboardInterrupt):
-            sys.__unraisablehook__(report)
-
-    signal.signal(signal.SIGINT, handle)
-    sys.unraisablehook = unraisable
-
-
-
-def end_quietly_on_interrupt(code):
-    """Once a command has given its result: a Ctrl-C during Python's teardown (seconds, with TensorFlow loaded) ends
-    the process at once with the command's exit `code`, not with a traceback and 130 for work that was done."""
-    import signal
-
-    def handle(signum, frame):
-        sys.stdout.flush()
-        os._exit(code)
-
-    signal.signal(signal.SIGINT, handle)
-
-
 def json_records(table):
     """A table as one line of JSON records: NaN as null and NumPy numbers as numbers (pandas'), '/' and non-ASCII
     letters as they are, and a file name that is not UTF-8 with its odd bytes as `\\xNN` (no JSON holds them).
