@@ -146,13 +146,16 @@ def test_conditional_hyperparameters_serialise_without_printing(capsys):
     assert capsys.readouterr().out == ""
 
 
-def test_the_trial_table_leaves_out_hidden_hyperparameters(capsys):
-    """The search's digest, a fixed value of every trial, was a row of hex in the table each trial began with."""
+def test_the_trial_table_leaves_out_hidden_hyperparameters_and_ends_long_values_with_their_end(capsys):
+    """The search's digest, a fixed value of every trial, was a row of hex in the table each trial began with, and a
+    candidate of a search across extractors showed only the start of its path."""
     oracle = kt.oracles.RandomSearchOracle(objective=kt.Objective("val_accuracy", "max"), max_trials=1)
     hp = kt.HyperParameters()
     hp.Fixed("tfxfer_search", "1e2dbbf8d3af4ad7")
     hp.Choice("frozen_blocks", [3, 4])
-    _compat.hide_from_display(oracle, ["tfxfer_search"])
+    hp.Fixed("candidate", "/home/someone/models/mobilenet_v2_100_224@12")
+    _compat.tidy_trial_table(oracle, ["tfxfer_search"])
     oracle._display.show_hyperparameter_table(kt.engine.trial.Trial(hp))
     table = capsys.readouterr().out
     assert "frozen_blocks" in table and "tfxfer_search" not in table and "1e2dbbf8" not in table
+    assert "...t_v2_100_224@12|" in table and "/home/someone" not in table

@@ -17,7 +17,7 @@ breaks here, with a message that names the internal, the version in use and the 
 | `keras_tuner.src.engine.tuner_utils.TunerCallback` | find the trial a callback reports to |
 | `keras_tuner.src.protos`, `OracleServicer` | answer late workers on a restarted chief of an ended search |
 | `Oracle._retry_queue`, `Oracle._project_dir` | give a trial to another worker; its files |
-| `Oracle._display` | count a resumed search's time; leave tfxfer's bookkeeping out of the trial table |
+| `Oracle._display`, `Display.col_width` | count a resumed search's time; tidy the trial table |
 | `keras_tuner.src.utils.IS_NOTEBOOK` | keep Keras Tuner from clearing "a notebook cell" with escape codes on stdout |
 | `Trainer._symbolic_build` | build a compiled model's metrics, loss and optimizer before its first traced step |
 | `ai_edge_litert.tools.flatbuffer_utils` | read a LiteRT file into its schema's objects, to write it again smaller |
@@ -228,17 +228,22 @@ def resume_display(oracle, seconds, trial_ids):
         display.trial_number.setdefault(trial_id, numbers[trial_id])
 
 
-def hide_from_display(oracle, names):
-    """Keras Tuner's table of a trial's hyperparameters (printed as each trial begins) leaves out `names`: fixed
-    values that are tfxfer's bookkeeping, not a choice of the search (the search's digest was a row of hex)."""
+def tidy_trial_table(oracle, hidden):
+    """Keras Tuner's table of a trial's hyperparameters (printed as each trial begins) leaves out `hidden`, fixed
+    values that are tfxfer's bookkeeping (the search's digest was a row of hex), and shows a long value by its end:
+    Keras Tuner kept the start, and every candidate of a search across extractors read `/home/me/models/...`."""
     display = _tuner(oracle, "_display")
-    show = _tuner(display, "show_hyperparameter_table")
+    show, width = _tuner(display, "show_hyperparameter_table"), _tuner(display, "col_width")
+    shorten = display.format_value
 
     def show_chosen(trial):  # the table reads nothing of the trial but its values
-        values = {name: value for name, value in trial.hyperparameters.values.items() if name not in names}
+        values = {name: value for name, value in trial.hyperparameters.values.items() if name not in hidden}
         show(types.SimpleNamespace(hyperparameters=types.SimpleNamespace(values=values)))
 
-    display.show_hyperparameter_table = show_chosen
+    def by_its_end(value):
+        return f"...{value[3 - width:]}" if isinstance(value, str) and len(value) > width else shorten(value)
+
+    display.show_hyperparameter_table, display.format_value = show_chosen, by_its_end
 
 
 def retry_queue(oracle):

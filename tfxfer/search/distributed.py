@@ -19,8 +19,6 @@ The guards are Keras Tuner oracles subclassed with `keras_tuner.synchronized` ov
 the oracle's lock, as Keras Tuner's own do.
 """
 
-import contextlib
-import io
 import logging
 import os
 import threading
@@ -51,7 +49,7 @@ class _Guarded:
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        _compat.hide_from_display(self, [SEARCH_DIGEST])
+        _compat.tidy_trial_table(self, [SEARCH_DIGEST])
         self.heard = {}  # {tuner id: time.time() of its last request for a trial or report of a trial's end}
 
     def create_trial(self, tuner_id):
@@ -218,42 +216,6 @@ class GuardedHyperbandOracle(_Guarded, kt.oracles.HyperbandOracle):
         >>> oracle.idle_wait is None, isinstance(oracle, kt.oracles.HyperbandOracle)
         (True, True)
     """
-
-
-class _HyperbandTuner(kt.Hyperband):
-    """Keras Tuner's Hyperband tuner (its brackets of epochs) over a given oracle."""
-
-    def __init__(self, oracle, hypermodel, **kwargs):
-        kt.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
-
-
-#: `{tuner name: (oracle class, tuner class)}`.
-TUNERS = {"random": (GuardedRandomSearchOracle, kt.Tuner),
-          "bayesian": (GuardedBayesianOptimizationOracle, kt.Tuner),
-          "hyperband": (GuardedHyperbandOracle, _HyperbandTuner)}
-
-
-def make_tuner(name, oracle_options, hypermodel, tuner_options, say_resumed=True):
-    """Keras Tuner's tuner `name` (a key of `TUNERS`) over its guarded oracle. A search that its folder holds is
-    reloaded, which is said in tfxfer's words: Keras Tuner printed "Reloading Tuner from <its file>", also when an
-    export retrained a search's best trial.
-
-    Example:
-        >>> tuner = make_tuner("random", dict(objective="val_loss", max_trials=1), lambda hp: hp.Int("units", 1, 4),
-        ...                    dict(directory=tmp_dir, project_name="untuned"))
-        >>> type(tuner.oracle).__name__, tuner.oracle.get_space().values
-        ('GuardedRandomSearchOracle', {'units': 1})
-    """
-    oracle_class, tuner_class = TUNERS[name]
-    with contextlib.redirect_stdout(io.StringIO()):
-        tuner = tuner_class(oracle_class(**oracle_options), hypermodel, **tuner_options)
-    trials = {} if _compat.is_worker() else tuner.oracle.trials  # a worker's oracle is the chief's
-    if say_resumed and trials:
-        ended = sum(trial.status in _ENDED for trial in trials.values())
-        cut_short = f", {len(trials) - ended} cut short run again" if len(trials) > ended else ""
-        print(f"Resuming the search in {_compat.project_dir(tuner.oracle)}: {ended} trial(s) that ended are kept"
-              f"{cut_short}.")
-    return tuner
 
 
 class Watchdog(threading.Thread):

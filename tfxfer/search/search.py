@@ -29,14 +29,14 @@ import pandas as pd
 
 from tfxfer import _compat
 from tfxfer.search.candidates import choose_candidates
-from tfxfer.search.distributed import (TUNERS, Watchdog, answer_late_workers, check_chiefs_search, make_tuner,
-                                       patient_workers)
+from tfxfer.search.distributed import Watchdog, answer_late_workers, check_chiefs_search, patient_workers
 from tfxfer.search.hypermodel import TransferHyperModel, extractor_key
 from tfxfer.search.probing import SCORES, probe
 from tfxfer.search.results import (SCORING, SEARCH_FILE, best_values, check_own_folder, data_identity, read_json,
                                    readable_json, record_differences, report_failed_trials, search_digest,
                                    search_record, search_results, sizes_text, stored_space, write_json)
 from tfxfer.search.space import SearchSpace
+from tfxfer.search.tuners import TUNERS, make_tuner
 from tfxfer.training import FeatureCache
 
 
