@@ -159,3 +159,14 @@ def test_the_trial_table_leaves_out_hidden_hyperparameters_and_ends_long_values_
     table = capsys.readouterr().out
     assert "frozen_blocks" in table and "tfxfer_search" not in table and "1e2dbbf8" not in table
     assert "...t_v2_100_224@12|" in table and "/home/someone" not in table
+
+
+def test_a_hyperband_tuner_builds_a_continued_trial_without_its_checkpoint(tmp_path):
+    class Plain(kt.Hyperband):
+        pass
+
+    tuner = _compat.fresh_hyperband_rounds(Plain)(lambda hp: hp.Int("units", 1, 4), objective="val_loss",
+                                                  max_epochs=3, directory=str(tmp_path), project_name="h")
+    hp = kt.HyperParameters()
+    hp.values.update({"units": 2, "tuner/trial_id": "0000"})  # no checkpoint of trial 0000 exists
+    assert tuner._build_hypermodel(hp) == 2 and kt.Hyperband._build_hypermodel is not Plain._build_hypermodel

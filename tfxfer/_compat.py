@@ -17,6 +17,7 @@ breaks here, with a message that names the internal, the version in use and the 
 | `keras_tuner.src.engine.tuner_utils.TunerCallback` | find the trial a callback reports to |
 | `keras_tuner.src.protos`, `OracleServicer` | answer late workers on a restarted chief of an ended search |
 | `Oracle._retry_queue`, `Oracle._project_dir` | give a trial to another worker; its files |
+| `Tuner._build_hypermodel` | train a trial that a later Hyperband round continues afresh |
 | `Oracle._display`, `Display.col_width` | count a resumed search's time; tidy the trial table |
 | `keras_tuner.src.utils.IS_NOTEBOOK` | keep Keras Tuner from clearing "a notebook cell" with escape codes on stdout |
 | `Trainer._symbolic_build` | build a compiled model's metrics, loss and optimizer before its first traced step |
@@ -244,6 +245,15 @@ def tidy_trial_table(oracle, hidden):
         return f"...{value[3 - width:]}" if isinstance(value, str) and len(value) > width else shorten(value)
 
     display.show_hyperparameter_table, display.format_value = show_chosen, by_its_end
+
+
+def fresh_hyperband_rounds(tuner_class):
+    """Makes a subclass of Keras Tuner's Hyperband tuner build the trials that a later round continues as any other
+    trial: Keras Tuner loads the round before's checkpoint into them, and the checkpoint of a tfxfer trial (its
+    phases on cached activations) is not the whole model's, so every one of them failed (RecursionError). They train
+    from the pretrained extractor for their larger budget of epochs instead."""
+    tuner_class._build_hypermodel = _tuner(keras_tuner.Tuner, "_build_hypermodel")
+    return tuner_class
 
 
 def retry_queue(oracle):

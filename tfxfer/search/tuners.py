@@ -10,8 +10,10 @@ from tfxfer import _compat
 from tfxfer.search.distributed import (GuardedBayesianOptimizationOracle, GuardedHyperbandOracle,
                                        GuardedRandomSearchOracle)
 
+@_compat.fresh_hyperband_rounds
 class _HyperbandTuner(kt.Hyperband):
-    """Keras Tuner's Hyperband tuner (its brackets of epochs) over a given oracle."""
+    """Keras Tuner's Hyperband tuner (its brackets of epochs) over a given oracle; a trial that a later round
+    continues trains afresh for its budget."""
 
     def __init__(self, oracle, hypermodel, **kwargs):
         kt.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
