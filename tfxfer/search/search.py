@@ -274,7 +274,8 @@ class TransferSearch:
         else:
             oracle_options["max_trials"] = self.max_trials
         tuner_options = dict(directory=self.directory, project_name=self.project_name, overwrite=self.overwrite)
-        takes = inspect.signature(oracle_class.__init__).parameters
+        keras_tuners = next(c for c in oracle_class.__mro__ if c.__module__.startswith("keras_tuner"))  # not _Guarded
+        takes = inspect.signature(keras_tuners.__init__).parameters
         for name, value in self.tuner_options.items():
             (oracle_options if name in takes else tuner_options)[name] = value
         _compat.tuner_knows_a_notebook()
