@@ -333,30 +333,42 @@ def test_a_resumed_search_counts_the_time_its_trials_took_not_the_pause(data, tm
     assert "2 completed trial(s) are kept; nothing is left to run (1 asked for).\n" in capsys.readouterr().out
 
 
-class _ReaderGoesAway(keras.callbacks.Callback):
-    """Writes each epoch's line to a pipe whose reader has gone, as `tfxfer tune ... | head` does once head quits."""
+class _Writes(keras.callbacks.Callback):
+    """Writes a line at each epoch's end to a file descriptor, as printing does to stdout (fd 1)."""
+
+    def __init__(self, fd):
+        super().__init__()
+        self.fd = fd
 
     def on_epoch_end(self, epoch, logs=None):
-        reader, writer = os.pipe()
-        os.close(reader)
-        try:
-            os.write(writer, b"epoch\n")  # BrokenPipeError (SIGPIPE is ignored in Python)
-        finally:
-            os.close(writer)
+        os.write(self.fd, b"epoch\n")  # BrokenPipeError where the pipe's reader has gone (Python ignores SIGPIPE)
 
 
 def test_a_pipe_closed_mid_trial_leaves_the_trial_to_run_again(data, tmp_path):
-    """A hostile tester's find: Keras Tuner recorded the trial as failed (BrokenPipeError), and a resume kept the
-    failure and never ran it."""
-    def search():
-        return TransferSearch(tiny_cnn(), max_trials=2, epochs=1, patience=None, directory=tmp_path / "runs",
+    """A hostile tester's find: with stdout's reader gone (`tfxfer tune | head`), Keras Tuner recorded the trial as
+    failed (BrokenPipeError), and a resume kept the failure and never ran it. A pipe of the user's own that breaks
+    fails its trial, as any error of a trial does."""
+    def search(trials=2):
+        return TransferSearch(tiny_cnn(), max_trials=trials, epochs=1, patience=None, directory=tmp_path / "runs",
                               project_name="p", space=SearchSpace(frozen_blocks=[4, 3]), verbose=0)
 
-    with pytest.raises(BrokenPipeError):
-        search().search(data, callbacks=[_ReaderGoesAway()])
+    reader, writer = os.pipe()
+    os.close(reader)
+    stdout = os.dup(1)
+    os.dup2(writer, 1)  # this process's stdout, whose reader has gone
+    try:
+        with pytest.raises(BrokenPipeError):
+            search().search(data, callbacks=[_Writes(1)])
+    finally:
+        os.dup2(stdout, 1)
+        os.close(stdout)
     table = search().search(data)
     assert list(table.status) == ["COMPLETED", "COMPLETED"] and "BrokenPipe" not in json.dumps(
         [json.loads(path.read_text()) for path in (tmp_path / "runs" / "p").glob("trial_*/trial.json")])
+    with pytest.warns(UserWarning, match="BrokenPipeError"):
+        table = search(3).search(data, callbacks=[_Writes(writer)])
+    assert list(table.status) == ["COMPLETED", "COMPLETED", "FAILED"]
+    os.close(writer)
 
 
 def test_hyperband_completes_the_trials_its_later_rounds_continue(data, tmp_path):

@@ -25,9 +25,6 @@ def end_on_interrupt(line, grace=15.0):
         os._exit(130)
 
     def handle(signum, frame):
-        if getattr(handle, "lost", False):  # delivered again (below): not a second Ctrl-C
-            handle.lost = False
-            raise KeyboardInterrupt
         if getattr(handle, "timer", None) is not None:
             end()
         handle.timer = threading.Timer(grace, end)
@@ -38,12 +35,14 @@ def end_on_interrupt(line, grace=15.0):
     def unraisable(report):  # "Exception ignored in ...": a Ctrl-C that landed in a finalizer is delivered again
         if not issubclass(report.exc_type, KeyboardInterrupt):
             sys.__unraisablehook__(report)
-        elif not getattr(handle, "lost", False):  # a search went on, and ended with exit 0 (a tester's find)
-            handle.lost = True  # raised once this hook has returned: an exception raised in the hook is ignored too
-            main = threading.main_thread().ident  # a signal, which wakes a sleeping main thread, as Ctrl-C does
-            threading.Timer(0.05, signal.pthread_kill, (main, signal.SIGINT)).start()
+        else:  # a search went on after it, and ended with exit 0 (a tester's find)
+            signal.setitimer(signal.ITIMER_REAL, 0.05)  # not here: an exception raised in the hook is ignored too
+
+    def again(signum, frame):
+        raise KeyboardInterrupt
 
     signal.signal(signal.SIGINT, handle)
+    signal.signal(signal.SIGALRM, again)
     sys.unraisablehook = unraisable
 
 
@@ -54,4 +53,5 @@ def end_quietly_on_interrupt(code):
         sys.stdout.flush()
         os._exit(code)
 
+    signal.setitimer(signal.ITIMER_REAL, 0)  # a Ctrl-C lost in a finalizer as the command ended: it ended anyway
     signal.signal(signal.SIGINT, handle)

@@ -3,6 +3,7 @@ with the memory of released trials given back."""
 
 import contextlib
 import os
+import select
 
 import keras
 import keras_tuner as kt
@@ -15,9 +16,18 @@ from tfxfer.training import FeatureCache, Head, TransferModel
 
 
 class ReaderGone(BrokenPipeError, kt.errors.FatalError):
-    """The reader of stdout went away during a trial (`tfxfer tune ... | head`): a BrokenPipeError that stops the
-    search as Ctrl-C does, so that the trial stays cut short and runs again on a resume. Keras Tuner recorded it as a
-    failed trial, which a resume kept and never ran again."""
+    """The reader of stdout or stderr went away during a trial (`tfxfer tune ... | head`): a BrokenPipeError that
+    stops the search as Ctrl-C does, so that the trial stays cut short and runs again on a resume. Keras Tuner
+    recorded it as a failed trial, which a resume kept and never ran again. (A pipe of the user's own that breaks
+    fails its trial, as any error does.)"""
+
+
+def _output_gone():
+    """Whether the reader of this process's stdout or stderr has gone (a pipe whose other end is closed)."""
+    poller = select.poll()
+    for fd in (1, 2):
+        poller.register(fd, select.POLLOUT)
+    return any(events & select.POLLERR for _, events in poller.poll(0))
 
 
 class TransferHyperModel(kt.HyperModel):
@@ -139,6 +149,8 @@ class TransferHyperModel(kt.HyperModel):
         try:
             trial.train(self._member.data, callbacks=callbacks + heartbeats)
         except BrokenPipeError as error:
+            if not _output_gone():  # a pipe of the user's own (a callback's socket): the trial failed
+                raise
             raise ReaderGone(error.errno, error.strerror) from None
         history = trial.history_
         # The epoch whose weights the trial ends with (retrained, it is the model the search gives back): not a
