@@ -170,3 +170,11 @@ def test_a_hyperband_tuner_builds_a_continued_trial_without_its_checkpoint(tmp_p
     hp = kt.HyperParameters()
     hp.values.update({"units": 2, "tuner/trial_id": "0000"})  # no checkpoint of trial 0000 exists
     assert tuner._build_hypermodel(hp) == 2 and kt.Hyperband._build_hypermodel is not Plain._build_hypermodel
+
+
+def test_a_reloaded_tuner_prints_no_reloading_line(tmp_path, capsys):
+    for _ in range(2):  # the second finds the first's state in its folder
+        _compat.quiet_reload_line()
+        kt.RandomSearch(lambda hp: hp.Int("units", 1, 4), objective="val_loss", max_trials=1,
+                        directory=str(tmp_path), project_name="p").save()
+    assert (tmp_path / "p" / "tuner0.json").is_file() and "Reloading" not in capsys.readouterr().out

@@ -17,6 +17,7 @@ breaks here, with a message that names the internal, the version in use and the 
 | `keras_tuner.src.engine.tuner_utils.TunerCallback` | find the trial a callback reports to |
 | `keras_tuner.src.protos`, `OracleServicer` | answer late workers on a restarted chief of an ended search |
 | `Oracle._retry_queue`, `Oracle._project_dir` | give a trial to another worker; its files |
+| `keras_tuner.src.engine.base_tuner`, `conditions` | drop the stray prints of Keras Tuner 1.4.8 |
 | `Tuner._build_hypermodel` | train a trial that a later Hyperband round continues afresh |
 | `Oracle._display`, `Display.col_width` | count a resumed search's time; tidy the trial table |
 | `keras_tuner.src.utils.IS_NOTEBOOK` | keep Keras Tuner from clearing "a notebook cell" with escape codes on stdout |
@@ -24,6 +25,7 @@ breaks here, with a message that names the internal, the version in use and the 
 | `ai_edge_litert.tools.flatbuffer_utils` | read a LiteRT file into its schema's objects, to write it again smaller |
 """
 
+import builtins
 import datetime
 import importlib
 import types
@@ -196,6 +198,19 @@ def quiet_condition_protos():
     conditions = _module("keras_tuner.src.engine.conditions", "keras-tuner", keras_tuner.__version__)
     _tuner(conditions.Parent, "to_proto")
     conditions.print = lambda *args, **kwargs: None  # the module's only print; its other output goes on
+
+
+def quiet_reload_line():
+    """Silences the line "Reloading Tuner from <file>" that Keras Tuner 1.4.8 prints where a tuner finds its
+    folder's state: a resumed search says so in tfxfer's words, and an export that retrains a search's best trial
+    has nothing to say of it. Keras Tuner's other output goes on."""
+    base_tuner = _module("keras_tuner.src.engine.base_tuner", "keras-tuner", keras_tuner.__version__)
+
+    def print_but_reloading(*args, **kwargs):
+        if not (args and str(args[0]).startswith("Reloading Tuner from")):
+            builtins.print(*args, **kwargs)
+
+    base_tuner.print = print_but_reloading
 
 
 def tuner_knows_a_notebook():

@@ -325,12 +325,12 @@ def test_a_resumed_search_counts_the_time_its_trials_took_not_the_pause(data, tm
     assert len(elapsed) == 1 and elapsed[0].startswith("00h 0"), elapsed  # it said '340d 16h 09m 41s'
     # In tfxfer's words, not Keras Tuner's "Reloading Tuner from runs/p/tuner0.json"; the search's digest, a
     # fixed hyperparameter, is no row of the trial's table.
-    assert f"Resuming the search in {tmp_path / 'runs' / 'p'}: 1 completed trial(s) are kept.\n" in said
+    assert f"Resuming the search in {tmp_path / 'runs' / 'p'}: 1 completed trial is kept.\n" in said
     assert "Reloading" not in said and "tfxfer_search" not in said and "|frozen_blocks" in said
     search(2).best_model(data, retrain=False)
     assert "Reloading" not in capsys.readouterr().out  # nor where the best trial is built again
     search(1).search(data)  # asked for fewer than it holds: said, not ignored silently (a tester's find)
-    assert "2 completed trial(s) are kept; nothing is left to run (1 asked for).\n" in capsys.readouterr().out
+    assert "2 completed trials are kept; nothing is left to run (1 asked for).\n" in capsys.readouterr().out
 
 
 class _Writes(keras.callbacks.Callback):
@@ -382,3 +382,5 @@ def test_hyperband_completes_the_trials_its_later_rounds_continue(data, tmp_path
     continued = table[table["tuner/initial_epoch"] > 0]
     assert len(continued) >= 1 and set(table.status) == {"COMPLETED"}, table[["status", "tuner/initial_epoch"]]
     assert (continued.epochs == 2).all()
+    # The best trial retrains with the budget it was scored on (it retrained for the search's epochs, a review's find).
+    assert search.best_model(data, retrain=False).epochs == table["tuner/epochs"].iloc[0]

@@ -191,6 +191,8 @@ def test_paths_a_user_gives_load_the_export_they_name_or_say_why_not(noise, tmp_
     saved = tfxfer.export(noise["fitted"], "ants.tflite", root=tmp_path / "sm")  # a SavedModel, named so
     assert not is_litert_export(saved.parent) and type(load_exported(saved.parent)).__name__ == "ExportedModel"
     assert not is_litert_export(tmp_path / "missing.tflite")
+    with pytest.raises(FileNotFoundError, match=r"missing.tflite does not exist"):  # "is not an export: it holds..."
+        load_exported(tmp_path / "missing.tflite")
     for damage in ("[1, 2]", '"image"', "{}"):
         (lite / "assets.extra" / "tfxfer.json").write_text(damage)
         with pytest.raises(ValueError, match=r"tfxfer.json is damaged \((TypeError|AttributeError|KeyError)"):

@@ -59,8 +59,8 @@ def export_options(args):
         raise UsageError("--tta applies to SavedModel exports; leave it out with --format litert (a phone can flip "
                          "and average itself)")
     if args.calibration_size is not None and args.quantize != "int8":  # it was ignored, silently (a tester's find)
-        raise UsageError(f"--calibration-size applies to --quantize int8, which calibrates on examples; leave it out "
-                         f"with --quantize {args.quantize or 'none'}")
+        raise UsageError("--calibration-size applies to --quantize int8, which calibrates on examples; leave it out "
+                         + (f"with --quantize {args.quantize}" if args.quantize else "without --quantize int8"))
     from tfxfer.serving.litert_options import check_options
 
     try:

@@ -197,9 +197,10 @@ def one_line(error):
         >>> one_line(ValueError("Exception encountered when calling Dense.call().\n\nbad shape (2, 3)\n\nArguments"))
         'bad shape (2, 3)'
     """
-    if callable(getattr(error, "code", None)) and callable(getattr(error, "details", None)):  # gRPC's: a worker's
-        chief = ":".join(os.environ.get(f"KERASTUNER_ORACLE_{part}", "?") for part in ("IP", "PORT"))
-        return f"a call to the search's chief at {chief} failed: {error.details()} ({error.code().name})"
+    if type(error).__module__.startswith("grpc") and hasattr(error, "details"):  # a worker's call to its chief
+        chief = ":".join(os.environ.get(f"KERASTUNER_ORACLE_{part}", "") for part in ("IP", "PORT")).strip(":")
+        return f"a call to the search's chief{' at ' + chief if chief else ''} failed: {error.details()} " \
+               f"({error.code().name})"
     lines = [line.strip() for line in _ANSI.sub("", str(error)).strip().splitlines() if line.strip()]
     if not lines:
         return type(error).__name__

@@ -275,7 +275,8 @@ def write_report(fitted, data, folder, export_path=None, search_table=None, prob
              f"Written {datetime.datetime.now().isoformat(timespec='seconds')} by tfxfer "
              f"(TensorFlow {tf.__version__}, Keras {keras.__version__}).", ""]
     lines += _data_section(data) + _extractor_section(fitted) + _regime_section(fitted)
-    flipped = export_path is not None and _recorded(export_path).get("test_time_augmentation", False)
+    recorded = {} if export_path is None else _recorded(export_path)
+    flipped = recorded.get("test_time_augmentation", False)
     lines += _metrics_section(fitted, data, flipped)
     lines += ["## Plots", "", f"![Training history]({PLOT_FILES['history']})", "",
               f"![{caption}, {split} split]({evaluation_file})", ""]
@@ -285,8 +286,8 @@ def write_report(fitted, data, folder, export_path=None, search_table=None, prob
     if search_table is not None:
         plot_search(search_table, folder / PLOT_FILES["search"])
         lines += _search_section(search_table, PLOT_FILES["search"])
-    if export_path is not None and "litert" in _recorded(export_path):
-        lines += _litert_section(export_path, fitted.extractor_.input_kind, _recorded(export_path)["litert"])
+    if "litert" in recorded:
+        lines += _litert_section(export_path, fitted.extractor_.input_kind, recorded["litert"])
     elif export_path is not None:
         lines += _serving_section(export_path, fitted.extractor_.input_kind, task.task_type, flipped)
     path = folder / "report.md"

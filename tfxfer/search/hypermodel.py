@@ -132,7 +132,7 @@ class TransferHyperModel(kt.HyperModel):
             fine_tune_learning_rate=values.get("fine_tune_learning_rate") or 1e-5,
             warmup_epochs=values.get("warmup_epochs") or 0,
             layer_decay=None if values.get("layer_decay", 1.0) == 1.0 else values["layer_decay"],
-            epochs=self.epochs,
+            epochs=min(self.epochs, hp.values.get("tuner/epochs") or self.epochs),  # Hyperband's budget; retrained too
             patience=self.patience,
             cache=self.cache,
             strategy=self.strategy,

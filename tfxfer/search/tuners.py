@@ -1,14 +1,12 @@
 """Keras Tuner's tuners over tfxfer's guarded oracles (`tfxfer.search.distributed`), built as a search starts or
 resumes; a resumed search says what it keeps and runs again, in tfxfer's words."""
 
-import contextlib
-import io
-
 import keras_tuner as kt
 
 from tfxfer import _compat
 from tfxfer.search.distributed import (GuardedBayesianOptimizationOracle, GuardedHyperbandOracle,
                                        GuardedRandomSearchOracle)
+
 
 @_compat.fresh_hyperband_rounds
 class _HyperbandTuner(kt.Hyperband):
@@ -37,8 +35,8 @@ def make_tuner(name, oracle_options, hypermodel, tuner_options, say_resumed=True
         ('GuardedRandomSearchOracle', {'units': 1})
     """
     oracle_class, tuner_class = TUNERS[name]
-    with contextlib.redirect_stdout(io.StringIO()):
-        tuner = tuner_class(oracle_class(**oracle_options), hypermodel, **tuner_options)
+    _compat.quiet_reload_line()
+    tuner = tuner_class(oracle_class(**oracle_options), hypermodel, **tuner_options)
     trials = {} if _compat.is_worker() else tuner.oracle.trials  # a worker's oracle is the chief's
     if say_resumed and trials:
         print(f"Resuming the search in {_compat.project_dir(tuner.oracle)}: {_resumed(trials, tuner.oracle)}.")
@@ -51,11 +49,16 @@ def _resumed(trials, oracle):
     status = kt.engine.trial.TrialStatus
     completed, failed = statuses.count(status.COMPLETED), statuses.count(status.FAILED)
     out = len(statuses) - completed - failed
-    said = f"{completed} completed trial(s)" + (f" and {failed} failed" if failed else "") + " are kept"
+    said = _trials(completed, "completed") + (f" and {failed} failed" if failed else "") + \
+        (" is" if completed + failed == 1 else " are") + " kept"
     if out and _compat.is_chief():  # given back to their workers (`resume_trials_out`), which may be at work still
-        return f"{said}; the trial(s) running when the chief stopped ({out}) go back to their workers, or to another " \
-               "where one has gone"
+        return f"{said}; {_trials(out, 'running')} when the chief stopped go{'es' * (out == 1)} back to " \
+               f"{'its worker' if out == 1 else 'their workers'}, or to another where one has gone"
     if out:
-        return f"{said}; {out} cut short run{'s' if out == 1 else ''} again"
+        return f"{said}; {_trials(out, 'cut short')} run{'s' * (out == 1)} again"
     asked = getattr(oracle, "max_trials", None)
     return f"{said}; nothing is left to run ({asked} asked for)" if asked and len(statuses) >= asked else said
+
+
+def _trials(count, what):
+    return f"{count} {what} trial{'s' * (count != 1)}"

@@ -10,12 +10,9 @@ import tensorflow as tf
 from tfxfer.data.decoding import decode_file
 from tfxfer.data.task import Task
 from tfxfer.serving.client import ExportedModel
-from tfxfer.serving.versioning import FORMAT_FILES, METADATA_FILE, resolve_export, versions
+from tfxfer.serving.versioning import LITERT_FILES, resolve_export
 
-LITERT_FILE = FORMAT_FILES["litert"]
-LABELS_FILE = "labels.txt"
-#: What a whole version of a LiteRT export holds.
-LITERT_FILES = (LITERT_FILE, LABELS_FILE, str(METADATA_FILE))
+LITERT_FILE, LABELS_FILE = LITERT_FILES[:2]
 
 
 def interpreter_class():
@@ -111,7 +108,8 @@ def verification_summary(litert):
     """
     check = litert["verification"]
     if check.get("skipped"):  # the interpreter's sentence, within ours
-        return f"not verified: {check['skipped'][:1].lower()}{check['skipped'][1:].rstrip('.')}"
+        said = check["skipped"].rstrip(".")
+        return f"not verified: {said[:1].lower() + said[1:] if said[1:2].islower() else said}"  # not "liteRT'
     agreement = "" if check["top1_agreement"] is None else f", top-1 agreement {check['top1_agreement']}"  # regression
     return (f"verified on {check['examples']} examples of the {check['source']}: largest score difference from the "
             f"SavedModel {check['max_score_difference']:.2g}{agreement}")

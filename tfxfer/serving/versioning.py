@@ -42,8 +42,9 @@ def versions(model_folder):
     return sorted(int(name) for name in names if is_version(name))
 
 
-#: What a whole version of a SavedModel export holds; the first names the format.
+#: What a whole version of a SavedModel export, and of a LiteRT export, holds; the first names the format.
 SAVEDMODEL_FILES = ("saved_model.pb", "variables", str(METADATA_FILE))
+LITERT_FILES = ("model.tflite", "labels.txt", str(METADATA_FILE))
 
 
 def resolve_export(path, files=SAVEDMODEL_FILES):
@@ -57,6 +58,9 @@ def resolve_export(path, files=SAVEDMODEL_FILES):
         FileNotFoundError: `path` is neither a version folder nor a folder of versions.
     """
     path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path} does not exist: pass <root>/<name> or <root>/<name>/<version> of a tfxfer "
+                                "export.")
     if path.is_file():  # the model file itself, or another file of a version: its folder is meant
         if path.name == files[0]:
             return path.parent
@@ -132,7 +136,7 @@ def is_litert_export(path):
 def recorded_input_kind(path):
     """What the export at `path` takes ("image" or "text"), read from its metadata without TensorFlow; None where
     `path` is not a whole tfxfer export (loading it says why)."""
-    files = (FORMAT_FILES["litert"], str(METADATA_FILE)) if is_litert_export(path) else SAVEDMODEL_FILES
+    files = LITERT_FILES if is_litert_export(path) else SAVEDMODEL_FILES
     try:
         with warnings.catch_warnings():  # versions passed over: said when the export loads
             warnings.simplefilter("ignore")
