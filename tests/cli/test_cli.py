@@ -55,10 +55,12 @@ def test_train_then_predict_with_the_export(tiny_hub_model, images, tmp_path):
     listing = lines[-1].rsplit(" ", 1)[-1]
     assert lines[-1].startswith("  ... and 2 more; all 12 are listed in") and len(open(listing).readlines()) == 13
     picture = sorted((images / "bees").iterdir())[0]
-    predictions = records(tfxfer("predict", tmp_path / "exports" / "noise", picture, "--json"))
-    assert len(predictions) == 1 and predictions[0]["class"] in {"ants", "bees", "wasps"}
     (tmp_path / "broken.png").write_bytes(b"not a png")
-    result = tfxfer("predict", tmp_path / "exports" / "noise", tmp_path / "broken.png", "--on-bad", "skip", "--json")
+    (predicted, result), _ = in_one_process(["predict", tmp_path / "exports" / "noise", picture, "--json"],
+                                            ["predict", tmp_path / "exports" / "noise", tmp_path / "broken.png",
+                                             "--on-bad", "skip", "--json"])
+    predictions = records(predicted)
+    assert len(predictions) == 1 and predictions[0]["class"] in {"ants", "bees", "wasps"}
     assert result.returncode == 1 and "every input was left out (1, listed above)" in result.stderr, result.stderr
     assert result.stdout.strip() == ""  # not '[]', which a script would read as a success
     # Refused from the export's metadata before TensorFlow loads. The table was "not an image: text" (a tester's find).
@@ -91,12 +93,12 @@ def test_tune_across_two_extractors_then_export_retrains_the_best(tiny_hub_model
     assert (search / "probe.csv").exists()
     # A resume keeps the range the finder chose at first: it does not wait for the finder again (found by a hostile
     # tester), and here says at once that --epochs differs (resuming unchanged is tested in test_extractor_search).
-    changed = tfxfer(*tune, "--epochs", "2")
+    (changed, result), _ = in_one_process([*tune, "--epochs", "2"], ["export", images, "--search", search, "--name",
+                                                                     "best", "--root", tmp_path / "exports"])
     assert changed.returncode == 1 and "run with --epochs 1 then, --epochs 2 now." in changed.stderr, changed.stderr
     assert "as the learning-rate finder chose in the search's first run" in changed.stdout
     assert "learning-rate finder:" not in changed.stdout
     # export reads the data with the flags tune recorded: without them it refused "other data" (a tester's find).
-    result = tfxfer("export", images, "--search", search, "--name", "best", "--root", tmp_path / "exports")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "Reading the data as the search did: --validation-split 0.25, --seed 2" in result.stdout
     assert result.stdout.strip().splitlines()[-1].endswith("best/1")
@@ -145,30 +147,39 @@ def test_help_and_version_answer_at_once_without_tensorflow():
         assert result.returncode == 0 and result.stdout.strip() and not result.stderr
 
 
-REFUSALS = """
+IN_ONE_PROCESS = """
 import contextlib, io, json, sys
 from tfxfer.cli import main
 said = []
 for argv in json.loads(sys.argv[1]):
-    with contextlib.redirect_stderr(io.StringIO()) as stderr:
+    with contextlib.redirect_stdout(io.StringIO()) as stdout, contextlib.redirect_stderr(io.StringIO()) as stderr:
         try:
             code = main(argv)
         except SystemExit as usage:  # argparse's own refusals
             code = usage.code
-    said.append([code, stderr.getvalue()])
+    said.append([code, stdout.getvalue(), stderr.getvalue()])
 print(json.dumps([said, "tensorflow" in sys.modules]))
 """
+
+
+def in_one_process(*argvs, env=None):
+    """Runs command lines one after the other in one new process, as `tfxfer.cli.main(argv)` each: TensorFlow's
+    import (about 6 s here) is paid once. Returns `(results, whether TensorFlow was imported)`, each result with
+    `returncode`, `stdout` and `stderr`."""
+    result = subprocess.run([sys.executable, "-c", IN_ONE_PROCESS, json.dumps([list(map(str, argv)) for argv in argvs])],
+                            capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    said, tensorflow = json.loads(result.stdout.strip().splitlines()[-1])
+    return [subprocess.CompletedProcess(argv, *outcome) for argv, outcome in zip(argvs, said)], tensorflow
 
 
 def refused_before_tensorflow(cases):
     """Runs `(argv, exit code, *words)` cases in one process and checks that each exits with its code, says its
     words, and that none of them imported TensorFlow (seconds of a user's time, and of the suite's, for each)."""
-    result = subprocess.run([sys.executable, "-c", REFUSALS, json.dumps([list(map(str, argv)) for argv, *_ in cases])],
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-3000:]
-    said, tensorflow = json.loads(result.stdout.strip().splitlines()[-1])
-    for (argv, code, *words), (exit_code, stderr) in zip(cases, said):
-        assert exit_code == code and all(str(word) in stderr for word in words), (argv[:2], stderr)
+    results, tensorflow = in_one_process(*(argv for argv, *_ in cases))
+    for (argv, code, *words), result in zip(cases, results):
+        assert result.returncode == code and all(str(word) in result.stderr for word in words), (argv[:2],
+                                                                                               result.stderr)
     assert not tensorflow
 
 
