@@ -278,6 +278,11 @@ def test_a_resume_with_another_batch_size_or_augmentation_is_refused(data, tmp_p
                                  seed=3, augment=True)
     with pytest.raises(ValueError, match=r"augment=False then, augment=True now"):
         search().search(flipped)
+    # It said "the same counts of other files or labels" where the files were split by another seed (a tester's find).
+    resplit = tfxfer.load_images(images, image_size=(16, 16), value_range=(0, 1), batch_size=8, validation_split=0.25,
+                                 seed=4)
+    with pytest.raises(ValueError, match=r"or of the same files split otherwise, as by another seed\)"):
+        search().search(resplit)
     # The same extractor at another image size: 'other weights of ...' sent the user looking for a changed model
     # file (a tester's find).
     for size in (16, 24):

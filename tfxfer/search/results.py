@@ -143,7 +143,8 @@ def record_differences(stored, identity, resuming=True):
     elif old.get("examples") != new["examples"]:
         then, now = sizes_text(old.get("sizes")), sizes_text(new["sizes"])
         differences.append(f"other data ({then} examples then, {now} now" + (
-            ": the same counts of other files or labels)" if then == now else ")"))
+            ": the same counts, of other files or labels, or of the same files split otherwise, as by another "
+            "seed)" if then == now else ")"))
     for key, flag in (("batch_size", "batch_size"), ("augmentation", "augment")):  # recorded since 2026-12-06
         if key in old and old[key] != new[key]:
             differences.append(f"{flag}={old[key]!r} then, {flag}={new[key]!r} now" if key == "batch_size" else
