@@ -12,7 +12,7 @@ from helpers import checksums, noise_folders, save_tiny_text_model, tiny_cnn
 from test_export import decoded, head_model, image_files
 from tfxfer.extractors import save_hub_format
 from tfxfer.serving import LiteRTRunner, load_exported, write_models_config
-from tfxfer.serving.versioning import is_litert_export
+from tfxfer.serving.formats import is_litert_export
 
 pytestmark = pytest.mark.xdist_group("litert")  # one worker builds the module fixtures once
 

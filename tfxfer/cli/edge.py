@@ -186,11 +186,12 @@ def distill(args):
 def _check_image_teacher(args):
     """Refuses, before the student loads, a teacher exported from a text model (distill teaches image students), or
     as a LiteRT file (the teacher runs as a SavedModel)."""
-    from tfxfer.serving.versioning import is_litert_export, recorded_input_kind
+    from tfxfer.serving.formats import check_not_litert, recorded_input_kind
 
-    if is_litert_export(args.teacher):
-        raise UsageError(f"--teacher {args.teacher} is a LiteRT export; the teacher runs as a SavedModel: pass the "
-                         "SavedModel export of the same model (export it without --format litert)")
+    try:
+        check_not_litert(args.teacher, "teacher")
+    except ValueError as error:
+        raise UsageError(terminal.cli_words(str(error)).rstrip(".")) from None
     kind = recorded_input_kind(args.teacher)  # None where it is no tfxfer export: distill names what it is
     if kind not in (None, "image"):
         raise UsageError(f"--teacher {args.teacher} is the export of a {kind} model; tfxfer distill teaches image "

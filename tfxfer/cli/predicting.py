@@ -26,7 +26,7 @@ def predict(args):
     """`tfxfer predict`: loads the export, runs it, prints a row per example (and the inputs it left out)."""
     import os
 
-    from tfxfer.serving.versioning import recorded_input_kind
+    from tfxfer.serving.formats import recorded_input_kind
 
     if not os.path.exists(args.export):
         raise FileNotFoundError(f"the export {args.export} does not exist: pass <root>/<name>, one of its version "

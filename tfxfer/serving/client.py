@@ -17,7 +17,8 @@ from tfxfer.data.tables import table_files
 from tfxfer.extractors.resolve import load_with_text_ops
 from tfxfer.data.task import Task
 from tfxfer.serving import text_inputs
-from tfxfer.serving.versioning import METADATA_FILE, is_litert_export, resolve_export
+from tfxfer.serving.formats import is_litert_export
+from tfxfer.serving.versioning import METADATA_FILE, resolve_export
 
 
 

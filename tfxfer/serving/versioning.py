@@ -12,7 +12,6 @@ saved_models/
 
 import errno
 import fcntl
-import json
 import os
 import re
 import shutil
@@ -119,31 +118,6 @@ def check_format(model_folder, export_format):
             raise ValueError(f"{model_folder} holds {other} exports (versions {', '.join(map(str, held))}); a name's "
                              f"versions are all of one format: export the {export_format} model under another name "
                              "or root.")
-
-
-def is_litert_export(path):
-    """Whether `path` is a LiteRT export: a `.tflite` file, a version folder holding one, or a folder of versions
-    whose highest version with a model file holds one (a folder named `x.tflite` may hold SavedModels)."""
-    path = Path(path)
-    if (path.suffix == ".tflite" and path.is_file()) or (path / FORMAT_FILES["litert"]).is_file():
-        return True
-    # The highest version holding either format's model file: a newer one half copied, or empty, says nothing.
-    held = [version for version in versions(path)
-            if any((path / str(version) / name).is_file() for name in FORMAT_FILES.values())]
-    return bool(held) and (path / str(held[-1]) / FORMAT_FILES["litert"]).is_file()
-
-
-def recorded_input_kind(path):
-    """What the export at `path` takes ("image" or "text"), read from its metadata without TensorFlow; None where
-    `path` is not a whole tfxfer export (loading it says why)."""
-    files = LITERT_FILES if is_litert_export(path) else SAVEDMODEL_FILES
-    try:
-        with warnings.catch_warnings():  # versions passed over: said when the export loads
-            warnings.simplefilter("ignore")
-            metadata = json.loads((resolve_export(path, files) / METADATA_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return metadata.get("input_kind") if isinstance(metadata, dict) else None  # damaged: loading says so
 
 
 def write_version(root, name, write):

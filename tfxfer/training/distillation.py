@@ -25,6 +25,7 @@ from tfxfer.data.errors import BadInputs
 from tfxfer.data.folders import list_files
 from tfxfer.data.loading import example_identities
 from tfxfer.data.task import Task
+from tfxfer.serving.formats import check_not_litert
 from tfxfer.training.feature_cache import FeatureCache
 from tfxfer.training.model import TransferModel
 
@@ -154,16 +155,6 @@ def _label_accuracy(n_classes):
     return label_accuracy
 
 
-def check_not_litert(teacher):
-    """Refuses a LiteRT export as the teacher, which runs as a SavedModel (it was "version folders that are not whole
-    exports", said of whole LiteRT versions; a tester's find)."""
-    from tfxfer.serving.versioning import is_litert_export
-
-    if is_litert_export(teacher):
-        raise ValueError(f"teacher={str(teacher)!r} is a LiteRT export; the teacher runs as a SavedModel: pass the "
-                         "SavedModel export of the same model (export it without format='litert').")
-
-
 def _teacher(teacher, class_names):
     """`scores(data, split)`: the teacher's class scores for a split's examples, in order; or `scores(images)` for
     a batch of pixels in [0, 255] at the teacher's size."""
@@ -176,7 +167,7 @@ def _teacher(teacher, class_names):
     else:
         from tfxfer.serving.client import ExportedModel
 
-        check_not_litert(teacher)
+        check_not_litert(teacher, "teacher")
         exported = ExportedModel(teacher)
         if exported.input_kind != "image" or "serving_images" not in exported.signatures:
             raise ValueError(f"teacher {teacher} is not the SavedModel export of an image model (it takes "
