@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from helpers import noise_folders
+from helpers import in_one_process, noise_folders
 
 
 def tfxfer(*args, cwd=None, env=None):
@@ -145,32 +145,6 @@ def test_help_and_version_answer_at_once_without_tensorflow():
     for args in (["--help"], ["train", "--help"], ["--version"]):
         result = tfxfer(*args)
         assert result.returncode == 0 and result.stdout.strip() and not result.stderr
-
-
-IN_ONE_PROCESS = """
-import contextlib, io, json, sys
-from tfxfer.cli import main
-said = []
-for argv in json.loads(sys.argv[1]):
-    with contextlib.redirect_stdout(io.StringIO()) as stdout, contextlib.redirect_stderr(io.StringIO()) as stderr:
-        try:
-            code = main(argv)
-        except SystemExit as usage:  # argparse's own refusals
-            code = usage.code
-    said.append([code, stdout.getvalue(), stderr.getvalue()])
-print(json.dumps([said, "tensorflow" in sys.modules]))
-"""
-
-
-def in_one_process(*argvs, env=None):
-    """Runs command lines one after the other in one new process, as `tfxfer.cli.main(argv)` each: TensorFlow's
-    import (about 6 s here) is paid once. Returns `(results, whether TensorFlow was imported)`, each result with
-    `returncode`, `stdout` and `stderr`."""
-    result = subprocess.run([sys.executable, "-c", IN_ONE_PROCESS, json.dumps([list(map(str, argv)) for argv in argvs])],
-                            capture_output=True, text=True, timeout=600, env=env)
-    assert result.returncode == 0, result.stderr[-3000:]
-    said, tensorflow = json.loads(result.stdout.strip().splitlines()[-1])
-    return [subprocess.CompletedProcess(argv, *outcome) for argv, outcome in zip(argvs, said)], tensorflow
 
 
 def refused_before_tensorflow(cases):

@@ -37,7 +37,7 @@ from PIL import Image
 import tfxfer
 from helpers import tiny_cnn
 from helpers import class_folders, jpeg_bytes, write_image
-from helpers import noise_folders
+from helpers import in_one_process, noise_folders
 from tfxfer.data import DataError
 from tfxfer.extractors import save_hub_format
 from tfxfer.search import SearchSpace, TransferSearch
@@ -193,11 +193,16 @@ def run_cli(args, timeout=300):
 
 def classify_process(case, workspace, process, timeout=300):
     _, stderr = process.communicate(timeout=timeout)
+    return classify_said(case, workspace, process.returncode, stderr)
+
+
+def classify_said(case, workspace, returncode, stderr):
+    """What a case's command line said: its exit code and stderr."""
     errors = [line for line in stderr.splitlines() if line.startswith("tfxfer")]
-    what = f"exit {process.returncode}: {errors[0] if errors else stderr.strip().splitlines()[-1:]}"
+    what = f"exit {returncode}: {errors[0] if errors else stderr.strip().splitlines()[-1:]}"
     if "Traceback" in stderr:
         return Outcome(BARE, f"{what} (a traceback on stderr)")
-    if process.returncode != case.exit_code or len(errors) != 1:
+    if returncode != case.exit_code or len(errors) != 1:
         return Outcome(BARE, f"{what} (expected exit {case.exit_code} and one 'tfxfer ...: error:' line)")
     missing = [name for name in case.names(workspace) if name not in errors[0]]
     if missing:
@@ -674,14 +679,15 @@ def test_bad_input_gives_a_clear_error_or_a_counted_skip(case, shared, tmp_path)
 
 
 def cli_outcomes(cases, shared, tmp_path):
-    """Runs every case's command line, each in a workspace of its own, and classifies what each said."""
+    """Runs every case's command line, each in a workspace of its own, and classifies what each said. They run one
+    after the other in one process: each in a process of its own paid TensorFlow's import (seconds of CPU) again."""
     workspaces = [Workspace(tmp_path / str(index), shared) for index, _ in enumerate(cases)]
     for workspace in workspaces:
         workspace.tmp.mkdir()
-    # A process that loads data imports TensorFlow (seconds each): start them all, then read them.
-    processes = [run_cli(case.provoke(workspace)) for case, workspace in zip(cases, workspaces)]
-    return [classify_process(case, workspace, process)
-            for case, workspace, process in zip(cases, workspaces, processes)]
+    results, _ = in_one_process(*(case.provoke(workspace) for case, workspace in zip(cases, workspaces)),
+                                env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    return [classify_said(case, workspace, result.returncode, result.stderr)
+            for case, workspace, result in zip(cases, workspaces, results)]
 
 
 def test_command_line_says_one_line_and_exits_1(shared, tmp_path):
