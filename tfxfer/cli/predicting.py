@@ -24,13 +24,10 @@ def _check_inputs(args, input_kind):
 
 def predict(args):
     """`tfxfer predict`: loads the export, runs it, prints a row per example (and the inputs it left out)."""
-    import os
-
     from tfxfer.serving.formats import recorded_input_kind
+    from tfxfer.serving.versioning import check_exists
 
-    if not os.path.exists(args.export):
-        raise FileNotFoundError(f"the export {args.export} does not exist: pass <root>/<name>, one of its version "
-                                "folders, or a LiteRT export's model.tflite")
+    check_exists(args.export)
     _check_inputs(args, recorded_input_kind(args.export))  # from its metadata: before TensorFlow loads
     import tfxfer
 

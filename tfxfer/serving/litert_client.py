@@ -10,7 +10,7 @@ import tensorflow as tf
 from tfxfer.data.decoding import decode_file
 from tfxfer.data.task import Task
 from tfxfer.serving.client import ExportedModel
-from tfxfer.serving.versioning import LITERT_FILES, resolve_export
+from tfxfer.serving.versioning import LITERT_FILES, check_exists, resolve_export
 
 LITERT_FILE, LABELS_FILE = LITERT_FILES[:2]
 
@@ -137,8 +137,7 @@ class LiteRTModel(ExportedModel):
     def __init__(self, path, num_threads=None):
         path = Path(path)
         if path.suffix == ".tflite" and not path.is_dir():  # a file; a folder may be named so (`--export a.tflite`)
-            if not path.is_file():
-                raise FileNotFoundError(f"{path} does not exist.")
+            check_exists(path)
             path = path.resolve()  # a link's target, in its version folder
             if path.name != LITERT_FILE:  # its folder's metadata and labels are another file's (a tester's find)
                 raise ValueError(f"{path} is not the {LITERT_FILE} of a tfxfer export, whose version folder holds its "

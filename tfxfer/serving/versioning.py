@@ -46,6 +46,14 @@ SAVEDMODEL_FILES = ("saved_model.pb", "variables", str(METADATA_FILE))
 LITERT_FILES = ("model.tflite", "labels.txt", str(METADATA_FILE))
 
 
+def check_exists(path):
+    """Raises FileNotFoundError, saying what to pass, where the export `path` names nothing (read without TensorFlow,
+    so that the command line says it at once)."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"the export {path} does not exist: pass <root>/<name>, one of its version folders, "
+                                "or a LiteRT export's model.tflite.")
+
+
 def resolve_export(path, files=SAVEDMODEL_FILES):
     """The version folder of an export: `path` itself if it holds `files[0]` (`saved_model.pb`; or its folder if it
     is that file), else its highest whole version (one holding all of `files`).
@@ -57,9 +65,7 @@ def resolve_export(path, files=SAVEDMODEL_FILES):
         FileNotFoundError: `path` is neither a version folder nor a folder of versions.
     """
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"{path} does not exist: pass <root>/<name> or <root>/<name>/<version> of a tfxfer "
-                                "export.")
+    check_exists(path)
     if path.is_file():  # the model file itself, or another file of a version: its folder is meant
         if path.name == files[0]:
             return path.parent
