@@ -278,8 +278,6 @@ class TransferSearch:
         takes = inspect.signature(keras_tuners.__init__).parameters
         for name, value in self.tuner_options.items():
             (oracle_options if name in takes else tuner_options)[name] = value
-        _compat.tuner_knows_a_notebook()
-        _compat.quiet_condition_protos()
         return make_tuner(self.tuner, oracle_options, hypermodel, tuner_options, say_resumed=say and self.verbose)
 
     def search(self, data, callbacks=None):

@@ -35,6 +35,8 @@ def make_tuner(name, oracle_options, hypermodel, tuner_options, say_resumed=True
         ('GuardedRandomSearchOracle', {'units': 1})
     """
     oracle_class, tuner_class = TUNERS[name]
+    _compat.tuner_knows_a_notebook()  # Keras Tuner's own output, as tfxfer prints it
+    _compat.quiet_condition_protos()
     _compat.quiet_reload_line()
     tuner = tuner_class(oracle_class(**oracle_options), hypermodel, **tuner_options)
     trials = {} if _compat.is_worker() else tuner.oracle.trials  # a worker's oracle is the chief's
