@@ -31,7 +31,8 @@ import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import ASSETS, HUB_MOBILENET_V2, HYMENOPTERA, KERAS_MOBILENET_V2, machine, require_assets  # noqa: E402
+from common import (ASSETS, HUB_MOBILENET_V2, HYMENOPTERA, KERAS_MOBILENET_V2, SMS_CSV, machine,  # noqa: E402
+                    require_assets, sms_subset)
 
 import tfxfer  # noqa: E402
 
@@ -50,7 +51,6 @@ TEXT_EXTRACTORS = {
     "hub MiniLM-L6": (str(ASSETS / "models" / "hub" / "all_minilm_l6_v2_encoder"),
                       {"preprocessor": str(ASSETS / "models" / "hub" / "all_minilm_l6_v2_preprocess")}),
 }
-SMS = ASSETS / "data" / "sms_spam" / "sms_spam.csv"
 
 
 def _forward_seconds(extractor, data, prefetch=False):
@@ -140,12 +140,24 @@ def threads(args):
     return rows
 
 
-def _images(args):
+def _data(names, args):
+    """Hymenoptera at --image-size for image extractors; SMS spam (--sms-rows of it, stratified) for text ones."""
+    if all(name in TEXT_EXTRACTORS for name in names):
+        import tensorflow_text  # noqa: F401  (the MiniLM preprocessor's ops)
+
+        return tfxfer.load_text(sms_subset(args.sms_rows) if args.sms_rows else SMS_CSV, validation_split=0.2,
+                                seed=0, batch_size=32)
+    if any(name in TEXT_EXTRACTORS for name in names):
+        raise SystemExit(f"Give image extractors or text extractors, not both: {names}")
     return tfxfer.load_images(HYMENOPTERA, image_size=(args.image_size,) * 2, value_range=(0.0, 1.0), batch_size=32)
 
 
 def _spec(name, args):
-    """An image extractor's source and options, at the benchmark's image size."""
+    """An extractor's source and options: images at the benchmark's image size; the MiniLM encoder cut between its
+    transformer layers (`cache_sequences=True`), so that its probe and freeze depths cover every layer."""
+    if name in TEXT_EXTRACTORS:
+        source, options = TEXT_EXTRACTORS[name]
+        return source, {**options, "cache_sequences": True} if "preprocessor" in options else options
     source, options = IMAGE_EXTRACTORS[name]
     return source, {**options, "image_size": (args.image_size,) * 2}
 
@@ -154,7 +166,7 @@ def tau(args):
     """Each probe score against the validation accuracy of a model trained at the same (extractor, depth) pairs."""
     from scipy.stats import kendalltau
 
-    data, rows, pairs = _images(args), [], []
+    data, rows, pairs = _data(args.tau_extractors, args), [], []
     for name in args.tau_extractors:
         source, options = _spec(name, args)
         extractor = tfxfer.load_extractor(source, **options)
@@ -175,10 +187,13 @@ def tau(args):
             pairs.append({"extractor": name, "cut": int(row.cut), "linear": row.linear, "knn": row.knn,
                           "logme": row.logme, "trained": trained, "seconds": time.perf_counter() - started})
             print(pairs[-1], flush=True)
-    for score in ("linear", "knn", "logme"):
-        statistic, p_value = kendalltau([p[score] for p in pairs], [p["trained"] for p in pairs])
-        rows.append({"score": score, "kendall_tau": statistic, "p_value": p_value, "pairs": len(pairs)})
-        print(rows[-1], flush=True)
+    for among in [None, *args.tau_extractors]:  # all pairs, then each extractor's depths alone
+        chosen = [p for p in pairs if among in (None, p["extractor"])]
+        for score in ("linear", "knn", "logme"):
+            statistic, p_value = kendalltau([p[score] for p in chosen], [p["trained"] for p in chosen])
+            rows.append({"among": among or "all", "score": score, "kendall_tau": statistic, "p_value": p_value,
+                         "pairs": len(chosen)})
+            print(rows[-1], flush=True)
     return {"pairs": pairs, "tau": rows}
 
 
@@ -187,7 +202,7 @@ def search(args):
     import shutil
     import tempfile
 
-    data, folder = _images(args), Path(tempfile.mkdtemp(prefix="bench_probe_"))
+    data, folder = _data(args.search_extractors, args), Path(tempfile.mkdtemp(prefix="bench_probe_"))
     common = dict(max_trials=args.trials, epochs=args.epochs, patience=None, seed=0, verbose=0,
                   directory=folder, space=tfxfer.SearchSpace(warmup_epochs=3))
     specs = [_spec(name, args) for name in args.search_extractors]
@@ -229,7 +244,7 @@ def plot(args):
     """One probe of several extractors on hymenoptera, drawn for the README."""
     import pandas as pd
 
-    data, tables = _images(args), []
+    data, tables = _data(args.plot_extractors, args), []
     for name in args.plot_extractors:
         source, options = _spec(name, args)
         extractor = tfxfer.load_extractor(source, **options)
@@ -246,7 +261,7 @@ def _all(args):
     for name, spec in IMAGE_EXTRACTORS.items():
         if not args.only or name in args.only:
             yield name, spec, images
-    texts = tfxfer.load_text(SMS, validation_split=0.2, batch_size=64)
+    texts = tfxfer.load_text(SMS_CSV, validation_split=0.2, batch_size=64)
     for name, spec in TEXT_EXTRACTORS.items():
         if not args.only or name in args.only:
             yield name, spec, texts
@@ -262,9 +277,11 @@ def main():
     parser.add_argument("--epochs", type=int, default=10, help="tau and search: most epochs of each phase")
     parser.add_argument("--every", type=int, default=1, help="tau: every how many cuts a model is trained")
     parser.add_argument("--trials", type=int, default=8, help="search: the trial budget of each search")
+    parser.add_argument("--sms-rows", type=int, help="tau and search with text extractors: SMS spam rows to use "
+                        "(a stratified sample; default: all 5,574)")
     parser.add_argument("--tau-extractors", nargs="+", default=["keras MobileNetV2 0.35", "keras MobileNet v1 0.25"],
-                        choices=list(IMAGE_EXTRACTORS))
-    parser.add_argument("--search-extractors", nargs="+", choices=list(IMAGE_EXTRACTORS),
+                        choices=[*IMAGE_EXTRACTORS, *TEXT_EXTRACTORS])
+    parser.add_argument("--search-extractors", nargs="+", choices=[*IMAGE_EXTRACTORS, *TEXT_EXTRACTORS],
                         default=["keras MobileNetV2 0.35", "keras MobileNet v1 0.25", "hub MobileNet v1 0.25"])
     parser.add_argument("--plot-extractors", nargs="+", choices=list(IMAGE_EXTRACTORS),
                         default=["hub MobileNetV2 1.0", "keras MobileNetV2 0.35", "hub MobileNet v1 0.25"])

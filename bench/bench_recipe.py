@@ -35,12 +35,11 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (ASSETS, HUB_MOBILENET_V2, HYMENOPTERA, KERAS_MOBILENET_V2, machine,  # noqa: E402
-                    require_assets)
+from common import (ASSETS, HUB_MOBILENET_V2, HYMENOPTERA, KERAS_MOBILENET_V2, SMS_CSV, machine,  # noqa: E402
+                    require_assets, sms_subset)
 
 import tfxfer  # noqa: E402
 
-SMS_CSV = ASSETS / "data" / "sms_spam" / "sms_spam.csv"
 MINILM = ASSETS / "models" / "hub" / "all_minilm_l6_v2_encoder"
 MINILM_PREPROCESS = ASSETS / "models" / "hub" / "all_minilm_l6_v2_preprocess"
 
@@ -107,17 +106,6 @@ def hymenoptera(args, results, save):
             print(name, seed, {k: v[-1] for k, v in rows.items() if v}, flush=True)
         table[name] = {key: summary(values) for key, values in rows.items() if values} | {"options": repr(options)}
         save()
-
-
-def sms_subset(rows, seed=0):
-    import pandas as pd
-
-    frame = pd.read_csv(SMS_CSV)
-    share = rows / len(frame)
-    subset = frame.groupby("label").sample(frac=share, random_state=seed)
-    path = Path("/tmp") / f"tfxfer_bench_sms_{rows}.csv"
-    subset.sample(frac=1.0, random_state=seed).to_csv(path, index=False)
-    return path
 
 
 def spam_f1(model, data):

@@ -10,6 +10,7 @@ HYMENOPTERA = ASSETS / "data" / "hymenoptera" / "hymenoptera_data"
 HUB_MOBILENET_V2 = ASSETS / "models" / "hub" / "mobilenet_v2_100_224_feature_vector"
 KERAS_MOBILENET_V2 = (ASSETS / "models" / "keras" / "mobilenet_v2_1.0_224_no_top" /
                       "mobilenet_v2_1.0_224_tfslim_no_top.weights.h5")
+SMS_CSV = ASSETS / "data" / "sms_spam" / "sms_spam.csv"
 
 
 def machine():
@@ -19,6 +20,17 @@ def machine():
     gpus = tf.config.list_physical_devices("GPU")
     return (f"{platform.machine()}, {os.cpu_count()} CPU cores, {'GPU: ' + str(len(gpus)) if gpus else 'no GPU'}, "
             f"Python {platform.python_version()}, TensorFlow {tf.__version__}")
+
+
+def sms_subset(rows, seed=0):
+    """A stratified sample of `rows` rows of SMS spam, written to a CSV under /tmp; returns its path."""
+    import pandas as pd
+
+    frame = pd.read_csv(SMS_CSV)
+    subset = frame.groupby("label").sample(frac=rows / len(frame), random_state=seed)
+    path = Path("/tmp") / f"tfxfer_bench_sms_{rows}.csv"
+    subset.sample(frac=1.0, random_state=seed).to_csv(path, index=False)
+    return path
 
 
 def require_assets():

@@ -4,8 +4,9 @@ The probe (`tfxfer.search.probing`) scores every cut of every extractor on froze
 the pairs it ranks highest:
 
 1. an extractor is kept when its best cut scores within `margin` of the best cut of any extractor;
-2. for each kept extractor, with k* its best cut (the freeze depth whose frozen features served best), the
-   candidates are k* (train the blocks after it), the `neighbours` cuts on either side of k*, and every block
+2. for each kept extractor, with k* its best cut (the freeze depth whose frozen features served best; of cuts
+   that tie, the deepest, which trains fewer blocks and so costs less, where the probe cannot tell them apart),
+   the candidates are k* (train the blocks after it), the `neighbours` cuts on either side of k*, and every block
    frozen (deep feature extraction: the cheapest trial, on cached output).
 
 Everything a search then tunes (learning rates, warm-up, head) is tuned for these pairs only.
@@ -35,6 +36,11 @@ def choose_candidates(table, n_blocks, *, score="linear", margin=0.05, neighbour
         ['a@2', 'a@1', 'a@3', 'a@4']
         >>> choose_candidates(table, {"a": 4, "b": 2}, margin=0.25)
         ['a@2', 'a@1', 'a@3', 'a@4', 'b@2', 'b@1']
+
+        Of cuts that tie, the deepest is k*:
+
+        >>> choose_candidates(table.assign(linear=[0.5, 0.9, 0.7, 0.9, 0.6, 0.7]), {"a": 4, "b": 2})
+        ['a@4', 'a@3']
     """
     if score not in table:
         raise ValueError(f"The probe's table has no {score!r} score; its scores are "
@@ -46,7 +52,7 @@ def choose_candidates(table, n_blocks, *, score="linear", margin=0.05, neighbour
             continue
         rows = table[table.extractor == extractor].sort_values("cut")
         cuts = rows.cut.tolist()
-        at = cuts.index(int(rows.loc[rows[score].idxmax(), "cut"]))
+        at = cuts.index(int(rows.loc[rows[score][::-1].idxmax(), "cut"]))  # of equal maxima, the deepest
         depths = [cuts[at], *cuts[max(at - neighbours, 0):at], *cuts[at + 1:at + 1 + neighbours], n_blocks[extractor]]
         candidates += [candidate_name(extractor, depth) for depth in dict.fromkeys(int(d) for d in depths)]
     return candidates
