@@ -16,8 +16,12 @@ Sections (all by default, or those named with --sections):
 - plot: one probe of the --plot-extractors at --image-size, drawn with `tfxfer.plot_probe` to --plot (the README's
   figure).
 
+Tau and search take image extractors (hymenoptera at --image-size) or text ones (SMS spam, --sms-rows of it; MiniLM
+cut between its layers), not both in one run.
+
 Usage: python bench/bench_probe.py [--sections cost tau search plot threads] [--image-size 224] [--epochs 10] [--every 1]
-       [--trials 8] [--plot bench/probe_hymenoptera.png] [--out bench/probe.json]
+       [--trials 8] [--sms-rows 1000] [--tau-extractors ...] [--search-extractors ...]
+       [--plot bench/probe_hymenoptera.png] [--out bench/probe.json]
 """
 
 import argparse
