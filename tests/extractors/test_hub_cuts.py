@@ -63,6 +63,11 @@ def test_minilm_cuts_between_layers_only_when_asked(shared_assets):
     assert sequence.shape == (2, 128, 385)  # the sequence, and the mask as its last channel
     np.testing.assert_array_equal(sequence[..., -1] > 0, sequence[..., :-1].numpy().any(-1) & (sequence[..., -1] > 0))
     assert_cuts_join_to_the_whole(extractor, texts)
+    # the probe's vector at a cut is the mean over the tokens the mask marks, without the mask channel
+    assert extractor.packed_inputs(3) == (384, ["input_mask"]) and extractor.packed_inputs(7) == (None, [])
+    pooled = extractor.pooled_cut_outputs([3], tf.TensorSpec([None], tf.string))(texts)[0].numpy()
+    mask = sequence[..., -1:].numpy()
+    np.testing.assert_allclose(pooled, (sequence[..., :-1].numpy() * mask).sum(1) / mask.sum(1), atol=1e-5)
 
 
 def test_gradients_reach_the_suffix_and_not_the_prefix(tiny_hub_model, images):

@@ -110,6 +110,11 @@ def test_text_preset_gives_layer_blocks_and_the_pooled_output(presets):
     activations = extractor.prefix(1)(strings)  # Inside the encoder, the mask rides along as the last channel.
     assert activations.shape == (4, 12, 17)
     np.testing.assert_allclose(extractor.suffix(1)(activations).numpy(), expected, atol=1e-5)
+    assert extractor.packed_inputs(1) == (16, ["padding_mask"])  # what the probe averages over: marked tokens
+    pooled = extractor.pooled_cut_outputs([1], tf.TensorSpec([None], tf.string))(strings)[0].numpy()
+    mask = activations[..., -1:].numpy()
+    np.testing.assert_allclose(pooled, (activations[..., :-1].numpy() * mask).sum(1) / np.maximum(mask.sum(1), 1),
+                               atol=1e-5)
 
 
 def test_transformer_vision_backbone_gets_a_block_per_layer():

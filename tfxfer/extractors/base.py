@@ -148,11 +148,18 @@ class Extractor(keras.layers.Layer):
         functions = [self.prefix(k) for k in cuts]
         return lambda inputs: [function(inputs) for function in functions]
 
+    def packed_inputs(self, k):
+        """The model inputs packed as channels after the activations at cut `k`, for the blocks after it to read (a
+        transformer's padding mask): `(channels of the activations, [names of the packed inputs])`, or
+        `(None, [])` where nothing is packed."""
+        return None, []
+
     def pooled_cut_outputs(self, cuts, spec):
-        """`cut_outputs(cuts)` traced once for batches of `spec`, with spatial maps averaged over height and width
-        inside the graph, so one vector per example leaves it (an early cut of a 224x224 MobileNetV2 is 112x112x96
-        per image); token sequences come out whole, for a mask-aware mean. Kept for the next probe of this
-        extractor: tracing and first running a large graph take seconds.
+        """`cut_outputs(cuts)` traced once for batches of `spec`, pooled inside the graph so that one vector per
+        example leaves it (an early cut of a 224x224 MobileNetV2 is 112x112x96 per image): spatial maps averaged
+        over height and width, token sequences that carry their padding mask as a packed channel (`packed_inputs`)
+        averaged over the tokens it marks, without the packed channels; other sequences come out whole. Kept for the
+        next probe of this extractor: tracing and first running a large graph take seconds.
 
         Example:
             >>> run = extractor.pooled_cut_outputs([1, 4], tf.TensorSpec([None, 16, 16, 3], tf.float32))
@@ -163,11 +170,10 @@ class Extractor(keras.layers.Layer):
         """
         key = (tuple(cuts), spec)
         if key not in self._pooled_passes:
-            activations = self.cut_outputs(list(cuts))
+            activations, packed = self.cut_outputs(list(cuts)), [self.packed_inputs(k) for k in cuts]
             self._pooled_passes[key] = tf.function(
-                lambda inputs: [tf.reduce_mean(output, axis=[1, 2])
-                                if isinstance(output, tf.Tensor) and output.shape.rank == 4 else output
-                                for output in activations(inputs)], input_signature=[spec])
+                lambda inputs: [_pooled(output, *layout) for output, layout in zip(activations(inputs), packed)],
+                input_signature=[spec])
         return self._pooled_passes[key]
 
     def suffix(self, k):
@@ -278,3 +284,19 @@ class Extractor(keras.layers.Layer):
             train_batchnorm=self.train_batchnorm,
         )
         return config
+
+
+def _pooled(output, width, packed):
+    """One cut's activations as a vector per example, where they are a spatial map or a sequence with its mask packed
+    (see `Extractor.pooled_cut_outputs`)."""
+    if not isinstance(output, tf.Tensor) or output.shape.rank not in (3, 4):
+        return output
+    if output.shape.rank == 4:
+        return tf.reduce_mean(output, axis=[1, 2])
+    if not packed:
+        return output  # a sequence without its mask: the probe pools it
+    hidden, masks = output[..., :width], [i for i, name in enumerate(packed) if "mask" in name]
+    if not masks:
+        return tf.reduce_mean(hidden, axis=1)
+    weights = output[..., width + masks[0]][..., None]
+    return tf.reduce_sum(hidden * weights, axis=1) / tf.maximum(tf.reduce_sum(weights, axis=1), 1.0)

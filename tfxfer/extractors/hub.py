@@ -258,6 +258,12 @@ class HubExtractor(Extractor):
 
         return run
 
+    def packed_inputs(self, k):
+        self.check_cut(k)
+        if k == self.n_blocks or not self._graph_cuts.side_inputs[k]:
+            return None, []
+        return int(self._graph_cuts.cut_shape(k)[-1]), list(self._graph_cuts.side_inputs[k])
+
     def suffix(self, k):
         """A Keras layer that runs blocks `k..n_blocks-1` on what `prefix(k)` returns, over this extractor's
         variables (its trainable weights are those of the unfrozen blocks after the cut), in inference mode."""

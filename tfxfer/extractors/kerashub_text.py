@@ -138,6 +138,13 @@ class KerasHubTextExtractor(Extractor):
                 for node in _compat.inbound_nodes(layer)[:1] for tensor in node.input_tensors}
         return cut, [(name, tensor) for name, tensor in self.model.input.items() if id(tensor) in read]
 
+    def packed_inputs(self, k):
+        self.check_cut(k)
+        if k == self.n_blocks:
+            return None, []
+        cut, sides = self._cut(k)
+        return (int(cut.shape[-1]), [name for name, _ in sides]) if sides else (None, [])
+
     def _prefix_function(self, k):
         if k == self.n_blocks:
             return super()._prefix_function(k)
