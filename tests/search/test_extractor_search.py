@@ -51,6 +51,17 @@ def test_the_probe_chooses_the_candidates_and_the_table_names_each_trials_extrac
         changed.search(data)
 
 
+@pytest.mark.parametrize("extractors, options, message", [
+    ("./glove", {}, r"takes a list of several extractors; got one \('./glove'\)"),
+    (["a", "b"], {"probe_margin": -1}, "probe_margin must be a number >= 0"),
+    (["a", "b"], {"probe_margin": float("nan")}, "probe_margin must be a number >= 0"),
+    (["a", "b"], {"probe_score": "auc"}, "probe_score must be one of"),
+])
+def test_a_search_across_extractors_refuses_a_rule_it_cannot_follow_when_made(extractors, options, message):
+    with pytest.raises(ValueError, match=message):
+        TransferSearch(extractors=extractors, **options)
+
+
 def test_the_probe_leaves_out_an_extractor_far_below_the_best():
     table = pd.DataFrame({"extractor": ["a", "a", "b", "b"], "cut": [1, 2, 1, 2], "linear": [0.7, 0.9, 0.5, 0.6]})
     assert choose_candidates(table, {"a": 2, "b": 2}, margin=0.1) == ["a@2", "a@1"]
@@ -66,6 +77,9 @@ def test_of_cuts_that_tie_the_probe_picks_the_deepest_and_passes_over_missing_sc
     assert choose_candidates(table, {"m": 7}) == ["m@6", "m@5", "m@7"]
     assert choose_candidates(table.assign(linear=[0.9, None, 0.8, None, 0.7, 0.9, None]), {"m": 7}) == [
         "m@6", "m@5", "m@7"]
+    with pytest.raises(ValueError, match=r"'linear' score is missing \(NaN\) at every cut of \['m'\].*another "
+                       "probe_score"):  # a constant regression target in validation: no R² anywhere
+        choose_candidates(table.assign(linear=float("nan")), {"m": 7})
 
 
 @pytest.mark.parametrize("options, message", [

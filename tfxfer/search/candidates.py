@@ -12,7 +12,35 @@ the pairs it ranks highest:
 Everything a search then tunes (learning rates, warm-up, head) is tuned for these pairs only.
 """
 
+import math
+import os
+
+from tfxfer.search.probing import SCORES
 from tfxfer.search.space import candidate_name
+
+
+def check_probe_rule(extractors, score, margin):
+    """`TransferSearch`'s `extractors`, `probe_score` and `probe_margin`, checked; returns the extractors as a list.
+
+    Example:
+        >>> check_probe_rule("mobilenet_v2", "linear", 0.05)
+        Traceback (most recent call last):
+        ...
+        ValueError: extractors= takes a list of several extractors; got one ('mobilenet_v2'): pass extractor= for one.
+    """
+    if isinstance(extractors, (str, os.PathLike)) or hasattr(extractors, "n_blocks"):
+        raise ValueError(f"extractors= takes a list of several extractors; got one ({extractors!r}): pass "
+                         "extractor= for one.")
+    extractors = list(extractors)
+    if len(extractors) < 2:
+        raise ValueError(f"extractors= chooses among several extractors; got {len(extractors)}: pass extractor= for "
+                         "one.")
+    if score not in SCORES:
+        raise ValueError(f"probe_score must be one of {SCORES}; got {score!r}.")
+    if isinstance(margin, bool) or not isinstance(margin, (int, float)) or not 0 <= margin < math.inf:
+        raise ValueError(f"probe_margin must be a number >= 0 (how far below the best probe score an extractor may "
+                         f"be and still be tried); got {margin!r}.")
+    return extractors
 
 
 def choose_candidates(table, n_blocks, *, score="linear", margin=0.05, neighbours=1):
@@ -46,6 +74,11 @@ def choose_candidates(table, n_blocks, *, score="linear", margin=0.05, neighbour
         raise ValueError(f"The probe's table has no {score!r} score; its scores are "
                          f"{[c for c in table.columns if c not in ('extractor', 'cut', 'block', 'depth', 'dim')]}.")
     best = table.groupby("extractor", sort=False)[score].max().sort_values(ascending=False, kind="stable")
+    if best.isna().any():
+        raise ValueError(f"The probe's {score!r} score is missing (NaN) at every cut of {list(best.index[best.isna()])}: "
+                         "the validation split gives it nothing to score (a constant regression target, or no label "
+                         "present both with and without). Pass another probe_score, or load data whose validation "
+                         "split varies.")
     candidates = []
     for extractor, top in best.items():
         if top < best.iloc[0] - margin - 1e-9:  # within the margin, rounding aside

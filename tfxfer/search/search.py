@@ -28,10 +28,10 @@ import keras_tuner as kt
 import pandas as pd
 
 from tfxfer import _compat
-from tfxfer.search.candidates import choose_candidates
+from tfxfer.search.candidates import check_probe_rule, choose_candidates
 from tfxfer.search.distributed import Watchdog, answer_late_workers, check_chiefs_search, patient_workers
 from tfxfer.search.hypermodel import TransferHyperModel, extractor_key
-from tfxfer.search.probing import SCORES, probe
+from tfxfer.search.probing import probe
 from tfxfer.search.results import (SCORING, SEARCH_FILE, best_values, check_own_folder, data_identity, read_json,
                                    readable_json, record_differences, report_failed_trials, search_digest,
                                    search_record, search_results, sizes_text, stored_space, write_json)
@@ -87,15 +87,10 @@ class TransferSearch:
             raise ValueError("Pass extractor= (one extractor) or extractors= (a list, to choose among them), not "
                              f"{'both' if extractor is not None else 'neither'}.")
         if extractors is not None:
-            extractors = list(extractors)
-            if len(extractors) < 2:
-                raise ValueError(f"extractors= chooses among several extractors; got {len(extractors)}: pass "
-                                 "extractor= for one.")
+            extractors = check_probe_rule(extractors, probe_score, probe_margin)
             if space is not None and space.frozen_blocks is not None:
                 raise ValueError("With extractors=, the probe chooses each extractor's freeze depths: leave "
                                  "SearchSpace(frozen_blocks=) out.")
-            if probe_score not in SCORES:
-                raise ValueError(f"probe_score must be one of {SCORES}; got {probe_score!r}.")
         if tuner not in TUNERS:
             raise ValueError(f"tuner must be one of {sorted(TUNERS)}; got {tuner!r}.")
         if not isinstance(max_trials, int) or max_trials < 1:
@@ -176,9 +171,11 @@ class TransferSearch:
             tables[-1]["extractor"] = key
         self.probe_ = pd.concat(tables).sort_values(self.probe_score, ascending=False, kind="stable")
         self.probe_ = self.probe_.reset_index(drop=True)
+        candidates = choose_candidates(self.probe_, hypermodel.n_blocks, score=self.probe_score,
+                                       margin=self.probe_margin)
         os.makedirs(self.project_dir, exist_ok=True)
         self.probe_.to_csv(os.path.join(self.project_dir, "probe.csv"), index=False)
-        return choose_candidates(self.probe_, hypermodel.n_blocks, score=self.probe_score, margin=self.probe_margin)
+        return candidates
 
     def _identity(self, data):
         """What defines this search: a resumed search must match it."""
