@@ -550,6 +550,11 @@ def test_messages_of_probe_options_and_export_search_are_in_the_command_lines_wo
         ("hub", {"image_size": (96, 128)}), ("other", {"image_size": (64, 64)})]
     with pytest.raises(UsageError, match="'image_size=big': image_size must be HEIGHTxWIDTH or one side"):
         _probe_extractors([["hub", "image_size=big"]])
+    # MiniLM's layers could not be probed from the command line (a tester's find)
+    assert _probe_extractors([["enc", "preprocessor=pre", "cache_sequences=true"]]) == [
+        ("enc", {"preprocessor": "pre", "cache_sequences": True})]
+    with pytest.raises(UsageError, match="'cache_sequences=maybe': cache_sequences must be true or false"):
+        _probe_extractors([["enc", "cache_sequences=maybe"]])
     (tmp_path / "images").mkdir()
     for folder, held in ((tmp_path / "nope", "does not exist"), (tmp_path / "images", "is not a search folder")):
         args = build_parser().parse_args(["export", "data", "--search", str(folder), "--name", "x"])

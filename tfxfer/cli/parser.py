@@ -276,7 +276,8 @@ def build_parser():
     _data_flags(probe, augment=False)
     probe.add_argument("--extractor", nargs="+", action="append", required=True, metavar=("SOURCE", "KEY=VALUE"),
                        help="an extractor, with load_extractor options after it (weights=FILE, alpha=0.35, "
-                            "preprocessor=DIR, image_size=96x96); repeat for each extractor")
+                            "preprocessor=DIR, image_size=96x96, output_key, pooling, sequence_length, granularity, "
+                            "cache_sequences=true for a BERT-style encoder's layers); repeat for each extractor")
     probe.add_argument("--rank-by", choices=["linear", "knn", "logme"], default="linear",
                        help="the score the table is sorted by (default: %(default)s)")
     probe.add_argument("--plot", metavar="PNG", type=figure_file,

@@ -11,9 +11,17 @@ def _image_size(text):
     return (sides[0], sides[-1])
 
 
+def _yes_or_no(text):
+    """`true`/`false` (or yes/no, 1/0) as a bool."""
+    answers = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+    if text.lower() not in answers:
+        raise ValueError(text)
+    return answers[text.lower()]
+
+
 #: The `load_extractor` options `tfxfer probe --extractor SOURCE KEY=VALUE` takes, and their types.
 _PROBE_OPTIONS = {"weights": str, "alpha": float, "preprocessor": str, "output_key": str, "granularity": str,
-                  "pooling": str, "sequence_length": int, "image_size": _image_size}
+                  "pooling": str, "sequence_length": int, "image_size": _image_size, "cache_sequences": _yes_or_no}
 
 
 def _probe_extractors(specs):
@@ -31,8 +39,8 @@ def _probe_extractors(specs):
             try:
                 options[key] = None if value == "none" else _PROBE_OPTIONS[key](value)
             except ValueError:
-                kind = {float: "a number", int: "a whole number", _image_size: "HEIGHTxWIDTH or one side, e.g. "
-                        "96x96"}[_PROBE_OPTIONS[key]]
+                kind = {float: "a number", int: "a whole number", _yes_or_no: "true or false",
+                        _image_size: "HEIGHTxWIDTH or one side, e.g. 96x96"}[_PROBE_OPTIONS[key]]
                 raise UsageError(f"--extractor {source}: {pair!r}: {key} must be {kind}") from None
         extractors.append((source, options))
     return extractors
