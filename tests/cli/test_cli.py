@@ -381,6 +381,11 @@ def test_a_resume_refused_for_another_probe_rule_names_the_flags():
     (difference,) = record_differences(stored, now)
     assert cli_words(difference) == ("another probe rule (--probe-score linear, --probe-margin 1.0 then; "
                                      "--probe-score knn, --probe-margin 0.5 now)")
+    # Resumed with one of its two extractors: which extractors, and no probe rule "then; now" with nothing now
+    # (a tester's find: "another extractor (['a', 'b'], whose weights differ from 'a''s); another probe rule (...;  now)")
+    one = {**now, "extractor": "a", "extractor_weights": "v", "probe": None}
+    (difference,) = record_differences({**stored, "extractor": ["a", "b"]}, one)
+    assert difference == "other extractors (['a', 'b'] then; 'a' now)"
 
 
 def test_a_resume_refused_for_another_space_names_only_what_changed():
@@ -414,7 +419,7 @@ def test_a_resume_refused_for_another_space_names_only_what_changed():
     then = {**stored, "extractor": "a", "extractor_sources": "a", "image_size": [[224, 224]]}
     other = {**now, "extractor": "b", "extractor_sources": "b", "extractor_weights": "v", "image_size": [[260, 260]],
              "space": {**now["space"], "batch_norm": False}}
-    assert record_differences(then, other) == ["another extractor ('a', whose weights differ from 'b''s)"]
+    assert record_differences(then, other) == ["another extractor ('a' then, 'b' now: their weights differ)"]
     assert record_differences(then, {**other, "extractor": "a", "extractor_sources": "a"}) == [
         "image_size=224x224 then, image_size=260x260 now"]
 

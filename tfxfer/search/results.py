@@ -133,10 +133,10 @@ def record_differences(stored, identity, resuming=True):
         differences.append(f"image_size={_size(stored['image_size'])} then, image_size="
                            f"{_size(identity.get('image_size'))} now")
     elif stored.get("extractor_weights") != identity["extractor_weights"]:
-        differences.append(f"other weights of {identity['extractor']!r} (trained since, or another file of that name)"
-                           if stored.get("extractor") == identity["extractor"] else
-                           f"another extractor ({stored.get('extractor')!r}, whose weights differ from "
-                           f"{identity['extractor']!r}'s)")
+        then, now = stored.get("extractor"), identity["extractor"]
+        differences.append(f"other weights of {now!r} (trained since, or another file of that name)" if then == now
+                           else f"other extractors ({then!r} then; {now!r} now)" if list in (type(then), type(now))
+                           else f"another extractor ({then!r} then, {now!r} now: their weights differ)")
     if (old.get("task_type"), old.get("class_names")) != (new["task_type"], new["class_names"]):
         differences.append(f"another task ({old.get('task_type')} of {old.get('class_names')}, now "
                            f"{new['task_type']} of {new['class_names']})")
@@ -160,7 +160,7 @@ def record_differences(stored, identity, resuming=True):
             differences.append("another search space (" + ", ".join(f"{name}={_value(then.get(name))}" for name in
                                                                     changed) + " then; " + ", ".join(
                 f"{name}={_value(now.get(name))}" for name in changed) + " now)")
-    if "probe" in stored and stored["probe"] != identity.get("probe"):
+    if "probe" in stored and identity.get("probe") and stored["probe"] != identity["probe"]:  # not with one extractor
         def arguments(probe):  # in TransferSearch's argument names, which the command line shows as its flags
             return ", ".join(f"probe_{name}={value!r}" for name, value in (probe or {}).items())
 
