@@ -45,7 +45,8 @@ def pool(activations, mask=None):
 
 
 def _pool_cut(output):
-    """Pools what a cut carries: one tensor, or several (a token sequence with its mask, as BERT-style cuts have)."""
+    """Pools what the traced pass left whole (`Extractor.pooled_cut_outputs` pools spatial maps and packed
+    sequences itself): one tensor, or several (a token sequence and its mask as separate outputs)."""
     if not isinstance(output, (list, tuple, dict)):
         return pool(np.asarray(output))
     parts = [np.asarray(part) for part in (output.values() if isinstance(output, dict) else output)]
