@@ -81,15 +81,20 @@ def test_tune_across_two_extractors_then_export_retrains_the_best(tiny_hub_model
 
     other = save_hub_format(tiny_cnn(seed=5), tmp_path / "other_hub")
     search = tmp_path / "runs" / "two"
-    tune = ["tune", images, "--extractor", tiny_hub_model, "--extractor", other, "--probe-margin", "1", "--trials",
+    # Each extractor with its own options (found by a hostile tester: tune took them as flags for every extractor),
+    # and the data after an extractor's.
+    tune = ["tune", "--extractor", tiny_hub_model, images, "--extractor", other, "image_size=16x16",
+            "--probe-margin", "1", "--trials",
             "2", "--dir", search, "--batch-norm", "--centre-rates", "--warmup-epochs", "1", "--seed", "2",
             "--validation-split", "0.25"]
     first = records(tfxfer(*tune, "--epochs", "1", "--json"))
     assert len(first) == 2 and {row["status"] for row in first} == {"COMPLETED"}
     # tune had no --warmup-epochs: every trial that trained blocks warmed its head up for 5 epochs (a tester's find)
-    assert json.loads((search / "tfxfer_search.json").read_text())["space"]["warmup_epochs"] == 1
+    record = json.loads((search / "tfxfer_search.json").read_text())
+    assert record["space"]["warmup_epochs"] == 1
+    assert record["extractor_options"] == [{}, {"image_size": [16, 16]}]
     assert {row["batch_norm"] for row in first} == {True}  # the head's flag, as train has it
-    assert {row["extractor"] for row in first} <= {str(tiny_hub_model), str(other)}
+    assert {row["extractor"] for row in first} <= {str(tiny_hub_model), f"{other}(image_size=(16, 16))"}
     assert (search / "probe.csv").exists()
     # A resume keeps the range the finder chose at first: it does not wait for the finder again (found by a hostile
     # tester), and here says at once that --epochs differs (resuming unchanged is tested in test_extractor_search).
@@ -170,6 +175,27 @@ def test_what_needs_nothing_loaded_is_refused_before_tensorflow_loads(tiny_hub_m
          "Pass the folder that holds the class folders"),
         (["tune", images, "--extractor", hub, "--text-column", "body"], 2,
          f"--text-column does nothing for {str(images)!r}, a folder: leave it out", "tfxfer tune: error:")])
+
+
+def test_the_data_may_follow_an_extractor_and_its_options_and_stray_words_are_named(images, tmp_path):
+    """Found by a hostile tester: `tfxfer probe --extractor A photos` took the data for an option of A ("the
+    following arguments are required: data"); `tfxfer tune` now takes KEY=VALUE after each --extractor too, beside
+    the flags that apply to every extractor."""
+    missing = tmp_path / "missing"
+    refused_before_tensorflow([
+        (["probe", "--extractor", "A", "alpha=0.35", missing], 1, f"the data {str(missing)!r} does not exist"),
+        (["tune", "--extractor", "A", missing, "--extractor", "B"], 1, f"the data {str(missing)!r} does not exist"),
+        (["probe", "--extractor", "A", "B", images], 2, f"'B' and {str(images)!r} are neither (the data is one word)",
+         "repeat --extractor before each extractor"),
+        (["probe", images, "--extractor", "A", "B"], 2, f"'B' is neither (the data is {str(images)!r})"),
+        (["tune", "--extractor", "A", "alpha=0.35"], 2, "the following arguments are required: data"),
+        (["tune", images, "--extractor", "A", "wieghts=w.h5"], 2, "'wieghts=w.h5' is not KEY=VALUE with KEY one of"),
+        (["tune", images, "--extractor", "A", "--extractor", "B", "preprocessor=x", "--preprocessor", "y"], 2,
+         "--preprocessor and --extractor B preprocessor= both give preprocessor: give it once"),
+        (["tune", images, "--extractor", "./hub", "--extractor", "MobileNetV2", "--weights", "w.h5"], 2,
+         "leave --weights out, or give weights= after the keras.applications extractor alone"),
+        (["tune", images, "--extractor", "./hub", "--extractor", "./enc", "preprocessor=p", "--cache-sequences"], 2,
+         "or give cache_sequences=true after the encoder alone")])
 
 
 @pytest.mark.timeout(60)  # a check that took the first bytes left the reader waiting for a writer that had gone
@@ -329,14 +355,14 @@ def test_advice_to_pass_weights_is_in_each_commands_words():
     """The advice of a keras.applications model without its download, as `tfxfer train` and `tfxfer probe` (where an
     extractor's options follow `--extractor`) print it; found by a hostile tester: probe printed the Python call."""
     from tfxfer import load_extractor
-    from tfxfer.cli.probing import _PROBE_OPTIONS
+    from tfxfer.cli.extractor_options import OPTIONS
     from tfxfer.cli.terminal import FLAGS, cli_words
 
     with pytest.raises(OSError) as error:
         load_extractor("MobileNetV2", alpha=0.3)  # no such ImageNet weights: refused before any download
     assert "weights='path/to/mobilenetv2_no_top.weights.h5'" in str(error.value)
     assert "pass a local weights file: --weights path/to/mobilenetv2_no_top.weights.h5," in cli_words(str(error.value))
-    probe_flags = {name: flag for name, flag in FLAGS.items() if name not in _PROBE_OPTIONS}
+    probe_flags = {name: flag for name, flag in FLAGS.items() if name not in OPTIONS}
     assert ("pass a local weights file: --extractor MobileNetV2 weights=path/to/mobilenetv2_no_top.weights.h5,"
             in cli_words(str(error.value), probe_flags))
 
@@ -540,26 +566,26 @@ def test_messages_of_probe_options_and_export_search_are_in_the_command_lines_wo
     the Python API ("(and tfxfer.load_images)", "(see tfxfer.extractors.application_names())")."""
     from tfxfer.cli.commands import UsageError
     from tfxfer.cli.parser import build_parser
-    from tfxfer.cli.probing import _probe_extractors
+    from tfxfer.cli.extractor_options import extractor_specs
     from tfxfer.cli.searches import take_recorded_data_flags
     from tfxfer.cli.terminal import cli_words
 
-    assert _probe_extractors([["MobileNetV2", "alpha=0.35", "weights=none"]]) == [
+    assert extractor_specs([["MobileNetV2", "alpha=0.35", "weights=none"]]) == [
         ("MobileNetV2", {"alpha": 0.35, "weights": None})]
     with pytest.raises(UsageError, match="--extractor MobileNetV2: 'alpha=abc': alpha must be a number"):
-        _probe_extractors([["MobileNetV2", "alpha=abc"]])
+        extractor_specs([["MobileNetV2", "alpha=abc"]])
     with pytest.raises(UsageError, match="--extractor MobileNetV2: alpha= is given twice; give it once"):
-        _probe_extractors([["MobileNetV2", "alpha=0.35", "alpha=0.5"]])
+        extractor_specs([["MobileNetV2", "alpha=0.35", "alpha=0.5"]])
     # A hub model could be probed at 224 px only (a tester's find).
-    assert _probe_extractors([["hub", "image_size=96x128"], ["other", "image_size=64"]]) == [
+    assert extractor_specs([["hub", "image_size=96x128"], ["other", "image_size=64"]]) == [
         ("hub", {"image_size": (96, 128)}), ("other", {"image_size": (64, 64)})]
     with pytest.raises(UsageError, match="'image_size=big': image_size must be HEIGHTxWIDTH or one side"):
-        _probe_extractors([["hub", "image_size=big"]])
+        extractor_specs([["hub", "image_size=big"]])
     # MiniLM's layers could not be probed from the command line (a tester's find)
-    assert _probe_extractors([["enc", "preprocessor=pre", "cache_sequences=true"]]) == [
+    assert extractor_specs([["enc", "preprocessor=pre", "cache_sequences=true"]]) == [
         ("enc", {"preprocessor": "pre", "cache_sequences": True})]
     with pytest.raises(UsageError, match="'cache_sequences=maybe': cache_sequences must be true or false"):
-        _probe_extractors([["enc", "cache_sequences=maybe"]])
+        extractor_specs([["enc", "cache_sequences=maybe"]])
     (tmp_path / "images").mkdir()
     for folder, held in ((tmp_path / "nope", "does not exist"), (tmp_path / "images", "is not a search folder")):
         args = build_parser().parse_args(["export", "data", "--search", str(folder), "--name", "x"])

@@ -177,6 +177,10 @@ def _preprocessor_for_images(ws):
     return tfxfer.load_extractor(ws.hub, preprocessor=ws.hub)
 
 
+def _output_key_for_one_output(ws):
+    return tfxfer.load_extractor(ws.hub, output_key="pooled_output")
+
+
 def _overwrite_a_folder_of_photos(ws):
     photos = _layout(ws, [""])
     search = tfxfer.TransferSearch(ws.hub, directory=ws.tmp, project_name="data", overwrite=True, verbose=0)
@@ -305,6 +309,9 @@ CASES = [
          lambda ws: ["is a tfxfer export", "load_exported"]),
     Case("preprocessor= for an image SavedModel", "extractor", _preprocessor_for_images, CLEAR,
          lambda ws: ["preprocessor= is for BERT-style encoders", "leave preprocessor= out"]),
+    # Ignored, silently, before (a tester's find).
+    Case("output_key= for a SavedModel of one output", "extractor", _output_key_for_one_output, CLEAR,
+         lambda ws: ["returns one output, not a dict of them", "leave output_key out"]),
     Case("overwrite=True on a folder of photos", "search", _overwrite_a_folder_of_photos, CLEAR,
          lambda ws: ["holds files that no search wrote", "overwrite=True would delete them all"]),
     Case("a search started in a folder of photos and notes", "search", _search_in_a_project_folder, CLEAR,

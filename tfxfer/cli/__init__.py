@@ -33,6 +33,8 @@ def main(argv=None):
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # named by the command they were given to, whose --help lists what it takes
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    if getattr(args, "settle", None):  # `--extractor SOURCE KEY=VALUE ...` took the data that followed it
+        args.settle(args)
     args.stage, args.out, args.argv = "loading", sys.stdout, argv  # argv: which flags were given, defaults or not
     if own_process:
         interrupts.end_on_interrupt(lambda: terminal.interrupted(args.command, args.stage))

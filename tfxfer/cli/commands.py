@@ -31,10 +31,18 @@ def _result(args, table):
         print(table.to_string(index=False), file=args.out)
 
 
-def _extractor_options(args, source):
-    """The keyword arguments of `load_extractor` that the flags give, refusing flags that do not apply to `source`."""
+def _extractor_options(args, source, own=None):
+    """The keyword arguments of `load_extractor` that the flags give, refusing flags that do not apply to `source`;
+    with `own`, the options of `--extractor SOURCE KEY=VALUE ...` (`tfxfer tune`) too, where the flags apply to every
+    extractor and KEY=VALUE to the one before it."""
     from tfxfer.extractors.sources import is_application_name
 
+    own = own or {}
+    both = [key for key in own if getattr(args, key, None) not in (None, False)]
+    if both:
+        flag = terminal.FLAGS.get(both[0], f"--{both[0].replace('_', '-')}")
+        raise UsageError(f"{flag} and --extractor {source} {both[0]}= both give {both[0]}: give it once (the flag "
+                         "applies to every extractor, KEY=VALUE to the one before it)")
     given = {"preprocessor": args.preprocessor, "output_key": args.output_key, "weights": args.weights,
              "alpha": args.alpha, "pooling": args.pooling, "sequence_length": args.sequence_length,
              "image_size": args.image_size and tuple(args.image_size),
@@ -43,18 +51,23 @@ def _extractor_options(args, source):
         raise UsageError(f"--value-range {' '.join(f'{v:g}' for v in args.value_range)}: LOW must be below HIGH")
     options = {name: value for name, value in given.items() if value is not None}
     application = [f"--{name}" for name in ("weights", "alpha") if name in options]
+    several = isinstance(getattr(args, "extractor", None), list) and len(args.extractor) > 1  # tune's, repeated
     if application and not is_application_name(source):
         raise UsageError(f"{terminal.these_apply(application)} only to keras.applications names such as "
                          f"MobileNetV2; {source!r} is a SavedModel or handle, which brings its own weights and "
-                         f"width: leave {' and '.join(application)} out")
+                         f"width: leave {' and '.join(application)} out"
+                         + (f", or give {application[0][2:]}= after the keras.applications extractor alone "
+                            f"(--extractor MobileNetV2 {application[0][2:]}=...)" if several else ""))
     if options.get("weights") == "none":
         options["weights"] = None  # random weights
     if args.cache_sequences:
-        if args.preprocessor is None or is_application_name(source):
+        if (args.preprocessor or own.get("preprocessor")) is None or is_application_name(source):
             raise UsageError("--cache-sequences only applies to BERT-style TF Hub encoders loaded with --preprocessor; "
-                             f"{source!r} has no transformer sequence to cache: leave --cache-sequences out")
+                             f"{source!r} has no transformer sequence to cache: leave --cache-sequences out"
+                             + (", or give cache_sequences=true after the encoder alone (--extractor ENCODER "
+                                "preprocessor=PREPROCESSOR cache_sequences=true)" if several else ""))
         options["cache_sequences"] = True
-    return options
+    return {**options, **own}
 
 
 def _check_data_path(args):
@@ -72,8 +85,9 @@ def _check_data_path(args):
             check_text_bytes(args.data, file.read(4096), args.encoding)
 
 
-def _load_extractor(args, source):
-    options = _extractor_options(args, source)  # checked before the extractor (and TensorFlow) loads
+def _load_extractor(args, source, options=None):
+    if options is None:
+        options = _extractor_options(args, source)  # checked before the extractor (and TensorFlow) loads
     args.stage = "loading"
     import tfxfer
     from tfxfer.training.strategy import dtype_policy
@@ -167,6 +181,7 @@ def train(args):
     import tfxfer
 
     from tfxfer.cli.edge import check_litert_conversion, export_options, said_verification
+    from tfxfer.cli.extractor_options import extractor_specs
     from tfxfer.cli.outputs import check_export_flags
     from tfxfer.reports.evaluation import one_class_note
     from tfxfer.training.phases import ignored_settings
@@ -229,6 +244,7 @@ def tune(args):
     import tfxfer
 
     from tfxfer.cli.edge import check_litert_conversion, export_options, said_verification
+    from tfxfer.cli.extractor_options import extractor_specs
     from tfxfer.cli.flags import distribution_environment
     from tfxfer.cli.outputs import check_export_flags, check_output_folder
     from tfxfer.cli.searches import record_data_flags, recording_data_flags, take_recorded_data_flags
@@ -240,13 +256,13 @@ def tune(args):
     if several and args.freeze_choices:
         raise UsageError("--freeze-choices applies to one --extractor; with several, the probe chooses each one's "
                          "freeze depths: leave --freeze-choices out, or tune one extractor")
+    options = [_extractor_options(args, source, own) for source, own in extractor_specs(args.extractor)]
     formats = export_options(args)
     take_recorded_data_flags(args, resuming=True)  # "--text-column text is not a column" on a resume without them
     _check_data_path(args)
     check_output_folder(args, "--dir", args.dir)
     distribution_environment(args)
-    options = [_extractor_options(args, source) for source in args.extractor]
-    extractors = [_load_extractor(args, source) for source in args.extractor]
+    extractors = [_load_extractor(args, source, own) for (source, *_), own in zip(args.extractor, options)]
     exporting = args.export is not None and os.environ.get("KERASTUNER_TUNER_ID", "chief").startswith("chief")
     check_litert_conversion(args, extractors, exporting=exporting)  # workers never export
     data = _load_data(args, extractors[0])
@@ -289,6 +305,7 @@ def export(args):
     """`tfxfer export`: retrains a search's best trial on the search's own extractor and settings, and exports it."""
     import tfxfer
     from tfxfer.cli.edge import check_litert_conversion, export_options, said_verification
+    from tfxfer.cli.extractor_options import extractor_specs
     from tfxfer.cli.outputs import check_export_path
     from tfxfer.cli.searches import load_search_extractors, take_recorded_data_flags
 

@@ -9,6 +9,7 @@ import argparse
 
 import tfxfer
 from tfxfer.cli import commands, edge, predicting, probing, recipe
+from tfxfer.cli.extractor_options import settle_data
 from tfxfer.cli.terminal import TUNE_FLAGS
 from tfxfer.cli.flags import (address, figure_file, fraction, library_defaults, model_name, nonnegative, number,
                               positive, search_folder, seed, separator, whole)
@@ -24,6 +25,7 @@ EXAMPLES = {
     "tune": "tfxfer tune hymenoptera_data --extractor MobileNetV2 --weights mnv2.weights.h5 --trials 20 --dir runs\n"
             "  tfxfer tune hymenoptera_data --extractor ./mobilenet_v2_100_224 --extractor ./mobilenet_v1_025_224 "
             "--trials 20\n"
+            "  tfxfer tune spam.csv --extractor ./glove --extractor ./minilm_encoder preprocessor=./minilm_preprocess\n"
             "  tfxfer tune ... --chief 127.0.0.1:8470       # in one process\n"
             "  tfxfer tune ... --worker 127.0.0.1:8470 --worker-id 0   # in each worker",
     "export": "tfxfer export hymenoptera_data --search runs/search --name ants_bees\n"
@@ -61,10 +63,12 @@ def _command(commands_, name, help, run):
 
 
 def _extractor_flags(parser, source=True, repeat=False):
-    if source:
-        parser.add_argument("--extractor", required=True, action="append" if repeat else "store",
-                            help="TF Hub handle, SavedModel folder or .tar.gz, gs:// path, or keras.applications name"
-                                 + ("; repeat it to choose among several (they are probed first)" if repeat else ""))
+    if source and repeat:
+        _repeated_extractor(parser, "; repeat it to choose among several (they are probed first); the flags below "
+                                    "apply to every extractor")
+    elif source:
+        parser.add_argument("--extractor", required=True,
+                            help="TF Hub handle, SavedModel folder or .tar.gz, gs:// path, or keras.applications name")
     parser.add_argument("--weights", help="keras.applications names only: imagenet (the default), none, or a weights "
                                           "file")
     parser.add_argument("--alpha", type=positive, help="keras.applications MobileNets only: the width multiplier, "
@@ -88,9 +92,21 @@ def _extractor_flags(parser, source=True, repeat=False):
                              "its mask: about 197 KB per text at 128 tokens)")
 
 
-def _data_flags(parser, augment=True):
+def _repeated_extractor(parser, more):
+    """`--extractor SOURCE [KEY=VALUE ...]`, once per extractor; the data may stand after it (`settle_data`)."""
+    parser.add_argument("--extractor", nargs="+", action="append", required=True, metavar=("SOURCE", "KEY=VALUE"),
+                        help="TF Hub handle, SavedModel folder or .tar.gz, gs:// path, or keras.applications name, "
+                             "with load_extractor options after it (weights=FILE, alpha=0.35, preprocessor=DIR, "
+                             "image_size=96x96, output_key, pooling, sequence_length, granularity, "
+                             f"cache_sequences=true for a BERT-style encoder's layers){more}")
+    parser.set_defaults(settle=settle_data)
+
+
+def _data_flags(parser, augment=True, repeated_extractor=False):
     images, text = library_defaults("data/images.py", "load_images"), library_defaults("data/text.py", "load_text")
-    parser.add_argument("data", help="a folder (one subfolder per class, or train/ and val/), or a CSV/TSV file")
+    # After --extractor SOURCE KEY=VALUE, argparse takes the data for an option: `settle_data` requires it instead.
+    parser.add_argument("data", nargs="?" if repeated_extractor else None,
+                        help="a folder (one subfolder per class, or train/ and val/), or a CSV/TSV file")
     parser.add_argument("--label-column", nargs="+", default=[images["label_column"]],
                         help="label column, or several (0/1 per class, or regression targets) (default: label)")
     parser.add_argument("--text-column", nargs="+", default=[text["text_column"]],
@@ -257,7 +273,7 @@ def build_parser():
 
     tune = _command(commands_, "tune", "search freeze depth, learning rates and head with Keras Tuner (resumes when "
                                        "--dir exists)", commands.tune)
-    _data_flags(tune)
+    _data_flags(tune, repeated_extractor=True)
     _extractor_flags(tune, repeat=True)
     _tune_flags(tune)
     _export_flags(tune)
@@ -273,11 +289,8 @@ def build_parser():
 
     probe = _command(commands_, "probe", "score every block boundary of one or more extractors on frozen features "
                                          "(linear probe, k-NN, LogME): which extractor, and how deep", probing.probe)
-    _data_flags(probe, augment=False)
-    probe.add_argument("--extractor", nargs="+", action="append", required=True, metavar=("SOURCE", "KEY=VALUE"),
-                       help="an extractor, with load_extractor options after it (weights=FILE, alpha=0.35, "
-                            "preprocessor=DIR, image_size=96x96, output_key, pooling, sequence_length, granularity, "
-                            "cache_sequences=true for a BERT-style encoder's layers); repeat for each extractor")
+    _data_flags(probe, augment=False, repeated_extractor=True)
+    _repeated_extractor(probe, "; repeat it for each extractor")
     probe.add_argument("--rank-by", choices=["linear", "knn", "logme"], default="linear",
                        help="the score the table is sorted by (default: %(default)s)")
     probe.add_argument("--plot", metavar="PNG", type=figure_file,

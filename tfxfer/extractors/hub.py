@@ -86,6 +86,8 @@ class HubExtractor(Extractor):
         if preprocessor is None and isinstance(outputs, dict) and "input_word_ids" in outputs:
             raise ValueError(f"The SavedModel {source!r} is a text preprocessor (strings in, {sorted(outputs)} out), "
                              "not an encoder: load its encoder as the extractor, with this one as preprocessor=.")
+        if output_key is not None and isinstance(outputs, (tf.Tensor, tf.TensorSpec)):  # ignored, silently before
+            raise ValueError(f"{source!r} returns one output, not a dict of them: leave output_key out.")
         if input_spec.dtype == tf.string:
             given = [name for name, value in (("image_size", image_size), ("value_range", value_range)) if value]
             if given:  # ignored, it would say nothing

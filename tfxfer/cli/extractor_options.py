@@ -1,0 +1,87 @@
+"""`--extractor SOURCE KEY=VALUE ...` (`tfxfer probe`, `tfxfer tune`): each extractor with its own `load_extractor`
+options, and the data wherever it stands among them; read without TensorFlow."""
+
+import os
+
+from tfxfer.cli.commands import UsageError
+
+
+def _image_size(text):
+    """`96` or `96x128` (height x width) as `(height, width)`."""
+    sides = [int(side) for side in text.lower().split("x")]
+    if len(sides) not in (1, 2) or min(sides) < 1:
+        raise ValueError(text)
+    return (sides[0], sides[-1])
+
+
+def _yes_or_no(text):
+    """`true`/`false` (or yes/no, 1/0) as a bool."""
+    answers = {"true": True, "yes": True, "1": True, "false": False, "no": False, "0": False}
+    if text.lower() not in answers:
+        raise ValueError(text)
+    return answers[text.lower()]
+
+
+#: The `load_extractor` options that `--extractor SOURCE KEY=VALUE` takes, and their types.
+OPTIONS = {"weights": str, "alpha": float, "preprocessor": str, "output_key": str, "granularity": str,
+           "pooling": str, "sequence_length": int, "image_size": _image_size, "cache_sequences": _yes_or_no}
+
+
+def _is_option(item):
+    key, equals, _ = item.partition("=")
+    return bool(equals) and key in OPTIONS
+
+
+def settle_data(args):
+    """Gives `args.data` the data that argparse took for an extractor option: `--extractor SOURCE` takes every word
+    after it, so `tfxfer probe --extractor A photos` left the data out ("the following arguments are required").
+    The one word after a source that is neither KEY=VALUE nor given the data before it is the data; others are
+    refused, naming them.
+
+    Example:
+        >>> import argparse
+        >>> args = argparse.Namespace(data=None, extractor=[["MobileNetV2", "alpha=0.35", "photos"]])
+        >>> settle_data(args)
+        >>> args.data, args.extractor
+        ('photos', [['MobileNetV2', 'alpha=0.35']])
+    """
+    strays = [(spec, position) for spec in args.extractor for position, item in enumerate(spec) if position
+              and not _is_option(item) and ("=" not in item or os.path.exists(item))]  # a=b is a KEY=VALUE typo
+    if args.data is None and len(strays) == 1:
+        spec, position = strays.pop()
+        args.data = spec.pop(position)
+    if strays:
+        words = " and ".join(repr(spec[position]) for spec, position in strays)
+        data = f"the data is {args.data!r}" if args.data is not None else "the data is one word"
+        args.parser.error(f"--extractor takes one SOURCE, then KEY=VALUE options; {words} "
+                          f"{'is' if len(strays) == 1 else 'are'} neither ({data}): repeat --extractor before each "
+                          "extractor")
+    if args.data is None:
+        args.parser.error("the following arguments are required: data")
+
+
+def extractor_specs(specs):
+    """`(source, options)` from `--extractor SOURCE KEY=VALUE ...`: numbers as numbers, `none` as None.
+
+    Example:
+        >>> extractor_specs([["MobileNetV2", "alpha=0.35", "weights=none"], ["./glove"]])
+        [('MobileNetV2', {'alpha': 0.35, 'weights': None}), ('./glove', {})]
+    """
+    extractors = []
+    for source, *pairs in specs:
+        options = {}
+        for pair in pairs:
+            key, equals, value = pair.partition("=")
+            if not equals or key not in OPTIONS:
+                raise UsageError(f"--extractor {source}: {pair!r} is not KEY=VALUE with KEY one of "
+                                 f"{', '.join(OPTIONS)}")
+            if key in options:  # the last one won, silently (a tester's find)
+                raise UsageError(f"--extractor {source}: {key}= is given twice; give it once")
+            try:
+                options[key] = None if value == "none" else OPTIONS[key](value)
+            except ValueError:
+                kind = {float: "a number", int: "a whole number", _yes_or_no: "true or false",
+                        _image_size: "HEIGHTxWIDTH or one side, e.g. 96x96"}[OPTIONS[key]]
+                raise UsageError(f"--extractor {source}: {pair!r}: {key} must be {kind}") from None
+        extractors.append((source, options))
+    return extractors
