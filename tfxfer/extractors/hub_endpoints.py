@@ -78,9 +78,18 @@ def size_from_name(source):
 
 
 def graph_digest(*functions):
-    """A digest of the graphs that restored functions run: each concrete function's, with the functions it calls."""
+    """A digest of the graphs that restored functions run: each concrete function's, with the functions it calls,
+    in the order of their names (the graph lists them in an order that changes from one process to the next, so a
+    search with MiniLM's preprocessor could never be resumed: a tester's find)."""
     digest = hashlib.sha256()
     for function in functions:
         for concrete in getattr(function, "concrete_functions", None) or [function]:
-            digest.update(concrete.graph.as_graph_def().SerializeToString(deterministic=True))
+            graph = concrete.graph.as_graph_def()
+            library = graph.library
+            for listed, name in ((library.function, lambda f: f.signature.name),
+                                 (library.gradient, lambda g: (g.function_name, g.gradient_func))):
+                ordered = sorted(listed, key=name)
+                del listed[:]
+                listed.extend(ordered)
+            digest.update(graph.SerializeToString(deterministic=True))
     return digest.hexdigest()

@@ -32,8 +32,8 @@ from tfxfer.search.candidates import check_probe_rule, choose_candidates
 from tfxfer.search.distributed import Watchdog, answer_late_workers, check_chiefs_search, patient_workers
 from tfxfer.search.hypermodel import TransferHyperModel, extractor_key
 from tfxfer.search.probing import probe
-from tfxfer.search.results import (SCORING, SEARCH_FILE, best_values, check_own_folder, data_identity, read_json,
-                                   readable_json, record_differences, report_failed_trials, search_digest,
+from tfxfer.search.results import (DIGEST, SCORING, SEARCH_FILE, best_values, check_own_folder, data_identity,
+                                   read_json, readable_json, record_differences, report_failed_trials, search_digest,
                                    search_record, search_results, sizes_text, stored_space, write_json)
 from tfxfer.search.space import SearchSpace
 from tfxfer.search.tuners import TUNERS, make_tuner
@@ -186,7 +186,7 @@ class TransferSearch:
             "tuner": self.tuner, "extractor": names if several else names[0],
             "extractor_sources": [member.source for member in members] if several else members[0].source,
             "extractor_options": [member.options for member in members] if several else members[0].options,
-            "extractor_weights": hypermodel.fingerprint, "scoring": SCORING,
+            "extractor_weights": hypermodel.fingerprint, "scoring": SCORING, "digest": DIGEST,
             "image_size": [member.extractor.image_size for member in members],
             "n_blocks": hypermodel.n_blocks if several else hypermodel.extractor.n_blocks, "data": data_identity(data),
             "space": dataclasses.asdict(self.space),
