@@ -583,6 +583,14 @@ def test_a_fitted_transfer_model_exports_its_task_and_history(tiny_hub_model, tm
     assert stored["training"]["cached_phases"] == [cache]
     assert set(stored["metrics"]) >= {"loss", "accuracy"}
     assert stored["data_summary"]["sizes"] == data.sizes and stored["interpolation"] == "bilinear"
+    if cache:  # The data as a search across extractors holds it, decoded for another: the best trial of any but the
+        # first was refused after the search ("The data was decoded to (128, 112)...", a tester's find).
+        other = tfxfer.data.load_images(tmp_path / "data", image_size=(24, 24), value_range=(-1, 1),
+                                        validation_split=0.25, batch_size=4)
+        moved = json.loads((export(fitted, "moved", tmp_path / "saved_models", data_summary=other) / "assets.extra" /
+                            "tfxfer.json").read_text())
+        assert (moved["image_size"], moved["value_range"], moved["data_summary"]["sizes"]) == ([16, 16], [0, 1],
+                                                                                               data.sizes)
     # Without metrics=, they were null in every export (the CLI passes none; a tester's find): the validation
     # metrics at the epoch whose weights the model kept.
     default = json.loads((export(fitted, "fitted", tmp_path / "saved_models") / "assets.extra" / "tfxfer.json")

@@ -95,6 +95,9 @@ def export(model, name, root="saved_models", *, extractor=None, task_type=None, 
         >>> path.name, sorted(p.name for p in path.iterdir())
         ('1', ['assets', 'assets.extra', 'fingerprint.pb', 'saved_model.pb', 'variables'])
     """
+    if hasattr(model, "extractor_") and hasattr(data_summary, "for_extractor"):
+        # As the model took it: a search's best of several extractors took the search's data decoded its own way
+        data_summary = data_summary.for_extractor(model.extractor_)
     if format in ("litert", "tflite"):
         if models_config:
             raise ValueError("models_config=True lists SavedModels for TF Serving, which does not serve LiteRT "
