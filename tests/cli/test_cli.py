@@ -619,6 +619,20 @@ def test_messages_of_probe_options_and_export_search_are_in_the_command_lines_wo
     resume = build_parser().parse_args(["tune", "data", "--extractor", "x", "--dir", str(tmp_path / "run")])
     take_recorded_data_flags(resume, resuming=True)
     assert resume.seed == 4
+    # A search that failed before it began left its flags, which the next search in the folder took up as its own
+    # (a tester's find): they go with the failure, and stay beside a search that began.
+    from tfxfer.cli.searches import forget_data_flags
+    from tfxfer.search.results import SEARCH_FILE
+
+    (tmp_path / "run" / SEARCH_FILE).write_text("{}")
+    forget_data_flags(tune)
+    assert (tmp_path / "run" / RECORD).exists()
+    (tmp_path / "run" / SEARCH_FILE).unlink()
+    forget_data_flags(tune)
+    assert not (tmp_path / "run" / RECORD).exists()
+    fresh = build_parser().parse_args(["tune", "data", "--extractor", "x", "--dir", str(tmp_path / "run")])
+    take_recorded_data_flags(fresh, resuming=True)
+    assert fresh.seed == 0
     assert cli_words("pass an image extractor (and tfxfer.load_images), or text data.") == \
         "pass an image extractor, or text data."
     assert cli_words("Applications include DenseNet201 (see tfxfer.extractors.application_names()).") == \

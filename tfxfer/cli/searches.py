@@ -32,6 +32,15 @@ def record_data_flags(args, before=False):
         write_json(path, {name: getattr(args, name) for name in DATA_FLAGS})
 
 
+def forget_data_flags(args):
+    """Removes the data flags recorded beside a search that failed before it began (its folder holds no search
+    record): a new search in that folder took them up as its own (a tester's find)."""
+    from tfxfer.search.results import SEARCH_FILE
+
+    if not os.path.exists(os.path.join(args.dir, SEARCH_FILE)) and os.path.isfile(os.path.join(args.dir, RECORD)):
+        os.remove(os.path.join(args.dir, RECORD))
+
+
 def recording_data_flags(args):
     """A Keras callback that records the data flags as each trial begins to train: with `--overwrite`, which empties
     the folder as the search begins, a search stopped before its end keeps them too."""
