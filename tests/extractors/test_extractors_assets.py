@@ -105,6 +105,11 @@ def test_minilm_pair_is_one_extractor_with_layer_blocks(shared_assets):
                                          r"'input_word_ids'\] out\), not an encoder: load its encoder as the "
                                          r"extractor, with this one as preprocessor="):
         tfxfer.load_extractor(preprocess)
+    # A mistyped output_key failed when the data came, in Keras' words ("Could not automatically infer the output
+    # shape"), which hid this one (a tester's find).
+    with pytest.raises(ValueError, match=r"has no output 'pooled'; it has \['default', 'encoder_outputs', "
+                                         r"'pooled_output', 'sequence_output'\]: pass one of them"):
+        tfxfer.load_extractor(encoder, preprocessor=preprocess, output_key="pooled")
 
 
 DIGEST = """
