@@ -578,8 +578,14 @@ def test_messages_of_probe_options_and_export_search_are_in_the_command_lines_wo
 
     assert extractor_specs([["MobileNetV2", "alpha=0.35", "weights=none"]]) == [
         ("MobileNetV2", {"alpha": 0.35, "weights": None})]
-    with pytest.raises(UsageError, match="--extractor MobileNetV2: 'alpha=abc': alpha must be a number"):
-        extractor_specs([["MobileNetV2", "alpha=abc"]])
+    for alpha in ("abc", "-1", "0", "nan", "none"):  # -1 and 0 built a MobileNet, none and nan failed in Python's words
+        with pytest.raises(UsageError, match=f"--extractor MobileNetV2: 'alpha={alpha}': alpha must be a number "
+                                             "above 0"):
+            extractor_specs([["MobileNetV2", f"alpha={alpha}"]])
+    with pytest.raises(UsageError, match="'sequence_length=0': sequence_length must be a whole number from 1"):
+        extractor_specs([["bert_tiny_en_uncased", "sequence_length=0"]])
+    # none is None for weights alone (random weights): KerasHub's pooling=none is no pooling, not the default
+    assert extractor_specs([["vit", "pooling=none"]]) == [("vit", {"pooling": "none"})]
     with pytest.raises(UsageError, match="--extractor MobileNetV2: alpha= is given twice; give it once"):
         extractor_specs([["MobileNetV2", "alpha=0.35", "alpha=0.5"]])
     # A hub model could be probed at 224 px only (a tester's find).

@@ -181,6 +181,14 @@ def _output_key_for_one_output(ws):
     return tfxfer.load_extractor(ws.hub, output_key="pooled_output")
 
 
+def _options_for_another_kind_of_extractor(ws):
+    return tfxfer.load_extractor("MobileNetV2", weights=None, preprocessor=ws.hub, output_key="pooled_output")
+
+
+def _granularity_for_a_hub_model(ws):
+    return tfxfer.load_extractor(ws.hub, granularity="cut")
+
+
 def _overwrite_a_folder_of_photos(ws):
     photos = _layout(ws, [""])
     search = tfxfer.TransferSearch(ws.hub, directory=ws.tmp, project_name="data", overwrite=True, verbose=0)
@@ -312,6 +320,11 @@ CASES = [
     # Ignored, silently, before (a tester's find).
     Case("output_key= for a SavedModel of one output", "extractor", _output_key_for_one_output, CLEAR,
          lambda ws: ["returns one output, not a dict of them", "leave output_key out"]),
+    Case("preprocessor= and output_key= for a keras.applications name", "extractor",
+         _options_for_another_kind_of_extractor, CLEAR,
+         lambda ws: ["preprocessor= and output_key= do nothing for 'MobileNetV2'", "leave them out"]),
+    Case("granularity= for a TF Hub model", "extractor", _granularity_for_a_hub_model, CLEAR,
+         lambda ws: ["granularity= does nothing for", "whose blocks its variable scopes give: leave it out"]),
     Case("overwrite=True on a folder of photos", "search", _overwrite_a_folder_of_photos, CLEAR,
          lambda ws: ["holds files that no search wrote", "overwrite=True would delete them all"]),
     Case("a search started in a folder of photos and notes", "search", _search_in_a_project_folder, CLEAR,

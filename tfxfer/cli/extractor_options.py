@@ -22,9 +22,25 @@ def _yes_or_no(text):
     return answers[text.lower()]
 
 
+def _positive(text):
+    """A finite number above 0 (an `alpha=-1` built a MobileNet: a tester's find)."""
+    number = float(text)
+    if not 0 < number < float("inf"):
+        raise ValueError(text)
+    return number
+
+
+def _whole(text):
+    """A whole number from 1."""
+    number = int(text)
+    if number < 1:
+        raise ValueError(text)
+    return number
+
+
 #: The `load_extractor` options that `--extractor SOURCE KEY=VALUE` takes, and their types.
-OPTIONS = {"weights": str, "alpha": float, "preprocessor": str, "output_key": str, "granularity": str,
-           "pooling": str, "sequence_length": int, "image_size": _image_size, "cache_sequences": _yes_or_no}
+OPTIONS = {"weights": str, "alpha": _positive, "preprocessor": str, "output_key": str, "granularity": str,
+           "pooling": str, "sequence_length": _whole, "image_size": _image_size, "cache_sequences": _yes_or_no}
 
 
 def _is_option(item):
@@ -61,7 +77,8 @@ def settle_data(args):
 
 
 def extractor_specs(specs):
-    """`(source, options)` from `--extractor SOURCE KEY=VALUE ...`: numbers as numbers, `none` as None.
+    """`(source, options)` from `--extractor SOURCE KEY=VALUE ...`: numbers as numbers, `weights=none` as None
+    (random weights; `pooling=none` is KerasHub's "no pooling", not its default).
 
     Example:
         >>> extractor_specs([["MobileNetV2", "alpha=0.35", "weights=none"], ["./glove"]])
@@ -78,9 +95,9 @@ def extractor_specs(specs):
             if key in options:  # the last one won, silently (a tester's find)
                 raise UsageError(f"--extractor {source}: {key}= is given twice; give it once")
             try:
-                options[key] = None if value == "none" else OPTIONS[key](value)
+                options[key] = None if (key, value) == ("weights", "none") else OPTIONS[key](value)
             except ValueError:
-                kind = {float: "a number", int: "a whole number", _yes_or_no: "true or false",
+                kind = {_positive: "a number above 0", _whole: "a whole number from 1", _yes_or_no: "true or false",
                         _image_size: "HEIGHTxWIDTH or one side, e.g. 96x96"}[OPTIONS[key]]
                 raise UsageError(f"--extractor {source}: {pair!r}: {key} must be {kind}") from None
         extractors.append((source, options))

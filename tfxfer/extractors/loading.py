@@ -69,6 +69,13 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
                              "which brings its own weights and size: they are keras.applications arguments; leave "
                              f"{'it' if len(given) == 1 else 'them'} out.")
 
+    def not_for(kind, **given):  # each was dropped without a word (a tester's find)
+        named = [f"{option}=" for option, (value, default) in given.items() if value != default]
+        if named:
+            one = len(named) == 1
+            raise ValueError(f"{' and '.join(named)} do{'es' if one else ''} nothing for {source!r}, {kind}: leave "
+                             f"{'it' if one else 'them'} out.")
+
     def not_hub(kind):
         if hub_options:
             raise ValueError(f"cache_sequences= is for TF Hub BERT-style encoders (a SavedModel with preprocessor=); "
@@ -76,6 +83,7 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
 
     def kerashub():
         not_hub("a KerasHub preset (its text backbones cache between layers without asking)")
+        not_for("a KerasHub preset", output_key=(output_key, None))
         unknown = sorted(set(application_kwargs) - set(_KERASHUB_OPTIONS))
         if unknown:
             raise ValueError(f"load_extractor got {unknown} for the KerasHub source {source!r}, which takes "
@@ -89,17 +97,20 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
     if isinstance(source, keras.Model):
         not_hub("a Keras model")
         no_application_arguments("a Keras model")
+        not_for("a Keras model", preprocessor=(preprocessor, None), output_key=(output_key, None))
         return KerasExtractor(source, image_size=image_size, value_range=value_range, granularity=granularity,
                               block_pattern=block_pattern, train_batchnorm=train_batchnorm, name=name)
     source = os.fspath(source)
     if is_application_name(source):
         not_hub("a keras.applications name")
+        not_for("a keras.applications name", preprocessor=(preprocessor, None), output_key=(output_key, None))
         model = build_application(source, weights=weights, image_size=image_size, **application_kwargs)
         return KerasExtractor(model, application=source, value_range=value_range, granularity=granularity,
                               block_pattern=block_pattern, train_batchnorm=train_batchnorm, name=name)
     if not looks_like_path(source) and is_builtin_preset(source):
         return kerashub()
     no_application_arguments("a TF Hub model or SavedModel")
+    not_for("a TF Hub model or SavedModel, whose blocks its variable scopes give", granularity=(granularity, "stage"))
     return HubExtractor(source, preprocessor=preprocessor, output_key=output_key, image_size=image_size,
                         value_range=value_range, block_pattern=block_pattern, train_batchnorm=train_batchnorm,
                         name=name, **hub_options)
