@@ -185,6 +185,9 @@ def test_the_data_may_follow_an_extractor_and_its_options_and_stray_words_are_na
     refused_before_tensorflow([
         (["probe", "--extractor", "A", "alpha=0.35", missing], 1, f"the data {str(missing)!r} does not exist"),
         (["tune", "--extractor", "A", missing, "--extractor", "B"], 1, f"the data {str(missing)!r} does not exist"),
+        (["probe", "--extractor=A", "alpha=0.35", missing], 1, f"the data {str(missing)!r} does not exist"),
+        (["probe", "--extractor", "A", "--quiet", "alpha=0.35", images], 2,
+         "'alpha=0.35' is an extractor option: give it right after its --extractor SOURCE, before any other flag"),
         (["probe", "--extractor", "A", "B", images], 2, f"'B' and {str(images)!r} are neither (the data is one word)",
          "repeat --extractor before each extractor"),
         (["probe", images, "--extractor", "A", "B"], 2, f"'B' is neither (the data is {str(images)!r})"),

@@ -30,11 +30,13 @@ def main(argv=None):
     if not argv:
         parser.print_help(sys.stderr)
         return 2
+    # --extractor=SOURCE took no KEY=VALUE after it (argparse gives the = form its one value)
+    argv = [part for word in argv for part in (word.split("=", 1) if word.startswith("--extractor=") else [word])]
     args, unknown = parser.parse_known_args(argv)
-    if unknown:  # named by the command they were given to, whose --help lists what it takes
-        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if getattr(args, "settle", None):  # `--extractor SOURCE KEY=VALUE ...` took the data that followed it
         args.settle(args)
+    if unknown:  # named by the command they were given to, whose --help lists what it takes
+        args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.stage, args.out, args.argv = "loading", sys.stdout, argv  # argv: which flags were given, defaults or not
     if own_process:
         interrupts.end_on_interrupt(lambda: terminal.interrupted(args.command, args.stage))

@@ -61,6 +61,9 @@ def settle_data(args):
         >>> args.data, args.extractor
         ('photos', [['MobileNetV2', 'alpha=0.35']])
     """
+    if args.data is not None and _is_option(args.data) and not os.path.exists(args.data):  # after another flag
+        args.parser.error(f"{args.data!r} is an extractor option: give it right after its --extractor SOURCE, "
+                          "before any other flag")
     strays = [(spec, position) for spec in args.extractor for position, item in enumerate(spec) if position
               and not _is_option(item) and ("=" not in item or os.path.exists(item))]  # a=b is a KEY=VALUE typo
     if args.data is None and len(strays) == 1:
