@@ -98,8 +98,16 @@ def test_tune_across_two_extractors_then_export_retrains_the_best(tiny_hub_model
     assert (search / "probe.csv").exists()
     # A resume keeps the range the finder chose at first: it does not wait for the finder again (found by a hostile
     # tester), and here says at once that --epochs differs (resuming unchanged is tested in test_extractor_search).
-    (changed, result), _ = in_one_process([*tune, "--epochs", "2"], ["export", images, "--search", search, "--name",
-                                                                     "best", "--root", tmp_path / "exports"])
+    export = ["export", images, "--search", search, "--name", "best", "--root", tmp_path / "exports"]
+    # A flag that one extractor refuses: its advice ("leave --preprocessor out") broke the extractor that needed it.
+    flag = ["tune", images, "--extractor", tiny_hub_model, "--extractor", other, "--preprocessor", "p", "--dir",
+            tmp_path / "runs" / "flagged"]
+    # An option given after its extractor is named so, not as the flag the user did not give (a tester's find)
+    own = ["tune", images, "--extractor", tiny_hub_model, "weights=w.h5", "--dir", tmp_path / "runs" / "own"]
+    (changed, result, flagged, owned), _ = in_one_process([*tune, "--epochs", "2"], export, flag, own)
+    assert flagged.returncode == 1 and ("leave --preprocessor out (--preprocessor applies to every --extractor; give "
+                                        "an option to one alone as KEY=VALUE after it).") in flagged.stderr
+    assert owned.returncode == 1 and "got weights= for" in owned.stderr and "--weights" not in owned.stderr
     assert changed.returncode == 1 and "run with --epochs 1 then, --epochs 2 now." in changed.stderr, changed.stderr
     assert "as the learning-rate finder chose in the search's first run" in changed.stdout
     assert "learning-rate finder:" not in changed.stdout

@@ -181,7 +181,7 @@ def train(args):
     import tfxfer
 
     from tfxfer.cli.edge import check_litert_conversion, export_options, said_verification
-    from tfxfer.cli.extractor_options import extractor_specs
+    from tfxfer.cli.extractor_options import extractor_specs, load_each
     from tfxfer.cli.outputs import check_export_flags
     from tfxfer.reports.evaluation import one_class_note
     from tfxfer.training.phases import ignored_settings
@@ -244,7 +244,7 @@ def tune(args):
     import tfxfer
 
     from tfxfer.cli.edge import check_litert_conversion, export_options, said_verification
-    from tfxfer.cli.extractor_options import extractor_specs
+    from tfxfer.cli.extractor_options import extractor_specs, load_each
     from tfxfer.cli.flags import distribution_environment
     from tfxfer.cli.outputs import check_export_flags, check_output_folder
     from tfxfer.cli.searches import (forget_data_flags, record_data_flags, recording_data_flags,
@@ -257,13 +257,16 @@ def tune(args):
     if several and args.freeze_choices:
         raise UsageError("--freeze-choices applies to one --extractor; with several, the probe chooses each one's "
                          "freeze depths: leave --freeze-choices out, or tune one extractor")
-    options = [_extractor_options(args, source, own) for source, own in extractor_specs(args.extractor)]
+    specs = extractor_specs(args.extractor)
+    options = [_extractor_options(args, source, own) for source, own in specs]
+    # an option given as KEY=VALUE is named so in messages, not as its flag
+    args.flags = {name: flag for name, flag in args.flags.items() if not any(name in own for _, own in specs)}
     formats = export_options(args)
     take_recorded_data_flags(args, resuming=True)  # "--text-column text is not a column" on a resume without them
     _check_data_path(args)
     check_output_folder(args, "--dir", args.dir)
     distribution_environment(args)
-    extractors = [_load_extractor(args, source, own) for (source, *_), own in zip(args.extractor, options)]
+    extractors = load_each(args, options, _load_extractor)
     exporting = args.export is not None and os.environ.get("KERASTUNER_TUNER_ID", "chief").startswith("chief")
     check_litert_conversion(args, extractors, exporting=exporting)  # workers never export
     data = _load_data(args, extractors[0])
@@ -310,7 +313,7 @@ def export(args):
     """`tfxfer export`: retrains a search's best trial on the search's own extractor and settings, and exports it."""
     import tfxfer
     from tfxfer.cli.edge import check_litert_conversion, export_options, said_verification
-    from tfxfer.cli.extractor_options import extractor_specs
+    from tfxfer.cli.extractor_options import extractor_specs, load_each
     from tfxfer.cli.outputs import check_export_path
     from tfxfer.cli.searches import load_search_extractors, take_recorded_data_flags
 

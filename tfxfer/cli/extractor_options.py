@@ -4,6 +4,7 @@ options, and the data wherever it stands among them; read without TensorFlow."""
 import os
 
 from tfxfer.cli.commands import UsageError
+from tfxfer.cli.terminal import FLAGS
 
 
 def _image_size(text):
@@ -105,3 +106,26 @@ def extractor_specs(specs):
                 raise UsageError(f"--extractor {source}: {pair!r}: {key} must be {kind}") from None
         extractors.append((source, options))
     return extractors
+
+
+#: The `load_extractor` options that flags give (`tfxfer tune`: to every extractor).
+_FLAGGED = ("preprocessor", "output_key", "weights", "alpha", "pooling", "sequence_length", "image_size", "value_range",
+            "cache_sequences")
+
+
+def load_each(args, options, load):
+    """The extractors of `tfxfer tune`, each loaded by `load(args, source, its options)`; where one refuses an option
+    that a flag gave every extractor, the refusal says how to give it to one (following its advice, "leave
+    --preprocessor out", broke the encoder that needed it: a tester's find)."""
+    flagged = [FLAGS.get(name, f"--{name}") for name in _FLAGGED if getattr(args, name, None) not in (None, False)]
+    loaded = []
+    for (source, *_), own in zip(args.extractor, options):
+        try:
+            loaded.append(load(args, source, own))
+        except ValueError as error:
+            if len(args.extractor) < 2 or not flagged:
+                raise
+            verb = "applies" if len(flagged) == 1 else "apply"
+            raise ValueError(f"{str(error).rstrip('.')} ({' and '.join(flagged)} {verb} to every --extractor; give an "
+                             "option to one alone as KEY=VALUE after it).") from error
+    return loaded
