@@ -55,6 +55,10 @@ FINE_TUNE = {
     "cosine (warm-up + decay) at 1e-5": dict(schedule={"fine-tune": "cosine"}),
     "one-cycle at 1e-5": dict(schedule={"fine-tune": "one-cycle"}),
     "label smoothing 0.1": dict(label_smoothing=0.1),
+    # LP-FT (Kumar et al., ICLR 2022): the head trained to convergence (early stopping) before any block unfreezes.
+    "head to convergence (warm-up up to 20 epochs)": dict(warmup_epochs=20),
+    "head to convergence, layer_decay 0.8 at 1e-4": dict(warmup_epochs=20, fine_tune_learning_rate=1e-4,
+                                                          layer_decay=0.8),
 }
 
 #: The candidate new default, measured with `--together` once the additions alone are known: the only ones whose
@@ -95,9 +99,9 @@ def hymenoptera(args, results, save):
         rows = {"val_accuracy": [], "seconds": [], "epochs": [], "val_accuracy_tta": []}
         for seed in range(args.repeats):
             started = time.perf_counter()
-            model = tfxfer.TransferModel(source, regime="fine-tune", warmup_epochs=5,
-                                         epochs=args.fine_tune_epochs, seed=seed, cache=cache, verbose=0,
-                                         extractor_options=extractor_options, **options).fit(data)
+            model = tfxfer.TransferModel(source, regime="fine-tune", epochs=args.fine_tune_epochs, seed=seed,
+                                         cache=cache, verbose=0, extractor_options=extractor_options,
+                                         **{"warmup_epochs": 5, **options}).fit(data)
             rows["seconds"].append(time.perf_counter() - started)
             rows["val_accuracy"].append(model.evaluate(data.validation)["accuracy"])
             rows["epochs"].append(len(model.history_["loss"]))
