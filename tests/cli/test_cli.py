@@ -426,9 +426,9 @@ def test_a_resume_refused_for_another_probe_rule_names_the_flags():
     # A TF Hub model's weights digested as before 2026-12-08, when the digest of some graphs changed between runs
     (difference,) = record_differences({**stored, "extractor": "x"}, {**now, "extractor_weights": "v",
                                                                        "probe": None, "digest": "now"})
-    assert cli_words(difference) == ("weights of 'x' digested by a tfxfer before 2026-12-08, whose digest of a TF Hub "
-                                     "model's graph could change from one run to the next, so the weights cannot be "
-                                     "told the same: start the search afresh (--overwrite)")
+    assert cli_words(difference) == ("other weights of 'x', or the same digested by a tfxfer before 2026-12-08, whose "
+                                     "digest of a TF Hub model's graph could change from one run to the next: start "
+                                     "the search afresh (--overwrite)")
 
 
 def test_a_resume_refused_for_another_space_names_only_what_changed():
@@ -465,6 +465,15 @@ def test_a_resume_refused_for_another_space_names_only_what_changed():
     assert record_differences(then, other) == ["another extractor ('a' then, 'b' now: their weights differ)"]
     assert record_differences(then, {**other, "extractor": "a", "extractor_sources": "a"}) == [
         "image_size=224x224 then, image_size=260x260 now"]
+    # Other options of the same extractor, not "other weights" (a tester's find: granularity='cut')
+    options = {"extractor": "a", "extractor_sources": "a", "extractor_options": {}}
+    assert record_differences({**then, **options}, {**other, **options, "extractor_options": {"granularity": "cut"},
+                                                    "image_size": then["image_size"]}) == [
+        "other options of the extractor ({} then; {'granularity': 'cut'} now)"]
+    # Of several extractors, which one (it was "--image-size 96x96, 96x96 then, --image-size 128x128, 96x96 now")
+    two = {"extractor_sources": ["a", "b"], "image_size": [[96, 96], [96, 96]]}
+    assert record_differences({**then, **two}, {**other, **two, "image_size": [[128, 128], [96, 96]]}) == [
+        "other image sizes ('a' at 96x96 then, 128x128 now)"]
 
 
 def test_predict_text_column_takes_one_column_per_flag():

@@ -133,14 +133,23 @@ def record_differences(stored, identity, resuming=True):
     # but the size is what the user changed.
     resized = "image_size" in stored and stored["image_size"] != identity.get("image_size") and stored.get(
         "extractor_sources") == identity.get("extractor_sources")
-    if resized:
+    if resized and isinstance(identity.get("extractor_sources"), list):  # which ones, not one flag of several sizes
+        changed = [f"{source!r} at {_size([then])} then, {_size([now])} now" for source, then, now in zip(
+            identity["extractor_sources"], stored["image_size"], identity["image_size"]) if then != now]
+        differences.append(f"other image sizes ({'; '.join(changed)})")
+    elif resized:
         differences.append(f"image_size={_size(stored['image_size'])} then, image_size="
                            f"{_size(identity.get('image_size'))} now")
+    elif stored.get("extractor_weights") != identity["extractor_weights"] and stored.get("extractor_sources") == \
+            identity.get("extractor_sources") and stored.get("extractor_options") != identity.get("extractor_options"):
+        # (it said "other weights" of granularity='cut', a tester's find)
+        differences.append(f"other options of the extractor ({stored.get('extractor_options')} then; "
+                           f"{identity.get('extractor_options')} now)")
     elif stored.get("extractor_weights") != identity["extractor_weights"]:
         then, now = stored.get("extractor"), identity["extractor"]
-        differences.append(f"weights of {now!r} digested by a tfxfer before 2026-12-08, whose digest of a TF Hub "
-                           "model's graph could change from one run to the next, so the weights cannot be told the "
-                           "same: start the search afresh (overwrite=True)"
+        differences.append(f"other weights of {now!r}, or the same digested by a tfxfer before 2026-12-08, whose "
+                           "digest of a TF Hub model's graph could change from one run to the next: start the search "
+                           "afresh (overwrite=True)"
                            if then == now and stored.get("digest") != identity.get("digest") else
                            f"other weights of {now!r} (trained since, or another file of that name)" if then == now
                            else f"other extractors ({then!r} then; {now!r} now)" if list in (type(then), type(now))
