@@ -22,6 +22,10 @@ def test_stage_blocks_are_named_and_never_split_a_residual():
 def test_block_pattern_overrides_grouping():
     extractor = tfxfer.load_extractor(tiny_cnn(), block_pattern=r"^(stem|block_[12])")
     assert list(extractor.describe()["name"]) == ["stem_conv", "block_1", "block_2"]
+    # cache_sequences=False asks for nothing, and was refused as cache_sequences=True is (a tester's find)
+    assert tfxfer.load_extractor(tiny_cnn(), cache_sequences=False).n_blocks == 4
+    with pytest.raises(ValueError, match="cache_sequences= is for TF Hub BERT-style encoders"):
+        tfxfer.load_extractor(tiny_cnn(), cache_sequences=True)
 
 
 def test_output_equals_plain_model(images):

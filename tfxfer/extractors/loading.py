@@ -77,7 +77,7 @@ def load_extractor(source, *, weights="imagenet", preprocessor=None, output_key=
                              f"{'it' if one else 'them'} out.")
 
     def not_hub(kind):
-        if hub_options:
+        if any(hub_options.values()):  # cache_sequences=False asks for nothing
             raise ValueError(f"cache_sequences= is for TF Hub BERT-style encoders (a SavedModel with preprocessor=); "
                              f"{source!r} is {kind}: leave cache_sequences out.")
 
