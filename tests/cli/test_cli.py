@@ -104,7 +104,10 @@ def test_tune_across_two_extractors_then_export_retrains_the_best(tiny_hub_model
             tmp_path / "runs" / "flagged"]
     # An option given after its extractor is named so, not as the flag the user did not give (a tester's find)
     own = ["tune", images, "--extractor", tiny_hub_model, "weights=w.h5", "--dir", tmp_path / "runs" / "own"]
-    (changed, result, flagged, owned), _ = in_one_process([*tune, "--epochs", "2"], export, flag, own)
+    (changed, result, flagged, owned, moved), _ = in_one_process([*tune, "--epochs", "2"], export, flag, own,
+                                                                 [*export, "--extractor", other])
+    assert moved.returncode == 2 and "searched across several extractors, which export loads from where the search " \
+        "found them: leave --extractor out" in moved.stderr, moved.stderr
     assert flagged.returncode == 1 and ("leave --preprocessor out (--preprocessor applies to every --extractor; give "
                                         "an option to one alone as KEY=VALUE after it).") in flagged.stderr
     assert owned.returncode == 1 and "got weights= for" in owned.stderr and "--weights" not in owned.stderr

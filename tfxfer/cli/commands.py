@@ -181,7 +181,6 @@ def train(args):
     import tfxfer
 
     from tfxfer.cli.edge import check_litert_conversion, export_options, said_verification
-    from tfxfer.cli.extractor_options import extractor_specs, load_each
     from tfxfer.cli.outputs import check_export_flags
     from tfxfer.reports.evaluation import one_class_note
     from tfxfer.training.phases import ignored_settings
@@ -313,15 +312,15 @@ def export(args):
     """`tfxfer export`: retrains a search's best trial on the search's own extractor and settings, and exports it."""
     import tfxfer
     from tfxfer.cli.edge import check_litert_conversion, export_options, said_verification
-    from tfxfer.cli.extractor_options import extractor_specs, load_each
     from tfxfer.cli.outputs import check_export_path
-    from tfxfer.cli.searches import load_search_extractors, take_recorded_data_flags
+    from tfxfer.cli.searches import check_one_extractor, load_search_extractors, take_recorded_data_flags
 
     options = export_options(args)
     take_recorded_data_flags(args)
     _check_data_path(args)
     check_export_path(args, "--name", args.name)
     args.stage = "loading"
+    check_one_extractor(args)
     search = tfxfer.TransferSearch.from_folder(args.search, extractor=args.extractor, verbose=0)
     load_search_extractors(args, search)  # loaded once; across extractors, the data as the first one takes it
     data = _load_data(args, search.extractor if search.extractors is None else search.extractors[0][0])

@@ -83,6 +83,18 @@ def take_recorded_data_flags(args, resuming=False):
         _say(args, f"Reading the data as the search did: {', '.join(taken)}")
 
 
+def check_one_extractor(args):
+    """Refuses `--extractor` for a search across several extractors (it said "extractor= replaces the one of a
+    single-extractor search", in Python's words: a tester's find)."""
+    from tfxfer.search.results import search_record
+
+    if args.extractor and isinstance(search_record(*os.path.split(os.path.normpath(args.search))).get("extractor"),
+                                     list):
+        raise UsageError(f"--search {args.search} searched across several extractors, which export loads from where "
+                         "the search found them: leave --extractor out (it says where the one extractor of a search "
+                         "is now)")
+
+
 def load_search_extractors(args, search):
     """Loads the extractors of `search` (from `TransferSearch.from_folder`) in place; refuses a recorded extractor
     that is no longer where the search found it, and an `--extractor` whose weights are not the search's."""

@@ -244,8 +244,9 @@ class TransferSearch:
                                             for key, value in stored_space(record).items()}), **options}
         if isinstance(record["extractor"], list):
             if extractor is not None:
-                raise ValueError(f"{folder} is a search across {len(record['extractor'])} extractors; extractor= "
-                                 "replaces the one of a single-extractor search.")
+                raise ValueError(f"{folder} is a search across {len(record['extractor'])} extractors, which it "
+                                 "loads from where it found them: leave extractor= out (it gives a search of one "
+                                 "extractor where that one is now).")
             probed = record.get("probe", {})
             options = settings.pop("extractor_options") or [{}] * len(record["extractor"])
             # Recorded since 2026-12-07; before, a member's name is its source with its options after it.
