@@ -185,6 +185,10 @@ def _options_for_another_kind_of_extractor(ws):
     return tfxfer.load_extractor("MobileNetV2", weights=None, preprocessor=ws.hub, output_key="pooled_output")
 
 
+def _text_option_for_a_keras_application(ws):
+    return tfxfer.load_extractor("MobileNetV2", sequence_length=64)
+
+
 def _granularity_for_a_hub_model(ws):
     return tfxfer.load_extractor(ws.hub, granularity="cut")
 
@@ -323,6 +327,10 @@ CASES = [
     Case("preprocessor= and output_key= for a keras.applications name", "extractor",
          _options_for_another_kind_of_extractor, CLEAR,
          lambda ws: ["preprocessor= and output_key= do nothing for 'MobileNetV2'", "leave them out"]),
+    # With ImageNet weights it said "Could not get the ImageNet weights of MobileNetV2 (MobileNetV2() got an
+    # unexpected keyword argument 'sequence_length')".
+    Case("sequence_length= for a keras.applications name", "extractor", _text_option_for_a_keras_application, CLEAR,
+         lambda ws: ["MobileNetV2 takes no sequence_length=: leave it out", "takes alpha"]),
     Case("granularity= for a TF Hub model", "extractor", _granularity_for_a_hub_model, CLEAR,
          lambda ws: ["granularity= does nothing for", "whose blocks its variable scopes give: leave it out"]),
     Case("overwrite=True on a folder of photos", "search", _overwrite_a_folder_of_photos, CLEAR,

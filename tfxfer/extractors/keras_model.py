@@ -57,6 +57,12 @@ def build_application(name, *, weights="imagenet", image_size=None, **applicatio
             f"Applications include {', '.join(close)} (see tfxfer.extractors.application_names())."
         )
     constructor = getattr(keras.applications, name)
+    takes = [option for option in inspect.signature(constructor).parameters
+             if option not in ("include_top", "weights", "input_tensor", "input_shape", "classes")]
+    unknown = sorted(set(application_kwargs) - set(takes))
+    if unknown:  # a TypeError, or with weights="imagenet" "Could not get the ImageNet weights" (a tester's find)
+        raise ValueError(f"{name} takes no {' or '.join(f'{option}=' for option in unknown)}: leave "
+                         f"{'it' if len(unknown) == 1 else 'them'} out ({name} takes {', '.join(takes)}).")
     height, width = image_size or (224, 224)
     local = weights not in (None, "imagenet")
     if local and not os.path.isfile(weights):
