@@ -2,6 +2,7 @@
 
 import argparse
 import json
+import os
 import subprocess
 import sys
 
@@ -104,8 +105,12 @@ def test_tune_across_two_extractors_then_export_retrains_the_best(tiny_hub_model
             tmp_path / "runs" / "flagged"]
     # An option given after its extractor is named so, not as the flag the user did not give (a tester's find)
     own = ["tune", images, "--extractor", tiny_hub_model, "weights=w.h5", "--dir", tmp_path / "runs" / "own"]
-    (changed, result, flagged, owned, moved), _ = in_one_process([*tune, "--epochs", "2"], export, flag, own,
-                                                                 [*export, "--extractor", other])
+    # ... and only where a flag is what was refused (it was added to "does not exist" too: a reviewer's find)
+    missing = ["tune", images, "--extractor", tiny_hub_model, "--extractor", tmp_path / "gone", "--image-size", "16",
+               "16", "--dir", tmp_path / "runs" / "missing"]
+    (changed, result, flagged, owned, moved, gone), _ = in_one_process(
+        [*tune, "--epochs", "2"], export, flag, own, [*export, "--extractor", other], missing)
+    assert gone.returncode == 1 and "gone' does not exist" in gone.stderr and "every --extractor" not in gone.stderr
     assert moved.returncode == 2 and "searched across several extractors, which export loads from where the search " \
         "found them: leave --extractor out" in moved.stderr, moved.stderr
     assert flagged.returncode == 1 and ("leave --preprocessor out (--preprocessor applies to every --extractor; give "
@@ -199,6 +204,8 @@ def test_the_data_may_follow_an_extractor_and_its_options_and_stray_words_are_na
         (["probe", "--extractor=A", "alpha=0.35", missing], 1, f"the data {str(missing)!r} does not exist"),
         (["probe", "--extractor", "A", "--quiet", "alpha=0.35", images], 2,
          "'alpha=0.35' is an extractor option: give it right after its --extractor SOURCE, before any other flag"),
+        (["tune", images, "--extractor", "A", "--trials", "3", "alpha=0.35"], 2,
+         "'alpha=0.35' is an extractor option: give it right after its --extractor SOURCE"),
         (["probe", "--extractor", "A", "B", images], 2, f"'B' and {str(images)!r} are neither (the data is one word)",
          "repeat --extractor before each extractor"),
         (["probe", images, "--extractor", "A", "B"], 2, f"'B' is neither (the data is {str(images)!r})"),
@@ -474,9 +481,9 @@ def test_a_resume_refused_for_another_space_names_only_what_changed():
                                                     "image_size": then["image_size"]}) == [
         "other options of the extractor ({} then; {'granularity': 'cut'} now)"]
     # Of several extractors, which one (it was "--image-size 96x96, 96x96 then, --image-size 128x128, 96x96 now")
-    two = {"extractor_sources": ["a", "b"], "image_size": [[96, 96], [96, 96]]}
-    assert record_differences({**then, **two}, {**other, **two, "image_size": [[128, 128], [96, 96]]}) == [
-        "other image sizes ('a' at 96x96 then, 128x128 now)"]
+    two = {"extractor": ["a", "a(alpha=0.35)"], "extractor_sources": ["a", "a"], "image_size": [[96, 96], [96, 96]]}
+    assert record_differences({**then, **two}, {**other, **two, "image_size": [[96, 96], [128, 128]]}) == [
+        "other image sizes ('a(alpha=0.35)' at 96x96 then, 128x128 now)"]
 
 
 def test_predict_text_column_takes_one_column_per_flag():
@@ -657,6 +664,12 @@ def test_messages_of_probe_options_and_export_search_are_in_the_command_lines_wo
     forget_data_flags(tune)
     assert (tmp_path / "run" / RECORD).exists()
     (tmp_path / "run" / SEARCH_FILE).unlink()
+    os.environ["KERASTUNER_TUNER_ID"] = "tuner0"  # a worker's failure is not the search's (a reviewer's find)
+    try:
+        forget_data_flags(tune)
+    finally:
+        del os.environ["KERASTUNER_TUNER_ID"]
+    assert (tmp_path / "run" / RECORD).exists()
     forget_data_flags(tune)
     assert not (tmp_path / "run" / RECORD).exists()
     fresh = build_parser().parse_args(["tune", "data", "--extractor", "x", "--dir", str(tmp_path / "run")])

@@ -335,7 +335,7 @@ print(graph_digest(tf.saved_model.load(sys.argv[1]).__call__))
 """
 
 
-def test_a_saved_models_graph_digest_is_the_same_in_every_process(tmp_path):
+def test_a_saved_models_graph_digest_is_the_same_in_every_process(tmp_path, tiny_hub_model):
     """A graph with control flow lists its functions in an order that changes with Python's string hashing, and its
     digest changed with it: a search with MiniLM's preprocessor could never be resumed or exported ("other
     weights", a tester's find)."""
@@ -353,3 +353,13 @@ def test_a_saved_models_graph_digest_is_the_same_in_every_process(tmp_path):
             for seed in (1, 2)]  # orders that differ: the digests did
     digests = [run.communicate(timeout=120)[0].split()[-1] for run in runs]
     assert digests[0] == digests[1] and len(digests[0]) == 64
+    # A graph without functions digests as before the order was fixed: searches recorded then still resume
+    from tfxfer.extractors.hub_endpoints import graph_digest
+
+    function = tf.saved_model.load(str(tiny_hub_model)).__call__
+    graphs = [concrete.graph.as_graph_def() for concrete in function.concrete_functions]
+    assert graphs and not any(graph.library.function for graph in graphs)
+    before = hashlib.sha256()
+    for graph in graphs:
+        before.update(graph.SerializeToString(deterministic=True))
+    assert graph_digest(function) == before.hexdigest()

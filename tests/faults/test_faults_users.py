@@ -330,7 +330,7 @@ CASES = [
     # With ImageNet weights it said "Could not get the ImageNet weights of MobileNetV2 (MobileNetV2() got an
     # unexpected keyword argument 'sequence_length')".
     Case("sequence_length= for a keras.applications name", "extractor", _text_option_for_a_keras_application, CLEAR,
-         lambda ws: ["MobileNetV2 takes no sequence_length=: leave it out", "takes alpha"]),
+         lambda ws: ["MobileNetV2 takes no sequence_length= here: leave it out", "takes alpha"]),
     Case("granularity= for a TF Hub model", "extractor", _granularity_for_a_hub_model, CLEAR,
          lambda ws: ["granularity= does nothing for", "whose blocks its variable scopes give: leave it out"]),
     Case("overwrite=True on a folder of photos", "search", _overwrite_a_folder_of_photos, CLEAR,

@@ -34,7 +34,7 @@ def main(argv=None):
     argv = [part for word in argv for part in (word.split("=", 1) if word.startswith("--extractor=") else [word])]
     args, unknown = parser.parse_known_args(argv)
     if getattr(args, "settle", None):  # `--extractor SOURCE KEY=VALUE ...` took the data that followed it
-        args.settle(args)
+        args.settle(args, unknown)
     if unknown:  # named by the command they were given to, whose --help lists what it takes
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.stage, args.out, args.argv = "loading", sys.stdout, argv  # argv: which flags were given, defaults or not

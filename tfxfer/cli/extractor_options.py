@@ -49,7 +49,7 @@ def _is_option(item):
     return bool(equals) and key in OPTIONS
 
 
-def settle_data(args):
+def settle_data(args, unknown=()):
     """Gives `args.data` the data that argparse took for an extractor option: `--extractor SOURCE` takes every word
     after it, so `tfxfer probe --extractor A photos` left the data out ("the following arguments are required").
     The one word after a source that is neither KEY=VALUE nor given the data before it is the data; others are
@@ -62,8 +62,10 @@ def settle_data(args):
         >>> args.data, args.extractor
         ('photos', [['MobileNetV2', 'alpha=0.35']])
     """
-    if args.data is not None and _is_option(args.data) and not os.path.exists(args.data):  # after another flag
-        args.parser.error(f"{args.data!r} is an extractor option: give it right after its --extractor SOURCE, "
+    after_a_flag = [word for word in [args.data, *unknown] if word is not None and _is_option(word)
+                    and not os.path.exists(word)]
+    if after_a_flag:  # taken for the data, or unrecognized
+        args.parser.error(f"{after_a_flag[0]!r} is an extractor option: give it right after its --extractor SOURCE, "
                           "before any other flag")
     strays = [(spec, position) for spec in args.extractor for position, item in enumerate(spec) if position
               and not _is_option(item) and ("=" not in item or os.path.exists(item))]  # a=b is a KEY=VALUE typo
@@ -108,8 +110,8 @@ def extractor_specs(specs):
     return extractors
 
 
-#: The `load_extractor` options that flags give (`tfxfer tune`: to every extractor).
-_FLAGGED = ("preprocessor", "output_key", "weights", "alpha", "pooling", "sequence_length", "image_size", "value_range",
+#: The `load_extractor` options that flags give to every extractor of `tfxfer tune`, and KEY=VALUE to one.
+_FLAGGED = ("preprocessor", "output_key", "weights", "alpha", "pooling", "sequence_length", "image_size",
             "cache_sequences")
 
 
@@ -117,15 +119,16 @@ def load_each(args, options, load):
     """The extractors of `tfxfer tune`, each loaded by `load(args, source, its options)`; where one refuses an option
     that a flag gave every extractor, the refusal says how to give it to one (following its advice, "leave
     --preprocessor out", broke the encoder that needed it: a tester's find)."""
-    flagged = [FLAGS.get(name, f"--{name}") for name in _FLAGGED if getattr(args, name, None) not in (None, False)]
+    flagged = [name for name in _FLAGGED if getattr(args, name, None) not in (None, False)]
     loaded = []
     for (source, *_), own in zip(args.extractor, options):
         try:
             loaded.append(load(args, source, own))
         except ValueError as error:
-            if len(args.extractor) < 2 or not flagged:
+            refused = [FLAGS[name] for name in flagged if f"{name}=" in str(error)]  # not "does not exist"
+            if len(args.extractor) < 2 or not refused:
                 raise
-            verb = "applies" if len(flagged) == 1 else "apply"
-            raise ValueError(f"{str(error).rstrip('.')} ({' and '.join(flagged)} {verb} to every --extractor; give an "
+            verb = "applies" if len(refused) == 1 else "apply"
+            raise ValueError(f"{str(error).rstrip('.')} ({' and '.join(refused)} {verb} to every --extractor; give an "
                              "option to one alone as KEY=VALUE after it).") from error
     return loaded

@@ -37,6 +37,8 @@ def forget_data_flags(args):
     record): a new search in that folder took them up as its own (a tester's find)."""
     from tfxfer.search.results import SEARCH_FILE
 
+    if not os.environ.get("KERASTUNER_TUNER_ID", "chief").startswith("chief"):
+        return  # the chief records them, and a worker's failure is not the search's
     if not os.path.exists(os.path.join(args.dir, SEARCH_FILE)) and os.path.isfile(os.path.join(args.dir, RECORD)):
         os.remove(os.path.join(args.dir, RECORD))
 

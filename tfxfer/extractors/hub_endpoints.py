@@ -85,11 +85,11 @@ def graph_digest(*functions):
     for function in functions:
         for concrete in getattr(function, "concrete_functions", None) or [function]:
             graph = concrete.graph.as_graph_def()
-            library = graph.library
-            for listed, name in ((library.function, lambda f: f.signature.name),
-                                 (library.gradient, lambda g: (g.function_name, g.gradient_func))):
-                ordered = sorted(listed, key=name)
-                del listed[:]
-                listed.extend(ordered)
+            for listed, name in ((graph.library.function, lambda f: f.signature.name),
+                                 (graph.library.gradient, lambda g: (g.function_name, g.gradient_func))):
+                if listed:  # an empty list cleared would mark an empty library present, changing the digest
+                    ordered = sorted(listed, key=name)
+                    del listed[:]
+                    listed.extend(ordered)
             digest.update(graph.SerializeToString(deterministic=True))
     return digest.hexdigest()

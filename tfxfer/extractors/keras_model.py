@@ -57,12 +57,13 @@ def build_application(name, *, weights="imagenet", image_size=None, **applicatio
             f"Applications include {', '.join(close)} (see tfxfer.extractors.application_names())."
         )
     constructor = getattr(keras.applications, name)
-    takes = [option for option in inspect.signature(constructor).parameters
-             if option not in ("include_top", "weights", "input_tensor", "input_shape", "classes")]
+    takes = [option for option in inspect.signature(constructor).parameters if option not in (  # tfxfer's, or the top's
+        "include_top", "weights", "input_tensor", "input_shape", "classes", "classifier_activation")]
     unknown = sorted(set(application_kwargs) - set(takes))
     if unknown:  # a TypeError, or with weights="imagenet" "Could not get the ImageNet weights" (a tester's find)
-        raise ValueError(f"{name} takes no {' or '.join(f'{option}=' for option in unknown)}: leave "
-                         f"{'it' if len(unknown) == 1 else 'them'} out ({name} takes {', '.join(takes)}).")
+        instead = "; the image size is image_size=" if "input_shape" in unknown else ""
+        raise ValueError(f"{name} takes no {' or '.join(f'{option}=' for option in unknown)} here: leave "
+                         f"{'it' if len(unknown) == 1 else 'them'} out ({name} takes {', '.join(takes)}{instead}).")
     height, width = image_size or (224, 224)
     local = weights not in (None, "imagenet")
     if local and not os.path.isfile(weights):

@@ -134,8 +134,8 @@ def record_differences(stored, identity, resuming=True):
     resized = "image_size" in stored and stored["image_size"] != identity.get("image_size") and stored.get(
         "extractor_sources") == identity.get("extractor_sources")
     if resized and isinstance(identity.get("extractor_sources"), list):  # which ones, not one flag of several sizes
-        changed = [f"{source!r} at {_size([then])} then, {_size([now])} now" for source, then, now in zip(
-            identity["extractor_sources"], stored["image_size"], identity["image_size"]) if then != now]
+        changed = [f"{name!r} at {_size([then])} then, {_size([now])} now" for name, then, now in zip(
+            identity["extractor"], stored["image_size"], identity["image_size"]) if then != now]
         differences.append(f"other image sizes ({'; '.join(changed)})")
     elif resized:
         differences.append(f"image_size={_size(stored['image_size'])} then, image_size="
