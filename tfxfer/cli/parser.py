@@ -106,7 +106,9 @@ def _data_flags(parser, augment=True, repeated_extractor=False):
     images, text = library_defaults("data/images.py", "load_images"), library_defaults("data/text.py", "load_text")
     # After --extractor SOURCE KEY=VALUE, argparse takes the data for an option: `settle_data` requires it instead.
     parser.add_argument("data", nargs="?" if repeated_extractor else None,
-                        help="a folder (one subfolder per class, or train/ and val/), or a CSV/TSV file")
+                        help="a folder (one subfolder per class, or train/ and val/), or a CSV/TSV file"
+                             + (" (required; before the flags or after an --extractor's options)" if
+                                repeated_extractor else ""))
     parser.add_argument("--label-column", nargs="+", default=[images["label_column"]],
                         help="label column, or several (0/1 per class, or regression targets) (default: label)")
     parser.add_argument("--text-column", nargs="+", default=[text["text_column"]],
