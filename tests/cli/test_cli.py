@@ -433,12 +433,12 @@ def test_a_resume_refused_for_another_probe_rule_names_the_flags():
     one = {**now, "extractor": "a", "extractor_weights": "v", "probe": None}
     (difference,) = record_differences({**stored, "extractor": ["a", "b"]}, one)
     assert difference == "other extractors (['a', 'b'] then; 'a' now)"
-    # A TF Hub model's weights digested as before 2026-12-08, when the digest of some graphs changed between runs
+    # A TF Hub model's weights digested by an earlier tfxfer, when the digest of some graphs changed between runs
     (difference,) = record_differences({**stored, "extractor": "x"}, {**now, "extractor_weights": "v",
                                                                        "probe": None, "digest": "now"})
-    assert cli_words(difference) == ("other weights of 'x', or the same digested by a tfxfer before 2026-12-08, whose "
-                                     "digest of a TF Hub model's graph could change from one run to the next: start "
-                                     "the search afresh (--overwrite)")
+    assert cli_words(difference) == ("other weights of 'x', or the same digested by an earlier tfxfer, whose digest "
+                                     "of a TF Hub model's graph could change from one run to the next: start the "
+                                     "search afresh (--overwrite)")
 
 
 def test_a_resume_refused_for_another_space_names_only_what_changed():

@@ -331,14 +331,17 @@ DIGEST = """
 import sys
 import tensorflow as tf
 from tfxfer.extractors.hub_endpoints import graph_digest
+for _ in range(int(sys.argv[2])):  # functions loaded before: restored names count them
+    tf.saved_model.load(sys.argv[1])
 print(graph_digest(tf.saved_model.load(sys.argv[1]).__call__))
 """
 
 
 def test_a_saved_models_graph_digest_is_the_same_in_every_process(tmp_path, tiny_hub_model):
-    """A graph with control flow lists its functions in an order that changes with Python's string hashing, and its
-    digest changed with it: a search with MiniLM's preprocessor could never be resumed or exported ("other
-    weights", a tester's find)."""
+    """A graph with control flow lists its functions in an order that changes with Python's string hashing, and
+    names them after the functions the process loaded before: its digest changed with both, so a search with
+    MiniLM's preprocessor could not be resumed or exported ("other weights"), nor one across extractors given in
+    another order (testers' finds)."""
     class Flow(tf.Module):
         @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
         def __call__(self, x):
@@ -348,11 +351,12 @@ def test_a_saved_models_graph_digest_is_the_same_in_every_process(tmp_path, tiny
             return tf.cond(tf.reduce_sum(z) > 0, lambda: z, lambda: -z)
 
     tf.saved_model.save(Flow(), str(tmp_path / "flow"))
-    runs = [subprocess.Popen([sys.executable, "-c", DIGEST, str(tmp_path / "flow")], stdout=subprocess.PIPE, text=True,
+    runs = [subprocess.Popen([sys.executable, "-c", DIGEST, str(tmp_path / "flow"), str(before)],
+                             stdout=subprocess.PIPE, text=True,
                              env={**os.environ, "PYTHONHASHSEED": str(seed), "TF_CPP_MIN_LOG_LEVEL": "3"})
-            for seed in (1, 2)]  # orders that differ: the digests did
+            for seed, before in ((1, 0), (2, 0), (1, 1))]  # orders that differ, and names
     digests = [run.communicate(timeout=120)[0].split()[-1] for run in runs]
-    assert digests[0] == digests[1] and len(digests[0]) == 64
+    assert digests[0] == digests[1] == digests[2] and len(digests[0]) == 64
     # A graph without functions digests as before the order was fixed: searches recorded then still resume
     from tfxfer.extractors.hub_endpoints import graph_digest
 

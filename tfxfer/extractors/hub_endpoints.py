@@ -77,19 +77,47 @@ def size_from_name(source):
     return (sizes[-1], sizes[-1]) if sizes else None
 
 
+#: A restored function's name: the name it was saved under, then `_` and a count of what this process loaded before.
+_LOADED_NAME = re.compile(r"^(__inference_.*)_\d+$")
+
+
 def graph_digest(*functions):
     """A digest of the graphs that restored functions run: each concrete function's, with the functions it calls,
-    in the order of their names (the graph lists them in an order that changes from one process to the next, so a
-    search with MiniLM's preprocessor could never be resumed: a tester's find)."""
+    named as they were saved and in the order of those names. (The graph lists them in an order that changes from
+    one process to the next, and names them after how many functions the process loaded before: a search with
+    MiniLM's preprocessor could not be resumed, nor a search across extractors given in another order. Testers'
+    finds.)"""
     digest = hashlib.sha256()
     for function in functions:
         for concrete in getattr(function, "concrete_functions", None) or [function]:
             graph = concrete.graph.as_graph_def()
-            for listed, name in ((graph.library.function, lambda f: f.signature.name),
-                                 (graph.library.gradient, lambda g: (g.function_name, g.gradient_func))):
-                if listed:  # an empty list cleared would mark an empty library present, changing the digest
-                    ordered = sorted(listed, key=name)
-                    del listed[:]
-                    listed.extend(ordered)
+            if graph.library.function:  # else as before: clearing an empty list marks an empty library present
+                _as_saved(graph)
             digest.update(graph.SerializeToString(deterministic=True))
     return digest.hexdigest()
+
+
+def _as_saved(graph):
+    """Renames the functions of `graph` (a GraphDef) as they were saved, wherever they are named, and orders them."""
+    saved = {function.signature.name: _LOADED_NAME.sub(r"\1", function.signature.name)
+             for function in graph.library.function}
+
+    def rename(nodes):
+        for node in nodes:
+            node.op = saved.get(node.op, node.op)
+            for value in node.attr.values():
+                for called in ([value.func] if value.HasField("func") else []) + list(value.list.func):
+                    called.name = saved.get(called.name, called.name)
+
+    rename(graph.node)
+    for function in graph.library.function:
+        function.signature.name = saved[function.signature.name]
+        rename(function.node_def)
+    for gradient in graph.library.gradient:
+        gradient.function_name = saved.get(gradient.function_name, gradient.function_name)
+        gradient.gradient_func = saved.get(gradient.gradient_func, gradient.gradient_func)
+    for listed, name in ((graph.library.function, lambda f: f.signature.name),
+                         (graph.library.gradient, lambda g: (g.function_name, g.gradient_func))):
+        ordered = sorted(listed, key=name)
+        del listed[:]
+        listed.extend(ordered)

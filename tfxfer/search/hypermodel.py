@@ -171,12 +171,15 @@ def extractor_key(source, options=None):
     Example:
         >>> extractor_key("MobileNetV2", {"alpha": 0.35, "weights": "/models/mnv2_035.weights.h5"})
         'MobileNetV2(alpha=0.35, weights=mnv2_035.weights.h5)'
+        >>> extractor_key("MobileNetV2", {"image_size": [96, 96]})  # as a record reads (96, 96) back
+        'MobileNetV2(image_size=(96, 96))'
     """
     name = _absolute(source)
     if not options:
         return name
-    values = {key: os.path.basename(value) if isinstance(value, str) and os.sep in value else value
-              for key, value in sorted(options.items())}
+    # image_size=(64, 64) as given, or [64, 64] as a search's record reads back: one name (a tester's find)
+    values = {key: os.path.basename(value) if isinstance(value, str) and os.sep in value else
+              tuple(value) if isinstance(value, list) else value for key, value in sorted(options.items())}
     return f"{name}({', '.join(f'{key}={value}' for key, value in values.items())})"
 
 

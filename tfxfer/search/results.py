@@ -100,8 +100,9 @@ def _augmentation(data):
 SCORING = "the epoch whose weights a trial ends with"
 
 #: How a TF Hub model's graph enters the digest of its weights, recorded since 2026-12-08; before, its functions went
-#: in in an order that could change from one process to the next (MiniLM's preprocessor's did).
-DIGEST = "graph functions in name order"
+#: in named and ordered as one process had loaded them, which could change from one run to the next (MiniLM's
+#: preprocessor's did).
+DIGEST = "graph functions as saved, in name order"
 
 #: The hyperparameter (fixed) through which a distributed search's chief tells its workers which search it runs.
 SEARCH_DIGEST = "tfxfer_search"
@@ -147,9 +148,9 @@ def record_differences(stored, identity, resuming=True):
                            f"{identity.get('extractor_options')} now)")
     elif stored.get("extractor_weights") != identity["extractor_weights"]:
         then, now = stored.get("extractor"), identity["extractor"]
-        differences.append(f"other weights of {now!r}, or the same digested by a tfxfer before 2026-12-08, whose "
-                           "digest of a TF Hub model's graph could change from one run to the next: start the search "
-                           "afresh (overwrite=True)"
+        differences.append(f"other weights of {now!r}, or the same digested by an earlier tfxfer, whose digest of "
+                           "a TF Hub model's graph could change from one run to the next: start the search afresh "
+                           "(overwrite=True)"
                            if then == now and stored.get("digest") != identity.get("digest") else
                            f"other weights of {now!r} (trained since, or another file of that name)" if then == now
                            else f"other extractors ({then!r} then; {now!r} now)" if list in (type(then), type(now))
