@@ -246,8 +246,7 @@ def tune(args):
     from tfxfer.cli.extractor_options import extractor_specs, load_each
     from tfxfer.cli.flags import distribution_environment
     from tfxfer.cli.outputs import check_export_flags, check_output_folder
-    from tfxfer.cli.searches import (forget_data_flags, record_data_flags, recording_data_flags,
-                                     take_recorded_data_flags)
+    from tfxfer.cli.searches import record_data_flags, recording_data_flags, take_recorded_data_flags
 
     check_export_flags(args)
     several = len(args.extractor) > 1
@@ -287,11 +286,7 @@ def tune(args):
                                    verbose=0 if (args.quiet or args.json) else 1)
     args.stage = "searching"
     record_data_flags(args, before=True)  # for tfxfer export, even of a search stopped before its end
-    try:
-        table = search.search(data, callbacks=_callbacks(args)[0] + [recording_data_flags(args)] * args.overwrite)
-    except BaseException:
-        forget_data_flags(args)
-        raise
+    table = search.search(data, callbacks=_callbacks(args)[0] + [recording_data_flags(args)] * args.overwrite)
     if exporting:
         args.stage = "exporting"
         fitted = search.best_model(data)

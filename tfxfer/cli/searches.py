@@ -8,6 +8,7 @@ import os
 from tfxfer.cli.commands import UsageError, _say
 from tfxfer.cli.flags import was_given
 from tfxfer.cli.terminal import FLAGS, cli_words
+from tfxfer.search import SEARCH_FILE
 
 #: The data flags of `tfxfer tune`, recorded beside its search (`RECORD`) so that `tfxfer export` reads the data as
 #: the search did without the user giving them again.
@@ -28,19 +29,8 @@ def record_data_flags(args, before=False):
         return  # the chief records it
     if args.overwrite and before:
         return  # the folder is about to be emptied: `recording_data_flags` writes them once the trials begin
-    if args.overwrite or not os.path.exists(path):
-        write_json(path, {name: getattr(args, name) for name in DATA_FLAGS})
-
-
-def forget_data_flags(args):
-    """Removes the data flags recorded beside a search that failed before it began (its folder holds no search
-    record): a new search in that folder took them up as its own (a tester's find)."""
-    from tfxfer.search.results import SEARCH_FILE
-
-    if not os.environ.get("KERASTUNER_TUNER_ID", "chief").startswith("chief"):
-        return  # the chief records them, and a worker's failure is not the search's
-    if not os.path.exists(os.path.join(args.dir, SEARCH_FILE)) and os.path.isfile(os.path.join(args.dir, RECORD)):
-        os.remove(os.path.join(args.dir, RECORD))
+    if args.overwrite or not os.path.exists(path) or not os.path.exists(os.path.join(args.dir, SEARCH_FILE)):
+        write_json(path, {name: getattr(args, name) for name in DATA_FLAGS})  # (the last: none began with them)
 
 
 def recording_data_flags(args):
@@ -64,14 +54,16 @@ def take_recorded_data_flags(args, resuming=False):
     values its search recorded, and says which; refuses a `--search` that is no search folder."""
     folder = args.dir if resuming else args.search
     if not resuming:
-        from tfxfer.search.results import SEARCH_FILE  # imports TensorFlow: not before tune's early refusals
 
         if not os.path.isfile(os.path.join(folder, SEARCH_FILE)):
             held = "does not exist" if not os.path.exists(folder) else f"is not a search folder (no {SEARCH_FILE})"
             raise UsageError(f"--search {folder} {held}: pass the --dir of a `tfxfer tune` run")
     path = os.path.join(folder, RECORD)
-    if not os.path.isfile(path) or (resuming and args.overwrite):
-        return  # a search run from Python, or before 2026-12-07; or one --overwrite starts afresh
+    if not os.path.isfile(path) or (resuming and (args.overwrite or not os.path.isfile(os.path.join(folder,
+                                                                                                   SEARCH_FILE)))):
+        # a search run from Python, or before 2026-12-07; one --overwrite starts afresh; or one that never began
+        # (stopped or failed before its record: a later search took its flags up, a tester's find)
+        return
     with open(path) as file:
         recorded = json.load(file)
     taken = []

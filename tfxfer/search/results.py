@@ -10,12 +10,9 @@ import warnings
 import keras_tuner as kt
 import pandas as pd
 
+from tfxfer.search import SEARCH_FILE
 from tfxfer.search.space import split_candidate
 from tfxfer.training.phases import regime_for_depth
-
-#: What tfxfer adds to Keras Tuner's project folder: the objective and its direction, the extractor and the space.
-SEARCH_FILE = "tfxfer_search.json"
-
 
 #: What a search writes in its folder (Keras Tuner's oracle and `<tuner id>.json` states, its trials; tfxfer's
 #: record, probe table and cache), and what a file browser leaves there.
