@@ -189,6 +189,10 @@ def _text_option_for_a_keras_application(ws):
     return tfxfer.load_extractor("MobileNetV2", sequence_length=64)
 
 
+def _kerashub_pooling_for_a_keras_application(ws):
+    return tfxfer.load_extractor("MobileNetV2", weights=None, pooling="token")
+
+
 def _granularity_for_a_hub_model(ws):
     return tfxfer.load_extractor(ws.hub, granularity="cut")
 
@@ -323,7 +327,7 @@ CASES = [
          lambda ws: ["preprocessor= is for BERT-style encoders", "leave preprocessor= out"]),
     # Ignored, silently, before (a tester's find).
     Case("output_key= for a SavedModel of one output", "extractor", _output_key_for_one_output, CLEAR,
-         lambda ws: ["returns one output, not a dict of them", "leave output_key out"]),
+         lambda ws: ["returns one output, not a dict of them", "leave output_key= out"]),
     Case("preprocessor= and output_key= for a keras.applications name", "extractor",
          _options_for_another_kind_of_extractor, CLEAR,
          lambda ws: ["preprocessor= and output_key= do nothing for 'MobileNetV2'", "leave them out"]),
@@ -331,6 +335,9 @@ CASES = [
     # unexpected keyword argument 'sequence_length')".
     Case("sequence_length= for a keras.applications name", "extractor", _text_option_for_a_keras_application, CLEAR,
          lambda ws: ["MobileNetV2 takes no sequence_length= here: leave it out", "takes alpha"]),
+    Case("pooling='token' (KerasHub's) for a keras.applications name", "extractor",
+         _kerashub_pooling_for_a_keras_application, CLEAR,
+         lambda ws: ["MobileNetV2 pools its output with pooling='avg' or pooling='max'", "got pooling='token'"]),
     Case("granularity= for a TF Hub model", "extractor", _granularity_for_a_hub_model, CLEAR,
          lambda ws: ["granularity= does nothing for", "whose blocks its variable scopes give: leave it out"]),
     Case("overwrite=True on a folder of photos", "search", _overwrite_a_folder_of_photos, CLEAR,

@@ -87,7 +87,7 @@ class HubExtractor(Extractor):
             raise ValueError(f"The SavedModel {source!r} is a text preprocessor (strings in, {sorted(outputs)} out), "
                              "not an encoder: load its encoder as the extractor, with this one as preprocessor=.")
         if output_key is not None and isinstance(outputs, (tf.Tensor, tf.TensorSpec)):  # ignored, silently before
-            raise ValueError(f"{source!r} returns one output, not a dict of them: leave output_key out.")
+            raise ValueError(f"{source!r} returns one output, not a dict of them: leave output_key= out.")
         if output_key is not None and isinstance(outputs, dict) and output_key not in outputs:  # said in Keras' words
             raise ValueError(f"{source!r} has no output {output_key!r}; it has {sorted(outputs)}: pass one of them.")
         if input_spec.dtype == tf.string:

@@ -64,6 +64,11 @@ def build_application(name, *, weights="imagenet", image_size=None, **applicatio
         instead = "; the image size is image_size=" if "input_shape" in unknown else ""
         raise ValueError(f"{name} takes no {' or '.join(f'{option}=' for option in unknown)} here: leave "
                          f"{'it' if len(unknown) == 1 else 'them'} out ({name} takes {', '.join(takes)}{instead}).")
+    if application_kwargs.get("pooling") == "none":  # KerasHub's word (and the command line's) for None
+        application_kwargs["pooling"] = None
+    if application_kwargs.get("pooling") not in (None, "avg", "max"):  # any other did nothing (a tester's find)
+        raise ValueError(f"{name} pools its output with pooling='avg' or pooling='max', or not at all (the "
+                         f"default); got pooling={application_kwargs['pooling']!r}.")
     height, width = image_size or (224, 224)
     local = weights not in (None, "imagenet")
     if local and not os.path.isfile(weights):
