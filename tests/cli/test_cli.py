@@ -206,6 +206,11 @@ def test_the_data_may_follow_an_extractor_and_its_options_and_stray_words_are_na
          "'alpha=0.35' is an extractor option: give it right after its --extractor SOURCE, before any other flag"),
         (["tune", images, "--extractor", "A", "--trials", "3", "alpha=0.35"], 2,
          "'alpha=0.35' is an extractor option: give it right after its --extractor SOURCE"),
+        (["probe", images, "--extractor=", "alpha=0.35"], 2, "--extractor needs a SOURCE"),
+        (["train", images, "--extractor=A", "image_size=64"], 2,
+         "'image_size=64': tfxfer train takes extractor options as flags (--image-size); KEY=VALUE after --extractor "
+         "is for tune and probe"),
+        (["train", images, "--extractor", "A", "granularity=cut"], 2, "as flags, and no --granularity"),
         (["probe", "--extractor", "A", "B", images], 2, f"'B' and {str(images)!r} are neither (the data is one word)",
          "repeat --extractor before each extractor"),
         (["probe", images, "--extractor", "A", "B"], 2, f"'B' is neither (the data is {str(images)!r})"),

@@ -13,6 +13,7 @@ import warnings
 
 from tfxfer.cli import interrupts, terminal
 from tfxfer.cli.commands import UsageError
+from tfxfer.cli.extractor_options import flag_for_option
 from tfxfer.cli.parser import build_parser
 
 
@@ -35,6 +36,7 @@ def main(argv=None):
     args, unknown = parser.parse_known_args(argv)
     if getattr(args, "settle", None):  # `--extractor SOURCE KEY=VALUE ...` took the data that followed it
         args.settle(args, unknown)
+    flag_for_option(args, unknown)
     if unknown:  # named by the command they were given to, whose --help lists what it takes
         args.parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     args.stage, args.out, args.argv = "loading", sys.stdout, argv  # argv: which flags were given, defaults or not

@@ -62,6 +62,9 @@ def settle_data(args, unknown=()):
         >>> args.data, args.extractor
         ('photos', [['MobileNetV2', 'alpha=0.35']])
     """
+    if any(not spec[0] for spec in args.extractor):  # --extractor= or --extractor ''
+        args.parser.error("--extractor needs a SOURCE: a TF Hub handle, a SavedModel folder or a keras.applications "
+                          "name")
     after_a_flag = [word for word in [args.data, *unknown] if word is not None and _is_option(word)
                     and not os.path.exists(word)]
     if after_a_flag:  # taken for the data, or unrecognized
@@ -132,3 +135,14 @@ def load_each(args, options, load):
             raise ValueError(f"{str(error).rstrip('.')} ({' and '.join(refused)} {verb} to every --extractor; give an "
                              "option to one alone as KEY=VALUE after it).") from error
     return loaded
+
+
+def flag_for_option(args, unknown):
+    """Where a command whose extractor options are flags (`train`, `lr-find`...) was given one as KEY=VALUE, names the
+    flag (it said "unrecognized arguments: image_size=64": a tester's find)."""
+    given = next((word for word in unknown if _is_option(word)), None)
+    if given is not None and not getattr(args, "settle", None):
+        flag = FLAGS.get(given.partition("=")[0], f"--{given.partition('=')[0].replace('_', '-')}")
+        has = f"as flags ({flag})" if f"{flag} " in args.parser.format_usage() else f"as flags, and no {flag}"
+        args.parser.error(f"{given!r}: tfxfer {args.command} takes extractor options {has}; KEY=VALUE after "
+                          "--extractor is for tune and probe")
