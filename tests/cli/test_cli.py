@@ -621,6 +621,7 @@ def test_messages_of_probe_options_and_export_search_are_in_the_command_lines_wo
         extractor_specs([["bert_tiny_en_uncased", "sequence_length=0"]])
     # none is None for weights alone (random weights): KerasHub's pooling=none is no pooling, not the default
     assert extractor_specs([["vit", "pooling=none"]]) == [("vit", {"pooling": "none"})]
+    assert extractor_specs([["MobileNetV2", "weights=None"]]) == [("MobileNetV2", {"weights": None})]  # not a file
     with pytest.raises(UsageError, match="--extractor MobileNetV2: alpha= is given twice; give it once"):
         extractor_specs([["MobileNetV2", "alpha=0.35", "alpha=0.5"]])
     # A hub model could be probed at 224 px only (a tester's find).

@@ -58,7 +58,7 @@ def _extractor_options(args, source, own=None):
                          f"width: leave {' and '.join(application)} out"
                          + (f", or give {application[0][2:]}= after the keras.applications extractor alone "
                             f"(--extractor MobileNetV2 {application[0][2:]}=...)" if several else ""))
-    if options.get("weights") == "none":
+    if options.get("weights", "").lower() == "none":  # None, as Python spells it, was taken for a file
         options["weights"] = None  # random weights
     if args.cache_sequences:
         if (args.preprocessor or own.get("preprocessor")) is None or is_application_name(source):

@@ -104,7 +104,7 @@ def extractor_specs(specs):
             if key in options:  # the last one won, silently (a tester's find)
                 raise UsageError(f"--extractor {source}: {key}= is given twice; give it once")
             try:
-                options[key] = None if (key, value) == ("weights", "none") else OPTIONS[key](value)
+                options[key] = None if (key, value.lower()) == ("weights", "none") else OPTIONS[key](value)
             except ValueError:
                 kind = {_positive: "a number above 0", _whole: "a whole number from 1", _yes_or_no: "true or false",
                         _image_size: "HEIGHTxWIDTH or one side, e.g. 96x96"}[OPTIONS[key]]
