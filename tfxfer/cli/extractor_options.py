@@ -1,9 +1,11 @@
 """`--extractor SOURCE KEY=VALUE ...` (`tfxfer probe`, `tfxfer tune`): each extractor with its own `load_extractor`
 options, and the data wherever it stands among them; read without TensorFlow."""
 
+import argparse
 import os
 
 from tfxfer.cli.commands import UsageError
+from tfxfer.cli.flags import positive, whole
 from tfxfer.cli.terminal import FLAGS
 
 
@@ -23,25 +25,13 @@ def _yes_or_no(text):
     return answers[text.lower()]
 
 
-def _positive(text):
-    """A finite number above 0 (an `alpha=-1` built a MobileNet: a tester's find)."""
-    number = float(text)
-    if not 0 < number < float("inf"):
-        raise ValueError(text)
-    return number
-
-
-def _whole(text):
-    """A whole number from 1."""
-    number = int(text)
-    if number < 1:
-        raise ValueError(text)
-    return number
+#: The flags' own check of a whole number from 1 (`alpha=` is checked by `positive`, as `--alpha` is).
+_WHOLE = whole(1)
 
 
 #: The `load_extractor` options that `--extractor SOURCE KEY=VALUE` takes, and their types.
-OPTIONS = {"weights": str, "alpha": _positive, "preprocessor": str, "output_key": str, "granularity": str,
-           "pooling": str, "sequence_length": _whole, "image_size": _image_size, "cache_sequences": _yes_or_no}
+OPTIONS = {"weights": str, "alpha": positive, "preprocessor": str, "output_key": str, "granularity": str,
+           "pooling": str, "sequence_length": _WHOLE, "image_size": _image_size, "cache_sequences": _yes_or_no}
 
 
 def _is_option(item):
@@ -105,24 +95,19 @@ def extractor_specs(specs):
                 raise UsageError(f"--extractor {source}: {key}= is given twice; give it once")
             try:
                 options[key] = None if (key, value.lower()) == ("weights", "none") else OPTIONS[key](value)
-            except ValueError:
-                kind = {_positive: "a number above 0", _whole: "a whole number from 1", _yes_or_no: "true or false",
+            except (ValueError, argparse.ArgumentTypeError):
+                kind = {positive: "a number above 0", _WHOLE: "a whole number from 1", _yes_or_no: "true or false",
                         _image_size: "HEIGHTxWIDTH or one side, e.g. 96x96"}[OPTIONS[key]]
                 raise UsageError(f"--extractor {source}: {pair!r}: {key} must be {kind}") from None
         extractors.append((source, options))
     return extractors
 
 
-#: The `load_extractor` options that flags give to every extractor of `tfxfer tune`, and KEY=VALUE to one.
-_FLAGGED = ("preprocessor", "output_key", "weights", "alpha", "pooling", "sequence_length", "image_size",
-            "cache_sequences")
-
-
 def load_each(args, options, load):
     """The extractors of `tfxfer tune`, each loaded by `load(args, source, its options)`; where one refuses an option
     that a flag gave every extractor, the refusal says how to give it to one (following its advice, "leave
     --preprocessor out", broke the encoder that needed it: a tester's find)."""
-    flagged = [name for name in _FLAGGED if getattr(args, name, None) not in (None, False)]
+    flagged = [name for name in OPTIONS if getattr(args, name, None) not in (None, False)]  # tune's flags of them
     loaded = []
     for (source, *_), own in zip(args.extractor, options):
         try:

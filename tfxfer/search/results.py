@@ -144,14 +144,7 @@ def record_differences(stored, identity, resuming=True):
         differences.append(f"other options of the extractor ({stored.get('extractor_options')} then; "
                            f"{identity.get('extractor_options')} now)")
     elif stored.get("extractor_weights") != identity["extractor_weights"]:
-        then, now = stored.get("extractor"), identity["extractor"]
-        differences.append(f"other weights of {now!r}, or the same digested by an earlier tfxfer, whose digest of "
-                           "a TF Hub model's graph could change from one run to the next: start the search afresh "
-                           "(overwrite=True)"
-                           if then == now and stored.get("digest") != identity.get("digest") else
-                           f"other weights of {now!r} (trained since, or another file of that name)" if then == now
-                           else f"other extractors ({then!r} then; {now!r} now)" if list in (type(then), type(now))
-                           else f"another extractor ({then!r} then, {now!r} now: their weights differ)")
+        differences.append(_other_weights(stored, identity))
     if (old.get("task_type"), old.get("class_names")) != (new["task_type"], new["class_names"]):
         differences.append(f"another task ({old.get('task_type')} of {old.get('class_names')}, now "
                            f"{new['task_type']} of {new['class_names']})")
@@ -192,6 +185,18 @@ def sizes_text(sizes):
         '24 train, 6 validation'
     """
     return ", ".join(f"{count} {split}" for split, count in (sizes or {}).items() if count)
+
+
+def _other_weights(stored, identity):
+    """Why the weights' digests differ, in words: the same extractor's weights, or other extractors."""
+    then, now = stored.get("extractor"), identity["extractor"]
+    if then != now:
+        return (f"other extractors ({then!r} then; {now!r} now)" if list in (type(then), type(now)) else
+                f"another extractor ({then!r} then, {now!r} now: their weights differ)")
+    if stored.get("digest") != identity.get("digest"):
+        return (f"other weights of {now!r}, or the same digested by an earlier tfxfer, whose digest of a TF Hub "
+                "model's graph could change from one run to the next: start the search afresh (overwrite=True)")
+    return f"other weights of {now!r} (trained since, or another file of that name)"
 
 
 def _size(sizes):
